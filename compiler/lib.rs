@@ -1,0 +1,14 @@
+//! infra: a small declarative language for two or three redundant servers,
+//! compiled to keepalived, systemd, rsync and database replication, applied over SSH.
+//!
+//! Pipeline (one module per stage, each with one entry function):
+//! `syntax::parse` → `resolve::resolve` → `lint::lint` → `graph::graph` →
+//! `render::render` → `probe::probe` → `plan::plan` → `apply::apply`.
+//! See docs/ARCHITECTURE.md.
+
+pub mod diag;
+pub mod source;
+pub mod syntax;
+pub mod resolve;
+pub mod render;
+pub mod stdlib;

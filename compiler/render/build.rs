@@ -1,0 +1,97 @@
+//! The build: per host, exactly what that host must have. Deterministic (BTreeMap,
+//! sorted vectors), serialisable as the JSON manifest written next to the files.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Build {
+    /// Keyed by host name.
+    pub hosts: BTreeMap<String, HostBuild>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostBuild {
+    pub host: String,
+    pub address: String,
+    /// Debian package names, sorted.
+    pub packages: Vec<String>,
+    pub users: Vec<UserOut>,
+    pub directories: Vec<DirOut>,
+    /// Keyed by absolute path.
+    pub files: BTreeMap<String, FileOut>,
+    /// Units in graph order (dependencies first).
+    pub units: Vec<UnitOut>,
+    /// One-shot steps in graph order.
+    pub steps: Vec<StepOut>,
+    /// Failover groups this host is a member of, with its role at build time.
+    pub roles: Vec<RoleOut>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserOut {
+    pub name: String,
+    pub home: Option<String>,
+    pub system: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirOut {
+    pub path: String,
+    /// Octal string, e.g. "0755".
+    pub mode: String,
+    pub owner: String,
+    pub group: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileOut {
+    /// Octal string, e.g. "0644"; "0600" whenever `secret` is true.
+    pub mode: String,
+    pub owner: String,
+    pub group: String,
+    /// Content with secrets as placeholders (see [`secret_placeholder`]).
+    pub content: String,
+    /// True if the content holds at least one secret placeholder.
+    pub secret: bool,
+    /// sha256 of `content` (placeholders, not values), hex.
+    pub sha256: String,
+    /// `kind.name` of the instance that produced it.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitOut {
+    pub name: String,
+    pub enable: bool,
+    pub start: bool,
+    /// Files whose change requires restarting this unit (its own file, drop-ins,
+    /// and files of the same instance).
+    pub restart_on: Vec<String>,
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOut {
+    pub name: String,
+    pub run: String,
+    pub unless: Option<String>,
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleOut {
+    pub group: String,
+    /// "primary" (first member) or "standby".
+    pub role: String,
+    pub priority: u8,
+    pub vip: String,
+    pub interface: String,
+    /// Order in which hosts of this group are applied (standbys first).
+    pub apply_order: Vec<String>,
+}
+
+/// How a secret appears in build output: never its value.
+pub fn secret_placeholder(name: &str) -> String {
+    format!("@@INFRA_SECRET({name})@@")
+}

@@ -1,0 +1,294 @@
+//! The typed model: what `resolve` produces and every later stage consumes.
+//! Names are resolved to indices, types are checked, defaults applied, kinds expanded
+//! into primitive resources. No AST, no unresolved strings. Every value keeps the
+//! span it came from so lints and graph errors can point into the source.
+
+use crate::source::{SourceMap, Span};
+use std::net::Ipv4Addr;
+
+pub type HostId = usize;
+pub type GroupId = usize;
+pub type InstanceId = usize;
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub hosts: Vec<Host>,
+    pub groups: Vec<Group>,
+    pub instances: Vec<Instance>,
+    /// Every file loaded (the user's, imported ones and `std/...`).
+    pub sources: SourceMap,
+}
+
+/// A value with the span it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Spanned { value, span }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub name: Spanned<String>,
+    /// The whole `host NAME { ... }` block.
+    pub span: Span,
+    pub address: Spanned<Ipv4Addr>,
+    pub ssh: Ssh,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ssh {
+    /// Default `root`.
+    pub user: String,
+    /// Default 22.
+    pub port: u16,
+    /// Private key file; default: ssh-agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
+    pub key: Option<String>,
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Ssh {
+            user: "root".into(),
+            port: 22,
+            key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: Spanned<String>,
+    pub span: Span,
+    /// In preference order: the first is the usual primary. Never empty.
+    pub members: Vec<Spanned<HostId>>,
+    pub vip: Spanned<Cidr>,
+    pub interface: Spanned<String>,
+    pub check: Spanned<Check>,
+    /// `virtual_router_id`: explicit, or derived deterministically (unique per interface).
+    pub router_id: Spanned<u8>,
+    /// One priority per member, same order (explicit `priorities = [...]` or 150, 100, 50, ...).
+    pub priorities: Spanned<Vec<u8>>,
+}
+
+impl Group {
+    /// Index into `members` of a host, if it is a member.
+    pub fn position(&self, host: HostId) -> Option<usize> {
+        self.members.iter().position(|m| m.value == host)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix as u32)
+        };
+        (u32::from(self.addr) & mask) == (u32::from(ip) & mask)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// A health check, from `http("...")`, `tcp(PORT)` or `exec("...")`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Http(String),
+    Tcp(u16),
+    Exec(String),
+}
+
+/// Where an instance's resources go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Placement {
+    /// One host.
+    Host(HostId),
+    /// Every member of a group (`on = office`).
+    Group(GroupId),
+    /// Every member of a group, effective only on the member holding the VIP
+    /// (`on = office.active`).
+    Active(GroupId),
+    /// Every declared host (`on = all`).
+    All,
+}
+
+/// One instance of a kind (`postgres main { ... }`, `share uploads { ... }`), with
+/// its parameters type-checked and its body expanded into primitive resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// Kind name, e.g. `postgres`.
+    pub kind: Spanned<String>,
+    pub name: Spanned<String>,
+    pub span: Span,
+    pub placement: Spanned<Placement>,
+    /// Declared parameters in declaration order, each with its final value.
+    pub params: Vec<Param>,
+    pub resources: Vec<Resource>,
+    /// `needs = [postgres.main]`
+    pub needs: Vec<Spanned<InstanceId>>,
+}
+
+impl Instance {
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+    /// `kind.name`, how users refer to it.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.kind.value, self.name.value)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub ty: Type,
+    pub value: Value,
+    /// Where the value was written (the attribute in the instance, or the default in the kind).
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Type {
+    String,
+    Int,
+    Bool,
+    Duration,
+    Ip,
+    Cidr,
+    Host,
+    Failover,
+    Placement,
+    Secret,
+    Check,
+    /// A reference to an instance (`postgres.main`).
+    Ref,
+    List(Box<Type>),
+}
+
+impl std::fmt::Display for Type {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Type::String => write!(f, "string"),
+            Type::Int => write!(f, "int"),
+            Type::Bool => write!(f, "bool"),
+            Type::Duration => write!(f, "duration"),
+            Type::Ip => write!(f, "ip"),
+            Type::Cidr => write!(f, "cidr"),
+            Type::Host => write!(f, "host"),
+            Type::Failover => write!(f, "failover"),
+            Type::Placement => write!(f, "placement"),
+            Type::Secret => write!(f, "secret"),
+            Type::Check => write!(f, "check"),
+            Type::Ref => write!(f, "ref"),
+            Type::List(t) => write!(f, "[{t}]"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    /// Seconds.
+    Duration(u64),
+    Ip(Ipv4Addr),
+    Cidr(Cidr),
+    Host(HostId),
+    Group(GroupId),
+    Placement(Placement),
+    /// The secret's name; its value is never in the model.
+    Secret(String),
+    Check(Check),
+    Instance(InstanceId),
+    List(Vec<Value>),
+}
+
+/// Which members of a placement group a resource applies to, by preference role
+/// at build time (the first member is `primary`). Runtime changes of the active
+/// member are handled by the generated scripts, not by the build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    #[default]
+    Any,
+    Primary,
+    Standby,
+}
+
+/// A primitive resource from a kind body. Strings are fully interpolated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub span: Span,
+    pub only: Role,
+    pub kind: ResourceKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `template = "postgres/infra.conf.hbs"`: a handlebars template, looked up in the
+    /// user's `templates/` then in the embedded stdlib.
+    Template(String),
+    /// `content = "..."`
+    Inline(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResourceKind {
+    /// `package "postgresql-15" {}`
+    Package { name: String },
+    /// `user "app" { home = "/srv/app" system = true }`
+    User {
+        name: String,
+        home: Option<String>,
+        system: bool,
+    },
+    /// `directory "/srv/app" { mode = "0755" owner = "app" group = "app" }`
+    Directory {
+        path: String,
+        mode: u32,
+        owner: String,
+        group: String,
+    },
+    /// `file "/etc/x" { template = "x.hbs" mode = "0644" }`
+    File {
+        path: String,
+        mode: u32,
+        owner: String,
+        group: String,
+        source: Source,
+    },
+    /// `unit "infra-x.service" { template = "..." enable = true start = true }`:
+    /// written to /etc/systemd/system/NAME.
+    Unit {
+        name: String,
+        source: Source,
+        enable: bool,
+        start: bool,
+    },
+    /// `dropin "postgresql@15-main.service" { template = "..." }`:
+    /// written to /etc/systemd/system/UNIT.d/infra.conf.
+    Dropin { unit: String, source: Source },
+    /// `step "create-role" { run = "..." unless = "..." }`: a guarded one-shot
+    /// command; skipped when `unless` exits 0.
+    Step {
+        name: String,
+        run: String,
+        unless: Option<String>,
+    },
+}
