@@ -2,9 +2,9 @@
 //! nothing prints. The CLI renders them with miette (graphical) or as JSON.
 //!
 //! Codes are stable and documented in docs/language.md ("Diagnostics"):
-//! - E01xx syntax, E02xx names and references, E03xx types and values,
-//!   E04xx imports and files, E05xx graph, E06xx/W06xx distributed-systems lints,
-//!   E07xx rendering and templates.
+//! - E00xx syntax, E01xx names and references, E02xx types and values,
+//!   E03xx imports and files, E04xx graph, E05xx/W05xx distributed-systems lints,
+//!   E06xx rendering and templates, E07xx transport/plan/apply/lab.
 
 use crate::source::{SourceMap, Span};
 use serde::Serialize;

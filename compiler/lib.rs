@@ -6,9 +6,18 @@
 //! `render::render` → `probe::probe` → `plan::plan` → `apply::apply`.
 //! See docs/ARCHITECTURE.md.
 
+pub mod apply;
+pub mod cli;
 pub mod diag;
-pub mod source;
-pub mod syntax;
-pub mod resolve;
+pub mod fmt;
+pub mod graph;
+pub mod lab;
+pub mod lint;
+pub mod plan;
+pub mod probe;
 pub mod render;
+pub mod resolve;
+pub mod source;
 pub mod stdlib;
+pub mod syntax;
+pub mod transport;

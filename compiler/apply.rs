@@ -1,0 +1,1 @@
+//! apply stage (see lib.rs).

@@ -1,0 +1,1 @@
+//! `infra lab`: declared hosts booted locally as systemd-nspawn machines.

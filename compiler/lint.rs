@@ -1,0 +1,1 @@
+//! lint stage (see lib.rs).
