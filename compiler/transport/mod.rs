@@ -129,7 +129,9 @@ pub fn connect(
         detail,
     };
     if target.address.is_empty() || target.address.contains('\0') {
-        return Err(resolve_err("the address is empty or holds a NUL byte".into()));
+        return Err(resolve_err(
+            "the address is empty or holds a NUL byte".into(),
+        ));
     }
     if target.user.is_empty() || target.user.contains('\0') {
         return Err(TransportError::Auth {
@@ -279,6 +281,28 @@ impl Session {
 
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    /// Whether TCP_NODELAY is set on the connection's socket (it is set before the
+    /// handshake; this reads it back from the kernel).
+    pub fn tcp_nodelay(&self) -> io::Result<bool> {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid fd owned by the live session; v and len are valid for writes.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            Ok(v != 0)
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     /// Number of remote commands run so far (one channel exec each).
@@ -463,7 +487,10 @@ impl Session {
                     Err(_) => eof_sent = true,
                 }
             }
-            for (id, done, sink) in [(0, &mut out_done, &mut out.stdout), (1, &mut err_done, &mut out.stderr)] {
+            for (id, done, sink) in [
+                (0, &mut out_done, &mut out.stdout),
+                (1, &mut err_done, &mut out.stderr),
+            ] {
                 while !*done {
                     match ch.stream(id).read(&mut buf) {
                         Ok(0) => {
