@@ -214,7 +214,7 @@ impl ProbeError {
                 "managed paths must be absolute and hold no newline or NUL byte".into()
             }
             ProbeError::Remote { host, .. } => format!(
-                "the probe needs a POSIX sh and GNU coreutils (stat, sha256sum, base64, xargs) on {host}; run it by hand with `infra probe --print-script` to see more"
+                "the probe needs a POSIX sh, GNU coreutils and findutils (stat, sha256sum, base64, xargs, find) on {host}; the stderr above says which command failed"
             ),
             ProbeError::Protocol { host, .. } => format!(
                 "something on {host} printed into the probe's output (a login banner on stdout?) or the files changed while it ran: run it again"
@@ -444,11 +444,21 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
     let mut shown_units: Option<Vec<u8>> = None;
     let mut version = false;
     let mut ended = false;
-    let mut records = stdout.split(|&b| b == 0).peekable();
-    while let Some(rec) = records.next() {
-        if rec.is_empty() && records.peek().is_none() {
-            break; // after the last NUL
-        }
+    // Every record ends with a NUL: what follows the last one is a cut record.
+    let complete = match stdout.iter().rposition(|&b| b == 0) {
+        Some(i) => &stdout[..i],
+        None => &stdout[..0],
+    };
+    let cut_short = || {
+        bad(
+            "the answer was cut short (no end record): the connection broke or the script failed"
+                .into(),
+        )
+    };
+    if stdout.last() != Some(&0) {
+        return Err(cut_short());
+    }
+    for rec in complete.split(|&b| b == 0) {
         if ended {
             return Err(bad("data after the end record".into()));
         }
@@ -560,15 +570,12 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                     .map(str::to_string)
                     .collect();
             }
-            "E" => ended = true,
+            "E" if body == b"0" => ended = true,
             other => return Err(bad(format!("unknown record {other:?}"))),
         }
     }
     if !ended {
-        return Err(bad(
-            "the answer was cut short (no end record): the connection broke or the script failed"
-                .into(),
-        ));
+        return Err(cut_short());
     }
     let contents = split_contents(&fetched, &blob, &stats, &hashes);
     // Every asked path must be answered (A or S).

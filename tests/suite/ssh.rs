@@ -819,3 +819,28 @@ fn ssh_measure_connect_and_probe() {
         med(&mut local),
     );
 }
+
+/// The reader never panics: every prefix of a real answer, and bytes flipped in
+/// it, give an Observed or an error.
+#[test]
+fn probe_reader_survives_cut_and_corrupt_answers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut build = many_files(dir.path(), 12);
+    build.host = "alpha".into();
+    let state = dir.path().join("state").display().to_string();
+    let out = sh_local(&probe::probe_script(&build, &state));
+    assert!(probe::parse_probe_output(&build, &out).is_ok());
+    let mut errors = 0;
+    for cut in 0..out.len() {
+        if probe::parse_probe_output(&build, &out[..cut]).is_err() {
+            errors += 1;
+        }
+    }
+    // Only a cut right after the end record's NUL is still a whole answer.
+    assert_eq!(errors, out.len());
+    for i in (0..out.len()).step_by(7) {
+        let mut bad = out.clone();
+        bad[i] ^= 0x55;
+        let _ = probe::parse_probe_output(&build, &bad);
+    }
+}
