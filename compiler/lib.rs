@@ -17,6 +17,7 @@ pub mod plan;
 pub mod probe;
 pub mod render;
 pub mod resolve;
+pub mod secrets;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;
