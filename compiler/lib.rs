@@ -44,7 +44,11 @@ pub fn check_path(path: &Path) -> (SourceMap, Vec<Diag>) {
 fn front_end(path: &Path, loader: &dyn resolve::Loader) -> (SourceMap, Vec<Diag>) {
     match resolve::resolve(path, loader) {
         Ok(r) => {
-            let diags = lint::lint(&r.model);
+            let mut diags = lint::lint(&r.model);
+            if let Err(g) = graph::graph(&r.model) {
+                diags.extend(g);
+            }
+            diag::sort(&mut diags);
             (r.model.sources, diags)
         }
         Err(f) => (f.sources, f.diags),

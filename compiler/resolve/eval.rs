@@ -67,7 +67,12 @@ impl Resolver<'_> {
                         let mut d = Diag::error("E0105", format!("unknown attribute `{n}` for `{what}`"))
                             .at(a.name.span, "unknown attribute");
                         d = match diag::suggest(n, allowed.iter().copied()) {
-                            Some(s) => d.help(format!("did you mean `{s}`?")),
+                            Some(s) => {
+                                // Treat it as the attribute it almost is: no second
+                                // "missing required attribute" error for the same typo.
+                                out.names.insert(s.to_string());
+                                d.help(format!("did you mean `{s}`?"))
+                            }
                             None if blocks.contains(&n) => d.help(format!("`{n}` is a block: write `{n} {{ ... }}`")),
                             None if allowed.is_empty() => d.help(format!("`{what}` takes no attributes")),
                             None => d.help(format!("`{what}` takes: {}", allowed.join(", "))),
@@ -126,7 +131,7 @@ impl Resolver<'_> {
             r.diags.push(
                 Diag::error("E0201", format!("expected {}, found {found}", expected(ty)))
                     .at(span, format!("this is {found}"))
-                    .help(format!("write {}", super::example_for(ty))),
+                    .help(format!("write `{}`", super::example_for(ty))),
             );
             None
         };
@@ -213,7 +218,7 @@ impl Resolver<'_> {
                             Diag::error("E0103", format!("expected {}, found {found}", expected(ty)))
                                 .at(span, format!("this is {found}"))
                                 .with(def_span, "defined here")
-                                .help(format!("write {}", super::example_for(ty))),
+                                .help(format!("write `{}`", super::example_for(ty))),
                         );
                         None
                     }

@@ -161,6 +161,11 @@ impl<'a> Resolver<'a> {
                         }
                     }
                     ast::Item::Block(b) => {
+                        let kw = b.keyword.name.as_str();
+                        if !BUILTIN_BLOCKS.contains(&kw) && !self.kinds.contains_key(kw) {
+                            self.unknown_block(&b.keyword, kw);
+                            continue;
+                        }
                         let Some(name) = self.block_name(b) else { continue };
                         match b.keyword.name.as_str() {
                             "host" => {
@@ -196,10 +201,8 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        // Pass 3: lets, hosts, groups, instances.
-        for i in 0..self.lets.len() {
-            self.eval_let(i);
-        }
+        // Pass 3: hosts, groups (evaluating the lets they use on demand), the other
+        // lets, instances.
         for (b, name) in &host_blocks {
             let h = self.host(b, name);
             self.hosts.push(h);
@@ -211,6 +214,9 @@ impl<'a> Resolver<'a> {
             self.groups.push(g);
         }
         self.assign_router_ids(&explicit_ids);
+        for i in 0..self.lets.len() {
+            self.eval_let(i);
+        }
         // Instances: first create shells so `needs` and refs can point anywhere.
         for (b, name) in &instance_blocks {
             let kind = &self.kinds[b.keyword.name.as_str()];
@@ -261,7 +267,9 @@ impl<'a> Resolver<'a> {
     fn unknown_block(&mut self, kw: &ast::Ident, name: &str) {
         let mut d = Diag::error("E0104", format!("unknown block kind `{name}`"))
             .at(kw.span, "not a built-in block or a known kind");
-        if let Some(module) = std_module_defining(name) {
+        if RESOURCE_KINDS.contains(&name) {
+            d = d.help(format!("`{name}` is a resource: it is only allowed inside a `kind` body"));
+        } else if let Some(module) = std_module_defining(name) {
             d = d.help(format!("`{name}` is defined in `std/{module}`: add `import \"std/{module}\"`"));
         } else {
             let mut candidates: Vec<String> = BUILTIN_BLOCKS.iter().map(|s| s.to_string()).collect();
@@ -275,8 +283,6 @@ impl<'a> Resolver<'a> {
                     )),
                     _ => d.help(format!("did you mean `{s}`?")),
                 };
-            } else if RESOURCE_KINDS.contains(&name) {
-                d = d.help(format!("`{name}` blocks are only allowed inside a `kind` body"));
             } else {
                 d = d.help("top-level blocks are `host`, `failover`, and instances of kinds (declare one with `kind NAME(...) { ... }`)");
             }
@@ -612,6 +618,7 @@ impl<'a> Resolver<'a> {
         let mut check = None;
         let mut router_id = None;
         let mut priorities = None;
+        let mut priorities_count: Option<(usize, Span)> = None;
         for (n, a) in &attrs.attrs {
             let vspan = a.value.span();
             match *n {
@@ -694,6 +701,7 @@ impl<'a> Resolver<'a> {
                         }
                     };
                     let mut ps = Vec::new();
+                    let written = items.len();
                     for (v, span) in items {
                         if let Some(Value::Int(i)) = v {
                             match u8::try_from(i) {
@@ -706,7 +714,11 @@ impl<'a> Resolver<'a> {
                             }
                         }
                     }
-                    priorities = Some(Spanned::new(ps, vspan));
+                    if ps.len() == written {
+                        priorities = Some(Spanned::new(ps, vspan));
+                    } else {
+                        priorities_count = Some((written, vspan));
+                    }
                 }
             }
         }
@@ -720,6 +732,15 @@ impl<'a> Resolver<'a> {
             self.missing(b, name, "check", "failover group", "http(\"http://127.0.0.1/health\")");
         }
         let n = members.len();
+        if let Some((written, span)) = priorities_count {
+            if written != n && n > 0 {
+                self.diags.push(
+                    Diag::error("E0209", format!("{written} priorities for {n} members"))
+                        .at(span, "one priority per member, in member order")
+                        .help("list exactly one priority for each member, or remove `priorities` to derive them"),
+                );
+            }
+        }
         let priorities = match priorities {
             Some(p) if p.value.len() == n || n == 0 => p,
             Some(p) => {
