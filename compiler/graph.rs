@@ -38,11 +38,14 @@ pub fn graph(model: &Model) -> Result<Graph, Vec<Diag>> {
             let mut ids: Vec<InstanceId> = scc.iter().map(|n| g[*n]).collect();
             ids.sort();
             let cycle = cycle_path(model, &ids);
-            let names: Vec<String> = cycle.iter().map(|i| model.instances[*i].qualified()).collect();
+            // Message in "needs" direction: each one needs the next.
+            let mut names: Vec<String> = cycle.iter().map(|i| model.instances[*i].qualified()).collect();
+            names.reverse();
+            names.rotate_right(1);
             let first = cycle[0];
             let mut d = Diag::error(
                 "E0401",
-                format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
+                format!("dependency cycle: {} → {} (each needs the next)", names.join(" → "), names[0]),
             )
             .help("a cycle in `needs` has no order to start or apply in: remove one of these dependencies");
             for (k, i) in cycle.iter().enumerate() {
