@@ -31,7 +31,10 @@ use std::path::Path;
 /// resolve, lint. Pure; used by the fuzz target and benchmarks.
 pub fn check_str(name: &str, text: &str) -> (SourceMap, Vec<Diag>) {
     let mut loader = resolve::MemLoader::default();
-    loader.files.insert(resolve::load::normalize(Path::new(name)), text.as_bytes().to_vec());
+    loader.files.insert(
+        resolve::load::normalize(Path::new(name)),
+        text.as_bytes().to_vec(),
+    );
     front_end(Path::new(name), &loader)
 }
 

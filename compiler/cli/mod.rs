@@ -120,7 +120,11 @@ fn fmt(path: &Path, check: bool) -> i32 {
             Ok(out) if out == text => {}
             Ok(out) => {
                 if check {
-                    eprintln!("{} is not formatted (run `infra fmt {}`)", f.display(), f.display());
+                    eprintln!(
+                        "{} is not formatted (run `infra fmt {}`)",
+                        f.display(),
+                        f.display()
+                    );
                     status = 1;
                 } else if let Err(e) = std::fs::write(&f, out) {
                     eprintln!("error: cannot write {}: {e}", f.display());

@@ -114,7 +114,15 @@ pub(crate) struct Resolver<'a> {
     pub instances: Vec<Instance>,
 }
 
-const RESOURCE_KINDS: &[&str] = &["package", "user", "directory", "file", "unit", "dropin", "step"];
+const RESOURCE_KINDS: &[&str] = &[
+    "package",
+    "user",
+    "directory",
+    "file",
+    "unit",
+    "dropin",
+    "step",
+];
 const BUILTIN_BLOCKS: &[&str] = &["host", "failover"];
 
 impl<'a> Resolver<'a> {
@@ -166,7 +174,9 @@ impl<'a> Resolver<'a> {
                             self.unknown_block(&b.keyword, kw);
                             continue;
                         }
-                        let Some(name) = self.block_name(b) else { continue };
+                        let Some(name) = self.block_name(b) else {
+                            continue;
+                        };
                         match b.keyword.name.as_str() {
                             "host" => {
                                 if self.declare_global(name, Global::Host(host_blocks.len())) {
@@ -181,13 +191,21 @@ impl<'a> Resolver<'a> {
                             kw if self.kinds.contains_key(kw) => {
                                 let key = (kw.to_string(), name.name.clone());
                                 if let Some(&prev) = self.instance_index.get(&key) {
-                                    let (pb, _): &(&ast::Block, &ast::Ident) = &instance_blocks[prev];
-                                    let prev_span = self.block_name(pb).map(|i| i.span).unwrap_or(pb.span);
+                                    let (pb, _): &(&ast::Block, &ast::Ident) =
+                                        &instance_blocks[prev];
+                                    let prev_span =
+                                        self.block_name(pb).map(|i| i.span).unwrap_or(pb.span);
                                     self.diags.push(
-                                        Diag::error("E0101", format!("`{kw}.{}` is defined more than once", name.name))
-                                            .at(name.span, "defined again here")
-                                            .with(prev_span, "first defined here")
-                                            .help("give each instance of a kind its own name"),
+                                        Diag::error(
+                                            "E0101",
+                                            format!(
+                                                "`{kw}.{}` is defined more than once",
+                                                name.name
+                                            ),
+                                        )
+                                        .at(name.span, "defined again here")
+                                        .with(prev_span, "first defined here")
+                                        .help("give each instance of a kind its own name"),
                                     );
                                 } else {
                                     self.instance_index.insert(key, instance_blocks.len());
@@ -268,11 +286,16 @@ impl<'a> Resolver<'a> {
         let mut d = Diag::error("E0104", format!("unknown block kind `{name}`"))
             .at(kw.span, "not a built-in block or a known kind");
         if RESOURCE_KINDS.contains(&name) {
-            d = d.help(format!("`{name}` is a resource: it is only allowed inside a `kind` body"));
+            d = d.help(format!(
+                "`{name}` is a resource: it is only allowed inside a `kind` body"
+            ));
         } else if let Some(module) = std_module_defining(name) {
-            d = d.help(format!("`{name}` is defined in `std/{module}`: add `import \"std/{module}\"`"));
+            d = d.help(format!(
+                "`{name}` is defined in `std/{module}`: add `import \"std/{module}\"`"
+            ));
         } else {
-            let mut candidates: Vec<String> = BUILTIN_BLOCKS.iter().map(|s| s.to_string()).collect();
+            let mut candidates: Vec<String> =
+                BUILTIN_BLOCKS.iter().map(|s| s.to_string()).collect();
             candidates.extend(self.kinds.keys().cloned());
             candidates.extend(std_kinds().into_iter().map(|(k, _)| k));
             if let Some(s) = diag::suggest(name, candidates.iter().map(String::as_str)) {
@@ -319,20 +342,31 @@ impl<'a> Resolver<'a> {
     }
 
     fn declare_kind(&mut self, k: &'a ast::KindDef) {
-        if BUILTIN_BLOCKS.contains(&k.name.name.as_str()) || RESOURCE_KINDS.contains(&k.name.name.as_str()) {
+        if BUILTIN_BLOCKS.contains(&k.name.name.as_str())
+            || RESOURCE_KINDS.contains(&k.name.name.as_str())
+        {
             self.diags.push(
-                Diag::error("E0101", format!("`{}` is a built-in block and cannot be redefined", k.name.name))
-                    .at(k.name.span, "built-in name")
-                    .help("choose another name for the kind"),
+                Diag::error(
+                    "E0101",
+                    format!(
+                        "`{}` is a built-in block and cannot be redefined",
+                        k.name.name
+                    ),
+                )
+                .at(k.name.span, "built-in name")
+                .help("choose another name for the kind"),
             );
             return;
         }
         if let Some(prev) = self.kinds.get(&k.name.name) {
             self.diags.push(
-                Diag::error("E0101", format!("the kind `{}` is defined more than once", k.name.name))
-                    .at(k.name.span, "defined again here")
-                    .with(prev.def.name.span, "first defined here")
-                    .help("rename one of the kinds"),
+                Diag::error(
+                    "E0101",
+                    format!("the kind `{}` is defined more than once", k.name.name),
+                )
+                .at(k.name.span, "defined again here")
+                .with(prev.def.name.span, "first defined here")
+                .help("rename one of the kinds"),
             );
             return;
         }
@@ -348,13 +382,18 @@ impl<'a> Resolver<'a> {
             }
             if let Some(prev) = params.iter().find(|q| q.name == p.name.name) {
                 self.diags.push(
-                    Diag::error("E0101", format!("parameter `{}` is declared twice", p.name.name))
-                        .at(p.name.span, "declared again here")
-                        .with(prev.span, "first declared here"),
+                    Diag::error(
+                        "E0101",
+                        format!("parameter `{}` is declared twice", p.name.name),
+                    )
+                    .at(p.name.span, "declared again here")
+                    .with(prev.span, "first declared here"),
                 );
                 continue;
             }
-            let Some(ty) = self.type_of(&p.ty) else { continue };
+            let Some(ty) = self.type_of(&p.ty) else {
+                continue;
+            };
             params.push(ParamDecl {
                 name: p.name.name.clone(),
                 ty,
@@ -401,8 +440,18 @@ impl<'a> Resolver<'a> {
                 "ref" => Type::Ref,
                 other => {
                     const TYPES: &[&str] = &[
-                        "string", "int", "bool", "duration", "ip", "cidr", "host", "failover", "placement",
-                        "secret", "check", "ref",
+                        "string",
+                        "int",
+                        "bool",
+                        "duration",
+                        "ip",
+                        "cidr",
+                        "host",
+                        "failover",
+                        "placement",
+                        "secret",
+                        "check",
+                        "ref",
                     ];
                     let help = match diag::suggest(other, TYPES.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
@@ -521,9 +570,12 @@ impl<'a> Resolver<'a> {
         if self.lets[i].evaluating {
             let span = self.lets[i].span;
             self.diags.push(
-                Diag::error("E0111", format!("`let {}` refers to itself", self.lets[i].name))
-                    .at(span, "defined in terms of itself")
-                    .help("a `let` must not depend on itself, directly or through other `let`s"),
+                Diag::error(
+                    "E0111",
+                    format!("`let {}` refers to itself", self.lets[i].name),
+                )
+                .at(span, "defined in terms of itself")
+                .help("a `let` must not depend on itself, directly or through other `let`s"),
             );
             return None;
         }
@@ -595,12 +647,25 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    pub(crate) fn missing(&mut self, b: &ast::Block, name: &ast::Ident, attr: &str, what: &str, example: &str) {
+    pub(crate) fn missing(
+        &mut self,
+        b: &ast::Block,
+        name: &ast::Ident,
+        attr: &str,
+        what: &str,
+        example: &str,
+    ) {
         self.diags.push(
-            Diag::error("E0106", format!("missing required attribute `{attr}` in {what} `{}`", name.name))
-                .at(name.span, format!("`{attr}` is required"))
-                .help(format!("add `{attr} = {example}` inside the braces"))
-                .with(b.body.span, "in this block"),
+            Diag::error(
+                "E0106",
+                format!(
+                    "missing required attribute `{attr}` in {what} `{}`",
+                    name.name
+                ),
+            )
+            .at(name.span, format!("`{attr}` is required"))
+            .help(format!("add `{attr} = {example}` inside the braces"))
+            .with(b.body.span, "in this block"),
         );
     }
 
@@ -608,7 +673,14 @@ impl<'a> Resolver<'a> {
         let env = Env::top();
         let attrs = self.attrs(
             &b.body,
-            &["members", "vip", "interface", "check", "router_id", "priorities"],
+            &[
+                "members",
+                "vip",
+                "interface",
+                "check",
+                "router_id",
+                "priorities",
+            ],
             &[],
             "failover",
         );
@@ -629,7 +701,9 @@ impl<'a> Resolver<'a> {
                             .map(|e| (self.typed(e, &Type::Host, &env), e.span()))
                             .collect(),
                         other => match self.typed(other, &Type::List(Box::new(Type::Host)), &env) {
-                            Some(Value::List(vs)) => vs.into_iter().map(|v| (Some(v), vspan)).collect(),
+                            Some(Value::List(vs)) => {
+                                vs.into_iter().map(|v| (Some(v), vspan)).collect()
+                            }
                             _ => Vec::new(),
                         },
                     };
@@ -637,10 +711,16 @@ impl<'a> Resolver<'a> {
                         let Some(Value::Host(h)) = v else { continue };
                         if let Some(prev) = members.iter().find(|m| m.value == h) {
                             self.diags.push(
-                                Diag::error("E0208", format!("host `{}` is listed twice in `members`", self.hosts[h].name.value))
-                                    .at(span, "listed again here")
-                                    .with(prev.span, "first listed here")
-                                    .help("each host can be a member once; remove the duplicate"),
+                                Diag::error(
+                                    "E0208",
+                                    format!(
+                                        "host `{}` is listed twice in `members`",
+                                        self.hosts[h].name.value
+                                    ),
+                                )
+                                .at(span, "listed again here")
+                                .with(prev.span, "first listed here")
+                                .help("each host can be a member once; remove the duplicate"),
                             );
                         } else {
                             members.push(Spanned::new(h, span));
@@ -661,7 +741,10 @@ impl<'a> Resolver<'a> {
                 }
                 "interface" => {
                     if let Some(Value::Str(s)) = self.typed(&a.value, &Type::String, &env) {
-                        if s.is_empty() || s.len() > 15 || s.contains(|c: char| c.is_whitespace() || c == '/') {
+                        if s.is_empty()
+                            || s.len() > 15
+                            || s.contains(|c: char| c.is_whitespace() || c == '/')
+                        {
                             self.diags.push(
                                 Diag::error("E0206", format!("invalid interface name `{s}`"))
                                     .at(vspan, "not a Linux interface name")
@@ -682,9 +765,12 @@ impl<'a> Resolver<'a> {
                         match u8::try_from(i) {
                             Ok(v) if v >= 1 => router_id = Some(Spanned::new(v, vspan)),
                             _ => self.diags.push(
-                                Diag::error("E0206", format!("virtual router id {i} is out of range"))
-                                    .at(vspan, "must be 1 to 255")
-                                    .help("VRRP router ids are 1 to 255, unique per network segment"),
+                                Diag::error(
+                                    "E0206",
+                                    format!("virtual router id {i} is out of range"),
+                                )
+                                .at(vspan, "must be 1 to 255")
+                                .help("VRRP router ids are 1 to 255, unique per network segment"),
                             ),
                         }
                     }
@@ -729,7 +815,13 @@ impl<'a> Resolver<'a> {
             self.missing(b, name, "vip", "failover group", "\"192.0.2.10/24\"");
         }
         if !attrs.names.contains("check") {
-            self.missing(b, name, "check", "failover group", "http(\"http://127.0.0.1/health\")");
+            self.missing(
+                b,
+                name,
+                "check",
+                "failover group",
+                "http(\"http://127.0.0.1/health\")",
+            );
         }
         let n = members.len();
         if let Some((written, span)) = priorities_count {
@@ -781,7 +873,9 @@ impl<'a> Resolver<'a> {
         let mut used: BTreeMap<String, BTreeSet<u8>> = BTreeMap::new();
         for (g, &e) in self.groups.iter().zip(explicit) {
             if e {
-                used.entry(g.interface.value.clone()).or_default().insert(g.router_id.value);
+                used.entry(g.interface.value.clone())
+                    .or_default()
+                    .insert(g.router_id.value);
             }
         }
         let mut order: Vec<usize> = (0..self.groups.len()).filter(|&i| !explicit[i]).collect();
@@ -806,7 +900,9 @@ impl<'a> Resolver<'a> {
 
     fn instance(&mut self, id: InstanceId, b: &ast::Block) {
         let kind_name = b.keyword.name.clone();
-        let Some(kind) = self.kinds.get(kind_name.as_str()) else { return };
+        let Some(kind) = self.kinds.get(kind_name.as_str()) else {
+            return;
+        };
         let def = kind.def;
         let placement_idx = kind.placement;
         let decls: Vec<(String, Type, Option<&'a ast::Expr>, Span)> = kind
@@ -822,7 +918,11 @@ impl<'a> Resolver<'a> {
         let mut params = Vec::new();
         let mut ok = true;
         for (pname, ty, default, pspan) in &decls {
-            let given = attrs.attrs.iter().find(|(n, _)| n == pname).map(|(_, a)| *a);
+            let given = attrs
+                .attrs
+                .iter()
+                .find(|(n, _)| n == pname)
+                .map(|(_, a)| *a);
             let (value, span) = match (given, default) {
                 (Some(a), _) => (self.typed(&a.value, ty, &env), a.value.span()),
                 (None, Some(d)) => (self.typed(d, ty, &env), d.span()),
@@ -832,7 +932,10 @@ impl<'a> Resolver<'a> {
                         self.diags.push(
                             Diag::error(
                                 "E0106",
-                                format!("missing required attribute `{pname}` in `{kind_name} {}`", inst_name.value),
+                                format!(
+                                    "missing required attribute `{pname}` in `{kind_name} {}`",
+                                    inst_name.value
+                                ),
                             )
                             .at(inst_name.span, format!("`{pname}` is required"))
                             .with(*pspan, format!("`{pname}: {ty}` declared here"))
@@ -863,9 +966,12 @@ impl<'a> Resolver<'a> {
                 if let Some(Value::Instance(t)) = self.typed(e, &Type::Ref, &env) {
                     if t == id {
                         self.diags.push(
-                            Diag::error("E0401", format!("`{}` needs itself", self.instances[id].qualified()))
-                                .at(e.span(), "a dependency on itself")
-                                .help("remove it from `needs`"),
+                            Diag::error(
+                                "E0401",
+                                format!("`{}` needs itself", self.instances[id].qualified()),
+                            )
+                            .at(e.span(), "a dependency on itself")
+                            .help("remove it from `needs`"),
                         );
                     } else {
                         needs.push(Spanned::new(t, e.span()));
@@ -894,7 +1000,13 @@ impl<'a> Resolver<'a> {
         self.instances[id].resources = resources;
     }
 
-    fn expand(&mut self, def: &ast::KindDef, name: &str, params: &[Param], id: InstanceId) -> Vec<Resource> {
+    fn expand(
+        &mut self,
+        def: &ast::KindDef,
+        name: &str,
+        params: &[Param],
+        id: InstanceId,
+    ) -> Vec<Resource> {
         let env = Env::kind(name, params);
         let inst_span = self.instances[id].name.span;
         let qualified = self.instances[id].qualified();
@@ -906,8 +1018,12 @@ impl<'a> Resolver<'a> {
             if resource_attrs(kw).is_none() {
                 continue;
             }
-            let Some(ast::BlockLabel::Str(label)) = &b.label else { continue };
-            let Some(label) = self.interpolate(label, &env) else { continue };
+            let Some(ast::BlockLabel::Str(label)) = &b.label else {
+                continue;
+            };
+            let Some(label) = self.interpolate(label, &env) else {
+                continue;
+            };
             let get = |r: &mut Self, key: &str, ty: &Type| -> Option<(Value, Span)> {
                 let a = b.body.entries.iter().find_map(|e| match e {
                     ast::Entry::Attr(a) if a.name.name == key => Some(a),
@@ -963,7 +1079,9 @@ impl<'a> Resolver<'a> {
                     Source::Inline(str_of(get(r, "content", &Type::String)).unwrap_or_default())
                 }
             };
-            let owner = |r: &mut Self, key: &str| str_of(get(r, key, &Type::String)).unwrap_or_else(|| "root".into());
+            let owner = |r: &mut Self, key: &str| {
+                str_of(get(r, key, &Type::String)).unwrap_or_else(|| "root".into())
+            };
             let kind = match kw {
                 "package" => ResourceKind::Package { name: label },
                 "user" => ResourceKind::User {
@@ -1093,5 +1211,8 @@ fn std_kinds() -> Vec<(String, &'static str)> {
 }
 
 fn std_module_defining(kind: &str) -> Option<&'static str> {
-    std_kinds().into_iter().find(|(k, _)| k == kind).map(|(_, m)| m)
+    std_kinds()
+        .into_iter()
+        .find(|(k, _)| k == kind)
+        .map(|(_, m)| m)
 }

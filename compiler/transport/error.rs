@@ -25,7 +25,9 @@ pub enum TransportError {
         port: u16,
         detail: String,
     },
-    #[error("{host}: the host key of {address} port {port} is not in {known_hosts} ({fingerprint})")]
+    #[error(
+        "{host}: the host key of {address} port {port} is not in {known_hosts} ({fingerprint})"
+    )]
     UnknownHostKey {
         host: String,
         address: String,
@@ -53,7 +55,9 @@ pub enum TransportError {
         user: String,
         tried: String,
     },
-    #[error("{host}: user {user} on {host} cannot sudo without a password: add NOPASSWD or use root")]
+    #[error(
+        "{host}: user {user} on {host} cannot sudo without a password: add NOPASSWD or use root"
+    )]
     SudoPassword { host: String, user: String },
     #[error("{host}: user {user} is not root and sudo is not installed on {host}")]
     NoSudo { host: String, user: String },

@@ -129,7 +129,9 @@ pub fn connect(
         detail,
     };
     if target.address.is_empty() || target.address.contains('\0') {
-        return Err(resolve_err("the address is empty or holds a NUL byte".into()));
+        return Err(resolve_err(
+            "the address is empty or holds a NUL byte".into(),
+        ));
     }
     if target.user.is_empty() || target.user.contains('\0') {
         return Err(TransportError::Auth {
@@ -463,7 +465,10 @@ impl Session {
                     Err(_) => eof_sent = true,
                 }
             }
-            for (id, done, sink) in [(0, &mut out_done, &mut out.stdout), (1, &mut err_done, &mut out.stderr)] {
+            for (id, done, sink) in [
+                (0, &mut out_done, &mut out.stdout),
+                (1, &mut err_done, &mut out.stderr),
+            ] {
                 while !*done {
                     match ch.stream(id).read(&mut buf) {
                         Ok(0) => {

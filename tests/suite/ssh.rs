@@ -137,7 +137,9 @@ fn ssh_exec_exit_codes_and_stdin() {
     let sshd = Sshd::start();
     let mut s = sshd.connect();
     assert_eq!(s.round_trips(), 0);
-    let out = s.run("echo hello; echo oops >&2; exit 3", b"").expect("run");
+    let out = s
+        .run("echo hello; echo oops >&2; exit 3", b"")
+        .expect("run");
     assert_eq!(out.stdout, b"hello\n");
     assert_eq!(out.stderr, b"oops\n");
     assert_eq!(out.status, 3);
@@ -158,7 +160,10 @@ fn ssh_exec_exit_codes_and_stdin() {
     assert!(text.trim_end().ends_with('0'), "{text}");
     // output larger than the window, on both streams
     let out = s
-        .run("head -c 5000000 /dev/zero; head -c 3000000 /dev/zero >&2", b"")
+        .run(
+            "head -c 5000000 /dev/zero; head -c 3000000 /dev/zero >&2",
+            b"",
+        )
         .expect("run");
     assert_eq!(out.stdout.len(), 5_000_000);
     assert_eq!(out.stderr.len(), 3_000_000);
@@ -284,14 +289,22 @@ fn ssh_closed_port_and_silent_port_name_the_host() {
     assert!(matches!(e, TransportError::Connect { .. }), "{e}");
     assert!(e.to_string().starts_with("beta: "), "{e}");
     assert!(e.to_string().contains("refused"), "{e}");
-    assert!(e.help().contains(&format!("port {}", t.port)), "{}", e.help());
+    assert!(
+        e.help().contains(&format!("port {}", t.port)),
+        "{}",
+        e.help()
+    );
 
     // A listener that never speaks SSH: the handshake times out.
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     t.port = l.local_addr().expect("addr").port();
     let start = Instant::now();
     let e = expect_err(transport::connect(&t, &dial_tcp));
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(matches!(e, TransportError::Handshake { .. }), "{e}");
     assert!(e.to_string().starts_with("beta: "), "{e}");
     assert!(e.to_string().contains("within 0.5 s"), "{e}");
@@ -309,7 +322,11 @@ fn ssh_command_timeout() {
     let mut s = transport::connect(&t, &dial_tcp).expect("connect");
     let start = Instant::now();
     let e = s.run("sleep 5", b"").expect_err("times out");
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(matches!(e, TransportError::CommandTimeout { .. }), "{e}");
     assert_eq!(e.code(), "E0709");
     assert!(e.to_string().starts_with("alpha: "), "{e}");
