@@ -925,7 +925,12 @@ impl<'a> Resolver<'a> {
                 .map(|(_, a)| *a);
             let (value, span) = match (given, default) {
                 (Some(a), _) => (self.typed(&a.value, ty, &env), a.value.span()),
-                (None, Some(d)) => (self.typed(d, ty, &env), d.span()),
+                (None, Some(d)) => {
+                    // Defaults see the instance's `name` and the parameters before them.
+                    let inst_name = self.instances[id].name.value.clone();
+                    let denv = Env::kind(&inst_name, &params);
+                    (self.typed(d, ty, &denv), d.span())
+                }
                 (None, None) => {
                     if !attrs.names.contains(pname.as_str()) {
                         let inst_name = self.instances[id].name.clone();
