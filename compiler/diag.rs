@@ -280,7 +280,11 @@ fn summary(errors: usize, warnings: usize) -> String {
     match (errors, warnings) {
         (0, w) => format!("{} emitted", plural(w, "warning")),
         (e, 0) => format!("{} emitted", plural(e, "error")),
-        (e, w) => format!("{} and {} emitted", plural(e, "error"), plural(w, "warning")),
+        (e, w) => format!(
+            "{} and {} emitted",
+            plural(e, "error"),
+            plural(w, "warning")
+        ),
     }
 }
 
@@ -316,7 +320,14 @@ pub fn render_json(diags: &[Diag], sources: &SourceMap) -> String {
         let pos = d.primary.as_ref().map(|l| {
             let (line, column) = sources.line_col(l.span.file, l.span.start);
             let (end_line, end_column) = sources.line_col(l.span.file, l.span.end);
-            (sources.get(l.span.file).name.as_str(), line, column, end_line, end_column, l.text.as_str())
+            (
+                sources.get(l.span.file).name.as_str(),
+                line,
+                column,
+                end_line,
+                end_column,
+                l.text.as_str(),
+            )
         });
         let related = d
             .secondary

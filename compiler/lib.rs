@@ -41,7 +41,10 @@ pub fn check_path(path: &std::path::Path) -> (SourceMap, Vec<Diag>) {
         Ok(text) => check_str(&path.display().to_string(), &text),
         Err(e) => (
             SourceMap::new(),
-            vec![Diag::error("E0301", format!("cannot read {}: {e}", path.display()))],
+            vec![Diag::error(
+                "E0301",
+                format!("cannot read {}: {e}", path.display()),
+            )],
         ),
     }
 }
