@@ -17,6 +17,7 @@ pub mod plan;
 pub mod probe;
 pub mod render;
 pub mod resolve;
+pub mod secrets;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;
@@ -24,27 +25,35 @@ pub mod transport;
 
 use diag::Diag;
 use source::SourceMap;
+use std::path::Path;
 
-/// The front end on one in-memory file (no imports of user files): parse, resolve,
-/// lint. Pure; used by the fuzz target and benchmarks.
+/// The front end on one in-memory file (no imports of user files): load, parse,
+/// resolve, lint. Pure; used by the fuzz target and benchmarks.
 pub fn check_str(name: &str, text: &str) -> (SourceMap, Vec<Diag>) {
-    let mut sources = SourceMap::new();
-    let id = sources.add(name, text);
-    let (_file, diags) = syntax::parse(id, text);
-    (sources, diags)
+    let mut loader = resolve::MemLoader::default();
+    loader.files.insert(
+        resolve::load::normalize(Path::new(name)),
+        text.as_bytes().to_vec(),
+    );
+    front_end(Path::new(name), &loader)
 }
 
 /// The front end on a file or directory of the user's repo (reads the filesystem).
 /// Returns the loaded sources (for rendering diagnostics) and every diagnostic.
-pub fn check_path(path: &std::path::Path) -> (SourceMap, Vec<Diag>) {
-    match std::fs::read_to_string(path) {
-        Ok(text) => check_str(&path.display().to_string(), &text),
-        Err(e) => (
-            SourceMap::new(),
-            vec![Diag::error(
-                "E0301",
-                format!("cannot read {}: {e}", path.display()),
-            )],
-        ),
+pub fn check_path(path: &Path) -> (SourceMap, Vec<Diag>) {
+    front_end(path, &resolve::FsLoader)
+}
+
+fn front_end(path: &Path, loader: &dyn resolve::Loader) -> (SourceMap, Vec<Diag>) {
+    match resolve::resolve(path, loader) {
+        Ok(r) => {
+            let mut diags = lint::lint(&r.model);
+            if let Err(g) = graph::graph(&r.model) {
+                diags.extend(g);
+            }
+            diag::sort(&mut diags);
+            (r.model.sources, diags)
+        }
+        Err(f) => (f.sources, f.diags),
     }
 }

@@ -1,1 +1,315 @@
-//! lint stage (see lib.rs).
+//! Stage 3: distributed-systems lints over the Model. Entry point: [`lint`].
+//! Pure: Model in, diagnostics with spans out. Errors are configurations that
+//! cannot work (two groups fighting over one router id); warnings are ones that
+//! work but will surprise (a job that runs on both machines).
+
+use crate::diag::Diag;
+use crate::resolve::{Instance, Model, Placement, Value};
+use std::collections::BTreeMap;
+
+const DATABASES: &[&str] = &["postgres", "mariadb"];
+
+pub fn lint(model: &Model) -> Vec<Diag> {
+    let mut d = Vec::new();
+    hosts(model, &mut d);
+    groups(model, &mut d);
+    shares(model, &mut d);
+    jobs(model, &mut d);
+    databases(model, &mut d);
+    crate::diag::sort(&mut d);
+    d
+}
+
+fn hosts(model: &Model, out: &mut Vec<Diag>) {
+    let mut seen: BTreeMap<std::net::Ipv4Addr, usize> = BTreeMap::new();
+    for (i, h) in model.hosts.iter().enumerate() {
+        if let Some(&j) = seen.get(&h.address.value) {
+            let p = &model.hosts[j];
+            out.push(
+                Diag::error(
+                    "E0510",
+                    format!(
+                        "hosts `{}` and `{}` have the same address",
+                        p.name.value, h.name.value
+                    ),
+                )
+                .at(h.address.span, format!("{} again", h.address.value))
+                .with(p.address.span, "first used here")
+                .help("every host needs its own address"),
+            );
+        } else {
+            seen.insert(h.address.value, i);
+        }
+    }
+}
+
+fn groups(model: &Model, out: &mut Vec<Diag>) {
+    // One virtual_router_id per interface: VRRP adverts of two groups with one id
+    // on one segment are taken as the same router.
+    let mut ids: BTreeMap<(&str, u8), usize> = BTreeMap::new();
+    for (gi, g) in model.groups.iter().enumerate() {
+        let key = (g.interface.value.as_str(), g.router_id.value);
+        if let Some(&prev) = ids.get(&key) {
+            let p = &model.groups[prev];
+            out.push(
+                Diag::error(
+                    "E0501",
+                    format!(
+                        "failover groups `{}` and `{}` share virtual_router_id {} on `{}`",
+                        p.name.value, g.name.value, g.router_id.value, g.interface.value
+                    ),
+                )
+                .at(g.router_id.span, format!("router id {} again", g.router_id.value))
+                .with(p.router_id.span, "already used here")
+                .help("give each group on one network its own `router_id` (1-255), or remove `router_id` to derive unique ones"),
+            );
+        } else {
+            ids.insert(key, gi);
+        }
+        // Equal priorities: the election falls back to comparing addresses.
+        let ps = &g.priorities.value;
+        for i in 0..ps.len() {
+            for j in 0..i {
+                if ps[i] == ps[j] {
+                    out.push(
+                        Diag::error("E0502", format!("members of `{}` have equal priorities ({})", g.name.value, ps[i]))
+                            .at(g.priorities.span, "two equal priorities")
+                            .help("give every member a distinct priority, highest first, with a gap of about 50 (e.g. [150, 100])"),
+                    );
+                }
+            }
+        }
+        // Descending order is what member order promises.
+        if ps.windows(2).any(|w| w[0] < w[1]) {
+            out.push(
+                Diag::warning("W0511", format!("priorities of `{}` do not follow member order", g.name.value))
+                    .at(g.priorities.span, "not descending")
+                    .help("member order is preference order: list the priorities highest first, or reorder `members`"),
+            );
+        }
+        // The VIP must be on the members' subnet, and not be one of their addresses.
+        let vip = g.vip.value;
+        for m in &g.members {
+            let h = &model.hosts[m.value];
+            if h.address.value == vip.addr {
+                out.push(
+                    Diag::error(
+                        "E0504",
+                        format!(
+                            "the VIP of `{}` is the address of member `{}`",
+                            g.name.value, h.name.value
+                        ),
+                    )
+                    .at(g.vip.span, "this address is taken")
+                    .with(h.address.span, "the host's own address")
+                    .help("the virtual IP must be a free address that moves between members"),
+                );
+            } else if !vip.contains(h.address.value) {
+                out.push(
+                    Diag::error(
+                        "E0503",
+                        format!("the VIP {} is outside the subnet of member `{}` ({})", vip, h.name.value, h.address.value),
+                    )
+                    .at(g.vip.span, format!("{}/{} does not contain {}", vip.addr, vip.prefix, h.address.value))
+                    .with(h.address.span, "member address")
+                    .help("VRRP moves the address on one L2 segment: use a free address of the members' subnet, with its prefix length"),
+                );
+            }
+        }
+    }
+}
+
+fn str_param<'a>(i: &'a Instance, name: &str) -> Option<&'a str> {
+    match i.param(name).map(|p| &p.value) {
+        Some(Value::Str(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn group_of(p: Placement) -> Option<usize> {
+    match p {
+        Placement::Group(g) | Placement::Active(g) => Some(g),
+        _ => None,
+    }
+}
+
+fn shares(model: &Model, out: &mut Vec<Diag>) {
+    let shares: Vec<&Instance> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind.value == "share")
+        .collect();
+    for (k, s) in shares.iter().enumerate() {
+        let place = s.placement.value;
+        if let Placement::Group(g) = place {
+            out.push(
+                Diag::error(
+                    "E0505",
+                    format!("share `{}` is pushed in both directions", s.name.value),
+                )
+                .at(
+                    s.placement.span,
+                    format!(
+                        "every member of `{}` would push to the others",
+                        model.groups[g].name.value
+                    ),
+                )
+                .help(format!(
+                    "push only from the member holding the VIP: `from = {}.active`",
+                    model.groups[g].name.value
+                )),
+            );
+        }
+        if let Placement::All = place {
+            out.push(
+                Diag::error(
+                    "E0505",
+                    format!("share `{}` is pushed in both directions", s.name.value),
+                )
+                .at(s.placement.span, "every host would push to the others")
+                .help("push from the active member of a failover group: `from = GROUP.active`"),
+            );
+        }
+        if let Some(g) = group_of(place) {
+            if model.groups[g].members.len() < 2 {
+                out.push(
+                    Diag::warning(
+                        "W0506",
+                        format!("share `{}` has nowhere to go", s.name.value),
+                    )
+                    .at(
+                        s.placement.span,
+                        format!("`{}` has one member", model.groups[g].name.value),
+                    )
+                    .help("add a second member to the failover group, or remove the share"),
+                );
+            }
+        }
+        // Two shares of overlapping paths on one group push against each other.
+        let Some(path) = str_param(s, "path") else {
+            continue;
+        };
+        for t in &shares[..k] {
+            let Some(tp) = str_param(t, "path") else {
+                continue;
+            };
+            if paths_overlap(path, tp)
+                && group_of(t.placement.value).is_some()
+                && group_of(t.placement.value) == group_of(place)
+            {
+                out.push(
+                    Diag::error(
+                        "E0505",
+                        format!(
+                            "shares `{}` and `{}` replicate overlapping paths",
+                            t.name.value, s.name.value
+                        ),
+                    )
+                    .at(s.span, format!("`{path}`"))
+                    .with(t.span, format!("`{tp}`"))
+                    .help("one directory tree must be replicated by one share, in one direction"),
+                );
+            }
+        }
+    }
+}
+
+fn paths_overlap(a: &str, b: &str) -> bool {
+    let a = a.trim_end_matches('/');
+    let b = b.trim_end_matches('/');
+    a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
+}
+
+fn jobs(model: &Model, out: &mut Vec<Diag>) {
+    let share_paths: Vec<(&Instance, &str)> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind.value == "share")
+        .filter_map(|i| str_param(i, "path").map(|p| (i, p)))
+        .collect();
+    for j in model.instances.iter().filter(|i| i.kind.value == "job") {
+        let run = str_param(j, "run").unwrap_or("");
+        match j.placement.value {
+            Placement::Group(g) => out.push(
+                Diag::warning("W0509", format!("job `{}` runs on every member of `{}`", j.name.value, model.groups[g].name.value))
+                    .at(j.placement.span, "each member runs it")
+                    .help(format!(
+                        "to run it exactly once, on the machine holding the VIP, write `on = {}.active`",
+                        model.groups[g].name.value
+                    )),
+            ),
+            Placement::All => {
+                for (s, p) in &share_paths {
+                    if run.contains(p.trim_end_matches('/')) {
+                        out.push(
+                            Diag::warning("W0507", format!("job `{}` runs on every host and writes into share `{}`", j.name.value, s.name.value))
+                                .at(j.placement.span, "runs on all hosts")
+                                .with(s.span, format!("`{p}` is replicated from the active member"))
+                                .help("on a standby its writes are overwritten by the next push: use `on = GROUP.active`"),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn databases(model: &Model, out: &mut Vec<Diag>) {
+    for db in model
+        .instances
+        .iter()
+        .filter(|i| DATABASES.contains(&i.kind.value.as_str()))
+    {
+        let Some(g) = group_of(db.placement.value) else {
+            continue;
+        };
+        if model.groups[g].members.len() < 2 {
+            out.push(
+                Diag::warning(
+                    "W0506",
+                    format!(
+                        "database `{}` is on a failover group with one member",
+                        db.qualified()
+                    ),
+                )
+                .at(
+                    db.placement.span,
+                    format!("`{}` has a single member", model.groups[g].name.value),
+                )
+                .help("replication needs a second member: add one to the group's `members`"),
+            );
+        }
+    }
+    // An app and the database it needs should follow the same VIP.
+    for app in &model.instances {
+        let Some(ag) = group_of(app.placement.value) else {
+            continue;
+        };
+        for need in &app.needs {
+            let db = &model.instances[need.value];
+            if !DATABASES.contains(&db.kind.value.as_str()) {
+                continue;
+            }
+            if let Some(dg) = group_of(db.placement.value) {
+                if dg != ag {
+                    out.push(
+                        Diag::warning(
+                            "W0508",
+                            format!(
+                                "`{}` follows `{}` but its database `{}` follows `{}`",
+                                app.qualified(),
+                                model.groups[ag].name.value,
+                                db.qualified(),
+                                model.groups[dg].name.value
+                            ),
+                        )
+                        .at(need.span, "needs a database on another failover group")
+                        .with(db.placement.span, "the database's group")
+                        .help("after a failover the app and its primary database may sit on different machines: put both on one group"),
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,1 +1,247 @@
-//! The command-line interface: a thin layer over the library.
+//! The command-line interface: a thin layer over the library. Parses arguments,
+//! reads files, calls one stage entry point after another, prints, returns the exit code.
+//! Exit codes: 0 success / no changes, 1 error, 2 plan has changes (`--detailed-exitcode`).
+
+use crate::diag::{self, Diag};
+use crate::source::SourceMap;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "infra", version, about = "Two servers, redundant, boring.", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum MessageFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GraphFormat {
+    Dot,
+    Svg,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Check a configuration: parse, resolve, lint. Exit 1 on any error.
+    Check {
+        /// A `.infra` file or a directory of them (default: current directory).
+        path: Option<PathBuf>,
+        /// `json`: one diagnostic per line, for editors.
+        #[arg(long, value_enum, default_value = "human")]
+        message_format: MessageFormat,
+    },
+    /// Draw the dependency graph (instances per host, apply order between hosts).
+    Graph {
+        path: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+        /// Write to FILE instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Format `.infra` files canonically (comments are kept).
+    Fmt {
+        path: Option<PathBuf>,
+        /// Do not write; exit 1 if any file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
+    match cli.command {
+        Command::Check {
+            path,
+            message_format,
+        } => check(&path.unwrap_or_else(|| PathBuf::from(".")), message_format),
+        Command::Fmt { path, check } => fmt(&path.unwrap_or_else(|| PathBuf::from(".")), check),
+        Command::Graph { path, format, out } => {
+            graph(&path.unwrap_or_else(|| PathBuf::from(".")), format, out)
+        }
+    }
+}
+
+/// Resolve, lint and order a configuration, printing diagnostics. `Err(exit code)`
+/// when there is an error.
+pub fn load(path: &Path) -> Result<(crate::resolve::Resolved, crate::graph::Graph), i32> {
+    match crate::resolve::resolve(path, &crate::resolve::FsLoader) {
+        Err(f) => {
+            report(&f.diags, &f.sources, MessageFormat::Human);
+            Err(1)
+        }
+        Ok(r) => {
+            let mut diags = crate::lint::lint(&r.model);
+            let g = match crate::graph::graph(&r.model) {
+                Ok(g) => Some(g),
+                Err(d) => {
+                    diags.extend(d);
+                    None
+                }
+            };
+            diag::sort(&mut diags);
+            report(&diags, &r.model.sources, MessageFormat::Human);
+            match g {
+                Some(g) if !diag::has_errors(&diags) => Ok((r, g)),
+                _ => Err(1),
+            }
+        }
+    }
+}
+
+fn graph(path: &Path, format: GraphFormat, out: Option<PathBuf>) -> i32 {
+    let (r, g) = match load(path) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let dot = crate::graph::to_dot(&r.model, &g);
+    let bytes = match format {
+        GraphFormat::Dot => dot.into_bytes(),
+        GraphFormat::Svg => {
+            use std::io::Write;
+            use std::process::{Command, Stdio};
+            let child = Command::new("dot")
+                .arg("-Tsvg")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn();
+            let mut child = match child {
+                Ok(c) => c,
+                Err(_) => {
+                    eprintln!("error: `dot` (Graphviz) is not installed: install it with `apt-get install graphviz`, or use `--format dot`");
+                    return 1;
+                }
+            };
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(dot.as_bytes());
+            }
+            match child.wait_with_output() {
+                Ok(o) if o.status.success() => o.stdout,
+                Ok(o) => {
+                    eprintln!(
+                        "error: dot failed: {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    );
+                    return 1;
+                }
+                Err(e) => {
+                    eprintln!("error: dot failed: {e}");
+                    return 1;
+                }
+            }
+        }
+    };
+    match out {
+        Some(f) => {
+            if let Err(e) = std::fs::write(&f, bytes) {
+                eprintln!("error: cannot write {}: {e}", f.display());
+                return 1;
+            }
+            0
+        }
+        None => {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&bytes);
+            0
+        }
+    }
+}
+
+/// Print diagnostics to stderr (human) or stdout (json).
+pub fn report(diags: &[Diag], sources: &SourceMap, format: MessageFormat) {
+    match format {
+        MessageFormat::Json => print!("{}", diag::render_json(diags, sources)),
+        MessageFormat::Human => {
+            let tty = std::io::stderr().is_terminal();
+            let color = tty && std::env::var_os("NO_COLOR").is_none();
+            eprint!("{}", diag::render(diags, sources, color, 100));
+        }
+    }
+}
+
+fn check(path: &Path, format: MessageFormat) -> i32 {
+    let (sources, diags) = crate::check_path(path);
+    report(&diags, &sources, format);
+    if diag::has_errors(&diags) {
+        1
+    } else {
+        if format == MessageFormat::Human {
+            eprintln!("ok: {}", path.display());
+        }
+        0
+    }
+}
+
+fn infra_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+    if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "infra"))
+            .collect();
+        v.sort();
+        Ok(v)
+    } else {
+        Ok(vec![path.to_path_buf()])
+    }
+}
+
+fn fmt(path: &Path, check: bool) -> i32 {
+    let files = match infra_files(path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let mut status = 0;
+    for f in files {
+        let text = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", f.display());
+                status = 1;
+                continue;
+            }
+        };
+        let mut sources = SourceMap::new();
+        let id = sources.add(f.display().to_string(), text.clone());
+        match crate::fmt::format_source(id, &text) {
+            Ok(out) if out == text => {}
+            Ok(out) => {
+                if check {
+                    eprintln!(
+                        "{} is not formatted (run `infra fmt {}`)",
+                        f.display(),
+                        f.display()
+                    );
+                    status = 1;
+                } else if let Err(e) = std::fs::write(&f, out) {
+                    eprintln!("error: cannot write {}: {e}", f.display());
+                    status = 1;
+                } else {
+                    eprintln!("formatted {}", f.display());
+                }
+            }
+            Err(diags) => {
+                report(&diags, &sources, MessageFormat::Human);
+                status = 1;
+            }
+        }
+    }
+    status
+}

@@ -1,15 +1,1161 @@
-use super::ast;
+//! Recursive-descent parser over the tokens of [`super::lexer`] (whose token shapes are nom
+//! combinators). Invariants:
+//! - never panics, never fails: returns the tree it could build plus every error;
+//! - recursion is bounded: blocks, lists, calls and parameter lists nest at most
+//!   [`MAX_DEPTH`] levels (deeper input is reported once, `E0009`, and skipped iteratively);
+//! - linear time: every token is lexed once, look-ahead is at most 2 tokens, and error
+//!   recovery only moves forward.
+//!
+//! Error recovery: a bad top-level item is skipped up to the next line that starts like an
+//! item (`host beta {`, `let`, `import`, `kind`); a bad entry inside a body is skipped up to
+//! the next line that starts with a name, or the body's `}`.
+
+mod lexer;
+
+use super::ast::*;
 use crate::diag::Diag;
 use crate::source::{FileId, Span};
+use lexer::{shorten, Lexer, Tok, Token, KEYWORDS};
+use std::collections::VecDeque;
 
-pub fn parse_file(file: FileId, text: &str) -> (ast::File, Vec<Diag>) {
-    let _ = text;
+/// Maximum nesting of blocks, lists, calls and parameter lists.
+pub const MAX_DEPTH: usize = 64;
+
+/// The construct could not be parsed; the error is reported and the caller must
+/// skip ahead to a recovery point.
+struct Fail;
+
+type PResult<T> = Result<T, Fail>;
+
+/// An open delimiter, for "unclosed" diagnostics.
+struct Open {
+    delim: char,
+    span: Span,
+    what: String,
+}
+
+pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diag>) {
+    let mut p = Parser {
+        lx: Lexer::new(file, text),
+        buf: VecDeque::new(),
+        open: Vec::new(),
+        eof_reported: false,
+        prev_end: 0,
+    };
+    let mut items = Vec::new();
+    loop {
+        let t = p.peek(0);
+        match &t.tok {
+            Tok::Eof => break,
+            Tok::RBrace | Tok::RBracket | Tok::RParen => {
+                let t = p.bump();
+                p.stray(&t);
+            }
+            Tok::Ident => match p.item() {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => {}
+                Err(Fail) => p.recover_top(),
+            },
+            _ => {
+                let t = p.bump();
+                let found = p.describe(&t);
+                p.err(
+                    Diag::error("E0002", format!("expected an item, found {found}"))
+                        .at(p.sp(&t), "expected an item")
+                        .help(ITEM_HELP),
+                );
+                p.recover_top();
+            }
+        }
+    }
+    let mut diags = p.lx.diags;
+    crate::diag::sort(&mut diags);
     (
-        ast::File {
-            items: vec![],
-            comments: vec![],
-            span: Span::new(file, 0, 0),
+        File {
+            items,
+            comments: p.lx.comments,
+            span: Span::new(file, 0, text.len()),
         },
-        vec![],
+        diags,
     )
+}
+
+const ITEM_HELP: &str =
+    "a file holds `import \"...\"`, `let name = value`, `kind name(...) { ... }` and blocks like `host name { ... }`";
+
+struct Parser<'a> {
+    lx: Lexer<'a>,
+    buf: VecDeque<Token>,
+    open: Vec<Open>,
+    /// One "unclosed" error at end of file is enough.
+    eof_reported: bool,
+    /// End of the last consumed token.
+    prev_end: usize,
+}
+
+impl<'a> Parser<'a> {
+    // ---- tokens -----------------------------------------------------------
+
+    fn peek(&mut self, n: usize) -> &Token {
+        while self.buf.len() <= n {
+            let t = self.lx.next_token();
+            self.buf.push_back(t);
+        }
+        &self.buf[n]
+    }
+
+    fn bump(&mut self) -> Token {
+        self.peek(0);
+        match self.buf.pop_front() {
+            Some(t) => {
+                if t.tok != Tok::Eof {
+                    self.prev_end = t.end;
+                }
+                t
+            }
+            // unreachable: peek(0) filled the buffer
+            None => self.lx.next_token(),
+        }
+    }
+
+    fn at(&mut self, tok: &Tok) -> bool {
+        &self.peek(0).tok == tok
+    }
+
+    fn text(&self, t: &Token) -> &'a str {
+        &self.lx.src[t.start..t.end]
+    }
+
+    fn sp(&self, t: &Token) -> Span {
+        self.lx.span(t.start, t.end)
+    }
+
+    fn is_kw(&self, t: &Token, kw: &[&str]) -> bool {
+        t.tok == Tok::Ident && kw.contains(&self.text(t))
+    }
+
+    fn ident(&self, t: &Token) -> Ident {
+        Ident {
+            name: self.text(t).to_string(),
+            span: self.sp(t),
+        }
+    }
+
+    fn describe(&self, t: &Token) -> String {
+        match &t.tok {
+            Tok::Eof => "end of file".to_string(),
+            Tok::Str(_) => "a string".to_string(),
+            Tok::Ident if KEYWORDS.contains(&self.text(t)) => {
+                format!("keyword `{}`", self.text(t))
+            }
+            _ => format!("`{}`", shorten(self.text(t), 30)),
+        }
+    }
+
+    fn err(&mut self, d: Diag) {
+        self.lx.diags.push(d);
+    }
+
+    fn stray(&mut self, t: &Token) {
+        let c = self.text(t).to_string();
+        let d = Diag::error("E0016", format!("unexpected closing `{c}`"))
+            .at(self.sp(t), "no matching opening delimiter")
+            .help(format!(
+                "remove this `{c}`, or add the opening delimiter it closes"
+            ));
+        self.err(d);
+    }
+
+    /// A name that must not be a keyword (reports, but keeps the name).
+    fn name(&mut self, t: &Token, what: &str) -> Ident {
+        if KEYWORDS.contains(&self.text(t)) {
+            let d = Diag::error(
+                "E0018",
+                format!("keyword `{}` cannot be used as {what}", self.text(t)),
+            )
+            .at(self.sp(t), "reserved keyword")
+            .help("`import`, `let`, `kind`, `true` and `false` are reserved: choose another name");
+            self.err(d);
+        }
+        self.ident(t)
+    }
+
+    // ---- nesting ----------------------------------------------------------
+
+    /// Enter a delimited construct whose opening token is the current token.
+    /// Returns false (after reporting and skipping the whole construct) when too deep.
+    fn enter(&mut self, delim: char, what: String) -> bool {
+        let t = self.bump();
+        if self.open.len() >= MAX_DEPTH {
+            let d = Diag::error("E0009", "nesting too deep")
+                .at(self.sp(&t), format!("more than {MAX_DEPTH} levels deep"))
+                .help(format!(
+                    "blocks, lists and calls nest at most {MAX_DEPTH} levels; flatten this with `let`"
+                ));
+            self.err(d);
+            self.skip_balanced();
+            return false;
+        }
+        self.open.push(Open {
+            delim,
+            span: self.sp(&t),
+            what,
+        });
+        true
+    }
+
+    fn leave(&mut self) {
+        self.open.pop();
+    }
+
+    /// After an opening delimiter was consumed: skip to its matching closer (any kind), iteratively.
+    fn skip_balanced(&mut self) {
+        let mut depth = 1usize;
+        loop {
+            let t = self.bump();
+            match t.tok {
+                Tok::Eof => return,
+                Tok::LBrace | Tok::LBracket | Tok::LParen => depth += 1,
+                Tok::RBrace | Tok::RBracket | Tok::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Report the innermost open delimiter as unclosed because `found` cannot continue it.
+    /// At end of file this is reported once for all open delimiters.
+    fn unclosed(&mut self, found: &Token) {
+        let eof = found.tok == Tok::Eof;
+        if eof && self.eof_reported {
+            return;
+        }
+        let Some(inner) = self.open.last() else {
+            return;
+        };
+        let (code, close) = match inner.delim {
+            '{' => ("E0003", '}'),
+            '[' => ("E0004", ']'),
+            _ => ("E0005", ')'),
+        };
+        let mut d = Diag::error(code, format!("unclosed {}", inner.what))
+            .at(
+                inner.span,
+                format!("this `{}` is never closed", inner.delim),
+            )
+            .help(format!("add `{close}` to close it"));
+        if eof {
+            self.eof_reported = true;
+            let n = self.open.len();
+            for o in self.open[..n - 1].iter().rev().take(3) {
+                d = d.with(o.span, format!("this `{}` is not closed either", o.delim));
+            }
+            d = d.with(self.sp(found), "the file ends here");
+        } else {
+            d = d.with(self.sp(found), format!("expected `{close}` before this"));
+        }
+        self.err(d);
+    }
+
+    /// True if an enclosing construct opened with `delim`.
+    fn is_open(&self, delim: char) -> bool {
+        self.open.iter().any(|o| o.delim == delim)
+    }
+
+    // ---- recovery ---------------------------------------------------------
+
+    /// Skip to the next line that starts like an item, at the current nesting level.
+    fn recover_top(&mut self) {
+        let mut depth = 0usize;
+        loop {
+            let t = self.peek(0).clone();
+            match t.tok {
+                Tok::Eof => return,
+                Tok::Ident
+                    if depth == 0
+                        && t.line_start
+                        && (self.is_kw(&t, &["import", "let", "kind"])
+                            || matches!(
+                                self.peek(1).tok,
+                                Tok::Ident | Tok::Str(_) | Tok::LBrace
+                            )) =>
+                {
+                    return
+                }
+                Tok::LBrace | Tok::LBracket | Tok::LParen => depth += 1,
+                Tok::RBrace | Tok::RBracket | Tok::RParen => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            self.bump();
+        }
+    }
+
+    /// Skip to the next line that starts with a name, or the closing `}` of the body.
+    fn recover_body(&mut self) {
+        let mut depth = 0usize;
+        loop {
+            let t = self.peek(0);
+            match t.tok {
+                Tok::Eof => return,
+                Tok::RBrace if depth == 0 => return,
+                Tok::Ident if depth == 0 && t.line_start => return,
+                Tok::LBrace | Tok::LBracket | Tok::LParen => depth += 1,
+                Tok::RBrace | Tok::RBracket | Tok::RParen => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            self.bump();
+        }
+    }
+
+    // ---- items ------------------------------------------------------------
+
+    /// The current token is an identifier.
+    fn item(&mut self) -> PResult<Option<Item>> {
+        let kw = self.bump();
+        match self.text(&kw) {
+            "import" => self.import(kw).map(|i| Some(Item::Import(i))),
+            "let" => self.let_(kw).map(|l| l.map(Item::Let)),
+            "kind" => self.kind(kw).map(|k| Some(Item::Kind(k))),
+            "true" | "false" => {
+                let found = self.describe(&kw);
+                self.err(
+                    Diag::error("E0002", format!("expected an item, found {found}"))
+                        .at(self.sp(&kw), "expected an item")
+                        .help(ITEM_HELP),
+                );
+                Err(Fail)
+            }
+            _ => self.top_block(kw),
+        }
+    }
+
+    fn import(&mut self, kw: Token) -> PResult<Import> {
+        let t = self.peek(0).clone();
+        if let Tok::Str(s) = t.tok {
+            self.bump();
+            return Ok(Import {
+                path: *s,
+                span: self.lx.span(kw.start, t.end),
+            });
+        }
+        let found = self.describe(&t);
+        self.err(
+            Diag::error(
+                "E0002",
+                format!("expected a string after `import`, found {found}"),
+            )
+            .at(self.sp(&t), "expected a string")
+            .help("write `import \"std/postgres\"` or `import \"./common.infra\"`"),
+        );
+        Err(Fail)
+    }
+
+    fn let_(&mut self, kw: Token) -> PResult<Option<Let>> {
+        let t = self.peek(0).clone();
+        if t.tok != Tok::Ident {
+            let found = self.describe(&t);
+            self.err(
+                Diag::error(
+                    "E0002",
+                    format!("expected a name after `let`, found {found}"),
+                )
+                .at(self.sp(&t), "expected a name")
+                .help("write `let name = value`"),
+            );
+            return Err(Fail);
+        }
+        self.bump();
+        let name = self.name(&t, "a variable name");
+        let what = format!("`let {}`", name.name);
+        let eq = self.expect_eq(&name, &what)?;
+        // `None`: an invalid value, already reported and consumed.
+        let Some(value) = self.value(eq.as_ref())? else {
+            return Ok(None);
+        };
+        Ok(Some(Let {
+            span: self.lx.span(kw.start, value.span().end as usize),
+            name,
+            value,
+        }))
+    }
+
+    /// Expect `=` after a name. If it is missing but a value follows on the same line,
+    /// report and carry on (returns `None` for the `=` token).
+    fn expect_eq(&mut self, name: &Ident, what: &str) -> PResult<Option<Token>> {
+        let t = self.peek(0).clone();
+        if t.tok == Tok::Eq {
+            return Ok(Some(self.bump()));
+        }
+        let value_follows = !t.line_start
+            && matches!(
+                t.tok,
+                Tok::Str(_) | Tok::Int(_) | Tok::LBracket | Tok::Ident
+            );
+        let found = self.describe(&t);
+        self.err(
+            Diag::error("E0006", format!("expected `=` after {what}, found {found}"))
+                .at(self.sp(&t), "expected `=` before this")
+                .help(format!("write `{} = value`", name.name)),
+        );
+        if value_follows {
+            Ok(None)
+        } else {
+            Err(Fail)
+        }
+    }
+
+    /// `kind NAME(PARAMS) { BODY }`
+    fn kind(&mut self, kw: Token) -> PResult<KindDef> {
+        let t = self.peek(0).clone();
+        if t.tok != Tok::Ident {
+            let found = self.describe(&t);
+            self.err(
+                Diag::error(
+                    "E0002",
+                    format!("expected a name after `kind`, found {found}"),
+                )
+                .at(self.sp(&t), "expected a name")
+                .help("write `kind name(param: type, ...) { ... }`"),
+            );
+            return Err(Fail);
+        }
+        self.bump();
+        let name = self.name(&t, "a kind name");
+        let t = self.peek(0).clone();
+        let mut params = Vec::new();
+        if t.tok == Tok::LParen {
+            if !self.enter('(', format!("parameter list of `{}`", name.name)) {
+                return Err(Fail);
+            }
+            let r = self.params(&mut params);
+            self.leave();
+            r?;
+        } else {
+            let found = self.describe(&t);
+            self.err(
+                Diag::error(
+                    "E0002",
+                    format!("expected `(` after `kind {}`, found {found}", name.name),
+                )
+                .at(self.sp(&t), "expected `(`")
+                .help(format!(
+                    "write `kind {}(param: type, ...) {{ ... }}`, or `()` for no parameters",
+                    name.name
+                )),
+            );
+            if t.tok != Tok::LBrace {
+                return Err(Fail);
+            }
+        }
+        let body = self.body_required(
+            &format!("`kind {}`", name.name),
+            format!("kind `{}`", name.name),
+        )?;
+        Ok(KindDef {
+            span: self.lx.span(kw.start, body.span.end as usize),
+            name,
+            params,
+            body,
+        })
+    }
+
+    /// Parameters after `(` up to and including `)`.
+    fn params(&mut self, params: &mut Vec<Param>) -> PResult<()> {
+        loop {
+            let t = self.peek(0).clone();
+            match t.tok {
+                Tok::RParen => {
+                    self.bump();
+                    return Ok(());
+                }
+                Tok::Eof => {
+                    self.unclosed(&t);
+                    return Err(Fail);
+                }
+                Tok::LBrace | Tok::RBrace => {
+                    self.unclosed(&t);
+                    return Ok(());
+                }
+                Tok::Ident => {
+                    self.bump();
+                    match self.param(t) {
+                        Ok(Some(p)) => params.push(p),
+                        Ok(None) => {}
+                        Err(Fail) => self.recover_param(),
+                    }
+                    let n = self.peek(0).clone();
+                    match n.tok {
+                        Tok::Comma => {
+                            self.bump();
+                        }
+                        Tok::RParen | Tok::Eof | Tok::LBrace | Tok::RBrace => {}
+                        _ => {
+                            let found = self.describe(&n);
+                            self.err(
+                                Diag::error(
+                                    "E0002",
+                                    format!("expected `,` or `)` after a parameter, found {found}"),
+                                )
+                                .at(self.sp(&n), "expected `,` or `)`")
+                                .help("separate parameters with `,`"),
+                            );
+                            if n.tok != Tok::Ident {
+                                self.recover_param();
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    self.bump();
+                    let found = self.describe(&t);
+                    self.err(
+                        Diag::error("E0002", format!("expected a parameter name, found {found}"))
+                            .at(self.sp(&t), "expected a parameter")
+                            .help("write `name: type` or `name: type = default`"),
+                    );
+                    self.recover_param();
+                }
+            }
+        }
+    }
+
+    /// Skip to the next `,` (consumed), `)`, `{` or `}` of the parameter list.
+    fn recover_param(&mut self) {
+        let mut depth = 0usize;
+        loop {
+            let t = self.peek(0);
+            match t.tok {
+                Tok::Eof => return,
+                Tok::RParen | Tok::LBrace | Tok::RBrace if depth == 0 => return,
+                Tok::Comma if depth == 0 => {
+                    self.bump();
+                    return;
+                }
+                Tok::LBracket | Tok::LParen => depth += 1,
+                Tok::RBracket | Tok::RParen => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            self.bump();
+        }
+    }
+
+    /// `name: type [= default]`, the name already consumed.
+    fn param(&mut self, nt: Token) -> PResult<Option<Param>> {
+        let name = self.name(&nt, "a parameter name");
+        let t = self.peek(0).clone();
+        if t.tok != Tok::Colon {
+            let found = self.describe(&t);
+            self.err(
+                Diag::error(
+                    "E0002",
+                    format!(
+                        "expected `:` after parameter `{}`, found {found}",
+                        name.name
+                    ),
+                )
+                .at(self.sp(&t), "expected `:` and a type")
+                .help(format!("write `{}: string` (or another type)", name.name)),
+            );
+            return Err(Fail);
+        }
+        self.bump();
+        let ty = self.ty()?;
+        let Some(ty) = ty else { return Ok(None) };
+        let mut end = ty.span().end as usize;
+        let mut default = None;
+        if self.at(&Tok::Eq) {
+            let eq = self.bump();
+            match self.value(Some(&eq))? {
+                Some(v) => {
+                    end = v.span().end as usize;
+                    default = Some(v);
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(Param {
+            span: self.lx.span(nt.start, end),
+            name,
+            ty,
+            default,
+        }))
+    }
+
+    /// `ident` or `[type]`. `Ok(None)`: reported, consumed.
+    fn ty(&mut self) -> PResult<Option<TypeExpr>> {
+        let t = self.peek(0).clone();
+        match t.tok {
+            Tok::Ident => {
+                self.bump();
+                Ok(Some(TypeExpr::Named(self.name(&t, "a type"))))
+            }
+            Tok::LBracket => {
+                if !self.enter('[', "list type".to_string()) {
+                    return Ok(None);
+                }
+                let inner = self.ty();
+                let r = match inner {
+                    Ok(inner) => {
+                        let c = self.peek(0).clone();
+                        if c.tok == Tok::RBracket {
+                            self.bump();
+                            Ok(inner
+                                .map(|i| TypeExpr::List(Box::new(i), self.lx.span(t.start, c.end))))
+                        } else {
+                            self.unclosed(&c);
+                            Err(Fail)
+                        }
+                    }
+                    Err(f) => Err(f),
+                };
+                self.leave();
+                r
+            }
+            _ => {
+                let found = self.describe(&t);
+                self.err(
+                    Diag::error("E0002", format!("expected a type, found {found}"))
+                        .at(self.sp(&t), "expected a type")
+                        .help("types are names like `string`, `int`, `host`, or lists like `[string]`"),
+                );
+                Err(Fail)
+            }
+        }
+    }
+
+    /// A top-level item starting with a name: a block, or a misplaced attribute.
+    fn top_block(&mut self, kw: Token) -> PResult<Option<Item>> {
+        let keyword = self.ident(&kw);
+        let t = self.peek(0).clone();
+        match t.tok {
+            Tok::Eq => {
+                let eq = self.bump();
+                self.err(
+                    Diag::error("E0015", format!("attribute `{}` outside a block", keyword.name))
+                        .at(keyword.span.to(self.sp(&eq)), "attributes belong inside a block")
+                        .help(format!(
+                            "to define a value, write `let {} = ...`; otherwise move it into a block like `host name {{ ... }}`",
+                            keyword.name
+                        )),
+                );
+                self.value(Some(&eq))?;
+                Ok(None)
+            }
+            Tok::LBrace | Tok::Ident | Tok::Str(_) => {
+                let block = self.block_after_keyword(keyword)?;
+                Ok(block.map(Item::Block))
+            }
+            _ => {
+                let found = self.describe(&t);
+                self.err(
+                    Diag::error(
+                        "E0002",
+                        format!(
+                            "expected a name or `{{` after `{}`, found {found}",
+                            keyword.name
+                        ),
+                    )
+                    .at(self.sp(&t), "expected a block")
+                    .help(format!(
+                        "a block looks like `{} name {{ ... }}`",
+                        keyword.name
+                    )),
+                );
+                Err(Fail)
+            }
+        }
+    }
+
+    /// `keyword [label] { body }` with the keyword consumed and the next token a
+    /// label or `{`. `Ok(None)`: skipped (too deep).
+    fn block_after_keyword(&mut self, keyword: Ident) -> PResult<Option<Block>> {
+        let t = self.peek(0).clone();
+        let label = match t.tok {
+            Tok::Ident => {
+                self.bump();
+                Some(BlockLabel::Name(self.name(&t, "a block name")))
+            }
+            Tok::Str(ref s) => {
+                self.bump();
+                Some(BlockLabel::Str((**s).clone()))
+            }
+            _ => None,
+        };
+        let header = match &label {
+            None => format!("`{}`", keyword.name),
+            Some(l) => format!(
+                "`{} {}`",
+                keyword.name,
+                shorten(
+                    self.lx
+                        .src
+                        .get(l.span().start as usize..l.span().end as usize)
+                        .unwrap_or(""),
+                    30
+                )
+            ),
+        };
+        let what = format!("block {header}");
+        let Some(body) = self.body(&header, what)? else {
+            return Ok(None);
+        };
+        Ok(Some(Block {
+            span: keyword.span.to(body.span),
+            keyword,
+            label,
+            body,
+        }))
+    }
+
+    /// A body where one is required; `header` names the construct for messages.
+    fn body_required(&mut self, header: &str, what: String) -> PResult<Body> {
+        match self.body(header, what)? {
+            Some(b) => Ok(b),
+            None => Err(Fail),
+        }
+    }
+
+    /// `{ entries }`. `Ok(None)` when too deep (reported, skipped).
+    fn body(&mut self, header: &str, what: String) -> PResult<Option<Body>> {
+        let t = self.peek(0).clone();
+        if t.tok != Tok::LBrace {
+            let found = self.describe(&t);
+            self.err(
+                Diag::error(
+                    "E0002",
+                    format!("expected `{{` after {header}, found {found}"),
+                )
+                .at(self.sp(&t), "expected `{`")
+                .help(format!(
+                    "a block needs a body: {} {{ ... }}",
+                    header.trim_matches('`')
+                )),
+            );
+            return Err(Fail);
+        }
+        if !self.enter('{', what) {
+            return Ok(None);
+        }
+        let mut entries = Vec::new();
+        let end = loop {
+            let t = self.peek(0).clone();
+            match t.tok {
+                Tok::RBrace => {
+                    self.bump();
+                    break t.end;
+                }
+                Tok::Eof => {
+                    self.unclosed(&t);
+                    break self.prev_end;
+                }
+                Tok::RBracket | Tok::RParen => {
+                    self.bump();
+                    self.stray(&t);
+                }
+                Tok::Ident => match self.entry() {
+                    Ok(Some(e)) => entries.push(e),
+                    Ok(None) => {}
+                    Err(Fail) => self.recover_body(),
+                },
+                _ => {
+                    self.bump();
+                    let found = self.describe(&t);
+                    self.err(
+                        Diag::error("E0002", format!("expected an attribute or a block, found {found}"))
+                            .at(self.sp(&t), "expected `name = value` or `name { ... }`")
+                            .help("a body holds attributes like `port = 22` and blocks like `ssh { ... }`"),
+                    );
+                    self.recover_body();
+                }
+            }
+        };
+        self.leave();
+        Ok(Some(Body {
+            entries,
+            span: self.lx.span(t.start, end),
+        }))
+    }
+
+    /// An attribute or a nested block; the current token is an identifier.
+    fn entry(&mut self) -> PResult<Option<Entry>> {
+        let nt = self.bump();
+        let n1 = self.peek(0).clone();
+        if self.is_kw(&nt, &["import", "let", "kind"]) && n1.tok != Tok::Eq {
+            let kw = self.text(&nt);
+            self.err(
+                Diag::error("E0002", format!("`{kw}` is only allowed at the top level"))
+                    .at(self.sp(&nt), "not allowed inside a block")
+                    .help(format!("move the `{kw}` out of the block")),
+            );
+            return Err(Fail);
+        }
+        if self.is_kw(&nt, &["true", "false"]) {
+            let found = self.describe(&nt);
+            self.err(
+                Diag::error(
+                    "E0002",
+                    format!("expected an attribute or a block, found {found}"),
+                )
+                .at(self.sp(&nt), "expected `name = value` or `name { ... }`")
+                .help("a body holds attributes like `port = 22` and blocks like `ssh { ... }`"),
+            );
+            return Err(Fail);
+        }
+        let block = match n1.tok {
+            Tok::LBrace => true,
+            Tok::Ident | Tok::Str(_) => self.peek(1).tok == Tok::LBrace,
+            _ => false,
+        };
+        if block {
+            let keyword = self.name(&nt, "a block keyword");
+            return Ok(self.block_after_keyword(keyword)?.map(Entry::Block));
+        }
+        let name = self.name(&nt, "an attribute name");
+        let eq = if n1.tok == Tok::Eq {
+            Some(self.bump())
+        } else {
+            let missing_eq = !n1.line_start
+                && matches!(
+                    n1.tok,
+                    Tok::Str(_) | Tok::Int(_) | Tok::LBracket | Tok::Ident
+                );
+            if !missing_eq {
+                let found = self.describe(&n1);
+                self.err(
+                    Diag::error(
+                        "E0002",
+                        format!("expected `=` or `{{` after `{}`, found {found}", name.name),
+                    )
+                    .at(self.sp(&n1), "expected `=` or `{`")
+                    .help(format!(
+                        "write `{0} = value` for an attribute, or `{0} {{ ... }}` for a block",
+                        name.name
+                    )),
+                );
+                return Err(Fail);
+            }
+            self.err(
+                Diag::error(
+                    "E0006",
+                    format!("expected `=` after attribute name `{}`", name.name),
+                )
+                .at(self.sp(&n1), "expected `=` before this")
+                .help(format!("write `{} = value`", name.name)),
+            );
+            None
+        };
+        let Some(value) = self.value(eq.as_ref())? else {
+            return Ok(None);
+        };
+        Ok(Some(Entry::Attr(Attr {
+            span: name.span.to(value.span()),
+            name,
+            value,
+        })))
+    }
+
+    // ---- expressions --------------------------------------------------------
+
+    /// The value after `=` (or where `=` was missing).
+    fn value(&mut self, eq: Option<&Token>) -> PResult<Option<Expr>> {
+        let t = self.peek(0).clone();
+        let missing = match t.tok {
+            Tok::RBrace | Tok::Eof => true,
+            Tok::Ident => t.line_start && matches!(self.peek(1).tok, Tok::Eq | Tok::LBrace),
+            _ => false,
+        };
+        if missing {
+            let found = self.describe(&t);
+            let mut d = Diag::error("E0014", format!("expected an expression, found {found}"))
+                .help("a value is a string, an integer, `true`/`false`, a list `[...]`, a call `f(...)` or a name");
+            match eq {
+                Some(eq) if t.line_start || t.tok == Tok::Eof => {
+                    d = d.at(self.sp(eq), "expected a value after this `=`");
+                }
+                _ => d = d.at(self.sp(&t), "expected an expression"),
+            }
+            self.err(d);
+            return Err(Fail);
+        }
+        self.expr()
+    }
+
+    /// `Err`: the current token cannot start an expression (reported, not consumed).
+    /// `Ok(None)`: an invalid expression was reported and consumed.
+    fn expr(&mut self) -> PResult<Option<Expr>> {
+        let t = self.peek(0).clone();
+        match t.tok {
+            Tok::Str(s) => {
+                self.bump();
+                Ok(Some(Expr::Str(*s)))
+            }
+            Tok::Int(v) => {
+                self.bump();
+                Ok(v.map(|v| Expr::Int(v, self.sp(&t))))
+            }
+            Tok::LBracket => self.list(),
+            Tok::Ident => match self.text(&t) {
+                "true" | "false" => {
+                    self.bump();
+                    Ok(Some(Expr::Bool(self.text(&t) == "true", self.sp(&t))))
+                }
+                "import" | "let" | "kind" => {
+                    let found = self.describe(&t);
+                    self.err(
+                        Diag::error("E0014", format!("expected an expression, found {found}"))
+                            .at(self.sp(&t), "expected an expression")
+                            .help("keywords cannot be used as values"),
+                    );
+                    Err(Fail)
+                }
+                _ => {
+                    let n = self.peek(1).clone();
+                    if n.tok == Tok::LParen && !n.ws_before {
+                        self.bump();
+                        self.call(t)
+                    } else {
+                        self.path()
+                    }
+                }
+            },
+            _ => {
+                let found = self.describe(&t);
+                self.err(
+                    Diag::error("E0014", format!("expected an expression, found {found}"))
+                        .at(self.sp(&t), "expected an expression")
+                        .help("a value is a string, an integer, `true`/`false`, a list `[...]`, a call `f(...)` or a name"),
+                );
+                Err(Fail)
+            }
+        }
+    }
+
+    /// `a.b.c`, the current token an identifier.
+    fn path(&mut self) -> PResult<Option<Expr>> {
+        let t = self.bump();
+        let mut segs = vec![self.ident(&t)];
+        loop {
+            let dot = self.peek(0).clone();
+            if dot.tok != Tok::Dot || dot.ws_before {
+                break;
+            }
+            self.bump();
+            let n = self.peek(0).clone();
+            if n.tok == Tok::Ident && !n.ws_before {
+                self.bump();
+                segs.push(self.ident(&n));
+            } else {
+                let found = self.describe(&n);
+                self.err(
+                    Diag::error("E0002", format!("expected a name after `.`, found {found}"))
+                        .at(self.sp(&dot), "expected a name after this `.`")
+                        .help("a path looks like `office.active` (no spaces around `.`)"),
+                );
+                return Ok(None);
+            }
+        }
+        Ok(Some(Expr::Path(segs)))
+    }
+
+    /// True if the current token plainly starts a new entry or item, so an open list or
+    /// call must have been left unclosed.
+    fn starts_entry(&mut self) -> bool {
+        let t = self.peek(0).clone();
+        if t.tok != Tok::Ident {
+            return false;
+        }
+        if self.is_kw(&t, &["import", "let", "kind"]) {
+            return true;
+        }
+        matches!(self.peek(1).tok, Tok::Eq | Tok::LBrace)
+    }
+
+    /// `[ e, e e, ]` with the current token `[`.
+    fn list(&mut self) -> PResult<Option<Expr>> {
+        let open = self.peek(0).clone();
+        if !self.enter('[', "list".to_string()) {
+            return Ok(None);
+        }
+        let mut elems = Vec::new();
+        let mut need_elem = true;
+        let end = loop {
+            let t = self.peek(0).clone();
+            match t.tok {
+                Tok::RBracket => {
+                    self.bump();
+                    break t.end;
+                }
+                Tok::Eof => {
+                    self.unclosed(&t);
+                    break self.prev_end;
+                }
+                Tok::RBrace | Tok::RParen => {
+                    let d = if t.tok == Tok::RBrace { '{' } else { '(' };
+                    if self.is_open(d) {
+                        self.unclosed(&t);
+                        break self.prev_end;
+                    }
+                    self.bump();
+                    self.stray(&t);
+                }
+                Tok::Comma => {
+                    self.bump();
+                    if need_elem {
+                        self.err(
+                            Diag::error("E0014", "expected an expression, found `,`")
+                                .at(self.sp(&t), "expected an expression")
+                                .help("remove the extra `,`"),
+                        );
+                    }
+                    need_elem = true;
+                }
+                _ if self.starts_entry() => {
+                    self.unclosed(&t);
+                    break self.prev_end;
+                }
+                _ => {
+                    match self.expr() {
+                        Ok(Some(e)) => elems.push(e),
+                        Ok(None) => {}
+                        Err(Fail) => {
+                            self.bump();
+                        }
+                    }
+                    need_elem = false;
+                }
+            }
+        };
+        self.leave();
+        Ok(Some(Expr::List(elems, self.lx.span(open.start, end))))
+    }
+
+    /// `name(args)` with the name consumed and the current token `(`.
+    fn call(&mut self, name_tok: Token) -> PResult<Option<Expr>> {
+        let name = self.name(&name_tok, "a function name");
+        if !self.enter('(', format!("call `{}(`", name.name)) {
+            return Ok(None);
+        }
+        let mut args = Vec::new();
+        let mut need_arg = true;
+        let end = loop {
+            let t = self.peek(0).clone();
+            match t.tok {
+                Tok::RParen => {
+                    self.bump();
+                    break t.end;
+                }
+                Tok::Eof => {
+                    self.unclosed(&t);
+                    break self.prev_end;
+                }
+                Tok::RBrace | Tok::RBracket => {
+                    let d = if t.tok == Tok::RBrace { '{' } else { '[' };
+                    if self.is_open(d) {
+                        self.unclosed(&t);
+                        break self.prev_end;
+                    }
+                    self.bump();
+                    self.stray(&t);
+                }
+                Tok::Comma => {
+                    self.bump();
+                    if need_arg {
+                        self.err(
+                            Diag::error("E0014", "expected an expression, found `,`")
+                                .at(self.sp(&t), "expected an expression")
+                                .help("remove the extra `,`"),
+                        );
+                    }
+                    need_arg = true;
+                }
+                _ if self.starts_entry() => {
+                    self.unclosed(&t);
+                    break self.prev_end;
+                }
+                _ => {
+                    if !need_arg {
+                        let found = self.describe(&t);
+                        self.err(
+                            Diag::error("E0002", format!("expected `,` or `)`, found {found}"))
+                                .at(self.sp(&t), "expected `,` or `)`")
+                                .help("separate arguments with `,`"),
+                        );
+                    }
+                    match self.expr() {
+                        Ok(Some(e)) => args.push(e),
+                        Ok(None) => {}
+                        Err(Fail) => {
+                            self.bump();
+                        }
+                    }
+                    need_arg = false;
+                }
+            }
+        };
+        self.leave();
+        Ok(Some(Expr::Call(
+            name,
+            args,
+            self.lx.span(name_tok.start, end),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"import "std/postgres"
+let base = "/srv/accounting"   # trailing comment
+
+host alpha { address = "192.0.2.11" }
+host beta  { address = "192.0.2.12"  ssh { user = "admin" port = 2222 } }
+
+failover office {
+  members   = [alpha, beta]
+  vip       = "192.0.2.10/24"
+  interface = "eth0"
+  check     = http("http://127.0.0.1/health")
+}
+
+kind service(on: placement, exec: string, user: string = "root", after: [string] = [],) {
+  unit "${name}.service" { template = "service/unit.hbs" enable = true start = true }
+  step "mkdir-${name}" { run = "mkdir -p \"${base}/x\"" unless = "test -d /x" only = "primary" }
+  package "rsync" {}
+}
+
+postgres main {
+  version = 15
+  failover = office
+  databases = ["accounting"]
+  replication_password = secret("pg_repl")
+  needs = [php_app.accounting, service.x]
+}
+
+job close_month { run = "php ${base}/bin/close.php" calendar = "*-*-01 02:00:00" on = office.active }
+"#;
+
+    #[test]
+    fn sample_parses() {
+        let (f, d) = parse_file(FileId(0), SAMPLE);
+        assert!(d.is_empty(), "{d:#?}");
+        assert_eq!(f.items.len(), 8);
+        assert_eq!(f.comments.len(), 1);
+        assert_eq!(f.comments[0].text, " trailing comment");
+        let Item::Kind(k) = &f.items[5] else { panic!() };
+        assert_eq!(k.params.len(), 4);
+        assert_eq!(k.body.entries.len(), 3);
+        let Item::Block(b) = &f.items[6] else {
+            panic!()
+        };
+        assert_eq!(
+            &SAMPLE[b.span.start as usize..b.span.end as usize][..13],
+            "postgres main"
+        );
+        assert!(SAMPLE[b.span.start as usize..b.span.end as usize].ends_with('}'));
+    }
 }

@@ -1,0 +1,318 @@
+//! Loading sources: the root file or directory, then every import, transitively.
+//! The filesystem sits behind [`Loader`] so the compiler core does no IO of its own.
+
+use crate::diag::Diag;
+use crate::source::{FileId, SourceMap, Span};
+use crate::syntax::{self, ast};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// Where source files come from.
+pub trait Loader {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    fn is_dir(&self, path: &Path) -> bool;
+    /// Files directly inside a directory.
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+}
+
+/// The real filesystem.
+pub struct FsLoader;
+
+impl Loader for FsLoader {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir)? {
+            out.push(e?.path());
+        }
+        Ok(out)
+    }
+}
+
+/// In-memory files (tests, fuzzing, benchmarks).
+#[derive(Default)]
+pub struct MemLoader {
+    pub files: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+impl Loader for MemLoader {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.files
+            .get(&normalize(path))
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        let p = normalize(path);
+        !self.files.contains_key(&p) && self.files.keys().any(|k| k.starts_with(&p))
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let d = normalize(dir);
+        Ok(self
+            .files
+            .keys()
+            .filter(|k| k.parent() == Some(d.as_path()))
+            .cloned()
+            .collect())
+    }
+}
+
+/// Lexically normalise `a/./b/../c` to `a/c` (no filesystem access).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                _ => out.push(c),
+            },
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
+/// Largest source file accepted (bytes).
+pub const MAX_FILE: usize = 64 * 1024 * 1024;
+
+/// Everything loaded: sources and parsed files, user files first (in load order).
+pub struct Loaded {
+    pub sources: SourceMap,
+    pub files: Vec<(FileId, ast::File)>,
+    pub diags: Vec<Diag>,
+    /// The directory of the root (for templates/ overrides).
+    pub root_dir: PathBuf,
+}
+
+enum Origin {
+    User(PathBuf),
+    Std(String),
+}
+
+struct State<'a> {
+    loader: &'a dyn Loader,
+    sources: SourceMap,
+    files: Vec<(FileId, ast::File)>,
+    diags: Vec<Diag>,
+    /// Loaded file keys (normalised path or `std/NAME`) -> file id.
+    loaded: BTreeMap<String, FileId>,
+    /// Import stack for cycle detection: (key, span of the import that led here).
+    stack: Vec<(String, Option<Span>)>,
+}
+
+/// Load the root (a `.infra` file, or a directory of them) and every import.
+pub fn load(root: &Path, loader: &dyn Loader) -> Loaded {
+    let mut st = State {
+        loader,
+        sources: SourceMap::new(),
+        files: Vec::new(),
+        diags: Vec::new(),
+        loaded: BTreeMap::new(),
+        stack: Vec::new(),
+    };
+    let root = normalize(root);
+    let root_dir;
+    if loader.is_dir(&root) {
+        root_dir = root.clone();
+        match loader.list(&root) {
+            Ok(mut entries) => {
+                entries.retain(|p| p.extension().is_some_and(|e| e == "infra"));
+                entries.sort();
+                if entries.is_empty() {
+                    st.diags.push(
+                        Diag::error(
+                            "E0305",
+                            format!("no `.infra` files in `{}`", root.display()),
+                        )
+                        .help("point `infra` at a directory containing your configuration, e.g. `examples/accounting`"),
+                    );
+                }
+                for p in entries {
+                    st.load_file(Origin::User(normalize(&p)), None);
+                }
+            }
+            Err(e) => st.diags.push(
+                Diag::error(
+                    "E0301",
+                    format!("cannot read directory `{}`: {e}", root.display()),
+                )
+                .help("check the path and its permissions"),
+            ),
+        }
+    } else {
+        root_dir = root.parent().map(Path::to_path_buf).unwrap_or_default();
+        st.load_file(Origin::User(root), None);
+    }
+    // The prelude is implicitly imported by everyone.
+    st.load_file(Origin::Std(crate::stdlib::PRELUDE.to_string()), None);
+    Loaded {
+        sources: st.sources,
+        files: st.files,
+        diags: st.diags,
+        root_dir,
+    }
+}
+
+impl State<'_> {
+    fn load_file(&mut self, origin: Origin, via: Option<Span>) {
+        let key = match &origin {
+            Origin::User(p) => p.display().to_string(),
+            Origin::Std(n) => format!("std/{n}"),
+        };
+        if let Some(pos) = self.stack.iter().position(|(k, _)| *k == key) {
+            // An import cycle: report it at the import that closes the cycle.
+            let mut chain: Vec<String> = self.stack[pos..].iter().map(|(k, _)| k.clone()).collect();
+            chain.push(key.clone());
+            let mut d = Diag::error("E0302", format!("import cycle: {}", chain.join(" → ")))
+                .help("imports must not form a cycle; move the shared declarations into a third file that both import");
+            if let Some(span) = via {
+                d = d.at(span, "this import closes the cycle");
+            }
+            for (_, s) in self.stack[pos + 1..].iter() {
+                if let Some(s) = s {
+                    d = d.with(*s, "imported here");
+                }
+            }
+            self.diags.push(d);
+            return;
+        }
+        if self.loaded.contains_key(&key) {
+            return;
+        }
+        let text = match &origin {
+            Origin::Std(name) => match crate::stdlib::module(name) {
+                Some(t) => t.to_string(),
+                None => {
+                    let mut d =
+                        Diag::error("E0301", format!("no standard library module `std/{name}`"));
+                    if let Some(s) = via {
+                        d = d.at(s, "imported here");
+                    }
+                    let names: Vec<&str> = crate::stdlib::modules().map(|(n, _)| n).collect();
+                    d = match crate::diag::suggest(name, names.iter().copied()) {
+                        Some(s) => d.help(format!("did you mean `std/{s}`?")),
+                        None => d.help(format!(
+                            "available modules: {}",
+                            names
+                                .iter()
+                                .map(|n| format!("std/{n}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    };
+                    self.diags.push(d);
+                    return;
+                }
+            },
+            Origin::User(path) => match self.loader.read(path) {
+                Ok(bytes) if bytes.len() > MAX_FILE => {
+                    let mut d = Diag::error(
+                        "E0304",
+                        format!(
+                            "`{}` is too large ({} bytes, at most {MAX_FILE})",
+                            path.display(),
+                            bytes.len()
+                        ),
+                    )
+                    .help("split the configuration into several files");
+                    if let Some(s) = via {
+                        d = d.at(s, "imported here");
+                    }
+                    self.diags.push(d);
+                    return;
+                }
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let valid = e.utf8_error().valid_up_to();
+                        let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                        // Point at the first bad byte (it became U+FFFD, 3 bytes, in the lossy text).
+                        let start = valid;
+                        let id = self.sources.add(key.clone(), lossy);
+                        self.loaded.insert(key, id);
+                        self.diags.push(
+                            Diag::error("E0303", format!("`{}` is not valid UTF-8", path.display()))
+                                .at(Span::new(id, start, start + 3), "invalid byte here")
+                                .help("infra files must be UTF-8: re-encode it, e.g. `iconv -f LATIN1 -t UTF-8`"),
+                        );
+                        return;
+                    }
+                },
+                Err(e) => {
+                    let mut d = Diag::error(
+                        "E0301",
+                        format!("cannot read `{}`: {}", path.display(), io_reason(&e)),
+                    );
+                    if let Some(s) = via {
+                        d = d.at(s, "imported here").help(
+                            "import paths are relative to the importing file; standard modules start with `std/`",
+                        );
+                    } else {
+                        d = d.help("check the path you gave to infra");
+                    }
+                    self.diags.push(d);
+                    return;
+                }
+            },
+        };
+        let id = self.sources.add(key.clone(), text);
+        self.loaded.insert(key.clone(), id);
+        let (file, diags) = syntax::parse(id, &self.sources.get(id).text);
+        self.diags.extend(diags);
+        self.stack.push((key, via));
+        let dir = match &origin {
+            Origin::User(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+            Origin::Std(_) => PathBuf::new(),
+        };
+        let is_std = matches!(origin, Origin::Std(_));
+        for item in &file.items {
+            if let ast::Item::Import(imp) = item {
+                let Some(target) = imp.path.as_plain() else {
+                    self.diags.push(
+                        Diag::error("E0306", "import paths cannot use interpolation")
+                            .at(imp.path.span, "interpolated import path")
+                            .help("write the path literally, e.g. `import \"std/postgres\"`"),
+                    );
+                    continue;
+                };
+                if let Some(name) = target.strip_prefix("std/") {
+                    self.load_file(Origin::Std(name.to_string()), Some(imp.path.span));
+                } else if is_std {
+                    self.diags.push(
+                        Diag::error(
+                            "E0306",
+                            "standard library modules can only import `std/...`",
+                        )
+                        .at(imp.path.span, "not a standard module"),
+                    );
+                } else {
+                    let p = normalize(&dir.join(target));
+                    self.load_file(Origin::User(p), Some(imp.path.span));
+                }
+            }
+        }
+        self.stack.pop();
+        self.files.push((id, file));
+    }
+}
+
+fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "file not found".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
