@@ -289,7 +289,7 @@ fn conflicting_files_are_an_error_identical_ones_merge() {
 import "std/php"
 host solo { address = "192.0.2.5" }
 php_app one { on = solo  root = "/srv/one" }
-php_app two { on = solo  root = "/srv/two"  default_server = false }
+php_app two { on = solo  root = "/srv/two"  server_name = "two.example" }
 "#;
     let b = build(&model(src));
     let solo = &b.hosts["solo"];
