@@ -112,7 +112,7 @@ fn secrets_are_placeholders_in_0600_files() {
     assert_eq!(pgpass.content, "*:5432:*:repl:@@INFRA_SECRET(pg_repl)@@\n");
     let key = &alpha.files["/etc/infra/share/uploads/id_ed25519"];
     assert!(key.secret && key.mode == "0600");
-    assert_eq!(key.content, "@@INFRA_SECRET(share-uploads)@@\n");
+    assert_eq!(key.content, "@@INFRA_SECRET(share-uploads-key)@@\n");
     for name in ["accounting", "three-host"] {
         for host in build(&example(name)).hosts.values() {
             for (path, f) in &host.files {
