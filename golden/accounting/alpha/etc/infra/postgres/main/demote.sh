@@ -7,6 +7,8 @@
 # down until this host holds the virtual IP again (or rejoin it as a standby with
 # bootstrap.sh --force). A standby is left running.
 set -u
+# runuser keeps the working directory, which postgres may not be able to read
+cd /
 
 if ! runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432; then
     exit 0

@@ -6,6 +6,8 @@
 # cluster runs as primary.
 # --check: exit 0 when there is nothing to do.
 set -eu
+# runuser keeps the working directory, which postgres may not be able to read
+cd /
 
 psql() {
     runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1 -p 5432 -d postgres "$@"

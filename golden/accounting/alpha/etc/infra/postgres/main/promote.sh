@@ -4,6 +4,8 @@
 # member of office: promote the local standby (skipped when the cluster is
 # not in recovery), then make sure replication role, slots and databases exist.
 set -eu
+# runuser keeps the working directory, which postgres may not be able to read
+cd /
 
 psql() {
     runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1 -p 5432 -d postgres "$@"

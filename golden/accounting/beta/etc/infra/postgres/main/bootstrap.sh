@@ -8,6 +8,8 @@
 # as primary (it may hold the only copy of recent writes) unless --force is given.
 # Exit 3: refused (not retried by the service); 1: failed, retried.
 set -eu
+# runuser keeps the working directory, which postgres may not be able to read
+cd /
 pgdata=/var/lib/postgresql/15/main
 flag=/run/infra/office/active
 new="$pgdata.infra-new"

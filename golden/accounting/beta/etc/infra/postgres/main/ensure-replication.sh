@@ -8,6 +8,8 @@
 # cluster runs as primary.
 # --check: exit 0 when there is nothing to do.
 set -eu
+# runuser keeps the working directory, which postgres may not be able to read
+cd /
 pgdata=/var/lib/postgresql/15/main
 password_file=/etc/infra/postgres/main/replication.password
 passfile=/etc/infra/postgres/main/pgpass
