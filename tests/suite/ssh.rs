@@ -478,6 +478,7 @@ impl Scenario {
                 enable: true,
                 start: true,
                 restart_on: vec![p("changed.conf")],
+                reload_on: vec![],
                 origin: "test.t".into(),
             }],
             steps: vec![
