@@ -538,6 +538,7 @@ impl<'a> Resolver<'a> {
                                 .help("add `run = \"...\"` (and usually `unless = \"...\"` to guard it)"),
                         );
                     }
+                    // A unit without a source is one the system already has.
                     if matches!(kw, "file" | "unit" | "dropin") {
                         match (seen.get("template"), seen.get("content")) {
                             (Some(t), Some(c)) => self.diags.push(
@@ -546,6 +547,7 @@ impl<'a> Resolver<'a> {
                                     .with(*t, "template given here")
                                     .help("keep one of them"),
                             ),
+                            (None, None) if kw == "unit" => {}
                             (None, None) => self.diags.push(
                                 Diag::error("E0106", format!("`{kw}` needs `template` or `content`"))
                                     .at(b.keyword.span, "no content")
