@@ -552,8 +552,20 @@ fn lab_end_to_end() {
     let k1 = std::fs::read_to_string(lab::ssh_identity(NAME).1).expect("known_hosts");
     let k2 = std::fs::read_to_string(lab::ssh_identity(OTHER).1).expect("known_hosts");
     assert_ne!(k1, k2, "each host has its own host keys");
+    // infra crashed and its state is lost (or /run was cleared): down still finds and
+    // removes everything, and leaves the other lab alone.
+    let other_inodes: BTreeSet<u64> = ["infra-suitelab2", "infra-suitelab2.alpha"]
+        .iter()
+        .map(|n| netns_inode(n))
+        .collect();
+    std::fs::remove_dir_all(format!("/run/infra/lab/{OTHER}")).expect("drop the state");
     lab::down(OTHER).expect("down other");
-    assert!(leftovers(OTHER, &BTreeSet::new()).is_empty());
+    let left = leftovers(OTHER, &other_inodes);
+    assert!(
+        left.is_empty(),
+        "left after down without state:\n{}",
+        left.join("\n")
+    );
     assert_eq!(
         run("alpha", NAME, &["hostname"]).trim(),
         "alpha",
