@@ -218,7 +218,9 @@ pub fn up(spec: &LabSpec, progress: &Progress) -> Result<LabStatus, LabError> {
     save_state(&state)?;
     let pubkey = ensure_key(&tools, name)?;
     let lab_ns = spec::lab_netns(name);
-    tools.ip.ensure_lab(&lab_ns, &state.addresses)?;
+    tools
+        .ip
+        .ensure_lab(&lab_ns, &spec::mac(name, "", "lab"), &state.addresses)?;
 
     let to_boot: Vec<&LabHost> = state
         .spec
@@ -352,6 +354,10 @@ fn power_on(
         &spec::lab_netns(name),
         &spec::host_netns(name, &h.name),
         &spec::veth_name(&h.name),
+        (
+            &spec::mac(name, &h.name, "bridge"),
+            &spec::mac(name, &h.name, "host"),
+        ),
         h,
     )?;
     let pid = machine::boot(tools, name, h, &state.image)?;
@@ -600,9 +606,10 @@ pub fn start(name: &str, host: &str) -> Result<HostState, LabError> {
         });
     }
     let pubkey = ensure_key(&tools, name)?;
+    let lab_mac = spec::mac(name, "", "lab");
     tools
         .ip
-        .ensure_lab(&spec::lab_netns(name), &state.addresses)?;
+        .ensure_lab(&spec::lab_netns(name), &lab_mac, &state.addresses)?;
     let r = power_on(&tools, &state, &h, &pubkey);
     write_known_hosts(&state)?;
     r

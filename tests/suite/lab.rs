@@ -607,6 +607,8 @@ fn lab_end_to_end() {
     );
 
     // Pull alpha's plug: the VIP moves to beta (keepalived could add it: CAP_NET_ADMIN).
+    let alpha_mac = run("alpha", NAME, &["cat", "/sys/class/net/eth0/address"]);
+    let bridge_mac = lab_link_mac(NAME, "br0");
     let t = Instant::now();
     lab::kill(NAME, "alpha").expect("kill alpha");
     let killed_in = t.elapsed();
@@ -652,6 +654,19 @@ fn lab_end_to_end() {
     assert!(matches!(s, HostState::Running | HostState::Degraded { .. }));
     run("alpha", NAME, &["test", "-f", "/root/.ssh/id_ed25519"]);
     assert!(!has_vip(NAME, "alpha") && has_vip(NAME, "beta"));
+    // Same MACs as before (a new one would leave the neighbours' ARP caches wrong for up
+    // to 45 s): alpha's keepalived hears beta's adverts at once and stays backup.
+    assert_eq!(
+        run("alpha", NAME, &["cat", "/sys/class/net/eth0/address"]),
+        alpha_mac
+    );
+    assert_eq!(lab_link_mac(NAME, "br0"), bridge_mac);
+    run("alpha", NAME, &["systemctl", "start", "keepalived"]);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !has_vip(NAME, "alpha") && has_vip(NAME, "beta"),
+        "alpha must rejoin as backup"
+    );
 
     // `up` again is harmless: the running hosts are left alone.
     let t = Instant::now();
@@ -687,6 +702,31 @@ fn lab_end_to_end() {
     );
     lab::down(NAME).expect("down twice");
     assert!(!lab::status(NAME).expect("status").up);
+}
+
+fn lab_link_mac(name: &str, link: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &format!("infra-{name}"),
+            "-br",
+            "link",
+            "show",
+            "dev",
+            link,
+        ])
+        .output()
+        .expect("ip");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// True when no process or mount anywhere still refers to alpha's old namespace.
