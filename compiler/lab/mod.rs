@@ -222,11 +222,20 @@ pub fn up(spec: &LabSpec, progress: &Progress) -> Result<LabStatus, LabError> {
         .ip
         .ensure_lab(&lab_ns, &spec::mac(name, "", "lab"), &state.addresses)?;
 
+    // Hosts already running (e.g. from an `up` that was interrupted) are only waited for.
+    let running: Vec<Option<u32>> = state
+        .spec
+        .hosts
+        .iter()
+        .map(|h| machine::running_pid(name, &h.name))
+        .collect();
     let to_boot: Vec<&LabHost> = state
         .spec
         .hosts
         .iter()
-        .filter(|h| machine::running_pid(name, &h.name).is_none())
+        .zip(&running)
+        .filter(|(_, pid)| pid.is_none())
+        .map(|(h, _)| h)
         .collect();
     if !to_boot.is_empty() {
         let names: Vec<&str> = to_boot.iter().map(|h| h.name.as_str()).collect();
@@ -234,19 +243,24 @@ pub fn up(spec: &LabSpec, progress: &Progress) -> Result<LabStatus, LabError> {
     }
     let started = Instant::now();
     let results: Vec<(String, Result<HostState, LabError>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = to_boot
+        let handles: Vec<_> = state
+            .spec
+            .hosts
             .iter()
-            .map(|h| {
+            .zip(&running)
+            .map(|(h, pid)| {
                 let (tools, state, pubkey) = (&tools, &state, &pubkey);
-                let h = *h;
                 (
                     h.name.clone(),
-                    s.spawn(move || {
-                        let r = power_on(tools, state, h, pubkey);
-                        if r.is_ok() {
-                            progress.detail(&format!("{} ready", h.name));
+                    s.spawn(move || match pid {
+                        Some(pid) => machine::wait_ready(tools, name, h, *pid, BOOT_TIMEOUT),
+                        None => {
+                            let r = power_on(tools, state, h, pubkey);
+                            if r.is_ok() {
+                                progress.detail(&format!("{} ready", h.name));
+                            }
+                            r
                         }
-                        r
                     }),
                 )
             })
