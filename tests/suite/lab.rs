@@ -224,6 +224,77 @@ fn connect_to_a_lab_that_is_not_up_says_so() {
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
 }
 
+#[derive(clap::Parser, Debug)]
+struct Cli {
+    #[command(subcommand)]
+    lab: infra::cli::lab::LabCommand,
+}
+
+#[test]
+fn cli_parses_commands_after_the_double_dash() {
+    use clap::Parser;
+    use infra::cli::lab::LabCommand;
+    let parse = |args: &[&str]| {
+        Cli::try_parse_from(std::iter::once("lab").chain(args.iter().copied())).map(|c| c.lab)
+    };
+    assert_eq!(
+        parse(&["exec", "alpha", "--", "ls", "-l", "/"]).expect("exec"),
+        LabCommand::Exec {
+            host: "alpha".into(),
+            lab: None,
+            command: vec!["ls".into(), "-l".into(), "/".into()],
+        }
+    );
+    assert!(parse(&["exec", "alpha"]).is_err(), "exec needs a command");
+    assert_eq!(
+        parse(&["ssh", "--lab", "office", "beta"]).expect("ssh"),
+        LabCommand::Ssh {
+            host: "beta".into(),
+            lab: Some("office".into()),
+            command: vec![],
+        }
+    );
+    assert_eq!(
+        parse(&["up", "examples/accounting", "--json"]).expect("up"),
+        LabCommand::Up {
+            dir: Some("examples/accounting".into()),
+            json: true,
+        }
+    );
+}
+
+#[test]
+fn cli_status_of_a_lab_that_is_not_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cmd = infra::cli::lab::LabCommand::Status {
+        dir: None,
+        lab: Some("no-such-lab-here".into()),
+        json: false,
+    };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let code = infra::cli::lab::run(cmd, dir.path());
+    assert_eq!(
+        code,
+        if root { 0 } else { 1 },
+        "root: status of a down lab is not an error; else E0781"
+    );
+    if root {
+        let st = lab::status("no-such-lab-here").expect("status");
+        assert!(!st.up && st.hosts.is_empty());
+        assert!(matches!(
+            lab::kill("no-such-lab-here", "alpha"),
+            Err(LabError::NotUp { .. })
+        ));
+        lab::down("no-such-lab-here").expect("down of nothing is fine");
+    } else {
+        assert!(matches!(
+            lab::status("no-such-lab-here"),
+            Err(LabError::NotRoot)
+        ));
+    }
+}
+
 // ---------------------------------------------------------------- real hosts
 
 fn enabled() -> bool {
