@@ -88,14 +88,7 @@ impl Ip {
             return Ok(());
         }
         // `ip` failed (e.g. a half-created namespace): unmount and remove the file ourselves.
-        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok();
-        if let Some(c) = c {
-            // SAFETY: umount2 on a NUL-terminated path; the result is checked through the
-            // file removal below.
-            unsafe {
-                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-            }
-        }
+        sys::umount_detach(&path);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
