@@ -2,6 +2,8 @@
 //! reads files, calls one stage entry point after another, prints, returns the exit code.
 //! Exit codes: 0 success / no changes, 1 error, 2 plan has changes (`--detailed-exitcode`).
 
+pub mod lab;
+
 use crate::diag::{self, Diag};
 use crate::source::SourceMap;
 use clap::{Parser, Subcommand, ValueEnum};
