@@ -337,7 +337,7 @@ impl<'a> Parser<'a> {
     fn recover_top(&mut self) {
         let mut depth = 0usize;
         loop {
-            let t = self.peek(0).clone();
+            let t = *self.peek(0);
             match t.tok {
                 Tok::Eof => return,
                 Tok::Ident
@@ -399,11 +399,11 @@ impl<'a> Parser<'a> {
     }
 
     fn import(&mut self, kw: Token) -> PResult<Import> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if let Tok::Str(s) = t.tok {
             self.bump();
             return Ok(Import {
-                path: *s,
+                path: self.lx.take_str(s),
                 span: self.lx.span(kw.start, t.end),
             });
         }
@@ -423,7 +423,7 @@ impl<'a> Parser<'a> {
     }
 
     fn let_(&mut self, kw: Token) -> PResult<Option<Let>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok != Tok::Ident {
             let found = self.describe(&t);
             self.err(
@@ -454,7 +454,7 @@ impl<'a> Parser<'a> {
     /// Expect `=` after a name. If it is missing but a value follows on the same line,
     /// report and carry on (returns `None` for the `=` token).
     fn expect_eq(&mut self, name: &Ident, what: &str) -> PResult<Option<Token>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok == Tok::Eq {
             return Ok(Some(self.bump()));
         }
@@ -478,7 +478,7 @@ impl<'a> Parser<'a> {
 
     /// `kind NAME(PARAMS) { BODY }`
     fn kind(&mut self, kw: Token) -> PResult<KindDef> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok != Tok::Ident {
             let found = self.describe(&t);
             self.err(
@@ -493,7 +493,7 @@ impl<'a> Parser<'a> {
         }
         self.bump();
         let name = self.name(&t, "a kind name");
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         let mut params = Vec::new();
         if t.tok == Tok::LParen {
             if !self.enter('(', format!("parameter list of `{}`", name.name)) {
@@ -534,7 +534,7 @@ impl<'a> Parser<'a> {
     /// Parameters after `(` up to and including `)`.
     fn params(&mut self, params: &mut Vec<Param>) -> PResult<()> {
         loop {
-            let t = self.peek(0).clone();
+            let t = *self.peek(0);
             match t.tok {
                 Tok::RParen => {
                     self.bump();
@@ -558,7 +558,7 @@ impl<'a> Parser<'a> {
                             continue;
                         }
                     }
-                    let n = self.peek(0).clone();
+                    let n = *self.peek(0);
                     match n.tok {
                         Tok::Comma => {
                             self.bump();
@@ -617,7 +617,7 @@ impl<'a> Parser<'a> {
     /// `name: type [= default]`, the name already consumed.
     fn param(&mut self, nt: Token) -> PResult<Option<Param>> {
         let name = self.name(&nt, "a parameter name");
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok != Tok::Colon {
             let found = self.describe(&t);
             self.err(
@@ -661,7 +661,7 @@ impl<'a> Parser<'a> {
 
     /// `ident` or `[type]`. `Ok(None)`: reported, consumed.
     fn ty(&mut self) -> PResult<Option<TypeExpr>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         match t.tok {
             Tok::Ident => {
                 self.bump();
@@ -674,7 +674,7 @@ impl<'a> Parser<'a> {
                 let inner = self.ty();
                 let r = match inner {
                     Ok(inner) => {
-                        let c = self.peek(0).clone();
+                        let c = *self.peek(0);
                         if c.tok == Tok::RBracket {
                             self.bump();
                             Ok(inner
@@ -704,7 +704,7 @@ impl<'a> Parser<'a> {
     /// A top-level item starting with a name: a block, or a misplaced attribute.
     fn top_block(&mut self, kw: Token) -> PResult<Option<Item>> {
         let keyword = self.ident(&kw);
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         match t.tok {
             Tok::Eq => {
                 let eq = self.bump();
@@ -750,15 +750,15 @@ impl<'a> Parser<'a> {
     /// `keyword [label] { body }` with the keyword consumed and the next token a
     /// label or `{`. `Ok(None)`: skipped (too deep).
     fn block_after_keyword(&mut self, keyword: Ident) -> PResult<Option<Block>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         let label = match t.tok {
             Tok::Ident => {
                 self.bump();
                 Some(BlockLabel::Name(self.name(&t, "a block name")))
             }
-            Tok::Str(ref s) => {
+            Tok::Str(s) => {
                 self.bump();
-                Some(BlockLabel::Str((**s).clone()))
+                Some(BlockLabel::Str(self.lx.take_str(s)))
             }
             _ => None,
         };
@@ -798,7 +798,7 @@ impl<'a> Parser<'a> {
 
     /// `{ entries }`. `Ok(None)` when too deep (reported, skipped).
     fn body(&mut self, header: &str, what: String) -> PResult<Option<Body>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok != Tok::LBrace {
             let found = self.describe(&t);
             self.err(
@@ -816,7 +816,7 @@ impl<'a> Parser<'a> {
         }
         let mut entries = Vec::new();
         let end = loop {
-            let t = self.peek(0).clone();
+            let t = *self.peek(0);
             match t.tok {
                 Tok::RBrace => {
                     self.bump();
@@ -860,7 +860,7 @@ impl<'a> Parser<'a> {
     /// An attribute or a nested block; the current token is an identifier.
     fn entry(&mut self) -> PResult<Option<Entry>> {
         let nt = self.bump();
-        let n1 = self.peek(0).clone();
+        let n1 = *self.peek(0);
         if self.is_kw(&nt, &["import", "let", "kind"]) && n1.tok != Tok::Eq {
             let kw = self.text(&nt);
             self.err(
@@ -942,7 +942,7 @@ impl<'a> Parser<'a> {
 
     /// The value after `=` (or where `=` was missing).
     fn value(&mut self, eq: Option<&Token>) -> PResult<Option<Expr>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         let missing = match t.tok {
             Tok::RBrace | Tok::Eof => true,
             Tok::Ident => t.line_start && matches!(self.peek(1).tok, Tok::Eq | Tok::LBrace),
@@ -967,11 +967,11 @@ impl<'a> Parser<'a> {
     /// `Err`: the current token cannot start an expression (reported, not consumed).
     /// `Ok(None)`: an invalid expression was reported and consumed.
     fn expr(&mut self) -> PResult<Option<Expr>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         match t.tok {
             Tok::Str(s) => {
                 self.bump();
-                Ok(Some(Expr::Str(*s)))
+                Ok(Some(Expr::Str(self.lx.take_str(s))))
             }
             Tok::Int(v) => {
                 self.bump();
@@ -993,7 +993,7 @@ impl<'a> Parser<'a> {
                     Err(Fail)
                 }
                 _ => {
-                    let n = self.peek(1).clone();
+                    let n = *self.peek(1);
                     if n.tok == Tok::LParen && !n.ws_before {
                         self.bump();
                         self.call(t)
@@ -1019,12 +1019,12 @@ impl<'a> Parser<'a> {
         let t = self.bump();
         let mut segs = vec![self.ident(&t)];
         loop {
-            let dot = self.peek(0).clone();
+            let dot = *self.peek(0);
             if dot.tok != Tok::Dot || dot.ws_before {
                 break;
             }
             self.bump();
-            let n = self.peek(0).clone();
+            let n = *self.peek(0);
             if n.tok == Tok::Ident && !n.ws_before {
                 self.bump();
                 segs.push(self.ident(&n));
@@ -1044,7 +1044,7 @@ impl<'a> Parser<'a> {
     /// True if the current token plainly starts a new entry or item, so an open list or
     /// call must have been left unclosed.
     fn starts_entry(&mut self) -> bool {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok != Tok::Ident {
             return false;
         }
@@ -1056,14 +1056,14 @@ impl<'a> Parser<'a> {
 
     /// `[ e, e e, ]` with the current token `[`.
     fn list(&mut self) -> PResult<Option<Expr>> {
-        let open = self.peek(0).clone();
+        let open = *self.peek(0);
         if !self.enter('[', "list".to_string()) {
             return Ok(None);
         }
         let mut elems = Vec::new();
         let mut need_elem = true;
         let end = loop {
-            let t = self.peek(0).clone();
+            let t = *self.peek(0);
             match t.tok {
                 Tok::RBracket => {
                     self.bump();
@@ -1122,7 +1122,7 @@ impl<'a> Parser<'a> {
         let mut args = Vec::new();
         let mut need_arg = true;
         let end = loop {
-            let t = self.peek(0).clone();
+            let t = *self.peek(0);
             match t.tok {
                 Tok::RParen => {
                     self.bump();
