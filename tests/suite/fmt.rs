@@ -369,7 +369,7 @@ impl Gen {
         match self.below(10) {
             0..=4 => self.out.push(' '),
             5 => self.out.push_str("\n  "),
-            6 => self.out.push_str("\t"),
+            6 => self.out.push('\t'),
             7 => self.out.push_str("\n\n\n"),
             _ => {
                 self.n_comments += 1;
