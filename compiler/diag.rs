@@ -95,7 +95,11 @@ pub fn sort(diags: &mut [Diag]) {
 
 /// "did you mean" helper: the closest candidate by edit distance, if close enough.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let len = name.chars().count();
+    if len < 3 {
+        return None;
+    }
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
         .filter(|c| *c != name)
@@ -125,6 +129,8 @@ pub fn levenshtein(a: &str, b: &str) -> usize {
 /// A diagnostic bound to its source text, implementing `miette::Diagnostic`.
 /// Labels in other files than the primary one become `related` diagnostics.
 struct Bound {
+    /// A related note (a label in another file): rendered as advice.
+    note: bool,
     code: String,
     message: String,
     severity: Severity,
@@ -154,6 +160,9 @@ impl miette::Diagnostic for Bound {
         }
     }
     fn severity(&self) -> Option<miette::Severity> {
+        if self.note {
+            return Some(miette::Severity::Advice);
+        }
         Some(match self.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
@@ -225,6 +234,7 @@ fn bind(d: &Diag, sources: &SourceMap) -> Bound {
             let sf = sources.get(sec.span.file);
             let (s, l) = clamp(sources, sec.span);
             related.push(Bound {
+                note: true,
                 code: String::new(),
                 message: sec.text.clone(),
                 severity: Severity::Warning,
@@ -239,6 +249,7 @@ fn bind(d: &Diag, sources: &SourceMap) -> Bound {
         }
     }
     Bound {
+        note: false,
         code: format!("infra::{}", d.code),
         message: d.message.clone(),
         severity: d.severity,
@@ -280,7 +291,11 @@ fn summary(errors: usize, warnings: usize) -> String {
     match (errors, warnings) {
         (0, w) => format!("{} emitted", plural(w, "warning")),
         (e, 0) => format!("{} emitted", plural(e, "error")),
-        (e, w) => format!("{} and {} emitted", plural(e, "error"), plural(w, "warning")),
+        (e, w) => format!(
+            "{} and {} emitted",
+            plural(e, "error"),
+            plural(w, "warning")
+        ),
     }
 }
 
@@ -316,7 +331,14 @@ pub fn render_json(diags: &[Diag], sources: &SourceMap) -> String {
         let pos = d.primary.as_ref().map(|l| {
             let (line, column) = sources.line_col(l.span.file, l.span.start);
             let (end_line, end_column) = sources.line_col(l.span.file, l.span.end);
-            (sources.get(l.span.file).name.as_str(), line, column, end_line, end_column, l.text.as_str())
+            (
+                sources.get(l.span.file).name.as_str(),
+                line,
+                column,
+                end_line,
+                end_column,
+                l.text.as_str(),
+            )
         });
         let related = d
             .secondary

@@ -38,11 +38,17 @@ pub fn graph(model: &Model) -> Result<Graph, Vec<Diag>> {
             let mut ids: Vec<InstanceId> = scc.iter().map(|n| g[*n]).collect();
             ids.sort();
             let cycle = cycle_path(model, &ids);
-            let names: Vec<String> = cycle.iter().map(|i| model.instances[*i].qualified()).collect();
+            // Message in "needs" direction: each one needs the next.
+            let mut names: Vec<String> = cycle
+                .iter()
+                .map(|i| model.instances[*i].qualified())
+                .collect();
+            names.reverse();
+            names.rotate_right(1);
             let first = cycle[0];
             let mut d = Diag::error(
                 "E0401",
-                format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
+                format!("dependency cycle: {} → {} (each needs the next)", names.join(" → "), names[0]),
             )
             .help("a cycle in `needs` has no order to start or apply in: remove one of these dependencies");
             for (k, i) in cycle.iter().enumerate() {
@@ -59,7 +65,11 @@ pub fn graph(model: &Model) -> Result<Graph, Vec<Diag>> {
                     model.instances[next].qualified(),
                     model.instances[*i].qualified()
                 );
-                d = if k == 0 { d.at(span, text) } else { d.with(span, text) };
+                d = if k == 0 {
+                    d.at(span, text)
+                } else {
+                    d.with(span, text)
+                };
             }
             let _ = first;
             diags.push(d);
@@ -111,7 +121,10 @@ fn cycle_path(model: &Model, scc: &[InstanceId]) -> Vec<InstanceId> {
         // successors of cur: instances inside the scc that need cur
         let next = (0..model.instances.len())
             .filter(|j| inside.contains(j))
-            .find(|j| model.instances[*j].needs.iter().any(|n| n.value == cur) && (!seen.contains(j) || *j == start));
+            .find(|j| {
+                model.instances[*j].needs.iter().any(|n| n.value == cur)
+                    && (!seen.contains(j) || *j == start)
+            });
         match next {
             Some(j) if j == start => return path,
             Some(j) => {
@@ -164,7 +177,9 @@ fn host_order(model: &Model) -> Vec<HostId> {
 pub fn hosts_of(model: &Model, placement: Placement) -> Vec<HostId> {
     match placement {
         Placement::Host(h) => vec![h],
-        Placement::Group(g) | Placement::Active(g) => model.groups[g].members.iter().map(|m| m.value).collect(),
+        Placement::Group(g) | Placement::Active(g) => {
+            model.groups[g].members.iter().map(|m| m.value).collect()
+        }
         Placement::All => (0..model.hosts.len()).collect(),
     }
 }
@@ -172,11 +187,17 @@ pub fn hosts_of(model: &Model, placement: Placement) -> Vec<HostId> {
 /// Graphviz DOT: one cluster per host with the instances placed there, `needs` edges
 /// inside hosts, and dashed "apply before" edges between members of a failover group.
 pub fn to_dot(model: &Model, graph: &Graph) -> String {
-    let mut s = String::from("digraph infra {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+    let mut s = String::from(
+        "digraph infra {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+    );
     for &h in &graph.host_order {
         let host = &model.hosts[h];
         let _ = writeln!(s, "  subgraph \"cluster_{}\" {{", host.name.value);
-        let _ = writeln!(s, "    label=\"{} ({})\";", host.name.value, host.address.value);
+        let _ = writeln!(
+            s,
+            "    label=\"{} ({})\";",
+            host.name.value, host.address.value
+        );
         for &i in &graph.order {
             let inst = &model.instances[i];
             if hosts_of(model, inst.placement.value).contains(&h) {
@@ -191,7 +212,11 @@ pub fn to_dot(model: &Model, graph: &Graph) -> String {
                 );
             }
         }
-        let _ = writeln!(s, "    \"{}/host\" [label=\"{}\", shape=ellipse];", host.name.value, host.name.value);
+        let _ = writeln!(
+            s,
+            "    \"{}/host\" [label=\"{}\", shape=ellipse];",
+            host.name.value, host.name.value
+        );
         s.push_str("  }\n");
     }
     for &i in &graph.order {

@@ -31,7 +31,10 @@ use std::path::Path;
 /// resolve, lint. Pure; used by the fuzz target and benchmarks.
 pub fn check_str(name: &str, text: &str) -> (SourceMap, Vec<Diag>) {
     let mut loader = resolve::MemLoader::default();
-    loader.files.insert(resolve::load::normalize(Path::new(name)), text.as_bytes().to_vec());
+    loader.files.insert(
+        resolve::load::normalize(Path::new(name)),
+        text.as_bytes().to_vec(),
+    );
     front_end(Path::new(name), &loader)
 }
 
@@ -44,7 +47,11 @@ pub fn check_path(path: &Path) -> (SourceMap, Vec<Diag>) {
 fn front_end(path: &Path, loader: &dyn resolve::Loader) -> (SourceMap, Vec<Diag>) {
     match resolve::resolve(path, loader) {
         Ok(r) => {
-            let diags = lint::lint(&r.model);
+            let mut diags = lint::lint(&r.model);
+            if let Err(g) = graph::graph(&r.model) {
+                diags.extend(g);
+            }
+            diag::sort(&mut diags);
             (r.model.sources, diags)
         }
         Err(f) => (f.sources, f.diags),

@@ -26,10 +26,16 @@ fn hosts(model: &Model, out: &mut Vec<Diag>) {
         if let Some(&j) = seen.get(&h.address.value) {
             let p = &model.hosts[j];
             out.push(
-                Diag::error("E0510", format!("hosts `{}` and `{}` have the same address", p.name.value, h.name.value))
-                    .at(h.address.span, format!("{} again", h.address.value))
-                    .with(p.address.span, "first used here")
-                    .help("every host needs its own address"),
+                Diag::error(
+                    "E0510",
+                    format!(
+                        "hosts `{}` and `{}` have the same address",
+                        p.name.value, h.name.value
+                    ),
+                )
+                .at(h.address.span, format!("{} again", h.address.value))
+                .with(p.address.span, "first used here")
+                .help("every host needs its own address"),
             );
         } else {
             seen.insert(h.address.value, i);
@@ -87,10 +93,16 @@ fn groups(model: &Model, out: &mut Vec<Diag>) {
             let h = &model.hosts[m.value];
             if h.address.value == vip.addr {
                 out.push(
-                    Diag::error("E0504", format!("the VIP of `{}` is the address of member `{}`", g.name.value, h.name.value))
-                        .at(g.vip.span, "this address is taken")
-                        .with(h.address.span, "the host's own address")
-                        .help("the virtual IP must be a free address that moves between members"),
+                    Diag::error(
+                        "E0504",
+                        format!(
+                            "the VIP of `{}` is the address of member `{}`",
+                            g.name.value, h.name.value
+                        ),
+                    )
+                    .at(g.vip.span, "this address is taken")
+                    .with(h.address.span, "the host's own address")
+                    .help("the virtual IP must be a free address that moves between members"),
                 );
             } else if !vip.contains(h.address.value) {
                 out.push(
@@ -122,45 +134,80 @@ fn group_of(p: Placement) -> Option<usize> {
 }
 
 fn shares(model: &Model, out: &mut Vec<Diag>) {
-    let shares: Vec<&Instance> = model.instances.iter().filter(|i| i.kind.value == "share").collect();
+    let shares: Vec<&Instance> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind.value == "share")
+        .collect();
     for (k, s) in shares.iter().enumerate() {
         let place = s.placement.value;
         if let Placement::Group(g) = place {
             out.push(
-                Diag::error("E0505", format!("share `{}` is pushed in both directions", s.name.value))
-                    .at(s.placement.span, format!("every member of `{}` would push to the others", model.groups[g].name.value))
-                    .help(format!(
-                        "push only from the member holding the VIP: `from = {}.active`",
+                Diag::error(
+                    "E0505",
+                    format!("share `{}` is pushed in both directions", s.name.value),
+                )
+                .at(
+                    s.placement.span,
+                    format!(
+                        "every member of `{}` would push to the others",
                         model.groups[g].name.value
-                    )),
+                    ),
+                )
+                .help(format!(
+                    "push only from the member holding the VIP: `from = {}.active`",
+                    model.groups[g].name.value
+                )),
             );
         }
         if let Placement::All = place {
             out.push(
-                Diag::error("E0505", format!("share `{}` is pushed in both directions", s.name.value))
-                    .at(s.placement.span, "every host would push to the others")
-                    .help("push from the active member of a failover group: `from = GROUP.active`"),
+                Diag::error(
+                    "E0505",
+                    format!("share `{}` is pushed in both directions", s.name.value),
+                )
+                .at(s.placement.span, "every host would push to the others")
+                .help("push from the active member of a failover group: `from = GROUP.active`"),
             );
         }
         if let Some(g) = group_of(place) {
             if model.groups[g].members.len() < 2 {
                 out.push(
-                    Diag::warning("W0506", format!("share `{}` has nowhere to go", s.name.value))
-                        .at(s.placement.span, format!("`{}` has one member", model.groups[g].name.value))
-                        .help("add a second member to the failover group, or remove the share"),
+                    Diag::warning(
+                        "W0506",
+                        format!("share `{}` has nowhere to go", s.name.value),
+                    )
+                    .at(
+                        s.placement.span,
+                        format!("`{}` has one member", model.groups[g].name.value),
+                    )
+                    .help("add a second member to the failover group, or remove the share"),
                 );
             }
         }
         // Two shares of overlapping paths on one group push against each other.
-        let Some(path) = str_param(s, "path") else { continue };
+        let Some(path) = str_param(s, "path") else {
+            continue;
+        };
         for t in &shares[..k] {
-            let Some(tp) = str_param(t, "path") else { continue };
-            if paths_overlap(path, tp) && group_of(t.placement.value).is_some() && group_of(t.placement.value) == group_of(place) {
+            let Some(tp) = str_param(t, "path") else {
+                continue;
+            };
+            if paths_overlap(path, tp)
+                && group_of(t.placement.value).is_some()
+                && group_of(t.placement.value) == group_of(place)
+            {
                 out.push(
-                    Diag::error("E0505", format!("shares `{}` and `{}` replicate overlapping paths", t.name.value, s.name.value))
-                        .at(s.span, format!("`{path}`"))
-                        .with(t.span, format!("`{tp}`"))
-                        .help("one directory tree must be replicated by one share, in one direction"),
+                    Diag::error(
+                        "E0505",
+                        format!(
+                            "shares `{}` and `{}` replicate overlapping paths",
+                            t.name.value, s.name.value
+                        ),
+                    )
+                    .at(s.span, format!("`{path}`"))
+                    .with(t.span, format!("`{tp}`"))
+                    .help("one directory tree must be replicated by one share, in one direction"),
                 );
             }
         }
@@ -209,19 +256,36 @@ fn jobs(model: &Model, out: &mut Vec<Diag>) {
 }
 
 fn databases(model: &Model, out: &mut Vec<Diag>) {
-    for db in model.instances.iter().filter(|i| DATABASES.contains(&i.kind.value.as_str())) {
-        let Some(g) = group_of(db.placement.value) else { continue };
+    for db in model
+        .instances
+        .iter()
+        .filter(|i| DATABASES.contains(&i.kind.value.as_str()))
+    {
+        let Some(g) = group_of(db.placement.value) else {
+            continue;
+        };
         if model.groups[g].members.len() < 2 {
             out.push(
-                Diag::warning("W0506", format!("database `{}` is on a failover group with one member", db.qualified()))
-                    .at(db.placement.span, format!("`{}` has a single member", model.groups[g].name.value))
-                    .help("replication needs a second member: add one to the group's `members`"),
+                Diag::warning(
+                    "W0506",
+                    format!(
+                        "database `{}` is on a failover group with one member",
+                        db.qualified()
+                    ),
+                )
+                .at(
+                    db.placement.span,
+                    format!("`{}` has a single member", model.groups[g].name.value),
+                )
+                .help("replication needs a second member: add one to the group's `members`"),
             );
         }
     }
     // An app and the database it needs should follow the same VIP.
     for app in &model.instances {
-        let Some(ag) = group_of(app.placement.value) else { continue };
+        let Some(ag) = group_of(app.placement.value) else {
+            continue;
+        };
         for need in &app.needs {
             let db = &model.instances[need.value];
             if !DATABASES.contains(&db.kind.value.as_str()) {

@@ -23,7 +23,10 @@ impl std::fmt::Debug for Secrets {
 
 /// The environment variable that holds secret `name`.
 pub fn env_var(name: &str) -> String {
-    format!("INFRA_SECRET_{}", name.to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "INFRA_SECRET_{}",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 impl Secrets {
@@ -45,7 +48,8 @@ impl Secrets {
 
     /// Parse a secrets file. Errors name the line.
     pub fn parse_file(path: &Path) -> Result<Secrets, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut s = Secrets::new();
         for (n, line) in text.lines().enumerate() {
@@ -54,13 +58,23 @@ impl Secrets {
                 continue;
             }
             let Some((k, v)) = line.split_once('=') else {
-                return Err(format!("{}:{}: expected `name=value`", path.display(), n + 1));
+                return Err(format!(
+                    "{}:{}: expected `name=value`",
+                    path.display(),
+                    n + 1
+                ));
             };
             let k = k.trim();
             let v = if let Some(file) = v.strip_prefix('@') {
                 let p = dir.join(file.trim());
-                std::fs::read_to_string(&p)
-                    .map_err(|e| format!("{}:{}: cannot read {}: {e}", path.display(), n + 1, p.display()))?
+                std::fs::read_to_string(&p).map_err(|e| {
+                    format!(
+                        "{}:{}: cannot read {}: {e}",
+                        path.display(),
+                        n + 1,
+                        p.display()
+                    )
+                })?
             } else {
                 v.to_string()
             };
@@ -86,7 +100,11 @@ impl Secrets {
     /// Replace every placeholder in `text`; the names of missing secrets otherwise.
     pub fn substitute(&self, text: &str) -> Result<String, BTreeSet<String>> {
         let names = placeholders(text);
-        let missing: BTreeSet<String> = names.iter().filter(|n| !self.values.contains_key(*n)).cloned().collect();
+        let missing: BTreeSet<String> = names
+            .iter()
+            .filter(|n| !self.values.contains_key(*n))
+            .cloned()
+            .collect();
         if !missing.is_empty() {
             return Err(missing);
         }
@@ -120,11 +138,22 @@ impl Secrets {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)?;
         for (k, v) in &self.values {
             if v.contains('\n') {
                 let p = dir.join(format!("{k}.secret"));
-                std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&p)?.write_all(v.as_bytes())?;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(true)
+                    .write(true)
+                    .mode(0o600)
+                    .open(&p)?
+                    .write_all(v.as_bytes())?;
                 writeln!(f, "{k}=@{k}.secret")?;
             } else {
                 writeln!(f, "{k}={v}")?;
@@ -160,11 +189,18 @@ fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
 
 fn random_password(len: usize) -> Result<String, String> {
     const ALPHA: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    Ok(random_bytes(len)?.iter().map(|b| ALPHA[*b as usize % ALPHA.len()] as char).collect())
+    Ok(random_bytes(len)?
+        .iter()
+        .map(|b| ALPHA[*b as usize % ALPHA.len()] as char)
+        .collect())
 }
 
 fn ed25519_key() -> Result<String, String> {
-    let dir = std::env::temp_dir().join(format!("infra-key-{}-{}", std::process::id(), random_password(8)?));
+    let dir = std::env::temp_dir().join(format!(
+        "infra-key-{}-{}",
+        std::process::id(),
+        random_password(8)?
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let key = dir.join("id");
     let status = std::process::Command::new("ssh-keygen")
@@ -189,7 +225,11 @@ mod tests {
     fn substitutes_and_reports_missing() {
         let mut s = Secrets::new();
         s.insert("a", "x1".into());
-        let t = format!("p={} q={}", secret_placeholder("a"), secret_placeholder("b"));
+        let t = format!(
+            "p={} q={}",
+            secret_placeholder("a"),
+            secret_placeholder("b")
+        );
         assert_eq!(s.substitute(&t), Err(BTreeSet::from(["b".to_string()])));
         s.insert("b", "y".into());
         assert_eq!(s.substitute(&t).as_deref(), Ok("p=x1 q=y"));

@@ -21,6 +21,12 @@ pub enum MessageFormat {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GraphFormat {
+    Dot,
+    Svg,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Check a configuration: parse, resolve, lint. Exit 1 on any error.
@@ -30,6 +36,23 @@ pub enum Command {
         /// `json`: one diagnostic per line, for editors.
         #[arg(long, value_enum, default_value = "human")]
         message_format: MessageFormat,
+    },
+    /// Build the configuration: per host, exactly the files it must have, plus a
+    /// manifest (packages, units, steps). Deterministic; secrets only as placeholders.
+    Build {
+        path: Option<PathBuf>,
+        /// Output directory (one sub-directory per host).
+        #[arg(long, default_value = "build")]
+        out: PathBuf,
+    },
+    /// Draw the dependency graph (instances per host, apply order between hosts).
+    Graph {
+        path: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+        /// Write to FILE instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Format `.infra` files canonically (comments are kept).
     Fmt {
@@ -54,6 +77,147 @@ pub fn main() -> i32 {
             message_format,
         } => check(&path.unwrap_or_else(|| PathBuf::from(".")), message_format),
         Command::Fmt { path, check } => fmt(&path.unwrap_or_else(|| PathBuf::from(".")), check),
+        Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
+        Command::Graph { path, format, out } => {
+            graph(&path.unwrap_or_else(|| PathBuf::from(".")), format, out)
+        }
+    }
+}
+
+/// Resolve, lint and order a configuration, printing diagnostics. `Err(exit code)`
+/// when there is an error.
+pub fn load(path: &Path) -> Result<(crate::resolve::Resolved, crate::graph::Graph), i32> {
+    match crate::resolve::resolve(path, &crate::resolve::FsLoader) {
+        Err(f) => {
+            report(&f.diags, &f.sources, MessageFormat::Human);
+            Err(1)
+        }
+        Ok(r) => {
+            let mut diags = crate::lint::lint(&r.model);
+            let g = match crate::graph::graph(&r.model) {
+                Ok(g) => Some(g),
+                Err(d) => {
+                    diags.extend(d);
+                    None
+                }
+            };
+            diag::sort(&mut diags);
+            report(&diags, &r.model.sources, MessageFormat::Human);
+            match g {
+                Some(g) if !diag::has_errors(&diags) => Ok((r, g)),
+                _ => Err(1),
+            }
+        }
+    }
+}
+
+/// Resolve, lint, order and render a configuration, printing diagnostics.
+pub fn load_build(
+    path: &Path,
+) -> Result<
+    (
+        crate::resolve::Resolved,
+        crate::graph::Graph,
+        crate::render::Build,
+    ),
+    i32,
+> {
+    let (r, g) = load(path)?;
+    let overrides = match crate::stdlib::load_overrides(&r.root_dir.join("templates")) {
+        Ok(o) => o,
+        Err(diags) => {
+            report(&diags, &r.model.sources, MessageFormat::Human);
+            return Err(1);
+        }
+    };
+    let templates = crate::stdlib::Templates::with_overrides(overrides);
+    match crate::render::render(&r.model, &g.order, &templates) {
+        Ok(b) => Ok((r, g, b)),
+        Err(diags) => {
+            report(&diags, &r.model.sources, MessageFormat::Human);
+            Err(1)
+        }
+    }
+}
+
+fn build(path: &Path, out: &Path) -> i32 {
+    let (_, _, b) = match load_build(path) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if let Err(e) = crate::render::write_build(&b, out) {
+        eprintln!("error: cannot write the build to {}: {e}", out.display());
+        return 1;
+    }
+    for (name, h) in &b.hosts {
+        eprintln!(
+            "{name}: {} files, {} units, {} steps, {} packages",
+            h.files.len(),
+            h.units.len(),
+            h.steps.len(),
+            h.packages.len()
+        );
+    }
+    eprintln!("wrote {}", out.display());
+    0
+}
+
+fn graph(path: &Path, format: GraphFormat, out: Option<PathBuf>) -> i32 {
+    let (r, g) = match load(path) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let dot = crate::graph::to_dot(&r.model, &g);
+    let bytes = match format {
+        GraphFormat::Dot => dot.into_bytes(),
+        GraphFormat::Svg => {
+            use std::io::Write;
+            use std::process::{Command, Stdio};
+            let child = Command::new("dot")
+                .arg("-Tsvg")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn();
+            let mut child = match child {
+                Ok(c) => c,
+                Err(_) => {
+                    eprintln!("error: `dot` (Graphviz) is not installed: install it with `apt-get install graphviz`, or use `--format dot`");
+                    return 1;
+                }
+            };
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(dot.as_bytes());
+            }
+            match child.wait_with_output() {
+                Ok(o) if o.status.success() => o.stdout,
+                Ok(o) => {
+                    eprintln!(
+                        "error: dot failed: {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    );
+                    return 1;
+                }
+                Err(e) => {
+                    eprintln!("error: dot failed: {e}");
+                    return 1;
+                }
+            }
+        }
+    };
+    match out {
+        Some(f) => {
+            if let Err(e) = std::fs::write(&f, bytes) {
+                eprintln!("error: cannot write {}: {e}", f.display());
+                return 1;
+            }
+            0
+        }
+        None => {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&bytes);
+            0
+        }
     }
 }
 
@@ -120,7 +284,11 @@ fn fmt(path: &Path, check: bool) -> i32 {
             Ok(out) if out == text => {}
             Ok(out) => {
                 if check {
-                    eprintln!("{} is not formatted (run `infra fmt {}`)", f.display(), f.display());
+                    eprintln!(
+                        "{} is not formatted (run `infra fmt {}`)",
+                        f.display(),
+                        f.display()
+                    );
                     status = 1;
                 } else if let Err(e) = std::fs::write(&f, out) {
                     eprintln!("error: cannot write {}: {e}", f.display());

@@ -64,12 +64,22 @@ impl Resolver<'_> {
                         out.names.insert(n.to_string());
                         out.attrs.push((a.name.name.as_str(), a));
                     } else {
-                        let mut d = Diag::error("E0105", format!("unknown attribute `{n}` for `{what}`"))
-                            .at(a.name.span, "unknown attribute");
+                        let mut d =
+                            Diag::error("E0105", format!("unknown attribute `{n}` for `{what}`"))
+                                .at(a.name.span, "unknown attribute");
                         d = match diag::suggest(n, allowed.iter().copied()) {
-                            Some(s) => d.help(format!("did you mean `{s}`?")),
-                            None if blocks.contains(&n) => d.help(format!("`{n}` is a block: write `{n} {{ ... }}`")),
-                            None if allowed.is_empty() => d.help(format!("`{what}` takes no attributes")),
+                            Some(s) => {
+                                // Treat it as the attribute it almost is: no second
+                                // "missing required attribute" error for the same typo.
+                                out.names.insert(s.to_string());
+                                d.help(format!("did you mean `{s}`?"))
+                            }
+                            None if blocks.contains(&n) => {
+                                d.help(format!("`{n}` is a block: write `{n} {{ ... }}`"))
+                            }
+                            None if allowed.is_empty() => {
+                                d.help(format!("`{what}` takes no attributes"))
+                            }
                             None => d.help(format!("`{what}` takes: {}", allowed.join(", "))),
                         };
                         self.diags.push(d);
@@ -85,12 +95,16 @@ impl Resolver<'_> {
                         }
                         out.blocks.push(b);
                     } else {
-                        let mut d = Diag::error("E0105", format!("unexpected block `{n}` in `{what}`"))
-                            .at(b.keyword.span, "not allowed here");
+                        let mut d =
+                            Diag::error("E0105", format!("unexpected block `{n}` in `{what}`"))
+                                .at(b.keyword.span, "not allowed here");
                         d = if allowed.contains(&n) {
                             d.help(format!("`{n}` is an attribute: write `{n} = ...`"))
                         } else if blocks.is_empty() {
-                            d.help(format!("`{what}` takes attributes only: {}", allowed.join(", ")))
+                            d.help(format!(
+                                "`{what}` takes attributes only: {}",
+                                allowed.join(", ")
+                            ))
                         } else {
                             d.help(format!("blocks allowed here: {}", blocks.join(", ")))
                         };
@@ -126,7 +140,7 @@ impl Resolver<'_> {
             r.diags.push(
                 Diag::error("E0201", format!("expected {}, found {found}", expected(ty)))
                     .at(span, format!("this is {found}"))
-                    .help(format!("write {}", super::example_for(ty))),
+                    .help(format!("write `{}`", super::example_for(ty))),
             );
             None
         };
@@ -152,7 +166,8 @@ impl Resolver<'_> {
                     let help = if s.contains('/') {
                         "an address has no prefix length here: drop the `/N`".to_string()
                     } else {
-                        "write four numbers 0-255 separated by dots, e.g. \"192.0.2.11\"".to_string()
+                        "write four numbers 0-255 separated by dots, e.g. \"192.0.2.11\""
+                            .to_string()
                     };
                     self.diags.push(
                         Diag::error("E0203", format!("invalid IPv4 address `{s}`"))
@@ -210,10 +225,13 @@ impl Resolver<'_> {
                     Some(def_span) => {
                         let found = self.describe(&v);
                         self.diags.push(
-                            Diag::error("E0103", format!("expected {}, found {found}", expected(ty)))
-                                .at(span, format!("this is {found}"))
-                                .with(def_span, "defined here")
-                                .help(format!("write {}", super::example_for(ty))),
+                            Diag::error(
+                                "E0103",
+                                format!("expected {}, found {found}", expected(ty)),
+                            )
+                            .at(span, format!("this is {found}"))
+                            .with(def_span, "defined here")
+                            .help(format!("write `{}`", super::example_for(ty))),
                         );
                         None
                     }
@@ -231,22 +249,37 @@ impl Resolver<'_> {
             Value::Duration(_) => "a duration".into(),
             Value::Ip(_) => "an IP address".into(),
             Value::Cidr(_) => "a CIDR".into(),
-            Value::Host(h) => format!("host `{}`", self.hosts.get(*h).map(|x| x.name.value.as_str()).unwrap_or("?")),
+            Value::Host(h) => format!(
+                "host `{}`",
+                self.hosts
+                    .get(*h)
+                    .map(|x| x.name.value.as_str())
+                    .unwrap_or("?")
+            ),
             Value::Group(g) => format!(
                 "failover group `{}`",
-                self.groups.get(*g).map(|x| x.name.value.as_str()).unwrap_or("?")
+                self.groups
+                    .get(*g)
+                    .map(|x| x.name.value.as_str())
+                    .unwrap_or("?")
             ),
             Value::Placement(Placement::All) => "`all`".into(),
             Value::Placement(Placement::Active(g)) => format!(
                 "`{}.active`",
-                self.groups.get(*g).map(|x| x.name.value.as_str()).unwrap_or("?")
+                self.groups
+                    .get(*g)
+                    .map(|x| x.name.value.as_str())
+                    .unwrap_or("?")
             ),
             Value::Placement(_) => "a placement".into(),
             Value::Secret(_) => "a secret".into(),
             Value::Check(_) => "a health check".into(),
             Value::Instance(i) => format!(
                 "`{}`",
-                self.instances.get(*i).map(|x| x.qualified()).unwrap_or_default()
+                self.instances
+                    .get(*i)
+                    .map(|x| x.qualified())
+                    .unwrap_or_default()
             ),
             Value::List(_) => "a list".into(),
         }
@@ -291,9 +324,16 @@ impl Resolver<'_> {
         };
         if args.len() != 1 {
             self.diags.push(
-                Diag::error("E0208", format!("`{}` takes exactly one argument, got {}", f.name, args.len()))
-                    .at(span, "wrong number of arguments")
-                    .help(format!("write `{}({})`", f.name, super::example_for(&want))),
+                Diag::error(
+                    "E0208",
+                    format!(
+                        "`{}` takes exactly one argument, got {}",
+                        f.name,
+                        args.len()
+                    ),
+                )
+                .at(span, "wrong number of arguments")
+                .help(format!("write `{}({})`", f.name, super::example_for(&want))),
             );
             return None;
         }
@@ -301,7 +341,11 @@ impl Resolver<'_> {
         let v = self.typed(&args[0], &want, env)?;
         match (f.name.as_str(), v) {
             ("secret", Value::Str(s)) => {
-                if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                if s.is_empty()
+                    || !s
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
                     self.diags.push(
                         Diag::error("E0206", format!("invalid secret name `{s}`"))
                             .at(arg_span, "letters, digits, `_` and `-` only")
@@ -312,7 +356,9 @@ impl Resolver<'_> {
                 Some(Value::Secret(s))
             }
             ("http", Value::Str(s)) => {
-                if !(s.starts_with("http://") || s.starts_with("https://")) || s.contains(char::is_whitespace) {
+                if !(s.starts_with("http://") || s.starts_with("https://"))
+                    || s.contains(char::is_whitespace)
+                {
                     self.diags.push(
                         Diag::error("E0206", format!("invalid health check URL `{s}`"))
                             .at(arg_span, "not an http(s) URL")
@@ -380,12 +426,26 @@ impl Resolver<'_> {
                             .filter(|(k, _)| k == head)
                             .map(|(_, n)| n.clone())
                             .collect();
-                        let mut d = Diag::error("E0102", format!("no `{head}` named `{}`", parts[1].name))
-                            .at(parts[1].span, format!("no such `{head}`"));
-                        d = match diag::suggest(&parts[1].name, candidates.iter().map(String::as_str)) {
+                        let mut d =
+                            Diag::error("E0102", format!("no `{head}` named `{}`", parts[1].name))
+                                .at(parts[1].span, format!("no such `{head}`"));
+                        d = match diag::suggest(
+                            &parts[1].name,
+                            candidates.iter().map(String::as_str),
+                        ) {
                             Some(s) => d.help(format!("did you mean `{head}.{s}`?")),
-                            None if candidates.is_empty() => d.help(format!("declare it with `{head} {} {{ ... }}`", parts[1].name)),
-                            None => d.help(format!("known: {}", candidates.iter().map(|c| format!("{head}.{c}")).collect::<Vec<_>>().join(", "))),
+                            None if candidates.is_empty() => d.help(format!(
+                                "declare it with `{head} {} {{ ... }}`",
+                                parts[1].name
+                            )),
+                            None => d.help(format!(
+                                "known: {}",
+                                candidates
+                                    .iter()
+                                    .map(|c| format!("{head}.{c}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
                         };
                         self.diags.push(d);
                         return None;
@@ -400,10 +460,12 @@ impl Resolver<'_> {
                         .at(first.span, "not defined");
                     d = match diag::suggest(head, names.iter().map(String::as_str)) {
                         Some(s) => d.help(format!("did you mean `{s}`?")),
-                        None if self.kinds.contains_key(head) => {
-                            d.help(format!("`{head}` is a kind: refer to an instance as `{head}.NAME`"))
-                        }
-                        None => d.help("declare it first (`host`, `failover` or `let`), or check the spelling"),
+                        None if self.kinds.contains_key(head) => d.help(format!(
+                            "`{head}` is a kind: refer to an instance as `{head}.NAME`"
+                        )),
+                        None => d.help(
+                            "declare it first (`host`, `failover` or `let`), or check the spelling",
+                        ),
                     };
                     self.diags.push(d);
                     return None;
@@ -440,11 +502,12 @@ impl Resolver<'_> {
             Value::Group(g) => {
                 let grp = self.groups.get(*g);
                 (
-                    &["active", "name", "vip", "interface"],
+                    &["active", "name", "vip", "vip_address", "interface"],
                     match f {
                         "active" => Some(Value::Placement(Placement::Active(*g))),
                         "name" => grp.map(|x| Value::Str(x.name.value.clone())),
                         "vip" => grp.map(|x| Value::Cidr(x.vip.value)),
+                        "vip_address" => grp.map(|x| Value::Ip(x.vip.value.addr)),
                         "interface" => grp.map(|x| Value::Str(x.interface.value.clone())),
                         _ => None,
                     },
@@ -466,7 +529,8 @@ impl Resolver<'_> {
             return Some(o);
         }
         let what = self.describe(&v);
-        let mut d = Diag::error("E0113", format!("{what} has no field `{f}`")).at(field.span, "unknown field");
+        let mut d = Diag::error("E0113", format!("{what} has no field `{f}`"))
+            .at(field.span, "unknown field");
         d = if allowed.is_empty() {
             d.help("only hosts, failover groups and instances have fields")
         } else if let Some(s) = diag::suggest(f, allowed.iter().copied()) {
@@ -580,7 +644,10 @@ pub fn parse_duration(s: &str) -> Option<u64> {
         }
         let n: u64 = rest[..digits].parse().ok()?;
         rest = rest[digits..].trim_start();
-        let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let mult = match unit {

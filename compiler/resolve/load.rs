@@ -145,8 +145,11 @@ pub fn load(root: &Path, loader: &dyn Loader) -> Loaded {
                 }
             }
             Err(e) => st.diags.push(
-                Diag::error("E0301", format!("cannot read directory `{}`: {e}", root.display()))
-                    .help("check the path and its permissions"),
+                Diag::error(
+                    "E0301",
+                    format!("cannot read directory `{}`: {e}", root.display()),
+                )
+                .help("check the path and its permissions"),
             ),
         }
     } else {
@@ -193,14 +196,22 @@ impl State<'_> {
             Origin::Std(name) => match crate::stdlib::module(name) {
                 Some(t) => t.to_string(),
                 None => {
-                    let mut d = Diag::error("E0301", format!("no standard library module `std/{name}`"));
+                    let mut d =
+                        Diag::error("E0301", format!("no standard library module `std/{name}`"));
                     if let Some(s) = via {
                         d = d.at(s, "imported here");
                     }
                     let names: Vec<&str> = crate::stdlib::modules().map(|(n, _)| n).collect();
                     d = match crate::diag::suggest(name, names.iter().copied()) {
                         Some(s) => d.help(format!("did you mean `std/{s}`?")),
-                        None => d.help(format!("available modules: {}", names.iter().map(|n| format!("std/{n}")).collect::<Vec<_>>().join(", "))),
+                        None => d.help(format!(
+                            "available modules: {}",
+                            names
+                                .iter()
+                                .map(|n| format!("std/{n}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
                     };
                     self.diags.push(d);
                     return;
@@ -210,7 +221,11 @@ impl State<'_> {
                 Ok(bytes) if bytes.len() > MAX_FILE => {
                     let mut d = Diag::error(
                         "E0304",
-                        format!("`{}` is too large ({} bytes, at most {MAX_FILE})", path.display(), bytes.len()),
+                        format!(
+                            "`{}` is too large ({} bytes, at most {MAX_FILE})",
+                            path.display(),
+                            bytes.len()
+                        ),
                     )
                     .help("split the configuration into several files");
                     if let Some(s) = via {
@@ -277,8 +292,11 @@ impl State<'_> {
                     self.load_file(Origin::Std(name.to_string()), Some(imp.path.span));
                 } else if is_std {
                     self.diags.push(
-                        Diag::error("E0306", "standard library modules can only import `std/...`")
-                            .at(imp.path.span, "not a standard module"),
+                        Diag::error(
+                            "E0306",
+                            "standard library modules can only import `std/...`",
+                        )
+                        .at(imp.path.span, "not a standard module"),
                     );
                 } else {
                     let p = normalize(&dir.join(target));

@@ -114,7 +114,15 @@ pub(crate) struct Resolver<'a> {
     pub instances: Vec<Instance>,
 }
 
-const RESOURCE_KINDS: &[&str] = &["package", "user", "directory", "file", "unit", "dropin", "step"];
+const RESOURCE_KINDS: &[&str] = &[
+    "package",
+    "user",
+    "directory",
+    "file",
+    "unit",
+    "dropin",
+    "step",
+];
 const BUILTIN_BLOCKS: &[&str] = &["host", "failover"];
 
 impl<'a> Resolver<'a> {
@@ -133,11 +141,14 @@ impl<'a> Resolver<'a> {
     }
 
     fn run(&mut self, files: &'a [(FileId, ast::File)]) {
-        // Pass 1: kinds (any file may use a kind from any loaded file).
-        for (fid, f) in files {
+        // Pass 1: kinds (any file may use a kind from any loaded file). The standard
+        // library's first, so a clash is reported at the user's definition.
+        let is_std = |fid: &FileId| self.sources.get(*fid).name.starts_with("std/");
+        let (std_files, user_files): (Vec<_>, Vec<_>) =
+            files.iter().partition(|(fid, _)| is_std(fid));
+        for (_, f) in std_files.into_iter().chain(user_files) {
             for item in &f.items {
                 if let ast::Item::Kind(k) = item {
-                    let _ = fid;
                     self.declare_kind(k);
                 }
             }
@@ -161,7 +172,14 @@ impl<'a> Resolver<'a> {
                         }
                     }
                     ast::Item::Block(b) => {
-                        let Some(name) = self.block_name(b) else { continue };
+                        let kw = b.keyword.name.as_str();
+                        if !BUILTIN_BLOCKS.contains(&kw) && !self.kinds.contains_key(kw) {
+                            self.unknown_block(&b.keyword, kw);
+                            continue;
+                        }
+                        let Some(name) = self.block_name(b) else {
+                            continue;
+                        };
                         match b.keyword.name.as_str() {
                             "host" => {
                                 if self.declare_global(name, Global::Host(host_blocks.len())) {
@@ -176,13 +194,21 @@ impl<'a> Resolver<'a> {
                             kw if self.kinds.contains_key(kw) => {
                                 let key = (kw.to_string(), name.name.clone());
                                 if let Some(&prev) = self.instance_index.get(&key) {
-                                    let (pb, _): &(&ast::Block, &ast::Ident) = &instance_blocks[prev];
-                                    let prev_span = self.block_name(pb).map(|i| i.span).unwrap_or(pb.span);
+                                    let (pb, _): &(&ast::Block, &ast::Ident) =
+                                        &instance_blocks[prev];
+                                    let prev_span =
+                                        self.block_name(pb).map(|i| i.span).unwrap_or(pb.span);
                                     self.diags.push(
-                                        Diag::error("E0101", format!("`{kw}.{}` is defined more than once", name.name))
-                                            .at(name.span, "defined again here")
-                                            .with(prev_span, "first defined here")
-                                            .help("give each instance of a kind its own name"),
+                                        Diag::error(
+                                            "E0101",
+                                            format!(
+                                                "`{kw}.{}` is defined more than once",
+                                                name.name
+                                            ),
+                                        )
+                                        .at(name.span, "defined again here")
+                                        .with(prev_span, "first defined here")
+                                        .help("give each instance of a kind its own name"),
                                     );
                                 } else {
                                     self.instance_index.insert(key, instance_blocks.len());
@@ -196,10 +222,8 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        // Pass 3: lets, hosts, groups, instances.
-        for i in 0..self.lets.len() {
-            self.eval_let(i);
-        }
+        // Pass 3: hosts, groups (evaluating the lets they use on demand), the other
+        // lets, instances.
         for (b, name) in &host_blocks {
             let h = self.host(b, name);
             self.hosts.push(h);
@@ -211,6 +235,9 @@ impl<'a> Resolver<'a> {
             self.groups.push(g);
         }
         self.assign_router_ids(&explicit_ids);
+        for i in 0..self.lets.len() {
+            self.eval_let(i);
+        }
         // Instances: first create shells so `needs` and refs can point anywhere.
         for (b, name) in &instance_blocks {
             let kind = &self.kinds[b.keyword.name.as_str()];
@@ -261,10 +288,17 @@ impl<'a> Resolver<'a> {
     fn unknown_block(&mut self, kw: &ast::Ident, name: &str) {
         let mut d = Diag::error("E0104", format!("unknown block kind `{name}`"))
             .at(kw.span, "not a built-in block or a known kind");
-        if let Some(module) = std_module_defining(name) {
-            d = d.help(format!("`{name}` is defined in `std/{module}`: add `import \"std/{module}\"`"));
+        if RESOURCE_KINDS.contains(&name) {
+            d = d.help(format!(
+                "`{name}` is a resource: it is only allowed inside a `kind` body"
+            ));
+        } else if let Some(module) = std_module_defining(name) {
+            d = d.help(format!(
+                "`{name}` is defined in `std/{module}`: add `import \"std/{module}\"`"
+            ));
         } else {
-            let mut candidates: Vec<String> = BUILTIN_BLOCKS.iter().map(|s| s.to_string()).collect();
+            let mut candidates: Vec<String> =
+                BUILTIN_BLOCKS.iter().map(|s| s.to_string()).collect();
             candidates.extend(self.kinds.keys().cloned());
             candidates.extend(std_kinds().into_iter().map(|(k, _)| k));
             if let Some(s) = diag::suggest(name, candidates.iter().map(String::as_str)) {
@@ -275,8 +309,6 @@ impl<'a> Resolver<'a> {
                     )),
                     _ => d.help(format!("did you mean `{s}`?")),
                 };
-            } else if RESOURCE_KINDS.contains(&name) {
-                d = d.help(format!("`{name}` blocks are only allowed inside a `kind` body"));
             } else {
                 d = d.help("top-level blocks are `host`, `failover`, and instances of kinds (declare one with `kind NAME(...) { ... }`)");
             }
@@ -313,20 +345,37 @@ impl<'a> Resolver<'a> {
     }
 
     fn declare_kind(&mut self, k: &'a ast::KindDef) {
-        if BUILTIN_BLOCKS.contains(&k.name.name.as_str()) || RESOURCE_KINDS.contains(&k.name.name.as_str()) {
+        if BUILTIN_BLOCKS.contains(&k.name.name.as_str())
+            || RESOURCE_KINDS.contains(&k.name.name.as_str())
+        {
             self.diags.push(
-                Diag::error("E0101", format!("`{}` is a built-in block and cannot be redefined", k.name.name))
-                    .at(k.name.span, "built-in name")
-                    .help("choose another name for the kind"),
+                Diag::error(
+                    "E0101",
+                    format!(
+                        "`{}` is a built-in block and cannot be redefined",
+                        k.name.name
+                    ),
+                )
+                .at(k.name.span, "built-in name")
+                .help("choose another name for the kind"),
             );
             return;
         }
         if let Some(prev) = self.kinds.get(&k.name.name) {
+            let prev_file = &self.sources.get(prev.def.name.span.file).name;
+            let help = if prev_file.starts_with("std/") {
+                format!("`{}` is a kind of the standard library (`{prev_file}`): give yours another name", k.name.name)
+            } else {
+                "rename one of the kinds".to_string()
+            };
             self.diags.push(
-                Diag::error("E0101", format!("the kind `{}` is defined more than once", k.name.name))
-                    .at(k.name.span, "defined again here")
-                    .with(prev.def.name.span, "first defined here")
-                    .help("rename one of the kinds"),
+                Diag::error(
+                    "E0101",
+                    format!("the kind `{}` is defined more than once", k.name.name),
+                )
+                .at(k.name.span, "defined again here")
+                .with(prev.def.name.span, "first defined here")
+                .help(help),
             );
             return;
         }
@@ -342,13 +391,18 @@ impl<'a> Resolver<'a> {
             }
             if let Some(prev) = params.iter().find(|q| q.name == p.name.name) {
                 self.diags.push(
-                    Diag::error("E0101", format!("parameter `{}` is declared twice", p.name.name))
-                        .at(p.name.span, "declared again here")
-                        .with(prev.span, "first declared here"),
+                    Diag::error(
+                        "E0101",
+                        format!("parameter `{}` is declared twice", p.name.name),
+                    )
+                    .at(p.name.span, "declared again here")
+                    .with(prev.span, "first declared here"),
                 );
                 continue;
             }
-            let Some(ty) = self.type_of(&p.ty) else { continue };
+            let Some(ty) = self.type_of(&p.ty) else {
+                continue;
+            };
             params.push(ParamDecl {
                 name: p.name.name.clone(),
                 ty,
@@ -395,8 +449,18 @@ impl<'a> Resolver<'a> {
                 "ref" => Type::Ref,
                 other => {
                     const TYPES: &[&str] = &[
-                        "string", "int", "bool", "duration", "ip", "cidr", "host", "failover", "placement",
-                        "secret", "check", "ref",
+                        "string",
+                        "int",
+                        "bool",
+                        "duration",
+                        "ip",
+                        "cidr",
+                        "host",
+                        "failover",
+                        "placement",
+                        "secret",
+                        "check",
+                        "ref",
                     ];
                     let help = match diag::suggest(other, TYPES.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
@@ -474,6 +538,7 @@ impl<'a> Resolver<'a> {
                                 .help("add `run = \"...\"` (and usually `unless = \"...\"` to guard it)"),
                         );
                     }
+                    // A unit without a source is one the system already has.
                     if matches!(kw, "file" | "unit" | "dropin") {
                         match (seen.get("template"), seen.get("content")) {
                             (Some(t), Some(c)) => self.diags.push(
@@ -482,6 +547,7 @@ impl<'a> Resolver<'a> {
                                     .with(*t, "template given here")
                                     .help("keep one of them"),
                             ),
+                            (None, None) if kw == "unit" => {}
                             (None, None) => self.diags.push(
                                 Diag::error("E0106", format!("`{kw}` needs `template` or `content`"))
                                     .at(b.keyword.span, "no content")
@@ -515,9 +581,12 @@ impl<'a> Resolver<'a> {
         if self.lets[i].evaluating {
             let span = self.lets[i].span;
             self.diags.push(
-                Diag::error("E0111", format!("`let {}` refers to itself", self.lets[i].name))
-                    .at(span, "defined in terms of itself")
-                    .help("a `let` must not depend on itself, directly or through other `let`s"),
+                Diag::error(
+                    "E0111",
+                    format!("`let {}` refers to itself", self.lets[i].name),
+                )
+                .at(span, "defined in terms of itself")
+                .help("a `let` must not depend on itself, directly or through other `let`s"),
             );
             return None;
         }
@@ -589,12 +658,25 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    pub(crate) fn missing(&mut self, b: &ast::Block, name: &ast::Ident, attr: &str, what: &str, example: &str) {
+    pub(crate) fn missing(
+        &mut self,
+        b: &ast::Block,
+        name: &ast::Ident,
+        attr: &str,
+        what: &str,
+        example: &str,
+    ) {
         self.diags.push(
-            Diag::error("E0106", format!("missing required attribute `{attr}` in {what} `{}`", name.name))
-                .at(name.span, format!("`{attr}` is required"))
-                .help(format!("add `{attr} = {example}` inside the braces"))
-                .with(b.body.span, "in this block"),
+            Diag::error(
+                "E0106",
+                format!(
+                    "missing required attribute `{attr}` in {what} `{}`",
+                    name.name
+                ),
+            )
+            .at(name.span, format!("`{attr}` is required"))
+            .help(format!("add `{attr} = {example}` inside the braces"))
+            .with(b.body.span, "in this block"),
         );
     }
 
@@ -602,7 +684,14 @@ impl<'a> Resolver<'a> {
         let env = Env::top();
         let attrs = self.attrs(
             &b.body,
-            &["members", "vip", "interface", "check", "router_id", "priorities"],
+            &[
+                "members",
+                "vip",
+                "interface",
+                "check",
+                "router_id",
+                "priorities",
+            ],
             &[],
             "failover",
         );
@@ -612,6 +701,7 @@ impl<'a> Resolver<'a> {
         let mut check = None;
         let mut router_id = None;
         let mut priorities = None;
+        let mut priorities_count: Option<(usize, Span)> = None;
         for (n, a) in &attrs.attrs {
             let vspan = a.value.span();
             match *n {
@@ -622,7 +712,9 @@ impl<'a> Resolver<'a> {
                             .map(|e| (self.typed(e, &Type::Host, &env), e.span()))
                             .collect(),
                         other => match self.typed(other, &Type::List(Box::new(Type::Host)), &env) {
-                            Some(Value::List(vs)) => vs.into_iter().map(|v| (Some(v), vspan)).collect(),
+                            Some(Value::List(vs)) => {
+                                vs.into_iter().map(|v| (Some(v), vspan)).collect()
+                            }
                             _ => Vec::new(),
                         },
                     };
@@ -630,10 +722,16 @@ impl<'a> Resolver<'a> {
                         let Some(Value::Host(h)) = v else { continue };
                         if let Some(prev) = members.iter().find(|m| m.value == h) {
                             self.diags.push(
-                                Diag::error("E0208", format!("host `{}` is listed twice in `members`", self.hosts[h].name.value))
-                                    .at(span, "listed again here")
-                                    .with(prev.span, "first listed here")
-                                    .help("each host can be a member once; remove the duplicate"),
+                                Diag::error(
+                                    "E0208",
+                                    format!(
+                                        "host `{}` is listed twice in `members`",
+                                        self.hosts[h].name.value
+                                    ),
+                                )
+                                .at(span, "listed again here")
+                                .with(prev.span, "first listed here")
+                                .help("each host can be a member once; remove the duplicate"),
                             );
                         } else {
                             members.push(Spanned::new(h, span));
@@ -654,7 +752,10 @@ impl<'a> Resolver<'a> {
                 }
                 "interface" => {
                     if let Some(Value::Str(s)) = self.typed(&a.value, &Type::String, &env) {
-                        if s.is_empty() || s.len() > 15 || s.contains(|c: char| c.is_whitespace() || c == '/') {
+                        if s.is_empty()
+                            || s.len() > 15
+                            || s.contains(|c: char| c.is_whitespace() || c == '/')
+                        {
                             self.diags.push(
                                 Diag::error("E0206", format!("invalid interface name `{s}`"))
                                     .at(vspan, "not a Linux interface name")
@@ -675,9 +776,12 @@ impl<'a> Resolver<'a> {
                         match u8::try_from(i) {
                             Ok(v) if v >= 1 => router_id = Some(Spanned::new(v, vspan)),
                             _ => self.diags.push(
-                                Diag::error("E0206", format!("virtual router id {i} is out of range"))
-                                    .at(vspan, "must be 1 to 255")
-                                    .help("VRRP router ids are 1 to 255, unique per network segment"),
+                                Diag::error(
+                                    "E0206",
+                                    format!("virtual router id {i} is out of range"),
+                                )
+                                .at(vspan, "must be 1 to 255")
+                                .help("VRRP router ids are 1 to 255, unique per network segment"),
                             ),
                         }
                     }
@@ -694,6 +798,7 @@ impl<'a> Resolver<'a> {
                         }
                     };
                     let mut ps = Vec::new();
+                    let written = items.len();
                     for (v, span) in items {
                         if let Some(Value::Int(i)) = v {
                             match u8::try_from(i) {
@@ -706,7 +811,11 @@ impl<'a> Resolver<'a> {
                             }
                         }
                     }
-                    priorities = Some(Spanned::new(ps, vspan));
+                    if ps.len() == written {
+                        priorities = Some(Spanned::new(ps, vspan));
+                    } else {
+                        priorities_count = Some((written, vspan));
+                    }
                 }
             }
         }
@@ -717,9 +826,24 @@ impl<'a> Resolver<'a> {
             self.missing(b, name, "vip", "failover group", "\"192.0.2.10/24\"");
         }
         if !attrs.names.contains("check") {
-            self.missing(b, name, "check", "failover group", "http(\"http://127.0.0.1/health\")");
+            self.missing(
+                b,
+                name,
+                "check",
+                "failover group",
+                "http(\"http://127.0.0.1/health\")",
+            );
         }
         let n = members.len();
+        if let Some((written, span)) = priorities_count {
+            if written != n && n > 0 {
+                self.diags.push(
+                    Diag::error("E0209", format!("{written} priorities for {n} members"))
+                        .at(span, "one priority per member, in member order")
+                        .help("list exactly one priority for each member, or remove `priorities` to derive them"),
+                );
+            }
+        }
         let priorities = match priorities {
             Some(p) if p.value.len() == n || n == 0 => p,
             Some(p) => {
@@ -760,7 +884,9 @@ impl<'a> Resolver<'a> {
         let mut used: BTreeMap<String, BTreeSet<u8>> = BTreeMap::new();
         for (g, &e) in self.groups.iter().zip(explicit) {
             if e {
-                used.entry(g.interface.value.clone()).or_default().insert(g.router_id.value);
+                used.entry(g.interface.value.clone())
+                    .or_default()
+                    .insert(g.router_id.value);
             }
         }
         let mut order: Vec<usize> = (0..self.groups.len()).filter(|&i| !explicit[i]).collect();
@@ -785,7 +911,9 @@ impl<'a> Resolver<'a> {
 
     fn instance(&mut self, id: InstanceId, b: &ast::Block) {
         let kind_name = b.keyword.name.clone();
-        let Some(kind) = self.kinds.get(kind_name.as_str()) else { return };
+        let Some(kind) = self.kinds.get(kind_name.as_str()) else {
+            return;
+        };
         let def = kind.def;
         let placement_idx = kind.placement;
         let decls: Vec<(String, Type, Option<&'a ast::Expr>, Span)> = kind
@@ -801,17 +929,29 @@ impl<'a> Resolver<'a> {
         let mut params = Vec::new();
         let mut ok = true;
         for (pname, ty, default, pspan) in &decls {
-            let given = attrs.attrs.iter().find(|(n, _)| n == pname).map(|(_, a)| *a);
+            let given = attrs
+                .attrs
+                .iter()
+                .find(|(n, _)| n == pname)
+                .map(|(_, a)| *a);
             let (value, span) = match (given, default) {
                 (Some(a), _) => (self.typed(&a.value, ty, &env), a.value.span()),
-                (None, Some(d)) => (self.typed(d, ty, &env), d.span()),
+                (None, Some(d)) => {
+                    // Defaults see the instance's `name` and the parameters before them.
+                    let inst_name = self.instances[id].name.value.clone();
+                    let denv = Env::kind(&inst_name, &params);
+                    (self.typed(d, ty, &denv), d.span())
+                }
                 (None, None) => {
                     if !attrs.names.contains(pname.as_str()) {
                         let inst_name = self.instances[id].name.clone();
                         self.diags.push(
                             Diag::error(
                                 "E0106",
-                                format!("missing required attribute `{pname}` in `{kind_name} {}`", inst_name.value),
+                                format!(
+                                    "missing required attribute `{pname}` in `{kind_name} {}`",
+                                    inst_name.value
+                                ),
                             )
                             .at(inst_name.span, format!("`{pname}` is required"))
                             .with(*pspan, format!("`{pname}: {ty}` declared here"))
@@ -842,9 +982,12 @@ impl<'a> Resolver<'a> {
                 if let Some(Value::Instance(t)) = self.typed(e, &Type::Ref, &env) {
                     if t == id {
                         self.diags.push(
-                            Diag::error("E0401", format!("`{}` needs itself", self.instances[id].qualified()))
-                                .at(e.span(), "a dependency on itself")
-                                .help("remove it from `needs`"),
+                            Diag::error(
+                                "E0401",
+                                format!("`{}` needs itself", self.instances[id].qualified()),
+                            )
+                            .at(e.span(), "a dependency on itself")
+                            .help("remove it from `needs`"),
                         );
                     } else {
                         needs.push(Spanned::new(t, e.span()));
@@ -873,7 +1016,13 @@ impl<'a> Resolver<'a> {
         self.instances[id].resources = resources;
     }
 
-    fn expand(&mut self, def: &ast::KindDef, name: &str, params: &[Param], id: InstanceId) -> Vec<Resource> {
+    fn expand(
+        &mut self,
+        def: &ast::KindDef,
+        name: &str,
+        params: &[Param],
+        id: InstanceId,
+    ) -> Vec<Resource> {
         let env = Env::kind(name, params);
         let inst_span = self.instances[id].name.span;
         let qualified = self.instances[id].qualified();
@@ -885,8 +1034,12 @@ impl<'a> Resolver<'a> {
             if resource_attrs(kw).is_none() {
                 continue;
             }
-            let Some(ast::BlockLabel::Str(label)) = &b.label else { continue };
-            let Some(label) = self.interpolate(label, &env) else { continue };
+            let Some(ast::BlockLabel::Str(label)) = &b.label else {
+                continue;
+            };
+            let Some(label) = self.interpolate(label, &env) else {
+                continue;
+            };
             let get = |r: &mut Self, key: &str, ty: &Type| -> Option<(Value, Span)> {
                 let a = b.body.entries.iter().find_map(|e| match e {
                     ast::Entry::Attr(a) if a.name.name == key => Some(a),
@@ -942,7 +1095,9 @@ impl<'a> Resolver<'a> {
                     Source::Inline(str_of(get(r, "content", &Type::String)).unwrap_or_default())
                 }
             };
-            let owner = |r: &mut Self, key: &str| str_of(get(r, key, &Type::String)).unwrap_or_else(|| "root".into());
+            let owner = |r: &mut Self, key: &str| {
+                str_of(get(r, key, &Type::String)).unwrap_or_else(|| "root".into())
+            };
             let kind = match kw {
                 "package" => ResourceKind::Package { name: label },
                 "user" => ResourceKind::User {
@@ -1072,5 +1227,8 @@ fn std_kinds() -> Vec<(String, &'static str)> {
 }
 
 fn std_module_defining(kind: &str) -> Option<&'static str> {
-    std_kinds().into_iter().find(|(k, _)| k == kind).map(|(_, m)| m)
+    std_kinds()
+        .into_iter()
+        .find(|(k, _)| k == kind)
+        .map(|(_, m)| m)
 }

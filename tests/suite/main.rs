@@ -6,6 +6,7 @@ mod apply_e2e;
 mod fmt;
 mod golden;
 mod lab;
+mod plan;
 mod ssh;
 mod ui;
 mod validators;
