@@ -21,6 +21,9 @@ use std::collections::VecDeque;
 /// Maximum nesting of blocks, lists, calls and parameter lists.
 pub const MAX_DEPTH: usize = 64;
 
+/// Syntax errors reported per file; the rest are summed up in one `E0019`.
+pub const MAX_ERRORS: usize = 100;
+
 /// The construct could not be parsed; the error is reported and the caller must
 /// skip ahead to a recovery point.
 struct Fail;
@@ -76,6 +79,20 @@ pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diag>) {
     }
     let mut diags = p.lx.diags;
     crate::diag::sort(&mut diags);
+    if diags.len() > MAX_ERRORS {
+        let rest = diags.len() - MAX_ERRORS;
+        let at = diags[MAX_ERRORS].primary.as_ref().map(|l| l.span);
+        diags.truncate(MAX_ERRORS);
+        let mut d = Diag::error(
+            "E0019",
+            format!("too many syntax errors: {rest} more not shown"),
+        )
+        .help("fix the errors above and check again");
+        if let Some(span) = at {
+            d = d.at(span, "the next error is here");
+        }
+        diags.push(d);
+    }
     (
         File {
             items,
