@@ -1,4 +1,4 @@
-//! Recursive-descent parser over the tokens of [`super::lexer`] (whose token shapes are nom
+//! Recursive-descent parser over the tokens of [`lexer`] (whose token shapes are nom
 //! combinators). Invariants:
 //! - never panics, never fails: returns the tree it could build plus every error;
 //! - recursion is bounded: blocks, lists, calls and parameter lists nest at most
@@ -8,7 +8,8 @@
 //!
 //! Error recovery: a bad top-level item is skipped up to the next line that starts like an
 //! item (`host beta {`, `let`, `import`, `kind`); a bad entry inside a body is skipped up to
-//! the next line that starts with a name, or the body's `}`.
+//! the next line that starts with a name, or the body's `}`. At most [`MAX_ERRORS`]
+//! errors are reported per file.
 
 mod lexer;
 
@@ -1235,6 +1236,145 @@ postgres main {
 
 job close_month { run = "php ${base}/bin/close.php" calendar = "*-*-01 02:00:00" on = office.active }
 "#;
+
+    /// Every span of the tree covers exactly the text of its node.
+    fn check_spans(text: &str, f: &File) {
+        let sl = |s: Span| &text[s.start as usize..s.end as usize];
+        fn walk_expr(text: &str, e: &Expr, out: &mut Vec<(Span, String)>) {
+            match e {
+                Expr::Str(s) => walk_str(text, s, out),
+                Expr::Int(v, s) => out.push((*s, v.to_string())),
+                Expr::Bool(b, s) => out.push((*s, b.to_string())),
+                Expr::List(es, s) => {
+                    out.push((*s, "[".into()));
+                    es.iter().for_each(|e| walk_expr(text, e, out));
+                }
+                Expr::Path(p) => p.iter().for_each(|i| out.push((i.span, i.name.clone()))),
+                Expr::Call(n, args, s) => {
+                    out.push((n.span, n.name.clone()));
+                    out.push((*s, format!("{}(", n.name)));
+                    args.iter().for_each(|e| walk_expr(text, e, out));
+                }
+            }
+        }
+        fn walk_str(text: &str, s: &StrLit, out: &mut Vec<(Span, String)>) {
+            out.push((s.span, "\"".into()));
+            for p in &s.parts {
+                if let StrPart::Interp(e) = p {
+                    walk_expr(text, e, out);
+                }
+            }
+        }
+        fn walk_body(text: &str, b: &Body, out: &mut Vec<(Span, String)>) {
+            out.push((b.span, "{".into()));
+            for e in &b.entries {
+                match e {
+                    Entry::Attr(a) => {
+                        out.push((a.span, a.name.name.clone()));
+                        out.push((a.name.span, a.name.name.clone()));
+                        walk_expr(text, &a.value, out);
+                    }
+                    Entry::Block(b) => walk_block(text, b, out),
+                }
+            }
+        }
+        fn walk_block(text: &str, b: &Block, out: &mut Vec<(Span, String)>) {
+            out.push((b.span, b.keyword.name.clone()));
+            out.push((b.keyword.span, b.keyword.name.clone()));
+            match &b.label {
+                Some(BlockLabel::Name(n)) => out.push((n.span, n.name.clone())),
+                Some(BlockLabel::Str(s)) => walk_str(text, s, out),
+                None => {}
+            }
+            walk_body(text, &b.body, out);
+        }
+        let mut out = Vec::new();
+        for item in &f.items {
+            match item {
+                Item::Import(i) => {
+                    out.push((i.span, "import".into()));
+                    walk_str(text, &i.path, &mut out);
+                }
+                Item::Let(l) => {
+                    out.push((l.span, "let".into()));
+                    out.push((l.name.span, l.name.name.clone()));
+                    walk_expr(text, &l.value, &mut out);
+                }
+                Item::Kind(k) => {
+                    out.push((k.span, "kind".into()));
+                    out.push((k.name.span, k.name.name.clone()));
+                    for p in &k.params {
+                        out.push((p.span, p.name.name.clone()));
+                        out.push((p.name.span, p.name.name.clone()));
+                        if let Some(d) = &p.default {
+                            walk_expr(text, d, &mut out);
+                        }
+                    }
+                    walk_body(text, &k.body, &mut out);
+                }
+                Item::Block(b) => walk_block(text, b, &mut out),
+            }
+        }
+        for (span, start) in out {
+            let t = sl(span);
+            assert!(
+                t.starts_with(&start),
+                "{span:?} = {t:?}, expected {start:?}…"
+            );
+            if start == "{" {
+                assert!(t.ends_with('}'), "{t:?}");
+            } else if start == "[" {
+                assert!(t.ends_with(']'), "{t:?}");
+            } else if start.ends_with('(') {
+                assert!(t.ends_with(')'), "{t:?}");
+            } else if start == "\"" {
+                assert!(t.len() >= 2 && t.ends_with('"'), "{t:?}");
+            }
+        }
+        for c in &f.comments {
+            assert_eq!(sl(c.span), format!("#{}", c.text));
+        }
+    }
+
+    #[test]
+    fn spans_cover_their_text() {
+        let (f, d) = parse_file(FileId(0), SAMPLE);
+        assert!(d.is_empty());
+        assert!(f.comments.len() == 1 && f.items.len() == 8);
+        check_spans(SAMPLE, &f);
+        let crlf = SAMPLE.replace('\n', "\r\n");
+        let (f, d) = parse_file(FileId(0), &crlf);
+        assert!(d.is_empty(), "{d:?}");
+        check_spans(&crlf, &f);
+        let text = "let s = \"x${ a.b }y\"";
+        let (f, d) = parse_file(FileId(0), text);
+        assert!(d.is_empty());
+        check_spans(text, &f);
+        let Item::Let(l) = &f.items[0] else { panic!() };
+        let Expr::Str(s) = &l.value else { panic!() };
+        let StrPart::Interp(Expr::Path(p)) = &s.parts[1] else {
+            panic!()
+        };
+        let names: Vec<&str> = p
+            .iter()
+            .map(|i| &text[i.span.start as usize..i.span.end as usize])
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn recovery_keeps_the_other_items() {
+        let text =
+            "host a { address \"x\" }\nhost b {\n  port = 1;\n}\n}\nlet c = \"\\q\"\nhost d {}\n";
+        let (f, d) = parse_file(FileId(0), text);
+        let codes: Vec<&str> = d.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["E0006", "E0001", "E0016", "E0007"]);
+        assert_eq!(f.items.len(), 4);
+        let Item::Block(a) = &f.items[0] else {
+            panic!()
+        };
+        assert_eq!(a.body.entries.len(), 1, "the attribute without `=` is kept");
+    }
 
     #[test]
     fn sample_parses() {
