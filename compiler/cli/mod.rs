@@ -2,6 +2,8 @@
 //! reads files, calls one stage entry point after another, prints, returns the exit code.
 //! Exit codes: 0 success / no changes, 1 error, 2 plan has changes (`--detailed-exitcode`).
 
+pub mod lab;
+
 use crate::diag::{self, Diag};
 use crate::source::SourceMap;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -54,6 +56,9 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Boot the declared hosts locally as systemd machines; failover drills.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
     /// Format `.infra` files canonically (comments are kept).
     Fmt {
         path: Option<PathBuf>,
@@ -77,6 +82,7 @@ pub fn main() -> i32 {
             message_format,
         } => check(&path.unwrap_or_else(|| PathBuf::from(".")), message_format),
         Command::Fmt { path, check } => fmt(&path.unwrap_or_else(|| PathBuf::from(".")), check),
+        Command::Lab(c) => lab::run(c, Path::new(".")),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
         Command::Graph { path, format, out } => {
             graph(&path.unwrap_or_else(|| PathBuf::from(".")), format, out)
