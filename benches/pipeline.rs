@@ -71,11 +71,14 @@ pub fn generate_std(hosts: usize) -> String {
 /// parse → resolve → lint → graph → render, in memory.
 fn compile(text: &str) -> infra::render::Build {
     let mut loader = infra::resolve::MemLoader::default();
-    loader.files.insert("bench/main.infra".into(), text.as_bytes().to_vec());
+    loader
+        .files
+        .insert("bench/main.infra".into(), text.as_bytes().to_vec());
     let r = infra::resolve::resolve(std::path::Path::new("bench"), &loader).expect("resolves");
     let _ = infra::lint::lint(&r.model);
     let g = infra::graph::graph(&r.model).expect("no cycle");
-    infra::render::render(&r.model, &g.order, &infra::stdlib::Templates::embedded()).expect("renders")
+    infra::render::render(&r.model, &g.order, &infra::stdlib::Templates::embedded())
+        .expect("renders")
 }
 
 fn time<F: FnMut()>(mut f: F) -> Duration {
@@ -124,7 +127,9 @@ fn main() {
         prev = Some(t);
     }
     println!();
-    println!("| hosts | files | compile (parse → render, in memory) | write the build | end to end |");
+    println!(
+        "| hosts | files | compile (parse → render, in memory) | write the build | end to end |"
+    );
     println!("|---|---|---|---|---|");
     let mut prev: Option<Duration> = None;
     let sizes: Vec<usize> = std::env::var("INFRA_BENCH_BUILD_SIZES")
@@ -154,7 +159,10 @@ fn main() {
             total.as_secs_f64() * 1e3
         );
         if let Some(p) = prev {
-            println!("growth from the previous row: {:.1}×", total.as_secs_f64() / p.as_secs_f64());
+            println!(
+                "growth from the previous row: {:.1}×",
+                total.as_secs_f64() / p.as_secs_f64()
+            );
         }
         prev = Some(total);
     }

@@ -105,7 +105,11 @@ impl<'t> Engine<'t> {
     ) -> Result<String, Diag> {
         let origin = self.load(path, at)?;
         let label = where_label(origin, path);
-        if self.templates.get(path).is_some_and(|(text, _)| text.contains("all_hosts")) {
+        if self
+            .templates
+            .get(path)
+            .is_some_and(|(text, _)| text.contains("all_hosts"))
+        {
             ctx.insert("all_hosts".into(), self.all_hosts.clone());
         }
         ctx.insert("template".into(), Json::String(path.to_string()));

@@ -124,7 +124,8 @@ pub fn write_build(build: &Build, out: &Path) -> io::Result<()> {
         std::fs::create_dir_all(&dir)?;
         // Each directory is created once (files are sorted, so siblings are adjacent),
         // and the mode is set on the open file: a few syscalls per file.
-        let mut made: std::collections::HashSet<std::path::PathBuf> = std::collections::HashSet::new();
+        let mut made: std::collections::HashSet<std::path::PathBuf> =
+            std::collections::HashSet::new();
         for (path, f) in &host.files {
             let target = dir.join(relative(path)?);
             if let Some(parent) = target.parent() {

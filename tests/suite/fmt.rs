@@ -567,3 +567,31 @@ fn fmt_generated_programs_roundtrip() {
     }
     assert!(total_comments > 1000);
 }
+
+/// The examples and the standard library are kept in canonical form, so `infra fmt`
+/// on a user's copy of an example changes nothing.
+#[test]
+fn examples_and_stdlib_are_formatted() {
+    let mut files = Vec::new();
+    for dir in ["examples", "stdlib"] {
+        files_in(Path::new(dir), false, &mut files);
+    }
+    files.sort();
+    assert!(
+        files.len() >= 7,
+        "expected the examples and stdlib modules, found {files:?}"
+    );
+    let mut unformatted = Vec::new();
+    for f in &files {
+        let text = fs::read_to_string(f).expect("readable");
+        match format_source(FileId(0), &text) {
+            Ok(out) if out == text => {}
+            Ok(_) => unformatted.push(f.display().to_string()),
+            Err(d) => panic!("{} does not parse: {d:?}", f.display()),
+        }
+    }
+    assert!(
+        unformatted.is_empty(),
+        "not formatted (run `infra fmt` on them): {unformatted:?}"
+    );
+}
