@@ -68,6 +68,10 @@ pub struct UnitOut {
     /// Files whose change requires restarting this unit (its own file, drop-ins,
     /// and files of the same instance).
     pub restart_on: Vec<String>,
+    /// Files whose change only needs `systemctl reload` (keepalived.conf: a restart
+    /// would give up the virtual IP). Never also in `restart_on`.
+    #[serde(default)]
+    pub reload_on: Vec<String>,
     pub origin: String,
 }
 

@@ -1,5 +1,594 @@
-//! Stage 5: Model + graph → [`Build`]. Entry point: `render`.
+//! Stage 5: Model + graph order → [`Build`]. Entry point: [`render`].
+//!
+//! For each host: every instance whose placement includes it (in `order`), every
+//! resource whose `only` matches the host's build-time role, files rendered from
+//! handlebars templates in strict mode; plus the failover groups themselves
+//! (keepalived, notify scripts, `infra-GROUP-active.target`), which are built in.
+//!
+//! Invariants: pure (no IO except [`write_build`]); the same inputs give a
+//! byte-identical Build; secrets appear only as [`secret_placeholder`]s and a file
+//! holding one is `secret` with mode 0600; every problem is a [`Diag`] (E06xx)
+//! naming the template and pointing at the resource and its instance.
 
 pub mod build;
+pub mod context;
+mod engine;
+mod failover;
+#[doc(hidden)]
+pub mod fixtures;
+mod helpers;
+mod output;
 
 pub use build::*;
+pub use output::{read_build, write_build};
+
+use crate::diag::{self, Diag};
+use crate::resolve::model::{HostId, InstanceId, Model, ResourceKind, Role, Source};
+use crate::source::Span;
+use crate::stdlib::Templates;
+use engine::{Engine, Use};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where drop-ins go: `/etc/systemd/system/UNIT.d/infra.conf`.
+pub fn dropin_path(unit: &str) -> String {
+    format!("/etc/systemd/system/{unit}.d/infra.conf")
+}
+
+/// Where units go: `/etc/systemd/system/NAME`.
+pub fn unit_path(unit: &str) -> String {
+    format!("/etc/systemd/system/{unit}")
+}
+
+/// True if the text holds a secret placeholder.
+pub fn has_secret(text: &str) -> bool {
+    let marker = secret_placeholder("");
+    let open = &marker[..marker.find('(').map(|i| i + 1).unwrap_or(marker.len())];
+    text.contains(open)
+}
+
+/// Render the build of every host. `order` lists instances in dependency order
+/// (from the graph stage); instances missing from it are appended in model order.
+pub fn render(
+    model: &Model,
+    order: &[InstanceId],
+    templates: &Templates,
+) -> Result<Build, Vec<Diag>> {
+    let mut engine = Engine::new(templates);
+    let mut diags = Vec::new();
+    let order = full_order(model, order);
+    let mut build = Build::default();
+    for h in 0..model.hosts.len() {
+        let mut hb = HostState::new(model, h);
+        failover::render_groups(model, h, &mut engine, &mut hb, &mut diags);
+        for &i in &order {
+            render_instance(model, i, h, &mut engine, &mut hb, &mut diags);
+        }
+        failover::finish_groups(model, h, &mut hb);
+        let out = hb.finish(model, &mut diags);
+        build.hosts.insert(out.host.clone(), out);
+    }
+    if diag::has_errors(&diags) {
+        diag::sort(&mut diags);
+        diags.dedup();
+        Err(diags)
+    } else {
+        Ok(build)
+    }
+}
+
+fn full_order(model: &Model, order: &[InstanceId]) -> Vec<InstanceId> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for i in order.iter().copied().chain(0..model.instances.len()) {
+        if i < model.instances.len() && seen.insert(i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// The build-time role of host `h` for a placement: first member of the group is
+/// primary, the others standby; a host or `all` placement counts as primary.
+fn role_of(model: &Model, i: InstanceId, h: HostId) -> Role {
+    match context::placement_group(model.instances[i].placement.value) {
+        Some(g) => match model.groups[g].position(h) {
+            Some(0) => Role::Primary,
+            Some(_) => Role::Standby,
+            None => Role::Any,
+        },
+        None => Role::Primary,
+    }
+}
+
+fn matches_role(only: Role, role: Role) -> bool {
+    only == Role::Any || only == role
+}
+
+/// Who wrote something (for conflicts and origins).
+#[derive(Clone)]
+struct Writer {
+    origin: String,
+    span: Span,
+    instance: Option<InstanceId>,
+}
+
+/// One unit under construction.
+struct UnitAcc {
+    enable: bool,
+    start: bool,
+    own: Option<String>,
+    dropins: Vec<String>,
+    instances: BTreeSet<InstanceId>,
+    extra_reload: Vec<String>,
+    origin: String,
+    span: Span,
+}
+
+struct HostState {
+    out: HostBuild,
+    file_writers: BTreeMap<String, Writer>,
+    /// Files per instance, with "is it a plain config file" (not a unit, drop-in or executable).
+    instance_files: BTreeMap<InstanceId, Vec<(String, bool)>>,
+    units: Vec<(String, UnitAcc)>,
+    users: BTreeMap<String, (UserOut, Writer)>,
+    dirs: BTreeMap<String, (DirOut, Writer)>,
+    packages: BTreeSet<String>,
+}
+
+impl HostState {
+    fn new(model: &Model, h: HostId) -> HostState {
+        let host = &model.hosts[h];
+        HostState {
+            out: HostBuild {
+                host: host.name.value.clone(),
+                address: host.address.value.to_string(),
+                ..HostBuild::default()
+            },
+            file_writers: BTreeMap::new(),
+            instance_files: BTreeMap::new(),
+            units: Vec::new(),
+            users: BTreeMap::new(),
+            dirs: BTreeMap::new(),
+            packages: BTreeSet::new(),
+        }
+    }
+
+    fn package(&mut self, name: &str) {
+        self.packages.insert(name.to_string());
+    }
+
+    /// Add a file; identical duplicates are merged, different ones are E0605.
+    #[allow(clippy::too_many_arguments)]
+    fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        owner: &str,
+        group: &str,
+        content: String,
+        who: Writer,
+        plain: bool,
+        diags: &mut Vec<Diag>,
+    ) {
+        let secret = has_secret(&content);
+        let mode = if secret { 0o600 } else { mode };
+        let sha256 = hex(&Sha256::digest(content.as_bytes()));
+        let f = FileOut {
+            mode: format!("{mode:04o}"),
+            owner: owner.to_string(),
+            group: group.to_string(),
+            content,
+            secret,
+            sha256,
+            origin: who.origin.clone(),
+        };
+        if let Some(prev) = self.out.files.get(path) {
+            let same = prev.mode == f.mode
+                && prev.owner == f.owner
+                && prev.group == f.group
+                && prev.sha256 == f.sha256;
+            if !same {
+                let first = &self.file_writers[path];
+                let what = if prev.sha256 != f.sha256 {
+                    "different content"
+                } else {
+                    "different mode or owner"
+                };
+                diags.push(
+                    Diag::error(
+                        "E0605",
+                        format!(
+                            "{} and {} both write {path} on {} with {what}",
+                            first.origin, who.origin, self.out.host
+                        ),
+                    )
+                    .at(who.span, format!("{} writes {path} here", who.origin))
+                    .with(first.span, format!("{} already writes it here", first.origin))
+                    .help("give the resources different paths (most stdlib paths contain the instance name)"),
+                );
+            }
+            return;
+        }
+        if let Some(i) = who.instance {
+            self.instance_files
+                .entry(i)
+                .or_default()
+                .push((path.to_string(), plain));
+        }
+        self.file_writers.insert(path.to_string(), who);
+        self.out.files.insert(path.to_string(), f);
+    }
+
+    fn unit_entry(&mut self, name: &str, who: &Writer) -> &mut UnitAcc {
+        let idx = match self.units.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                self.units.push((
+                    name.to_string(),
+                    UnitAcc {
+                        enable: false,
+                        start: false,
+                        own: None,
+                        dropins: Vec::new(),
+                        instances: BTreeSet::new(),
+                        extra_reload: Vec::new(),
+                        origin: who.origin.clone(),
+                        span: who.span,
+                    },
+                ));
+                self.units.len() - 1
+            }
+        };
+        let acc = &mut self.units[idx].1;
+        if let Some(i) = who.instance {
+            acc.instances.insert(i);
+        }
+        acc
+    }
+
+    /// A unit whose file we write.
+    #[allow(clippy::too_many_arguments)]
+    fn unit(
+        &mut self,
+        name: &str,
+        content: String,
+        enable: bool,
+        start: bool,
+        who: Writer,
+        diags: &mut Vec<Diag>,
+    ) {
+        let path = unit_path(name);
+        if let Some((_, acc)) = self.units.iter().find(|(n, _)| n == name) {
+            if acc.own.is_some() && (acc.enable != enable || acc.start != start) {
+                diags.push(
+                    Diag::error(
+                        "E0605",
+                        format!(
+                            "{} and {} both declare unit {name} on {}",
+                            acc.origin, who.origin, self.out.host
+                        ),
+                    )
+                    .at(who.span, "declared again here")
+                    .with(acc.span, "first declared here")
+                    .help("unit names must be unique per host"),
+                );
+                return;
+            }
+        }
+        self.file(
+            &path,
+            0o644,
+            "root",
+            "root",
+            content,
+            who.clone(),
+            false,
+            diags,
+        );
+        let acc = self.unit_entry(name, &who);
+        acc.own = Some(path);
+        acc.enable |= enable;
+        acc.start |= start;
+    }
+
+    /// A drop-in for a unit (ours or the distribution's).
+    fn dropin(&mut self, unit: &str, content: String, who: Writer, diags: &mut Vec<Diag>) {
+        let path = dropin_path(unit);
+        self.file(
+            &path,
+            0o644,
+            "root",
+            "root",
+            content,
+            who.clone(),
+            false,
+            diags,
+        );
+        let acc = self.unit_entry(unit, &who);
+        if !acc.dropins.contains(&path) {
+            acc.dropins.push(path);
+        }
+    }
+
+    /// A distribution unit infra enables and starts without writing its file
+    /// (keepalived.service); `reload_on` files make apply reload it instead of restarting.
+    fn distro_unit(&mut self, name: &str, reload_on: Vec<String>, who: Writer) {
+        let acc = self.unit_entry(name, &who);
+        acc.enable = true;
+        acc.start = true;
+        acc.extra_reload.extend(reload_on);
+    }
+
+    fn finish(mut self, model: &Model, diags: &mut Vec<Diag>) -> HostBuild {
+        let _ = (model, diags);
+        self.out.packages = self.packages.into_iter().collect();
+        self.out.users = self.users.into_values().map(|(u, _)| u).collect();
+        self.out.directories = self.dirs.into_values().map(|(d, _)| d).collect();
+        let instance_files = &self.instance_files;
+        let files = &self.out.files;
+        let units: Vec<UnitOut> = self
+            .units
+            .into_iter()
+            .map(|(name, acc)| {
+                let mut restart_on: Vec<String> = Vec::new();
+                if acc.own.is_none() || acc.start {
+                    restart_on.extend(acc.own.iter().cloned());
+                    restart_on.extend(acc.dropins.iter().cloned());
+                    // files the unit or its drop-ins name (ExecStart=, ...)
+                    let texts: Vec<&str> = restart_on
+                        .iter()
+                        .filter_map(|p| files.get(p).map(|f| f.content.as_str()))
+                        .collect();
+                    for path in files.keys() {
+                        if texts.iter().any(|t| mentions(t, path)) {
+                            restart_on.push(path.clone());
+                        }
+                    }
+                    if acc.own.is_none() {
+                        restart_on.extend(daemon_config(
+                            &name,
+                            &acc.instances,
+                            instance_files,
+                            files,
+                        ));
+                    }
+                }
+                let mut reload_on = acc.extra_reload;
+                restart_on.retain(|p| !reload_on.contains(p));
+                restart_on.sort();
+                restart_on.dedup();
+                reload_on.sort();
+                reload_on.dedup();
+                UnitOut {
+                    name,
+                    enable: acc.enable,
+                    start: acc.start,
+                    restart_on,
+                    reload_on,
+                    origin: acc.origin,
+                }
+            })
+            .collect();
+        self.out.units = units;
+        self.out.roles.sort_by(|a, b| a.group.cmp(&b.group));
+        self.out
+    }
+}
+
+/// True if `text` names `path` as a whole path (not as a prefix of a longer one).
+fn mentions(text: &str, path: &str) -> bool {
+    text.match_indices(path).any(|(i, _)| {
+        let after = text[i + path.len()..].chars().next();
+        !matches!(after, Some(c) if c.is_ascii_alphanumeric() || "_-./@".contains(c))
+    })
+}
+
+/// The configuration files a distribution daemon reads, among the files of the
+/// instances that add a drop-in to it: non-secret, non-executable, outside
+/// /etc/infra/, preferably under /etc/DIR/ where DIR and the unit name start
+/// alike (`nginx.service` ↔ /etc/nginx/, `php8.2-fpm.service` ↔ /etc/php/,
+/// `postgresql@15-main.service` ↔ /etc/postgresql/); all of them if none does.
+fn daemon_config(
+    unit: &str,
+    instances: &BTreeSet<InstanceId>,
+    instance_files: &BTreeMap<InstanceId, Vec<(String, bool)>>,
+    files: &BTreeMap<String, FileOut>,
+) -> Vec<String> {
+    fn stem(s: &str) -> String {
+        s.chars().take_while(|c| c.is_ascii_alphabetic()).collect()
+    }
+    let unit_stem = stem(unit);
+    let candidates: Vec<&String> = instances
+        .iter()
+        .flat_map(|i| instance_files.get(i).into_iter().flatten())
+        .filter(|(p, plain)| {
+            *plain && !p.starts_with("/etc/infra/") && files.get(p).is_some_and(|f| !f.secret)
+        })
+        .map(|(p, _)| p)
+        .collect();
+    let related: Vec<String> = candidates
+        .iter()
+        .filter(|p| {
+            let dir = stem(p.strip_prefix("/etc/").unwrap_or(""));
+            !dir.is_empty()
+                && !unit_stem.is_empty()
+                && (dir.starts_with(&unit_stem) || unit_stem.starts_with(&dir))
+        })
+        .map(|p| p.to_string())
+        .collect();
+    if related.is_empty() {
+        candidates.into_iter().cloned().collect()
+    } else {
+        related
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn render_instance(
+    model: &Model,
+    i: InstanceId,
+    h: HostId,
+    engine: &mut Engine<'_>,
+    hb: &mut HostState,
+    diags: &mut Vec<Diag>,
+) {
+    let inst = &model.instances[i];
+    if !context::placement_hosts(model, inst.placement.value).contains(&h) {
+        return;
+    }
+    let role = role_of(model, i, h);
+    let origin = inst.qualified();
+    let ctx = context::instance_context(model, inst, h);
+    for r in &inst.resources {
+        if !matches_role(r.only, role) {
+            continue;
+        }
+        let who = Writer {
+            origin: origin.clone(),
+            span: r.span,
+            instance: Some(i),
+        };
+        let at = Use {
+            span: r.span,
+            origin: &origin,
+            instance_span: inst.span,
+        };
+        let mut text = |source: &Source| -> Option<String> {
+            match source {
+                Source::Inline(s) => Some(s.clone()),
+                Source::Template(path) => match engine.render(path, ctx.clone(), &at) {
+                    Ok(s) => Some(s),
+                    Err(d) => {
+                        diags.push(d);
+                        None
+                    }
+                },
+            }
+        };
+        match &r.kind {
+            ResourceKind::Package { name } => hb.package(name),
+            ResourceKind::User { name, home, system } => {
+                let u = UserOut {
+                    name: name.clone(),
+                    home: home.clone(),
+                    system: *system,
+                };
+                match hb.users.get(name) {
+                    Some((prev, first)) if *prev != u => {
+                        diags.push(conflict(&format!("user {name}"), &hb.out.host, first, &who))
+                    }
+                    Some(_) => {}
+                    None => {
+                        hb.users.insert(name.clone(), (u, who));
+                    }
+                }
+            }
+            ResourceKind::Directory {
+                path,
+                mode,
+                owner,
+                group,
+            } => {
+                let d = DirOut {
+                    path: path.clone(),
+                    mode: format!("{mode:04o}"),
+                    owner: owner.clone(),
+                    group: group.clone(),
+                };
+                match hb.dirs.get(path) {
+                    Some((prev, first)) if *prev != d => diags.push(conflict(
+                        &format!("directory {path}"),
+                        &hb.out.host,
+                        first,
+                        &who,
+                    )),
+                    Some(_) => {}
+                    None => {
+                        hb.dirs.insert(path.clone(), (d, who));
+                    }
+                }
+            }
+            ResourceKind::File {
+                path,
+                mode,
+                owner,
+                group,
+                source,
+            } => {
+                if let Some(content) = text(source) {
+                    let plain = mode & 0o111 == 0;
+                    hb.file(path, *mode, owner, group, content, who, plain, diags);
+                }
+            }
+            ResourceKind::Unit {
+                name,
+                source,
+                enable,
+                start,
+            } => {
+                if let Some(content) = text(source) {
+                    hb.unit(name, content, *enable, *start, who, diags);
+                }
+            }
+            ResourceKind::Dropin { unit, source } => {
+                if let Some(content) = text(source) {
+                    hb.dropin(unit, content, who, diags);
+                }
+            }
+            ResourceKind::Step { name, run, unless } => {
+                if has_secret(run) || unless.as_deref().is_some_and(has_secret) {
+                    diags.push(
+                        Diag::error("E0609", format!("step `{name}` of {origin} contains a secret"))
+                            .at(r.span, "a secret is interpolated into this command")
+                            .with(inst.span, "in this instance")
+                            .help("commands show up in process lists, plans and logs: write the secret into a file (it becomes 0600) and let the command read it"),
+                    );
+                    continue;
+                }
+                if let Some(prev) = hb.out.steps.iter().find(|s| s.name == *name) {
+                    if prev.run != *run || prev.unless != *unless {
+                        diags.push(
+                            Diag::error(
+                                "E0605",
+                                format!(
+                                    "{} and {origin} both declare step `{name}` on {}",
+                                    prev.origin, hb.out.host
+                                ),
+                            )
+                            .at(r.span, "declared again here")
+                            .with(inst.span, "in this instance")
+                            .help("step names must be unique per host"),
+                        );
+                    }
+                    continue;
+                }
+                hb.out.steps.push(StepOut {
+                    name: name.clone(),
+                    run: run.clone(),
+                    unless: unless.clone(),
+                    origin: origin.clone(),
+                });
+            }
+        }
+    }
+}
+
+fn conflict(what: &str, host: &str, first: &Writer, who: &Writer) -> Diag {
+    Diag::error(
+        "E0605",
+        format!(
+            "{} and {} declare {what} on {host} differently",
+            first.origin, who.origin
+        ),
+    )
+    .at(who.span, format!("{} declares it here", who.origin))
+    .with(first.span, format!("{} declares it here", first.origin))
+    .help("declare it once, or make both declarations identical")
+}
+
+#[cfg(test)]
+mod tests;

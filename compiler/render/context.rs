@@ -1,0 +1,239 @@
+//! The JSON object a template is rendered with (documented in docs/stdlib.md,
+//! "Template context"). Built from the Model only; the same inputs always give
+//! the same object.
+
+use crate::render::build::secret_placeholder;
+use crate::resolve::model::{Check, Group, GroupId, HostId, Instance, Model, Placement, Value};
+use serde_json::{json, Map, Value as Json};
+
+/// Keys of an instance's context that a parameter of the same name does not
+/// shadow at the top level (it stays reachable as `params.NAME`).
+pub const RESERVED: &[&str] = &[
+    "all_hosts",
+    "generated",
+    "group",
+    "host",
+    "kind",
+    "name",
+    "params",
+    "placement",
+    "qualified",
+    "template",
+];
+
+/// `/run/infra/GROUP/active`: exists only while this host holds the group's VIP.
+pub fn active_flag(group: &str) -> String {
+    format!("/run/infra/{group}/active")
+}
+
+/// `infra-GROUP-active.target`: started by keepalived's notify_master.
+pub fn active_target(group: &str) -> String {
+    format!("infra-{group}-active.target")
+}
+
+/// A duration as a systemd time span: `300` → `5min`, `90` → `1min 30s`, `0` → `0`.
+pub fn timespan(seconds: u64) -> String {
+    if seconds == 0 {
+        return "0".into();
+    }
+    let mut rest = seconds;
+    let mut parts = Vec::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1)] {
+        if rest >= size {
+            parts.push(format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    parts.join(" ")
+}
+
+pub fn host_json(model: &Model, h: HostId) -> Json {
+    let host = &model.hosts[h];
+    json!({
+        "name": host.name.value,
+        "address": host.address.value.to_string(),
+        "ssh_port": host.ssh.port,
+    })
+}
+
+pub fn check_json(check: &Check) -> Json {
+    match check {
+        Check::Http(url) => json!({ "kind": "http", "url": url }),
+        Check::Tcp(port) => json!({ "kind": "tcp", "port": port }),
+        Check::Exec(command) => json!({ "kind": "exec", "command": command }),
+    }
+}
+
+fn member_json(model: &Model, g: &Group, i: usize) -> Json {
+    let mut m = host_json(model, g.members[i].value);
+    if let Json::Object(o) = &mut m {
+        o.insert(
+            "priority".into(),
+            json!(g.priorities.value.get(i).copied().unwrap_or(0)),
+        );
+        o.insert("index".into(), json!(i + 1));
+        o.insert(
+            "role".into(),
+            json!(if i == 0 { "primary" } else { "standby" }),
+        );
+    }
+    m
+}
+
+/// A failover group as seen from host `h` (which may or may not be a member).
+pub fn group_json(model: &Model, gid: GroupId, h: HostId) -> Json {
+    let g = &model.groups[gid];
+    let name = &g.name.value;
+    let members: Vec<Json> = (0..g.members.len())
+        .map(|i| member_json(model, g, i))
+        .collect();
+    let pos = g.position(h);
+    let peers: Vec<Json> = (0..g.members.len())
+        .filter(|i| Some(*i) != pos)
+        .map(|i| member_json(model, g, i))
+        .collect();
+    let role = match pos {
+        Some(0) => "primary",
+        Some(_) => "standby",
+        None => "none",
+    };
+    json!({
+        "name": name,
+        "vip": g.vip.value.to_string(),
+        "vip_address": g.vip.value.addr.to_string(),
+        "vip_prefix": g.vip.value.prefix,
+        "interface": g.interface.value,
+        "router_id": g.router_id.value,
+        "check": check_json(&g.check.value),
+        "members": members,
+        "peers": peers,
+        "role": role,
+        "is_primary": pos == Some(0),
+        "index": pos.map(|p| p + 1).unwrap_or(0),
+        "priority": pos.and_then(|p| g.priorities.value.get(p).copied()).unwrap_or(0),
+        "primary": g.members.first().map(|m| host_json(model, m.value)).unwrap_or(Json::Null),
+        "run_dir": format!("/run/infra/{name}"),
+        "active_flag": active_flag(name),
+        "active_target": active_target(name),
+    })
+}
+
+/// The hosts a placement puts resources on, in declaration order.
+pub fn placement_hosts(model: &Model, p: Placement) -> Vec<HostId> {
+    match p {
+        Placement::Host(h) => vec![h],
+        Placement::Group(g) | Placement::Active(g) => {
+            model.groups[g].members.iter().map(|m| m.value).collect()
+        }
+        Placement::All => (0..model.hosts.len()).collect(),
+    }
+}
+
+pub fn placement_group(p: Placement) -> Option<GroupId> {
+    match p {
+        Placement::Group(g) | Placement::Active(g) => Some(g),
+        Placement::Host(_) | Placement::All => None,
+    }
+}
+
+pub fn placement_json(model: &Model, p: Placement, h: HostId) -> Json {
+    let (kind, host, group) = match p {
+        Placement::Host(x) => ("host", host_json(model, x), Json::Null),
+        Placement::Group(g) => ("group", Json::Null, group_json(model, g, h)),
+        Placement::Active(g) => ("active", Json::Null, group_json(model, g, h)),
+        Placement::All => ("all", Json::Null, Json::Null),
+    };
+    let hosts: Vec<Json> = placement_hosts(model, p)
+        .into_iter()
+        .map(|x| host_json(model, x))
+        .collect();
+    json!({
+        "kind": kind,
+        "active": matches!(p, Placement::Active(_)),
+        "host": host,
+        "group": group,
+        "hosts": hosts,
+    })
+}
+
+pub fn value_json(model: &Model, v: &Value, h: HostId) -> Json {
+    match v {
+        Value::Str(s) => json!(s),
+        Value::Int(i) => json!(i),
+        Value::Bool(b) => json!(b),
+        Value::Duration(s) => json!({ "seconds": s, "span": timespan(*s) }),
+        Value::Ip(ip) => json!(ip.to_string()),
+        Value::Cidr(c) => json!({
+            "cidr": c.to_string(),
+            "address": c.addr.to_string(),
+            "prefix": c.prefix,
+        }),
+        Value::Host(x) => host_json(model, *x),
+        Value::Group(g) => group_json(model, *g, h),
+        Value::Placement(p) => placement_json(model, *p, h),
+        Value::Secret(name) => json!(secret_placeholder(name)),
+        Value::Check(c) => check_json(c),
+        Value::Instance(i) => {
+            let inst = &model.instances[*i];
+            json!({
+                "kind": inst.kind.value,
+                "name": inst.name.value,
+                "qualified": inst.qualified(),
+            })
+        }
+        Value::List(items) => Json::Array(items.iter().map(|x| value_json(model, x, h)).collect()),
+    }
+}
+
+pub fn all_hosts_json(model: &Model) -> Json {
+    Json::Array(
+        (0..model.hosts.len())
+            .map(|h| host_json(model, h))
+            .collect(),
+    )
+}
+
+/// The context of every template of `inst` rendered for host `h`; `generated` and
+/// `template` are filled per template by the caller.
+pub fn instance_context(model: &Model, inst: &Instance, h: HostId) -> Map<String, Json> {
+    let mut params = Map::new();
+    for p in &inst.params {
+        params.insert(p.name.clone(), value_json(model, &p.value, h));
+    }
+    let mut ctx = Map::new();
+    for (k, v) in &params {
+        if !RESERVED.contains(&k.as_str()) {
+            ctx.insert(k.clone(), v.clone());
+        }
+    }
+    let p = inst.placement.value;
+    ctx.insert("kind".into(), json!(inst.kind.value));
+    ctx.insert("name".into(), json!(inst.name.value));
+    ctx.insert("qualified".into(), json!(inst.qualified()));
+    ctx.insert("params".into(), Json::Object(params));
+    ctx.insert("host".into(), host_json(model, h));
+    ctx.insert("placement".into(), placement_json(model, p, h));
+    ctx.insert(
+        "group".into(),
+        placement_group(p)
+            .map(|g| group_json(model, g, h))
+            .unwrap_or(Json::Null),
+    );
+    ctx.insert("all_hosts".into(), all_hosts_json(model));
+    ctx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timespans() {
+        assert_eq!(timespan(0), "0");
+        assert_eq!(timespan(30), "30s");
+        assert_eq!(timespan(120), "2min");
+        assert_eq!(timespan(300), "5min");
+        assert_eq!(timespan(90), "1min 30s");
+        assert_eq!(timespan(86_400 + 3_600), "1d 1h");
+    }
+}

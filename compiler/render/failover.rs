@@ -1,0 +1,179 @@
+//! The failover groups, built in (not a kind): on every member, one
+//! /etc/keepalived/keepalived.conf covering every group the host belongs to, the
+//! health-check and notify scripts, `infra-GROUP-active.target`, the keepalived
+//! package and service, and the host's [`RoleOut`]s. Templates under
+//! `keepalived/` (overridable like any other).
+
+use super::context::{self, group_json, host_json};
+use super::engine::{Engine, Use};
+use super::{HostState, RoleOut, Writer};
+use crate::diag::Diag;
+use crate::resolve::model::{Check, GroupId, HostId, Model};
+use serde_json::{json, Map, Value as Json};
+
+pub const CONF: &str = "/etc/keepalived/keepalived.conf";
+pub const NOTIFY: &str = "/etc/keepalived/infra-notify.sh";
+
+pub fn check_script(group: &str) -> String {
+    format!("/etc/keepalived/infra-check-{group}.sh")
+}
+
+/// Groups host `h` is a member of, in declaration order.
+pub fn groups_of(model: &Model, h: HostId) -> Vec<GroupId> {
+    (0..model.groups.len())
+        .filter(|g| model.groups[*g].position(h).is_some())
+        .collect()
+}
+
+fn base_ctx(model: &Model, h: HostId) -> Map<String, Json> {
+    let mut ctx = Map::new();
+    ctx.insert("host".into(), host_json(model, h));
+    ctx.insert("all_hosts".into(), context::all_hosts_json(model));
+    ctx
+}
+
+fn ident(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Files and target units of the groups (before the instances).
+pub(super) fn render_groups(
+    model: &Model,
+    h: HostId,
+    engine: &mut Engine<'_>,
+    hb: &mut HostState,
+    diags: &mut Vec<Diag>,
+) {
+    let gids = groups_of(model, h);
+    if gids.is_empty() {
+        return;
+    }
+    hb.package("keepalived");
+    let mut groups_json = Vec::new();
+    for &gid in &gids {
+        let g = &model.groups[gid];
+        let name = &g.name.value;
+        let origin = format!("failover.{name}");
+        if matches!(g.check.value, Check::Http(_)) {
+            hb.package("curl");
+        }
+        let mut gj = group_json(model, gid, h);
+        if let Json::Object(o) = &mut gj {
+            o.insert(
+                "vrrp_instance".into(),
+                json!(format!("infra_{}", ident(name))),
+            );
+            o.insert(
+                "check_name".into(),
+                json!(format!("infra_check_{}", ident(name))),
+            );
+            o.insert("check_script".into(), json!(check_script(name)));
+            o.insert("notify_script".into(), json!(NOTIFY));
+        }
+        groups_json.push(gj.clone());
+
+        let mut ctx = base_ctx(model, h);
+        ctx.insert("group".into(), gj);
+        let who = Writer {
+            origin: origin.clone(),
+            span: g.span,
+            instance: None,
+        };
+        let at = Use {
+            span: g.check.span,
+            origin: &origin,
+            instance_span: g.span,
+        };
+        match engine.render("keepalived/check.sh.hbs", ctx.clone(), &at) {
+            Ok(text) => hb.file(
+                &check_script(name),
+                0o755,
+                "root",
+                "root",
+                text,
+                who.clone(),
+                false,
+                diags,
+            ),
+            Err(d) => diags.push(d),
+        }
+        let at = Use {
+            span: g.span,
+            origin: &origin,
+            instance_span: g.span,
+        };
+        match engine.render("keepalived/active.target.hbs", ctx, &at) {
+            Ok(text) => hb.unit(
+                &context::active_target(name),
+                text,
+                false,
+                false,
+                who,
+                diags,
+            ),
+            Err(d) => diags.push(d),
+        }
+        let pos = g.position(h).unwrap_or(0);
+        let mut apply_order: Vec<String> = g
+            .members
+            .iter()
+            .skip(1)
+            .map(|m| model.hosts[m.value].name.value.clone())
+            .collect();
+        if let Some(first) = g.members.first() {
+            apply_order.push(model.hosts[first.value].name.value.clone());
+        }
+        hb.out.roles.push(RoleOut {
+            group: name.clone(),
+            role: if pos == 0 { "primary" } else { "standby" }.into(),
+            priority: g.priorities.value.get(pos).copied().unwrap_or(0),
+            vip: g.vip.value.to_string(),
+            interface: g.interface.value.clone(),
+            apply_order,
+        });
+    }
+
+    let first = &model.groups[gids[0]];
+    let origin = "failover".to_string();
+    let who = Writer {
+        origin: origin.clone(),
+        span: first.span,
+        instance: None,
+    };
+    let at = Use {
+        span: first.span,
+        origin: &origin,
+        instance_span: first.span,
+    };
+    let mut ctx = base_ctx(model, h);
+    ctx.insert("groups".into(), Json::Array(groups_json));
+    match engine.render("keepalived/keepalived.conf.hbs", ctx.clone(), &at) {
+        Ok(text) => hb.file(CONF, 0o644, "root", "root", text, who.clone(), false, diags),
+        Err(d) => diags.push(d),
+    }
+    match engine.render("keepalived/notify.sh.hbs", ctx, &at) {
+        Ok(text) => hb.file(NOTIFY, 0o755, "root", "root", text, who, false, diags),
+        Err(d) => diags.push(d),
+    }
+}
+
+/// keepalived.service last: it is started once everything it triggers is in place.
+pub(super) fn finish_groups(model: &Model, h: HostId, hb: &mut HostState) {
+    let gids = groups_of(model, h);
+    if let Some(&g) = gids.first() {
+        let who = Writer {
+            origin: "failover".into(),
+            span: model.groups[g].span,
+            instance: None,
+        };
+        hb.distro_unit("keepalived.service", vec![CONF.to_string()], who);
+    }
+}

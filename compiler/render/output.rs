@@ -1,0 +1,187 @@
+//! A build on disk: `OUT/<host>/<absolute path without the leading />` for every
+//! file (content with secret placeholders, mode bits set) and
+//! `OUT/<host>/manifest.json` (everything else: packages, users, directories,
+//! units, steps, roles, and each file's mode/owner/sha256/origin; pretty, sorted,
+//! ends with a newline). The golden files are exactly this.
+
+use super::build::{Build, DirOut, FileOut, HostBuild, RoleOut, StepOut, UnitOut, UserOut};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+pub const MANIFEST: &str = "manifest.json";
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    host: String,
+    address: String,
+    packages: Vec<String>,
+    users: Vec<UserOut>,
+    directories: Vec<DirOut>,
+    files: BTreeMap<String, ManifestFile>,
+    units: Vec<UnitOut>,
+    steps: Vec<StepOut>,
+    roles: Vec<RoleOut>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ManifestFile {
+    mode: String,
+    owner: String,
+    group: String,
+    secret: bool,
+    sha256: String,
+    origin: String,
+}
+
+/// The manifest of one host, as written to `manifest.json`.
+pub fn manifest_json(host: &HostBuild) -> String {
+    let m = Manifest {
+        host: host.host.clone(),
+        address: host.address.clone(),
+        packages: host.packages.clone(),
+        users: host.users.clone(),
+        directories: host.directories.clone(),
+        files: host
+            .files
+            .iter()
+            .map(|(p, f)| {
+                (
+                    p.clone(),
+                    ManifestFile {
+                        mode: f.mode.clone(),
+                        owner: f.owner.clone(),
+                        group: f.group.clone(),
+                        secret: f.secret,
+                        sha256: f.sha256.clone(),
+                        origin: f.origin.clone(),
+                    },
+                )
+            })
+            .collect(),
+        units: host.units.clone(),
+        steps: host.steps.clone(),
+        roles: host.roles.clone(),
+    };
+    let mut s = serde_json::to_string_pretty(&m).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// `/etc/x` → `etc/x`; refuses `..` and relative paths so a build never writes
+/// outside its directory.
+fn relative(path: &str) -> io::Result<PathBuf> {
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("build path {path} is not absolute"),
+        ));
+    }
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::RootDir => {}
+            Component::Normal(n) => out.push(n),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("build path {path} may not contain `.` or `..`"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn mode_bits(mode: &str) -> u32 {
+    u32::from_str_radix(mode, 8).unwrap_or(0o644) & 0o7777
+}
+
+/// Write the build under `out`. A host directory left by an earlier build (it holds
+/// a manifest.json) is replaced; any other non-empty directory in the way is an error.
+pub fn write_build(build: &Build, out: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    for (name, host) in &build.hosts {
+        let dir = out.join(name);
+        if dir.exists() {
+            let previous_build = dir.join(MANIFEST).is_file();
+            let empty = std::fs::read_dir(&dir)?.next().is_none();
+            if previous_build {
+                std::fs::remove_dir_all(&dir)?;
+            } else if !empty {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} exists and is not a build (no {MANIFEST}): refusing to overwrite it",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        std::fs::create_dir_all(&dir)?;
+        for (path, f) in &host.files {
+            let target = dir.join(relative(path)?);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&target, &f.content)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode_bits(&f.mode)))?;
+        }
+        std::fs::write(dir.join(MANIFEST), manifest_json(host))?;
+    }
+    Ok(())
+}
+
+/// Read a build written by [`write_build`] (every `OUT/<host>/manifest.json` and the
+/// files it lists).
+pub fn read_build(out: &Path) -> io::Result<Build> {
+    let mut build = Build::default();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(MANIFEST).is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let text = std::fs::read_to_string(dir.join(MANIFEST))?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", dir.join(MANIFEST).display()),
+            )
+        })?;
+        let mut files = BTreeMap::new();
+        for (path, f) in m.files {
+            let content = std::fs::read_to_string(dir.join(relative(&path)?))?;
+            files.insert(
+                path,
+                FileOut {
+                    mode: f.mode,
+                    owner: f.owner,
+                    group: f.group,
+                    content,
+                    secret: f.secret,
+                    sha256: f.sha256,
+                    origin: f.origin,
+                },
+            );
+        }
+        build.hosts.insert(
+            m.host.clone(),
+            HostBuild {
+                host: m.host,
+                address: m.address,
+                packages: m.packages,
+                users: m.users,
+                directories: m.directories,
+                files,
+                units: m.units,
+                steps: m.steps,
+                roles: m.roles,
+            },
+        );
+    }
+    Ok(build)
+}
