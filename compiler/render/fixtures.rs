@@ -584,7 +584,7 @@ pub fn minimal() -> Model {
             "hello",
             Placement::Host(0),
             "/usr/bin/python3 -m http.server 8000",
-            "nobody",
+            "www-data",
             &[],
         )],
         sources: SourceMap::new(),

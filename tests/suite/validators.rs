@@ -1,1 +1,517 @@
-// validators tests
+//! Every generated artifact is checked by the real tool:
+//! - shell scripts: `sh -n` (`bash -n` for bash scripts) and `shellcheck`;
+//! - systemd units and drop-ins: `systemd-analyze verify --man=no
+//!   --recursive-errors=yes --root=DIR` with the host's build written into DIR,
+//!   the system's units copied in, stub units for distribution units the machine
+//!   does not have and stub executables for binaries outside the build;
+//! - keepalived.conf: `keepalived -t -f` in a fresh network namespace holding the
+//!   declared interfaces (needs root: only with INFRA_LAB_TESTS=1).
+//!
+//! Each validator also gets a deliberately broken artifact (through a template
+//! override, the way a user would break it) and must reject it.
+//!
+//! Tools that are missing make a test fail when CI=true and skip it (one line on
+//! stderr) otherwise.
+
+use infra::render::{self, fixtures, Build, HostBuild};
+use infra::resolve::Model;
+use infra::stdlib::Templates;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The models to validate: until `resolve` lands, hand-built ones mirroring the
+/// examples; afterwards the examples themselves.
+fn models() -> Vec<(&'static str, Model)> {
+    vec![
+        ("accounting", fixtures::accounting()),
+        ("three-host", fixtures::three_host()),
+        ("minimal", fixtures::minimal()),
+    ]
+}
+
+fn build_with(model: &Model, templates: &Templates) -> Build {
+    match render::render(model, &[], templates) {
+        Ok(b) => b,
+        Err(diags) => panic!("render failed: {diags:#?}"),
+    }
+}
+
+fn builds() -> Vec<(&'static str, Build)> {
+    models()
+        .into_iter()
+        .map(|(name, m)| (name, build_with(&m, &Templates::embedded())))
+        .collect()
+}
+
+fn override_templates(path: &str, edit: impl Fn(&str) -> String) -> Templates {
+    let original = infra::stdlib::template(path).unwrap_or_else(|| panic!("no template {path}"));
+    let changed = edit(original);
+    assert_ne!(changed, original, "the edit of {path} must change it");
+    let mut o = BTreeMap::new();
+    o.insert(path.to_string(), changed);
+    Templates::with_overrides(o)
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
+/// True if every tool is installed. Otherwise: panic in CI, skip with one line elsewhere.
+fn have(test: &str, tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| which(t).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{test}: {} not installed (CI must install it)",
+            missing.join(", ")
+        );
+    }
+    eprintln!("skipping {test}: {} not installed", missing.join(", "));
+    false
+}
+
+fn lab(test: &str) -> bool {
+    if std::env::var("INFRA_LAB_TESTS").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("skipping {test}: needs root and network namespaces (set INFRA_LAB_TESTS=1)");
+    false
+}
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    match cmd.output() {
+        Ok(o) => (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        ),
+        Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
+    }
+}
+
+fn write_tree(dir: &Path, host: &HostBuild) {
+    for (path, f) in &host.files {
+        let target = dir.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(&target, &f.content).expect("write");
+        let mode = u32::from_str_radix(&f.mode, 8).expect("octal mode");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// shell scripts
+
+fn scripts(host: &HostBuild) -> Vec<(&str, &str)> {
+    host.files
+        .iter()
+        .filter(|(_, f)| f.content.starts_with("#!"))
+        .map(|(p, f)| (p.as_str(), f.content.as_str()))
+        .collect()
+}
+
+/// Problems found by `sh -n`/`bash -n` and shellcheck in one host's scripts.
+fn check_scripts(host: &HostBuild) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut problems = Vec::new();
+    for (path, content) in scripts(host) {
+        let file = dir
+            .path()
+            .join(path.trim_start_matches('/').replace('/', "__"));
+        std::fs::write(&file, content).expect("write");
+        let shell = if content.starts_with("#!/bin/bash") {
+            "bash"
+        } else {
+            "sh"
+        };
+        let (ok, out) = run(Command::new(shell).arg("-n").arg(&file));
+        if !ok {
+            problems.push(format!("{}: {path}: `{shell} -n` fails:\n{out}", host.host));
+        }
+        let (ok, out) = run(Command::new("shellcheck")
+            .args(["--norc", "--severity=style", "--format=gcc"])
+            .arg(&file));
+        if !ok {
+            problems.push(format!("{}: {path}: shellcheck:\n{out}", host.host));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_generated_script_passes_sh_n_and_shellcheck() {
+    if !have("scripts", &["sh", "bash", "shellcheck"]) {
+        return;
+    }
+    let mut problems = Vec::new();
+    let mut count = 0;
+    for (name, build) in builds() {
+        for host in build.hosts.values() {
+            count += scripts(host).len();
+            problems.extend(
+                check_scripts(host)
+                    .into_iter()
+                    .map(|p| format!("{name}/{p}")),
+            );
+        }
+    }
+    assert!(
+        count >= 20,
+        "expected the examples to generate scripts, found {count}"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_broken_script_fails_sh_n_and_shellcheck() {
+    if !have("scripts", &["sh", "shellcheck"]) {
+        return;
+    }
+    let templates = override_templates("share/push.sh.hbs", |t| {
+        t.replace("exit \"$status\"", "if then fi\nexit \"$status\"")
+    });
+    let build = build_with(&fixtures::accounting(), &templates);
+    let problems = check_scripts(&build.hosts["alpha"]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("push.sh") && p.contains("sh -n")),
+        "sh -n must reject the broken push.sh: {problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("push.sh") && p.contains("shellcheck")),
+        "shellcheck must reject the broken push.sh: {problems:?}"
+    );
+    // and a script that parses but is wrong: shellcheck alone catches it
+    let templates = override_templates("share/push.sh.hbs", |t| {
+        t.replace("rsync -aHAX", "rsync $extra -aHAX")
+    });
+    let build = build_with(&fixtures::accounting(), &templates);
+    let problems = check_scripts(&build.hosts["alpha"]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("push.sh") && p.contains("shellcheck") && p.contains("SC2154")),
+        "shellcheck must flag the unassigned variable: {problems:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// systemd units
+
+/// The unit names to verify on one host: every unit of the build.
+fn unit_names(host: &HostBuild) -> Vec<String> {
+    host.units.iter().map(|u| u.name.clone()).collect()
+}
+
+/// `name@instance.service` → `name@.service`.
+fn template_of(unit: &str) -> String {
+    match (unit.find('@'), unit.rfind('.')) {
+        (Some(at), Some(dot)) if at < dot => format!("{}{}", &unit[..=at], &unit[dot..]),
+        _ => unit.to_string(),
+    }
+}
+
+/// The executables named by Exec*= lines.
+fn exec_paths(unit_text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in unit_text.lines() {
+        let line = line.trim();
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if !key.trim().starts_with("Exec") {
+            continue;
+        }
+        let cmd = value.trim().trim_start_matches(['-', '@', ':', '+', '!']);
+        if let Some(word) = cmd.split_whitespace().next() {
+            if word.starts_with('/') {
+                out.push(word.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Write one host's build into a root systemd-analyze can verify against; return
+/// the root and the units to verify.
+fn verify_root(host: &HostBuild) -> (tempfile::TempDir, Vec<String>) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path();
+    let sys_units = r.join("usr/lib/systemd/system");
+    std::fs::create_dir_all(&sys_units).expect("mkdir");
+    let (ok, out) = run(Command::new("cp")
+        .arg("-a")
+        .arg("/usr/lib/systemd/system/.")
+        .arg(&sys_units));
+    assert!(ok, "copying the system's units failed: {out}");
+    write_tree(r, host);
+    let names = unit_names(host);
+    // distribution units the machine does not have (postgresql@, php-fpm, nginx, mariadb)
+    for name in &names {
+        let ours = r.join("etc/systemd/system").join(name).exists();
+        let template = template_of(name);
+        let installed = sys_units.join(name).exists() || sys_units.join(&template).exists();
+        if !ours && !installed {
+            std::fs::write(
+                sys_units.join(&template),
+                "# stub of a distribution unit, written by the validators\n[Unit]\nDescription=stub %n\n\n[Service]\nExecStart=/usr/sbin/infra-validator-stub-daemon\n",
+            )
+            .expect("write stub unit");
+        }
+    }
+    // executables: the build's own must already be there; others get a stub
+    let mut texts = Vec::new();
+    for dir in [r.join("etc/systemd/system"), sys_units.clone()] {
+        collect_files(&dir, &mut texts);
+    }
+    let mut execs = BTreeSet::new();
+    for t in &texts {
+        execs.extend(exec_paths(t));
+    }
+    for exe in execs {
+        let target = r.join(exe.trim_start_matches('/'));
+        if exe.starts_with("/etc/") || target.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&target, "#!/bin/sh\nexit 0\n").expect("stub");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    (root, names)
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_files(&p, out);
+        } else if let Ok(t) = std::fs::read_to_string(&p) {
+            out.push(t);
+        }
+    }
+}
+
+/// Problems systemd-analyze finds in one host's units.
+fn check_units(host: &HostBuild) -> Vec<String> {
+    let (root, names) = verify_root(host);
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let (ok, out) = run(Command::new("systemd-analyze")
+        .args(["verify", "--man=no", "--recursive-errors=yes"])
+        .arg(format!("--root={}", root.path().display()))
+        .args(&names));
+    // systemd-analyze exits 0 on some warnings: treat any line about our files as a problem
+    let ours: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    if ok && ours.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "{}: systemd-analyze verify {}:\n{}",
+            host.host,
+            names.join(" "),
+            out
+        )]
+    }
+}
+
+#[test]
+fn every_generated_unit_passes_systemd_analyze_verify() {
+    if !have("units", &["systemd-analyze"]) {
+        return;
+    }
+    let mut problems = Vec::new();
+    let mut count = 0;
+    for (name, build) in builds() {
+        for host in build.hosts.values() {
+            count += host.units.len();
+            problems.extend(check_units(host).into_iter().map(|p| format!("{name}/{p}")));
+        }
+    }
+    assert!(
+        count >= 20,
+        "expected the examples to generate units, found {count}"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_broken_unit_fails_systemd_analyze_verify() {
+    if !have("units", &["systemd-analyze"]) {
+        return;
+    }
+    // an unknown section
+    let templates = override_templates("job/job.service.hbs", |t| format!("{t}\n[Bogus]\nKey=1\n"));
+    let build = build_with(&fixtures::accounting(), &templates);
+    let problems = check_units(&build.hosts["alpha"]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("Unknown section 'Bogus'")),
+        "systemd-analyze must reject the bogus section: {problems:?}"
+    );
+    // an ExecStart= that does not exist in the build
+    let templates = override_templates("service/service.service.hbs", |t| {
+        t.replace(
+            "ExecStart=/etc/infra/service/{{name}}/run.sh",
+            "ExecStart=/etc/infra/service/{{name}}/missing.sh",
+        )
+    });
+    let build = build_with(&fixtures::minimal(), &templates);
+    let problems = check_units(&build.hosts["solo"]);
+    assert!(
+        problems.iter().any(|p| p.contains("missing.sh")),
+        "systemd-analyze must reject a missing ExecStart binary: {problems:?}"
+    );
+    // a broken drop-in on a distribution unit
+    let templates = override_templates("postgres/dropin.conf.hbs", |t| {
+        t.replace("ExecStartPre=", "ExecStartPreX=")
+    });
+    let build = build_with(&fixtures::accounting(), &templates);
+    let problems = check_units(&build.hosts["beta"]);
+    assert!(
+        problems.iter().any(|p| p.contains("ExecStartPreX")),
+        "systemd-analyze must reject the drop-in's unknown key: {problems:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// keepalived
+
+static NETNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A network namespace deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(interfaces: &BTreeSet<String>) -> Netns {
+        let name = format!(
+            "infra-val-{}-{}",
+            std::process::id(),
+            NETNS.fetch_add(1, Ordering::SeqCst)
+        );
+        let (ok, out) = run(Command::new("ip").args(["netns", "add", &name]));
+        assert!(ok, "ip netns add {name}: {out}");
+        let ns = Netns(name);
+        for (i, ifname) in interfaces.iter().enumerate() {
+            // the dummy driver is not always available: a veth pair works everywhere
+            let peer = format!("infraval{i}");
+            let (ok, out) = run(Command::new("ip").args([
+                "-n", &ns.0, "link", "add", ifname, "type", "veth", "peer", "name", &peer,
+            ]));
+            assert!(ok, "creating {ifname} in {}: {out}", ns.0);
+        }
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// `keepalived -t` on one host's keepalived.conf, with its scripts in place
+/// (keepalived checks them), inside a fresh namespace. None when the host has no
+/// keepalived.conf.
+fn check_keepalived(host: &HostBuild) -> Option<(bool, String)> {
+    host.files.get("/etc/keepalived/keepalived.conf")?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_tree(dir.path(), host);
+    let interfaces: BTreeSet<String> = host.roles.iter().map(|r| r.interface.clone()).collect();
+    let ns = Netns::new(&interfaces);
+    let etc = dir.path().join("etc/keepalived");
+    let script = format!(
+        "mount --bind {} /etc/keepalived && exec keepalived -t -f /etc/keepalived/keepalived.conf",
+        etc.display()
+    );
+    let result = run(
+        Command::new("ip").args(["netns", "exec", &ns.0, "unshare", "-m", "sh", "-c", &script])
+    );
+    drop(ns);
+    Some(result)
+}
+
+#[test]
+fn every_keepalived_conf_passes_keepalived_t() {
+    if !lab("keepalived -t") || !have("keepalived -t", &["keepalived", "ip", "unshare"]) {
+        return;
+    }
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for (name, build) in builds() {
+        for host in build.hosts.values() {
+            if let Some((ok, out)) = check_keepalived(host) {
+                checked += 1;
+                if !ok {
+                    problems.push(format!("{name}/{}: keepalived -t fails:\n{out}", host.host));
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 5,
+        "expected keepalived.conf on the group members, checked {checked}"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_broken_keepalived_conf_fails_keepalived_t() {
+    if !lab("keepalived -t") || !have("keepalived -t", &["keepalived", "ip", "unshare"]) {
+        return;
+    }
+    // `state MASTER` with `nopreempt` is rejected by keepalived 2.2.7
+    let templates = override_templates("keepalived/keepalived.conf.hbs", |t| {
+        t.replace("state BACKUP", "state MASTER")
+    });
+    let build = build_with(&fixtures::accounting(), &templates);
+    let (ok, out) = check_keepalived(&build.hosts["alpha"]).expect("alpha has keepalived.conf");
+    assert!(
+        !ok,
+        "keepalived -t must reject state MASTER + nopreempt:\n{out}"
+    );
+    assert!(
+        out.contains("nopreempt"),
+        "the rejection should be about nopreempt:\n{out}"
+    );
+    // an interface that does not exist on the host
+    let templates = override_templates("keepalived/keepalived.conf.hbs", |t| {
+        t.replace("interface {{interface}}", "interface nosuch0")
+    });
+    let build = build_with(&fixtures::accounting(), &templates);
+    let (ok, out) = check_keepalived(&build.hosts["alpha"]).expect("alpha has keepalived.conf");
+    assert!(!ok, "keepalived -t must reject a missing interface:\n{out}");
+    // a health-check script that is not there
+    let mut build = builds().remove(0).1;
+    let alpha = build.hosts.get_mut("alpha").expect("alpha");
+    alpha.files.remove("/etc/keepalived/infra-check-office.sh");
+    let (ok, out) = check_keepalived(alpha).expect("alpha has keepalived.conf");
+    assert!(
+        !ok,
+        "keepalived -t must reject a missing track script:\n{out}"
+    );
+}
