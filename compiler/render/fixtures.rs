@@ -56,7 +56,7 @@ fn res(kind: ResourceKind) -> Resource {
     }
 }
 
-fn only(role: Role, mut r: Resource) -> Resource {
+pub fn only(role: Role, mut r: Resource) -> Resource {
     r.only = role;
     r
 }
@@ -346,6 +346,7 @@ pub fn postgres(name: &str, g: GroupId, version: i64, databases: &[&str]) -> Ins
                 Some(&format!("{d}/ensure-databases.sh --check")),
             ),
             file(&format!("{d}/promote.sh"), "postgres/promote.sh.hbs", 0o755),
+            file(&format!("{d}/demote.sh"), "postgres/demote.sh.hbs", 0o755),
             unit(
                 &format!("infra-postgres-{name}-promote.service"),
                 "postgres/promote.service.hbs",
@@ -357,14 +358,11 @@ pub fn postgres(name: &str, g: GroupId, version: i64, databases: &[&str]) -> Ins
                 "postgres/bootstrap.sh.hbs",
                 0o755,
             ),
-            only(
-                Role::Standby,
-                unit(
-                    &format!("infra-postgres-{name}-bootstrap.service"),
-                    "postgres/bootstrap.service.hbs",
-                    false,
-                    true,
-                ),
+            unit(
+                &format!("infra-postgres-{name}-bootstrap.service"),
+                "postgres/bootstrap.service.hbs",
+                false,
+                true,
             ),
         ],
     )
@@ -414,15 +412,13 @@ pub fn mariadb(name: &str, g: GroupId, databases: &[&str]) -> Instance {
                 Some(&format!("{d}/ensure.sh --check")),
             ),
             file(&format!("{d}/replica.sh"), "mariadb/replica.sh.hbs", 0o755),
-            only(
-                Role::Standby,
-                step(
-                    &format!("mariadb-{name}-replica"),
-                    &format!("{d}/replica.sh"),
-                    Some(&format!("{d}/replica.sh --check")),
-                ),
+            step(
+                &format!("mariadb-{name}-replica"),
+                &format!("{d}/replica.sh"),
+                Some(&format!("{d}/replica.sh --check")),
             ),
             file(&format!("{d}/promote.sh"), "mariadb/promote.sh.hbs", 0o755),
+            file(&format!("{d}/demote.sh"), "mariadb/demote.sh.hbs", 0o755),
             unit(
                 &format!("infra-mariadb-{name}-promote.service"),
                 "mariadb/promote.service.hbs",

@@ -1,6 +1,6 @@
 use super::*;
 use crate::render::fixtures;
-use crate::resolve::model::{Param, Placement, Resource, Type, Value};
+use crate::resolve::model::{Param, Placement, Resource, Role, Type, Value};
 use crate::source::FileId;
 
 fn build(model: &Model) -> Build {
@@ -334,9 +334,26 @@ fn roles_apply_order_and_only() {
     assert_eq!(beta.roles[0].priority, 100);
     assert_eq!(alpha.roles[0].apply_order, ["beta", "alpha"]);
     assert_eq!(alpha.roles[0].vip, "192.0.2.10/24");
-    // bootstrap only on the standby
+    // `only` follows the build-time role in the placement group
+    let mut m = fixtures::accounting();
+    m.instances[0].resources.push(fixtures::only(
+        Role::Standby,
+        fixtures::step("standby-only", "true", None),
+    ));
+    m.instances[0].resources.push(fixtures::only(
+        Role::Primary,
+        fixtures::step("primary-only", "true", None),
+    ));
+    let b2 = build(&m);
+    let steps =
+        |h: &str| -> Vec<String> { b2.hosts[h].steps.iter().map(|s| s.name.clone()).collect() };
+    assert!(steps("beta").contains(&"standby-only".to_string()));
+    assert!(!steps("beta").contains(&"primary-only".to_string()));
+    assert!(steps("alpha").contains(&"primary-only".to_string()));
+    assert!(!steps("alpha").contains(&"standby-only".to_string()));
+    // the postgres bootstrap service is on every member (whoever is active keeps its data)
     let boot = "infra-postgres-main-bootstrap.service";
-    assert!(!alpha.units.iter().any(|u| u.name == boot));
+    assert!(alpha.units.iter().any(|u| u.name == boot && u.start));
     assert!(beta.units.iter().any(|u| u.name == boot && u.start));
     // keepalived: package, service last, reload (not restart) on its conf
     assert!(alpha.packages.contains(&"keepalived".to_string()));
