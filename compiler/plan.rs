@@ -84,6 +84,12 @@ pub enum Action {
         /// The changed files of its `restart_on`.
         because: Vec<String>,
     },
+    /// `systemctl reload` (a changed file of its `reload_on`, e.g. keepalived.conf:
+    /// a restart would give up the virtual IP).
+    ReloadUnit {
+        unit: String,
+        because: Vec<String>,
+    },
     StopUnit {
         unit: String,
     },
@@ -110,6 +116,8 @@ pub struct Summary {
     pub enable: usize,
     pub start: usize,
     pub restart: usize,
+    #[serde(default)]
+    pub reload: usize,
     pub stop: usize,
     pub disable: usize,
     pub steps: usize,
@@ -134,6 +142,7 @@ impl Summary {
                 Action::EnableUnit { .. } => s.enable += 1,
                 Action::StartUnit { .. } => s.start += 1,
                 Action::RestartUnit { .. } => s.restart += 1,
+                Action::ReloadUnit { .. } => s.reload += 1,
                 Action::StopUnit { .. } => s.stop += 1,
                 Action::DisableUnit { .. } => s.disable += 1,
                 Action::RunStep { .. } => s.steps += 1,
@@ -153,6 +162,7 @@ impl Summary {
         self.enable += o.enable;
         self.start += o.start;
         self.restart += o.restart;
+        self.reload += o.reload;
         self.stop += o.stop;
         self.disable += o.disable;
         self.steps += o.steps;
@@ -182,6 +192,7 @@ impl Summary {
         push(self.enable, format!("{} to enable", self.enable));
         push(self.start, format!("{} to start", self.start));
         push(self.restart, plural(self.restart, "restart", "restarts"));
+        push(self.reload, plural(self.reload, "reload", "reloads"));
         push(self.stop, format!("{} to stop", self.stop));
         push(self.disable, format!("{} to disable", self.disable));
         push(self.steps, plural(self.steps, "step", "steps"));
@@ -485,6 +496,23 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
                 });
                 changed.insert(path.clone());
             }
+            // A symlink (Debian's /etc/nginx/sites-enabled/default, ...) is replaced
+            // by the file, atomically; apply keeps the link to restore it later.
+            PathState::Symlink { .. } => {
+                let drift_note = recorded.map(|_| {
+                    drift += 1;
+                    format!("drift: replaced by a symlink on host since generation {gen_label}")
+                });
+                actions.push(Action::UpdateFile {
+                    path: path.clone(),
+                    changes: vec!["symlink -> file".to_string()],
+                    secret,
+                    diff: (!secret).then(|| unified(path, "", &f.content, "symlink")),
+                    note: None,
+                    drift: drift_note,
+                });
+                changed.insert(path.clone());
+            }
             other => conflicts.push(format!(
                 "{path} is a {} on the host where the configuration wants a file: move it away by hand",
                 other.kind()
@@ -542,21 +570,31 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
                 unit: u.name.clone(),
             });
         }
-        if u.start && !st.is_active() {
+        let changed_of = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .filter(|p| changed.contains(*p))
+                .cloned()
+                .collect()
+        };
+        // A unit whose condition failed at its last start (an active-only unit on
+        // a standby) is left as it is, unless its own files change.
+        let skipped = st.skipped_by_condition() && changed_of(&u.restart_on).is_empty();
+        if u.start && !st.is_active() && !skipped {
             actions.push(Action::StartUnit {
                 unit: u.name.clone(),
             });
-        } else if u.start {
-            let because: Vec<String> = u
-                .restart_on
-                .iter()
-                .filter(|p| changed.contains(*p))
-                .cloned()
-                .collect();
+        } else if u.start && st.is_active() {
+            let because = changed_of(&u.restart_on);
+            let reload = changed_of(&u.reload_on);
             if !because.is_empty() {
                 actions.push(Action::RestartUnit {
                     unit: u.name.clone(),
                     because,
+                });
+            } else if !reload.is_empty() {
+                actions.push(Action::ReloadUnit {
+                    unit: u.name.clone(),
+                    because: reload,
                 });
             }
         }
@@ -790,6 +828,14 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
                 let _ = writeln!(
                     out,
                     "  {} restart {unit} (changed: {})",
+                    p.change("~"),
+                    because.join(", ")
+                );
+            }
+            Action::ReloadUnit { unit, because } => {
+                let _ = writeln!(
+                    out,
+                    "  {} reload {unit} (changed: {})",
                     p.change("~"),
                     because.join(", ")
                 );
