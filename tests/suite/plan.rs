@@ -168,6 +168,7 @@ fn plan_without_changes() {
         enable: true,
         start: true,
         restart_on: vec!["/etc/a.conf".into()],
+        reload_on: vec![],
         origin: "t.t".into(),
     });
     let observed = Observed {
@@ -232,6 +233,7 @@ fn unit(name: &str, restart_on: &[&str]) -> UnitOut {
         enable: true,
         start: true,
         restart_on: restart_on.iter().map(|s| s.to_string()).collect(),
+        reload_on: vec![],
         origin: "t.t".into(),
     }
 }

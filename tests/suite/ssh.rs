@@ -478,6 +478,7 @@ impl Scenario {
                 enable: true,
                 start: true,
                 restart_on: vec![p("changed.conf")],
+                reload_on: vec![],
                 origin: "test.t".into(),
             }],
             steps: vec![
@@ -535,11 +536,13 @@ impl Scenario {
                     name: "app.service".into(),
                     enable: true,
                     start: true,
+                    ..ManifestUnit::default()
                 },
                 ManifestUnit {
                     name: "old.service".into(),
                     enable: true,
                     start: true,
+                    ..ManifestUnit::default()
                 },
             ],
             packages: vec![],
