@@ -623,6 +623,14 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
     // Steps.
     for s in &build.steps {
         if s.unless.is_some() {
+            // The probe ran the guard: 0 means nothing to do, unless a file of the
+            // same instance changes (the step's script may do more now).
+            let own_files_change = changed
+                .iter()
+                .any(|p| build.files.get(p).is_some_and(|f| f.origin == s.origin));
+            if observed.guards.get(&s.name) == Some(&0) && !own_files_change {
+                continue;
+            }
             actions.push(Action::RunStep {
                 name: s.name.clone(),
                 guarded: true,

@@ -19,6 +19,7 @@
 //! Y 0|1                        systemd running?
 //! Q <base64 unit list>  U <base64 `systemctl show` output>
 //! P <base64 dpkg-query output>     W <base64 existing user names>
+//! C <status> <step name>       exit status of the step's `unless` guard
 //! E 0                          end (a missing E means the answer was cut)
 //! ```
 //! Paths are the last field, so they may hold tabs and spaces; managed paths must
@@ -109,6 +110,9 @@ pub struct Observed {
     /// IPv4 addresses on the host's interfaces, `addr/prefix` (who holds a VIP).
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// Exit status of each guarded step's `unless` command (0: nothing to do).
+    #[serde(default)]
+    pub guards: BTreeMap<String, i32>,
     /// sha256 of the records the plan's file actions depend on (G, N, A, S, H, in
     /// order); apply recomputes it on the host and refuses when it differs.
     #[serde(default)]
@@ -425,6 +429,16 @@ pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
         }
         s.push_str(" | cut -d: -f1 | base64 -w0; printf '\\0'\n");
     }
+    // Step guards: `unless` exits 0 when the step has nothing to do.
+    for st in &build.steps {
+        if let Some(unless) = &st.unless {
+            s.push_str(&format!(
+                "(sh -c {} </dev/null >/dev/null 2>&1); printf 'C\\t%s\\t%s\\0' \"$?\" {}\n",
+                quote(unless),
+                quote(&st.name)
+            ));
+        }
+    }
     s.push_str("printf 'E\\t0\\0'\n");
     s
 }
@@ -624,6 +638,14 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                         obs.packages.insert(f[0].to_string(), f[2].to_string());
                     }
                 }
+            }
+            "C" => {
+                let (st, name) = split_once(body)
+                    .ok_or_else(|| bad(format!("malformed guard record {:?}", text(body))))?;
+                let st: i32 = text(st)
+                    .parse()
+                    .map_err(|_| bad(format!("bad guard status {:?}", text(body))))?;
+                obs.guards.insert(text(name), st);
             }
             "W" => {
                 obs.users = text(&decode("W", body)?)

@@ -534,6 +534,24 @@ impl Remote for Session {
     }
 }
 
+/// Probe a host through any [`Remote`] (the same one round trip as [`crate::probe::probe`]).
+pub fn probe(
+    remote: &mut dyn Remote,
+    build: &HostBuild,
+    state_dir: &str,
+) -> Result<Observed, ProbeError> {
+    crate::probe::validate(build)?;
+    let out = remote.run(&crate::probe::probe_script(build, state_dir), b"")?;
+    if !out.success() {
+        return Err(ProbeError::Remote {
+            host: build.host.clone(),
+            status: out.status,
+            stderr: out.stderr_text(),
+        });
+    }
+    crate::probe::parse_probe_output(build, &out.stdout)
+}
+
 /// A random token (hex).
 pub fn token() -> String {
     let mut buf = [0u8; 12];

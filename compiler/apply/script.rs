@@ -266,7 +266,7 @@ fail() {
     printf 'UNDO\t%s\t' "$u" >> "$out"; tail -c 4000 "$t/u" | b64 >> "$out"; printf '\n' >> "$out"
     locked=0
   elif [ "$made" = 1 ]; then
-    rm -rf "$G/$T"
+    rm -rf "${G:?}/${T:?}"
   fi
   finish 1
 }
@@ -685,7 +685,10 @@ check() {{
         r#"mkdir "$S/lock/resolved" 2>/dev/null || gone
 systemctl stop {t}.timer >/dev/null 2>&1; systemctl reset-failed {t}.timer {t}.service >/dev/null 2>&1
 cur=$(readlink "$G/current" 2>/dev/null)
-ls "$G" | grep -E '^[0-9]+$' | sort -n | head -n -{KEEP_GENERATIONS} | while IFS= read -r g; do
+for d in "$G"/[0-9]*; do
+  n=${{d##*/}}
+  case $n in *[!0-9]*) ;; *) printf '%s\n' "$n" ;; esac
+done | sort -n | head -n -{KEEP_GENERATIONS} | while IFS= read -r g; do
   if [ "$g" != "$cur" ]; then rm -rf "${{G:?}}/$g"; fi
 done
 rm -rf "$S/lock"
