@@ -356,29 +356,17 @@ mod lab_api {
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
-    // Until the lab lands: the same names and paths, no namespace dialing.
     pub fn name(config: &Path) -> String {
-        let p = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
-        let d = if p.is_file() {
-            p.parent().map(Path::to_path_buf).unwrap_or(p)
-        } else {
-            p
-        };
-        d.file_name()
-            .map(|s| s.to_string_lossy().to_lowercase())
-            .unwrap_or_else(|| "lab".into())
+        crate::lab::lab_name(config)
     }
     pub fn identity(name: &str) -> (PathBuf, PathBuf) {
-        (
-            state_dir(name).join("id_ed25519"),
-            state_dir(name).join("known_hosts"),
-        )
+        crate::lab::ssh_identity(name)
     }
     pub fn state_dir(name: &str) -> PathBuf {
-        PathBuf::from("/run/infra/lab").join(name)
+        crate::lab::paths::state_dir(name)
     }
-    pub fn connect(_name: &str, addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-        crate::transport::dial_tcp(addr, timeout)
+    pub fn connect(name: &str, addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+        crate::lab::connect(name, addr, timeout)
     }
 }
 

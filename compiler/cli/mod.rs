@@ -3,6 +3,7 @@
 //! Exit codes: 0 success / no changes, 1 error, 2 plan has changes (`--detailed-exitcode`).
 
 pub mod deploy;
+pub mod lab;
 
 use crate::diag::{self, Diag};
 use crate::source::SourceMap;

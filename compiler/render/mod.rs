@@ -14,8 +14,6 @@ pub mod build;
 pub mod context;
 mod engine;
 mod failover;
-#[doc(hidden)]
-pub mod fixtures;
 mod helpers;
 mod output;
 

@@ -1,12 +1,35 @@
+//! Render tests on Models resolved from real source: the examples, and small
+//! configurations written inline.
+
 use super::*;
-use crate::render::fixtures;
-use crate::resolve::model::{Param, Placement, Resource, Role, Type, Value};
-use crate::source::FileId;
+use crate::resolve::{self, load::normalize, FsLoader, MemLoader};
+use std::path::{Path, PathBuf};
+
+fn example(name: &str) -> Model {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
+    match resolve::resolve(&dir, &FsLoader) {
+        Ok(r) => r.model,
+        Err(f) => panic!("{}", diag::render(&f.diags, &f.sources, false, 100)),
+    }
+}
+
+fn model(src: &str) -> Model {
+    let mut loader = MemLoader::default();
+    loader
+        .files
+        .insert(normalize(Path::new("t.infra")), src.as_bytes().to_vec());
+    match resolve::resolve(Path::new("t.infra"), &loader) {
+        Ok(r) => r.model,
+        Err(f) => panic!("{}", diag::render(&f.diags, &f.sources, false, 100)),
+    }
+}
 
 fn build(model: &Model) -> Build {
     match render(model, &[], &Templates::embedded()) {
         Ok(b) => b,
-        Err(d) => panic!("render failed: {d:#?}"),
+        Err(d) => panic!("{}", diag::render(&d, &model.sources, false, 100)),
     }
 }
 
@@ -23,34 +46,23 @@ fn errors(model: &Model, templates: &Templates) -> Vec<Diag> {
     }
 }
 
-fn span(n: u32) -> Span {
-    Span {
-        file: FileId(0),
-        start: n,
-        end: n + 1,
-    }
+/// The source text a diagnostic's primary label points at.
+fn primary_text<'m>(model: &'m Model, d: &Diag) -> &'m str {
+    d.primary
+        .as_ref()
+        .map(|l| model.sources.slice(l.span))
+        .unwrap_or("")
 }
 
-#[test]
-fn dump_for_inspection() {
-    if let Ok(dir) = std::env::var("INFRA_DUMP_BUILD") {
-        for (name, m) in [
-            ("accounting", fixtures::accounting()),
-            ("three-host", fixtures::three_host()),
-            ("minimal", fixtures::minimal()),
-        ] {
-            write_build(&build(&m), &std::path::Path::new(&dir).join(name)).expect("writes");
-        }
-    }
-}
+const SOLO: &str = r#"
+host solo { address = "192.0.2.5" }
+service hello { on = solo  run = "/usr/bin/python3 -m http.server 8000"  user = "www-data" }
+"#;
 
 #[test]
 fn two_renders_are_byte_identical() {
-    for m in [
-        fixtures::accounting(),
-        fixtures::three_host(),
-        fixtures::minimal(),
-    ] {
+    for name in ["accounting", "three-host", "minimal"] {
+        let m = example(name);
         let a = build(&m);
         let b = build(&m);
         assert_eq!(a, b);
@@ -58,38 +70,40 @@ fn two_renders_are_byte_identical() {
         let db = tempfile::tempdir().expect("tempdir");
         write_build(&a, da.path()).expect("write");
         write_build(&b, db.path()).expect("write");
-        let mut fa = Vec::new();
-        let mut fb = Vec::new();
-        tree(da.path(), da.path(), &mut fa);
-        tree(db.path(), db.path(), &mut fb);
+        let (fa, fb) = (tree(da.path()), tree(db.path()));
         assert!(!fa.is_empty());
         assert_eq!(fa, fb);
     }
 }
 
-fn tree(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("readable")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            tree(root, &p, out);
-        } else {
-            let rel = p
-                .strip_prefix(root)
-                .expect("under root")
-                .display()
-                .to_string();
-            out.push((rel, std::fs::read(&p).expect("read")));
+fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("readable")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .display()
+                    .to_string();
+                out.push((rel, std::fs::read(&p).expect("read")));
+            }
         }
     }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out
 }
 
 #[test]
 fn secrets_are_placeholders_in_0600_files() {
-    let b = build(&fixtures::accounting());
+    let b = build(&example("accounting"));
     let alpha = &b.hosts["alpha"];
     let pgpass = &alpha.files["/etc/infra/postgres/main/pgpass"];
     assert!(pgpass.secret);
@@ -98,21 +112,14 @@ fn secrets_are_placeholders_in_0600_files() {
     assert_eq!(pgpass.content, "*:5432:*:repl:@@INFRA_SECRET(pg_repl)@@\n");
     let key = &alpha.files["/etc/infra/share/uploads/id_ed25519"];
     assert!(key.secret && key.mode == "0600");
-    assert_eq!(key.content, "@@INFRA_SECRET(share-uploads)@@\n");
-    for (name, build) in [
-        ("accounting", b.clone()),
-        ("three-host", build(&fixtures::three_host())),
-    ] {
-        for host in build.hosts.values() {
+    assert_eq!(key.content, "@@INFRA_SECRET(share-uploads-key)@@\n");
+    for name in ["accounting", "three-host"] {
+        for host in build(&example(name)).hosts.values() {
             for (path, f) in &host.files {
-                assert_eq!(
-                    f.secret,
-                    f.content.contains("@@INFRA_SECRET("),
-                    "{name}/{}{path}",
-                    host.host
-                );
+                let label = format!("{name}/{}{path}", host.host);
+                assert_eq!(f.secret, f.content.contains("@@INFRA_SECRET("), "{label}");
                 if f.secret {
-                    assert_eq!(f.mode, "0600", "{name}/{}{path}", host.host);
+                    assert_eq!(f.mode, "0600", "{label}");
                 }
             }
         }
@@ -121,16 +128,15 @@ fn secrets_are_placeholders_in_0600_files() {
 
 #[test]
 fn a_secret_in_a_file_forces_0600_even_if_declared_otherwise() {
-    let mut m = fixtures::minimal();
-    m.instances[0].params.push(Param {
-        name: "token".into(),
-        ty: Type::Secret,
-        value: Value::Secret("api_token".into()),
-        span: span(1),
-    });
-    m.instances[0]
-        .resources
-        .push(fixtures::file("/etc/hello/token", "mine/token.hbs", 0o644));
+    let m = model(
+        r#"
+host solo { address = "192.0.2.5" }
+kind token_file(on: host, token: secret) {
+  file "/etc/hello/token" { template = "mine/token.hbs" mode = "0644" }
+}
+token_file t { on = solo  token = secret("api_token") }
+"#,
+    );
     let b = render(
         &m,
         &[],
@@ -145,15 +151,7 @@ fn a_secret_in_a_file_forces_0600_even_if_declared_otherwise() {
 
 #[test]
 fn a_missing_variable_is_an_error_naming_template_instance_and_span() {
-    let mut m = fixtures::accounting();
-    m.instances[0].span = span(100);
-    for r in &mut m.instances[0].resources {
-        if let ResourceKind::File { path, .. } = &r.kind {
-            if path.ends_with("conf.d/infra.conf") {
-                r.span = span(7);
-            }
-        }
-    }
+    let m = example("accounting");
     let t = with_override("postgres/infra.conf.hbs", "port = {{portt}}\n");
     let d = errors(&m, &t);
     let e = d.iter().find(|d| d.code == "E0603").expect("E0603");
@@ -164,8 +162,19 @@ fn a_missing_variable_is_an_error_naming_template_instance_and_span() {
     );
     assert!(e.message.contains("postgres.main"), "{}", e.message);
     assert!(e.message.contains("`portt`"), "{}", e.message);
-    assert_eq!(e.primary.as_ref().map(|l| l.span), Some(span(7)));
-    assert!(e.secondary.iter().any(|l| l.span == span(100)));
+    // the primary label is the resource in std/postgres, the secondary the instance
+    assert!(
+        primary_text(&m, e)
+            .starts_with("file \"/etc/postgresql/${version}/main/conf.d/infra.conf\""),
+        "{}",
+        primary_text(&m, e)
+    );
+    let secondary = e
+        .secondary
+        .first()
+        .map(|l| m.sources.slice(l.span))
+        .unwrap_or("");
+    assert!(secondary.starts_with("postgres main {"), "{secondary}");
     assert!(
         e.help.as_deref().is_some_and(|h| h.contains("`port`")),
         "{:?}",
@@ -174,23 +183,25 @@ fn a_missing_variable_is_an_error_naming_template_instance_and_span() {
 }
 
 #[test]
-fn strict_if_rejects_a_missing_variable() {
+fn strict_if_and_each_reject_a_missing_variable() {
+    let m = example("accounting");
     let t = with_override("postgres/infra.conf.hbs", "{{#if prot}}x{{/if}}\n");
-    let d = errors(&fixtures::accounting(), &t);
-    assert!(
-        d.iter()
-            .any(|d| d.code == "E0603" && d.message.contains("prot")),
-        "{d:#?}"
-    );
+    assert!(errors(&m, &t)
+        .iter()
+        .any(|d| d.code == "E0603" && d.message.contains("prot")));
     let t = with_override("postgres/infra.conf.hbs", "{{#each nope}}x{{/each}}\n");
-    let d = errors(&fixtures::accounting(), &t);
-    assert!(d.iter().any(|d| d.code == "E0603"), "{d:#?}");
+    assert!(errors(&m, &t).iter().any(|d| d.code == "E0603"));
+    let t = with_override(
+        "postgres/infra.conf.hbs",
+        "{{#unless group.nope}}x{{/unless}}\n",
+    );
+    assert!(errors(&m, &t).iter().any(|d| d.code == "E0603"));
     // a null group is present, not missing: `{{#if group}}` works on a host placement
     let t = with_override(
         "service/run.sh.hbs",
         "#!/bin/sh\n{{#if group}}x{{else}}exec {{run}}{{/if}}\n",
     );
-    let b = render(&fixtures::minimal(), &[], &t).expect("renders");
+    let b = render(&model(SOLO), &[], &t).expect("renders");
     assert!(b.hosts["solo"].files["/etc/infra/service/hello/run.sh"]
         .content
         .contains("exec /usr/bin/python3"));
@@ -198,10 +209,13 @@ fn strict_if_rejects_a_missing_variable() {
 
 #[test]
 fn missing_and_broken_templates() {
-    let mut m = fixtures::minimal();
-    m.instances[0]
-        .resources
-        .push(fixtures::file("/etc/x", "service/run.hbs", 0o644));
+    let m = model(
+        r#"
+host solo { address = "192.0.2.5" }
+kind thing(on: host) { file "/etc/x" { template = "service/run.hbs" } }
+thing t { on = solo }
+"#,
+    );
     let d = errors(&m, &Templates::embedded());
     let e = d.iter().find(|d| d.code == "E0601").expect("E0601");
     assert!(e.message.contains("service/run.hbs"));
@@ -209,19 +223,18 @@ fn missing_and_broken_templates() {
         e.help.as_deref(),
         Some("did you mean `service/run.sh.hbs`?")
     );
+    assert!(primary_text(&m, e).starts_with("file \"/etc/x\""));
 
     let t = with_override("service/run.sh.hbs", "{{#if run}}unclosed\n");
-    let d = errors(&fixtures::minimal(), &t);
+    let d = errors(&model(SOLO), &t);
     let e = d.iter().find(|d| d.code == "E0602").expect("E0602");
     assert!(e.message.contains("service/run.sh.hbs"));
 }
 
 #[test]
 fn fail_helper_reports_the_kind_message() {
-    let mut m = fixtures::minimal();
-    m.instances
-        .push(fixtures::job("never", Placement::All, "true", "", 0));
-    m.instances[1].span = span(42);
+    let src = format!("{SOLO}\njob never {{ on = all  run = \"true\" }}\n");
+    let m = model(&src);
     let d = errors(&m, &Templates::embedded());
     let e = d.iter().find(|d| d.code == "E0604").expect("E0604");
     assert!(
@@ -229,12 +242,16 @@ fn fail_helper_reports_the_kind_message() {
         "{}",
         e.message
     );
-    assert_eq!(e.primary.as_ref().map(|l| l.span), Some(span(42)));
+    assert!(
+        primary_text(&m, e).starts_with("job never {"),
+        "{}",
+        primary_text(&m, e)
+    );
 
-    let mut m = fixtures::minimal();
-    m.instances
-        .push(fixtures::job("both", Placement::All, "true", "daily", 60));
-    let d = errors(&m, &Templates::embedded());
+    let src = format!(
+        "{SOLO}\njob both {{ on = all  run = \"true\"  calendar = \"daily\"  every = \"1h\" }}\n"
+    );
+    let d = errors(&model(&src), &Templates::embedded());
     assert!(
         d.iter()
             .any(|d| d.code == "E0604" && d.message.contains("not both")),
@@ -245,7 +262,7 @@ fn fail_helper_reports_the_kind_message() {
 #[test]
 fn printing_an_object_is_an_error() {
     let t = with_override("share/push.timer.hbs", "OnBootSec={{every}}\n");
-    let d = errors(&fixtures::accounting(), &t);
+    let d = errors(&example("accounting"), &t);
     assert!(
         d.iter()
             .any(|d| d.code == "E0607" && d.message.contains("share.uploads")),
@@ -255,76 +272,73 @@ fn printing_an_object_is_an_error() {
 
 #[test]
 fn no_html_escaping() {
-    let mut m = fixtures::minimal();
-    m.instances[0].params[1].value = Value::Str("/bin/x --a='<b>' \"&\"".into());
-    let b = build(&m);
-    let run = &b.hosts["solo"].files["/etc/infra/service/hello/run.sh"].content;
+    let m = model(
+        r#"
+host solo { address = "192.0.2.5" }
+service hello { on = solo  run = "/bin/x --a='<b>' \"&\"" }
+"#,
+    );
+    let run = &build(&m).hosts["solo"].files["/etc/infra/service/hello/run.sh"].content;
     assert!(run.contains("exec /bin/x --a='<b>' \"&\""), "{run}");
 }
 
 #[test]
 fn conflicting_files_are_an_error_identical_ones_merge() {
-    // two php_apps on one host: identical drop-ins and default site merge
-    let mut m = fixtures::accounting();
-    m.instances.push(fixtures::php_app(
-        "other",
-        Placement::Group(0),
-        "/srv/other",
-        "",
-    ));
-    let b = build(&m);
-    let alpha = &b.hosts["alpha"];
-    assert!(alpha
+    // two php_apps on one host: the identical drop-ins and default site merge
+    let src = r#"
+import "std/php"
+host solo { address = "192.0.2.5" }
+php_app one { on = solo  root = "/srv/one" }
+php_app two { on = solo  root = "/srv/two"  server_name = "two.example" }
+"#;
+    let b = build(&model(src));
+    let solo = &b.hosts["solo"];
+    assert!(solo
         .files
-        .contains_key("/etc/nginx/sites-enabled/infra-other.conf"));
-    let nginx = alpha
+        .contains_key("/etc/nginx/sites-enabled/infra-two.conf"));
+    let nginx = solo
         .units
         .iter()
         .find(|u| u.name == "nginx.service")
         .expect("nginx");
     assert!(nginx
         .restart_on
-        .contains(&"/etc/nginx/sites-enabled/infra-other.conf".to_string()));
+        .contains(&"/etc/nginx/sites-enabled/infra-two.conf".to_string()));
+    assert!(nginx
+        .restart_on
+        .contains(&"/etc/nginx/sites-enabled/infra-one.conf".to_string()));
 
     // two instances writing one path differently
-    let mut m = fixtures::minimal();
-    let mut r: Resource = fixtures::file(
-        "/etc/infra/service/hello/run.sh",
-        "service/service.service.hbs",
-        0o755,
-    );
-    r.span = span(9);
-    m.instances.push(fixtures::service(
-        "hello2",
-        Placement::Host(0),
-        "/bin/true",
-        "root",
-        &[],
+    let m = model(&format!(
+        "{SOLO}\nkind clash(on: host) {{ file \"/etc/infra/service/hello/run.sh\" {{ content = \"other\" }} }}\nclash c {{ on = solo }}\n"
     ));
-    m.instances[1].resources.push(r);
     let d = errors(&m, &Templates::embedded());
     let e = d.iter().find(|d| d.code == "E0605").expect("E0605");
     assert!(
-        e.message.contains("service.hello") && e.message.contains("service.hello2"),
+        e.message.contains("service.hello") && e.message.contains("clash.c"),
         "{}",
         e.message
     );
-    assert_eq!(e.primary.as_ref().map(|l| l.span), Some(span(9)));
+    assert!(primary_text(&m, e).starts_with("file \"/etc/infra/service/hello/run.sh\""));
 }
 
 #[test]
 fn a_secret_in_a_step_is_an_error() {
-    let mut m = fixtures::minimal();
-    m.instances[0]
-        .resources
-        .push(fixtures::step("leak", "echo @@INFRA_SECRET(x)@@", None));
+    let m = model(
+        r#"
+host solo { address = "192.0.2.5" }
+kind leaky(on: host, token: secret) { step "leak" { run = "echo ${token}" } }
+leaky l { on = solo  token = secret("t") }
+"#,
+    );
     let d = errors(&m, &Templates::embedded());
-    assert!(d.iter().any(|d| d.code == "E0609"), "{d:#?}");
+    let e = d.iter().find(|d| d.code == "E0609").expect("E0609");
+    assert!(primary_text(&m, e).starts_with("step \"leak\""));
 }
 
 #[test]
 fn roles_apply_order_and_only() {
-    let b = build(&fixtures::accounting());
+    let b = build(&example("accounting"));
     let alpha = &b.hosts["alpha"];
     let beta = &b.hosts["beta"];
     assert_eq!(alpha.roles.len(), 1);
@@ -335,22 +349,24 @@ fn roles_apply_order_and_only() {
     assert_eq!(alpha.roles[0].apply_order, ["beta", "alpha"]);
     assert_eq!(alpha.roles[0].vip, "192.0.2.10/24");
     // `only` follows the build-time role in the placement group
-    let mut m = fixtures::accounting();
-    m.instances[0].resources.push(fixtures::only(
-        Role::Standby,
-        fixtures::step("standby-only", "true", None),
-    ));
-    m.instances[0].resources.push(fixtures::only(
-        Role::Primary,
-        fixtures::step("primary-only", "true", None),
-    ));
+    let m = model(
+        r#"
+host a { address = "192.0.2.1" }
+host b { address = "192.0.2.2" }
+failover g { members = [a, b]  vip = "192.0.2.10/24"  check = tcp(80) }
+kind roles(on: failover) {
+  step "p" { run = "true"  only = "primary" }
+  step "s" { run = "true"  only = "standby" }
+  step "any" { run = "true" }
+}
+roles r { on = g }
+"#,
+    );
     let b2 = build(&m);
     let steps =
         |h: &str| -> Vec<String> { b2.hosts[h].steps.iter().map(|s| s.name.clone()).collect() };
-    assert!(steps("beta").contains(&"standby-only".to_string()));
-    assert!(!steps("beta").contains(&"primary-only".to_string()));
-    assert!(steps("alpha").contains(&"primary-only".to_string()));
-    assert!(!steps("alpha").contains(&"standby-only".to_string()));
+    assert_eq!(steps("a"), ["p", "any"]);
+    assert_eq!(steps("b"), ["s", "any"]);
     // the postgres bootstrap service is on every member (whoever is active keeps its data)
     let boot = "infra-postgres-main-bootstrap.service";
     assert!(alpha.units.iter().any(|u| u.name == boot && u.start));
@@ -363,7 +379,7 @@ fn roles_apply_order_and_only() {
     assert_eq!(last.reload_on, ["/etc/keepalived/keepalived.conf"]);
     assert!(last.restart_on.is_empty());
     // minimal: no groups, no keepalived
-    let solo = &build(&fixtures::minimal()).hosts["solo"];
+    let solo = &build(&example("minimal")).hosts["solo"];
     assert!(solo.roles.is_empty());
     assert!(!solo.files.contains_key("/etc/keepalived/keepalived.conf"));
     assert!(!solo.packages.contains(&"keepalived".to_string()));
@@ -371,15 +387,23 @@ fn roles_apply_order_and_only() {
 
 #[test]
 fn keepalived_conf_per_member() {
-    let b = build(&fixtures::three_host());
+    let b = build(&example("three-host"));
     let web2 = &b.hosts["web2"].files["/etc/keepalived/keepalived.conf"].content;
     // web2 is in both groups: one conf, two instances
     assert_eq!(web2.matches("vrrp_instance ").count(), 2);
-    assert_eq!(web2.matches("state BACKUP").count(), 2);
+    assert_eq!(web2.matches("    state BACKUP\n").count(), 2);
     assert_eq!(web2.matches("    nopreempt\n").count(), 2);
     assert!(!web2.contains("state MASTER"));
     assert!(!web2.contains("vrrp_strict"));
-    assert!(web2.contains("virtual_router_id 51") && web2.contains("virtual_router_id 52"));
+    assert!(!web2.contains("auth_pass"));
+    let r = |g: usize| {
+        b.hosts["web2"]
+            .roles
+            .iter()
+            .find(|r| r.group == ["db", "web"][g])
+            .map(|r| r.priority)
+    };
+    assert_eq!((r(0), r(1)), (Some(100), Some(100)));
     assert!(web2.contains("unicast_src_ip 10.0.0.12"));
     assert!(
         !web2.contains("        10.0.0.12\n"),
@@ -409,21 +433,41 @@ fn keepalived_conf_per_member() {
         .units
         .iter()
         .any(|u| u.name == "infra-db-active.target"));
+    // the router ids of the two groups differ (derived by resolve)
+    let id = |g: &str| {
+        b.hosts["web2"].files["/etc/keepalived/keepalived.conf"]
+            .content
+            .split(&format!("vrrp_instance infra_{g} {{"))
+            .nth(1)
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.contains("virtual_router_id"))
+                    .map(str::to_string)
+            })
+    };
+    assert_ne!(id("web"), id("db"));
     // mariadb server_id differs per member
-    let id = |h: &str| {
+    let server_id = |h: &str| {
         b.hosts[h].files["/etc/mysql/mariadb.conf.d/60-infra-shop.cnf"]
             .content
             .lines()
             .find(|l| l.starts_with("server_id"))
             .map(str::to_string)
     };
-    assert_eq!(id("db1").as_deref(), Some("server_id = 1"));
-    assert_eq!(id("web2").as_deref(), Some("server_id = 2"));
+    assert_eq!(server_id("db1").as_deref(), Some("server_id = 1"));
+    assert_eq!(server_id("web2").as_deref(), Some("server_id = 2"));
+    let http = &build(&example("accounting")).hosts["alpha"].files
+        ["/etc/keepalived/infra-check-office.sh"]
+        .content;
+    assert!(
+        http.contains("curl -fsS --max-time 2 -o /dev/null http://127.0.0.1/health"),
+        "{http}"
+    );
 }
 
 #[test]
 fn active_jobs_are_bound_to_the_target() {
-    let b = build(&fixtures::accounting());
+    let b = build(&example("accounting"));
     let f = &b.hosts["beta"].files;
     let timer = &f["/etc/systemd/system/infra-job-close_month.timer"].content;
     assert!(timer.contains("PartOf=infra-office-active.target"));
@@ -433,20 +477,25 @@ fn active_jobs_are_bound_to_the_target() {
     assert!(!timer.contains("\nPersistent=true"));
     let service = &f["/etc/systemd/system/infra-job-close_month.service"].content;
     assert!(service.contains("ConditionPathExists=/run/infra/office/active"));
+    assert!(service.contains("User=www-data"));
     let backup = &f["/etc/systemd/system/infra-job-backup.timer"].content;
     assert!(backup.contains("Persistent=true") && backup.contains("WantedBy=timers.target"));
+    assert!(backup.contains("RandomizedDelaySec=15min"));
     assert!(!backup.contains("PartOf="));
-    let t = build(&fixtures::three_host());
+    let t = build(&example("three-host"));
     let cleanup = &t.hosts["db1"].files["/etc/systemd/system/infra-job-cleanup.timer"].content;
     assert!(
         cleanup.contains("OnBootSec=1h\nOnUnitActiveSec=1h\n"),
         "{cleanup}"
     );
+    let share = &t.hosts["web1"].files["/etc/infra/share/media/push.sh"].content;
+    assert!(share.contains("--max-delete=1000"), "{share}");
+    assert!(share.contains("push 10.0.0.12 22\n"));
 }
 
 #[test]
 fn postgres_replication_pieces() {
-    let b = build(&fixtures::accounting());
+    let b = build(&example("accounting"));
     let beta = &b.hosts["beta"].files;
     let hba = &beta["/etc/postgresql/15/main/pg_hba.conf"].content;
     assert!(hba
@@ -464,6 +513,7 @@ fn postgres_replication_pieces() {
     assert!(promote.contains("pg_promote(true, 60)") && promote.contains("pg_is_in_recovery()"));
     let unit = &beta["/etc/systemd/system/infra-postgres-main-promote.service"].content;
     assert!(unit.contains("WantedBy=infra-office-active.target"));
+    assert!(unit.contains("ExecStop=/etc/infra/postgres/main/demote.sh"));
     let alpha = &b.hosts["alpha"].files;
     let ensure = &alpha["/etc/infra/postgres/main/ensure-replication.sh"].content;
     assert!(ensure.contains("pg_create_physical_replication_slot('infra_beta', true)"));
@@ -472,19 +522,42 @@ fn postgres_replication_pieces() {
             .content
             .contains("ExecStartPre=/etc/infra/postgres/main/guard.sh")
     );
+    // version 16 changes the package and every path
+    let m = model(
+        r#"
+import "std/postgres"
+host a { address = "192.0.2.1" }
+host b { address = "192.0.2.2" }
+failover g { members = [a, b]  vip = "192.0.2.10/24"  check = tcp(5432) }
+postgres pg { failover = g  version = 16  replication_password = secret("r") }
+"#,
+    );
+    let b16 = build(&m);
+    assert!(b16.hosts["a"]
+        .packages
+        .contains(&"postgresql-16".to_string()));
+    assert!(b16.hosts["a"]
+        .files
+        .contains_key("/etc/postgresql/16/main/conf.d/infra.conf"));
+    assert!(b16.hosts["a"]
+        .units
+        .iter()
+        .any(|u| u.name == "postgresql@16-main.service"));
 }
 
 #[test]
 fn write_build_layout_and_round_trip() {
-    let b = build(&fixtures::accounting());
+    let b = build(&example("accounting"));
     let dir = tempfile::tempdir().expect("tempdir");
     write_build(&b, dir.path()).expect("write");
     let manifest =
         std::fs::read_to_string(dir.path().join("alpha/manifest.json")).expect("manifest");
     assert!(manifest.ends_with("}\n"));
     assert!(!manifest.contains("\"content\""));
-    let conf = dir.path().join("alpha/etc/keepalived/keepalived.conf");
-    assert!(conf.is_file());
+    assert!(dir
+        .path()
+        .join("alpha/etc/keepalived/keepalived.conf")
+        .is_file());
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(dir.path().join("alpha/etc/infra/postgres/main/pgpass"))
         .expect("pgpass")
@@ -506,8 +579,18 @@ fn write_build_layout_and_round_trip() {
 
 #[test]
 fn order_controls_steps_and_units() {
-    let m = fixtures::accounting();
-    let b = render(&m, &[2, 0], &Templates::embedded()).expect("renders");
+    let m = example("accounting");
+    let share = m
+        .instances
+        .iter()
+        .position(|i| i.qualified() == "share.uploads")
+        .expect("share");
+    let pg = m
+        .instances
+        .iter()
+        .position(|i| i.qualified() == "postgres.main")
+        .expect("pg");
+    let b = render(&m, &[share, pg], &Templates::embedded()).expect("renders");
     let steps: Vec<&str> = b.hosts["alpha"]
         .steps
         .iter()
@@ -521,23 +604,69 @@ fn order_controls_steps_and_units() {
             "postgres-main-databases"
         ]
     );
-    // out-of-range ids are ignored, missing ones appended
-    let b2 = render(&m, &[99, 2, 0], &Templates::embedded()).expect("renders");
+    // out-of-range ids are ignored, missing ones appended in model order
+    let b2 = render(&m, &[99, share, pg], &Templates::embedded()).expect("renders");
     assert_eq!(b, b2);
 }
 
 #[test]
 fn placement_all_and_host() {
-    let b = build(&fixtures::accounting());
+    let b = build(&example("accounting"));
     for h in ["alpha", "beta"] {
         assert!(b.hosts[h]
             .files
             .contains_key("/etc/infra/job/backup/run.sh"));
     }
-    let m = fixtures::minimal();
-    assert_eq!(m.instances[0].placement.value, Placement::Host(0));
-    assert!(build(&m).hosts["solo"]
+    let solo = &build(&example("minimal")).hosts["solo"];
+    assert!(solo
         .units
         .iter()
         .any(|u| u.name == "infra-hello.service" && u.enable && u.start));
+    assert_eq!(
+        solo.units
+            .iter()
+            .find(|u| u.name == "infra-hello.service")
+            .map(|u| u.restart_on.clone()),
+        Some(vec![
+            "/etc/infra/service/hello/run.sh".to_string(),
+            "/etc/systemd/system/infra-hello.service".to_string()
+        ])
+    );
+}
+
+#[test]
+fn every_stdlib_template_is_used_by_some_example() {
+    let mut used = BTreeSet::new();
+    for name in ["accounting", "three-host", "minimal"] {
+        let m = example(name);
+        for inst in &m.instances {
+            for r in &inst.resources {
+                let src = match &r.kind {
+                    ResourceKind::File { source, .. }
+                    | ResourceKind::Unit { source, .. }
+                    | ResourceKind::Dropin { source, .. } => source,
+                    _ => continue,
+                };
+                if let Source::Template(p) = src {
+                    used.insert(p.clone());
+                }
+            }
+        }
+    }
+    for p in [
+        "keepalived/keepalived.conf.hbs",
+        "keepalived/notify.sh.hbs",
+        "keepalived/check.sh.hbs",
+        "keepalived/active.target.hbs",
+    ] {
+        used.insert(p.to_string());
+    }
+    let unused: Vec<&str> = crate::stdlib::templates()
+        .map(|(p, _)| p)
+        .filter(|p| !used.contains(*p))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "templates no example renders (so no validator checks them): {unused:?}"
+    );
 }

@@ -32,6 +32,11 @@ struct Open {
     delim: char,
     span: Span,
     what: String,
+    /// Indentation of the line the delimiter is on.
+    indent: Option<usize>,
+    /// The first line inside that is indented no deeper than the opening line: a
+    /// likely place for a missing closing delimiter.
+    suspect: Option<Span>,
 }
 
 pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diag>) {
@@ -41,6 +46,7 @@ pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diag>) {
         open: Vec::new(),
         eof_reported: false,
         prev_end: 0,
+        prev_start: 0,
     };
     let mut items = Vec::new();
     loop {
@@ -91,6 +97,8 @@ struct Parser<'a> {
     eof_reported: bool,
     /// End of the last consumed token.
     prev_end: usize,
+    /// Start of the last consumed token.
+    prev_start: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -110,6 +118,7 @@ impl<'a> Parser<'a> {
             Some(t) => {
                 if t.tok != Tok::Eof {
                     self.prev_end = t.end;
+                    self.prev_start = t.start;
                 }
                 t
             }
@@ -149,6 +158,24 @@ impl<'a> Parser<'a> {
                 format!("keyword `{}`", self.text(t))
             }
             _ => format!("`{}`", shorten(self.text(t), 30)),
+        }
+    }
+
+    /// Where to point for "expected X, found `found`": at `found`, or, when it is on a
+    /// later line (or the end of file), at the token the missing X should follow.
+    fn found_span(&self, found: &Token) -> Span {
+        if found.line_start || found.tok == Tok::Eof {
+            self.lx.span(self.prev_start, self.prev_end)
+        } else {
+            self.sp(found)
+        }
+    }
+
+    fn found_label(&self, found: &Token, label: &str) -> String {
+        if found.line_start || found.tok == Tok::Eof {
+            format!("{label} after this")
+        } else {
+            label.to_string()
         }
     }
 
@@ -196,12 +223,48 @@ impl<'a> Parser<'a> {
             self.skip_balanced();
             return false;
         }
+        let indent = self.indent_of(t.start);
         self.open.push(Open {
             delim,
             span: self.sp(&t),
             what,
+            indent,
+            suspect: None,
         });
         true
+    }
+
+    /// Indentation (in bytes of blanks) of the line holding byte `at`; `None` if the
+    /// line is too long to look back over (keeps parsing linear).
+    fn indent_of(&self, at: usize) -> Option<usize> {
+        let bytes = self.lx.src.as_bytes();
+        let lo = at.saturating_sub(1024);
+        let line_start = match bytes[lo..at].iter().rposition(|b| *b == b'\n') {
+            Some(i) => lo + i + 1,
+            None if lo == 0 => 0,
+            None => return None,
+        };
+        Some(
+            bytes[line_start..at]
+                .iter()
+                .take_while(|b| **b == b' ' || **b == b'\t')
+                .count(),
+        )
+    }
+
+    /// Note an entry of the innermost body that starts a line no deeper than the body's
+    /// opening line (for "unclosed" diagnostics).
+    fn note_indent(&mut self, t: &Token) {
+        if !t.line_start {
+            return;
+        }
+        let col = self.indent_of(t.start);
+        let span = self.sp(t);
+        if let (Some(o), Some(col)) = (self.open.last_mut(), col) {
+            if o.suspect.is_none() && o.indent.is_some_and(|i| col <= i) {
+                o.suspect = Some(span);
+            }
+        }
     }
 
     fn leave(&mut self) {
@@ -254,7 +317,9 @@ impl<'a> Parser<'a> {
             for o in self.open[..n - 1].iter().rev().take(3) {
                 d = d.with(o.span, format!("this `{}` is not closed either", o.delim));
             }
-            d = d.with(self.sp(found), "the file ends here");
+            if let Some(s) = inner.suspect {
+                d = d.with(s, "this line is not indented: is a `}` missing before it?");
+            }
         } else {
             d = d.with(self.sp(found), format!("expected `{close}` before this"));
         }
@@ -348,7 +413,10 @@ impl<'a> Parser<'a> {
                 "E0002",
                 format!("expected a string after `import`, found {found}"),
             )
-            .at(self.sp(&t), "expected a string")
+            .at(
+                self.found_span(&t),
+                self.found_label(&t, "expected a string"),
+            )
             .help("write `import \"std/postgres\"` or `import \"./common.infra\"`"),
         );
         Err(Fail)
@@ -363,7 +431,7 @@ impl<'a> Parser<'a> {
                     "E0002",
                     format!("expected a name after `let`, found {found}"),
                 )
-                .at(self.sp(&t), "expected a name")
+                .at(self.found_span(&t), self.found_label(&t, "expected a name"))
                 .help("write `let name = value`"),
             );
             return Err(Fail);
@@ -418,7 +486,7 @@ impl<'a> Parser<'a> {
                     "E0002",
                     format!("expected a name after `kind`, found {found}"),
                 )
-                .at(self.sp(&t), "expected a name")
+                .at(self.found_span(&t), self.found_label(&t, "expected a name"))
                 .help("write `kind name(param: type, ...) { ... }`"),
             );
             return Err(Fail);
@@ -441,7 +509,7 @@ impl<'a> Parser<'a> {
                     "E0002",
                     format!("expected `(` after `kind {}`, found {found}", name.name),
                 )
-                .at(self.sp(&t), "expected `(`")
+                .at(self.found_span(&t), self.found_label(&t, "expected `(`"))
                 .help(format!(
                     "write `kind {}(param: type, ...) {{ ... }}`, or `()` for no parameters",
                     name.name
@@ -485,7 +553,10 @@ impl<'a> Parser<'a> {
                     match self.param(t) {
                         Ok(Some(p)) => params.push(p),
                         Ok(None) => {}
-                        Err(Fail) => self.recover_param(),
+                        Err(Fail) => {
+                            self.recover_param();
+                            continue;
+                        }
                     }
                     let n = self.peek(0).clone();
                     match n.tok {
@@ -557,7 +628,10 @@ impl<'a> Parser<'a> {
                         name.name
                     ),
                 )
-                .at(self.sp(&t), "expected `:` and a type")
+                .at(
+                    self.found_span(&t),
+                    self.found_label(&t, "expected `:` and a type"),
+                )
                 .help(format!("write `{}: string` (or another type)", name.name)),
             );
             return Err(Fail);
@@ -619,7 +693,7 @@ impl<'a> Parser<'a> {
                 let found = self.describe(&t);
                 self.err(
                     Diag::error("E0002", format!("expected a type, found {found}"))
-                        .at(self.sp(&t), "expected a type")
+                        .at(self.found_span(&t), self.found_label(&t, "expected a type"))
                         .help("types are names like `string`, `int`, `host`, or lists like `[string]`"),
                 );
                 Err(Fail)
@@ -659,7 +733,10 @@ impl<'a> Parser<'a> {
                             keyword.name
                         ),
                     )
-                    .at(self.sp(&t), "expected a block")
+                    .at(
+                        self.found_span(&t),
+                        self.found_label(&t, "expected a block"),
+                    )
                     .help(format!(
                         "a block looks like `{} name {{ ... }}`",
                         keyword.name
@@ -729,11 +806,8 @@ impl<'a> Parser<'a> {
                     "E0002",
                     format!("expected `{{` after {header}, found {found}"),
                 )
-                .at(self.sp(&t), "expected `{`")
-                .help(format!(
-                    "a block needs a body: {} {{ ... }}",
-                    header.trim_matches('`')
-                )),
+                .at(self.found_span(&t), self.found_label(&t, "expected `{`"))
+                .help(format!("write `{} {{ ... }}`", header.trim_matches('`'))),
             );
             return Err(Fail);
         }
@@ -756,11 +830,14 @@ impl<'a> Parser<'a> {
                     self.bump();
                     self.stray(&t);
                 }
-                Tok::Ident => match self.entry() {
-                    Ok(Some(e)) => entries.push(e),
-                    Ok(None) => {}
-                    Err(Fail) => self.recover_body(),
-                },
+                Tok::Ident => {
+                    self.note_indent(&t);
+                    match self.entry() {
+                        Ok(Some(e)) => entries.push(e),
+                        Ok(None) => {}
+                        Err(Fail) => self.recover_body(),
+                    }
+                }
                 _ => {
                     self.bump();
                     let found = self.describe(&t);
@@ -830,7 +907,10 @@ impl<'a> Parser<'a> {
                         "E0002",
                         format!("expected `=` or `{{` after `{}`, found {found}", name.name),
                     )
-                    .at(self.sp(&n1), "expected `=` or `{`")
+                    .at(
+                        self.found_span(&n1),
+                        self.found_label(&n1, "expected `=` or `{`"),
+                    )
                     .help(format!(
                         "write `{0} = value` for an attribute, or `{0} {{ ... }}` for a block",
                         name.name

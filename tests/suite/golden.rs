@@ -1,1 +1,222 @@
-// golden tests
+//! Golden builds: every configuration in examples/ is compiled (resolve, lint,
+//! graph, render) and its build compared byte for byte with golden/<example>/,
+//! which is exactly what `write_build` writes (`<host>/<path>` files plus
+//! `<host>/manifest.json`). A mismatch prints a unified diff per file.
+//!
+//! Regenerate after reviewing the change: `INFRA_BLESS=1 cargo test --test suite golden`.
+
+use infra::render::{self, Build};
+use infra::stdlib::Templates;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The names of the examples (directories under examples/), sorted.
+pub fn example_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("examples"))
+        .expect("examples/ exists")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Compile one example the way `infra build` does: resolve, lint, graph, render
+/// with the example's own templates/ over the stdlib's. Panics with the rendered
+/// diagnostics (warnings included: examples must be clean).
+pub fn build_example(name: &str) -> Build {
+    build_example_with(name, BTreeMap::new())
+}
+
+/// [`build_example`] with extra template overrides on top of the example's own
+/// (the validators break templates this way).
+pub fn build_example_with(name: &str, extra: BTreeMap<String, String>) -> Build {
+    let dir = repo().join("examples").join(name);
+    let resolved = match infra::resolve::resolve(&dir, &infra::resolve::FsLoader) {
+        Ok(r) => r,
+        Err(f) => panic!(
+            "examples/{name} does not resolve:\n{}",
+            infra::diag::render(&f.diags, &f.sources, false, 100)
+        ),
+    };
+    let model = &resolved.model;
+    let mut diags = infra::lint::lint(model);
+    let order = match infra::graph::graph(model) {
+        Ok(g) => g.order,
+        Err(d) => {
+            diags.extend(d);
+            Vec::new()
+        }
+    };
+    assert!(
+        diags.is_empty(),
+        "examples/{name} has diagnostics:\n{}",
+        infra::diag::render(&diags, &model.sources, false, 100)
+    );
+    let mut overrides = infra::stdlib::load_overrides(&resolved.root_dir.join("templates"))
+        .unwrap_or_else(|d| panic!("examples/{name}/templates: {d:?}"));
+    overrides.extend(extra);
+    match render::render(model, &order, &Templates::with_overrides(overrides)) {
+        Ok(b) => b,
+        Err(d) => panic!(
+            "examples/{name} does not render:\n{}",
+            infra::diag::render(&d, &model.sources, false, 100)
+        ),
+    }
+}
+
+/// Every example's build.
+pub fn example_builds() -> Vec<(String, Build)> {
+    example_names()
+        .into_iter()
+        .map(|n| {
+            let b = build_example(&n);
+            (n, b)
+        })
+        .collect()
+}
+
+/// Every file under `dir`, by relative path.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, std::fs::read(&p).expect("readable"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A readable report of every difference between two trees (empty if equal).
+fn diff_trees(
+    expected: &BTreeMap<String, Vec<u8>>,
+    actual: &BTreeMap<String, Vec<u8>>,
+    label: &str,
+) -> String {
+    let mut out = String::new();
+    for (path, want) in expected {
+        match actual.get(path) {
+            None => out.push_str(&format!(
+                "--- {label}/{path}: in golden/, no longer built\n"
+            )),
+            Some(got) if got != want => {
+                let want = String::from_utf8_lossy(want);
+                let got = String::from_utf8_lossy(got);
+                let diff = similar::TextDiff::from_lines(want.as_ref(), got.as_ref());
+                out.push_str(
+                    &diff
+                        .unified_diff()
+                        .context_radius(3)
+                        .header(
+                            &format!("golden/{label}/{path}"),
+                            &format!("built {label}/{path}"),
+                        )
+                        .to_string(),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    for path in actual.keys() {
+        if !expected.contains_key(path) {
+            out.push_str(&format!("+++ {label}/{path}: built, not in golden/\n"));
+        }
+    }
+    out
+}
+
+#[test]
+fn examples_match_their_golden_builds() {
+    let bless = std::env::var("INFRA_BLESS").as_deref() == Ok("1");
+    let names = example_names();
+    assert!(
+        ["accounting", "minimal", "three-host"]
+            .iter()
+            .all(|n| names.iter().any(|x| x == n)),
+        "examples/ must hold accounting, three-host and minimal: {names:?}"
+    );
+    let mut report = String::new();
+    for name in names {
+        let build = build_example(&name);
+        let golden = repo().join("golden").join(&name);
+        if bless {
+            if golden.exists() {
+                std::fs::remove_dir_all(&golden).expect("remove old golden");
+            }
+            render::write_build(&build, &golden).expect("write golden");
+            continue;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        render::write_build(&build, tmp.path()).expect("write build");
+        let diff = diff_trees(&tree(&golden), &tree(tmp.path()), &name);
+        if !diff.is_empty() {
+            report.push_str(&diff);
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "the builds differ from golden/ (review, then `INFRA_BLESS=1 cargo test --test suite golden`):\n{report}"
+    );
+}
+
+#[test]
+fn golden_builds_hold_no_secret_values() {
+    // every secret file in golden/ holds placeholders only, and is 0600
+    for (name, build) in example_builds() {
+        for host in build.hosts.values() {
+            for (path, f) in &host.files {
+                if f.secret {
+                    assert_eq!(f.mode, "0600", "{name}/{}{path}", host.host);
+                    let stripped = f
+                        .content
+                        .split("@@INFRA_SECRET(")
+                        .skip(1)
+                        .all(|rest| rest.contains(")@@"));
+                    assert!(
+                        stripped,
+                        "{name}/{}{path}: malformed placeholder",
+                        host.host
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_changed_build_shows_a_readable_diff() {
+    let mut expected = BTreeMap::new();
+    expected.insert("alpha/etc/x".to_string(), b"a\nb\nc\n".to_vec());
+    expected.insert("alpha/etc/gone".to_string(), b"x\n".to_vec());
+    let mut actual = BTreeMap::new();
+    actual.insert("alpha/etc/x".to_string(), b"a\nB\nc\n".to_vec());
+    actual.insert("alpha/etc/new".to_string(), b"y\n".to_vec());
+    let d = diff_trees(&expected, &actual, "ex");
+    assert!(d.contains("--- golden/ex/alpha/etc/x"), "{d}");
+    assert!(d.contains("-b\n+B\n"), "{d}");
+    assert!(
+        d.contains("ex/alpha/etc/gone: in golden/, no longer built"),
+        "{d}"
+    );
+    assert!(d.contains("ex/alpha/etc/new: built, not in golden/"), "{d}");
+    assert!(diff_trees(&expected, &expected, "ex").is_empty());
+}

@@ -13,46 +13,26 @@
 //! Tools that are missing make a test fail when CI=true and skip it (one line on
 //! stderr) otherwise.
 
-use infra::render::{self, fixtures, Build, HostBuild};
-use infra::resolve::Model;
-use infra::stdlib::Templates;
+use crate::golden::{build_example_with, example_builds};
+use infra::render::{Build, HostBuild};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The models to validate: until `resolve` lands, hand-built ones mirroring the
-/// examples; afterwards the examples themselves.
-fn models() -> Vec<(&'static str, Model)> {
-    vec![
-        ("accounting", fixtures::accounting()),
-        ("three-host", fixtures::three_host()),
-        ("minimal", fixtures::minimal()),
-    ]
+fn builds() -> Vec<(String, Build)> {
+    example_builds()
 }
 
-fn build_with(model: &Model, templates: &Templates) -> Build {
-    match render::render(model, &[], templates) {
-        Ok(b) => b,
-        Err(diags) => panic!("render failed: {diags:#?}"),
-    }
-}
-
-fn builds() -> Vec<(&'static str, Build)> {
-    models()
-        .into_iter()
-        .map(|(name, m)| (name, build_with(&m, &Templates::embedded())))
-        .collect()
-}
-
-fn override_templates(path: &str, edit: impl Fn(&str) -> String) -> Templates {
+/// An example built with one stdlib template edited (it must change).
+fn broken(example: &str, path: &str, edit: impl Fn(&str) -> String) -> Build {
     let original = infra::stdlib::template(path).unwrap_or_else(|| panic!("no template {path}"));
     let changed = edit(original);
     assert_ne!(changed, original, "the edit of {path} must change it");
     let mut o = BTreeMap::new();
     o.insert(path.to_string(), changed);
-    Templates::with_overrides(o)
+    build_example_with(example, o)
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
@@ -184,10 +164,9 @@ fn a_broken_script_fails_sh_n_and_shellcheck() {
     if !have("scripts", &["sh", "shellcheck"]) {
         return;
     }
-    let templates = override_templates("share/push.sh.hbs", |t| {
+    let build = broken("accounting", "share/push.sh.hbs", |t| {
         t.replace("exit \"$status\"", "if then fi\nexit \"$status\"")
     });
-    let build = build_with(&fixtures::accounting(), &templates);
     let problems = check_scripts(&build.hosts["alpha"]);
     assert!(
         problems
@@ -202,10 +181,9 @@ fn a_broken_script_fails_sh_n_and_shellcheck() {
         "shellcheck must reject the broken push.sh: {problems:?}"
     );
     // and a script that parses but is wrong: shellcheck alone catches it
-    let templates = override_templates("share/push.sh.hbs", |t| {
+    let build = broken("accounting", "share/push.sh.hbs", |t| {
         t.replace("rsync -aHAX", "rsync $extra -aHAX")
     });
-    let build = build_with(&fixtures::accounting(), &templates);
     let problems = check_scripts(&build.hosts["alpha"]);
     assert!(
         problems
@@ -364,8 +342,9 @@ fn a_broken_unit_fails_systemd_analyze_verify() {
         return;
     }
     // an unknown section
-    let templates = override_templates("job/job.service.hbs", |t| format!("{t}\n[Bogus]\nKey=1\n"));
-    let build = build_with(&fixtures::accounting(), &templates);
+    let build = broken("accounting", "job/job.service.hbs", |t| {
+        format!("{t}\n[Bogus]\nKey=1\n")
+    });
     let problems = check_units(&build.hosts["alpha"]);
     assert!(
         problems
@@ -374,23 +353,21 @@ fn a_broken_unit_fails_systemd_analyze_verify() {
         "systemd-analyze must reject the bogus section: {problems:?}"
     );
     // an ExecStart= that does not exist in the build
-    let templates = override_templates("service/service.service.hbs", |t| {
+    let build = broken("minimal", "service/service.service.hbs", |t| {
         t.replace(
             "ExecStart=/etc/infra/service/{{name}}/run.sh",
             "ExecStart=/etc/infra/service/{{name}}/missing.sh",
         )
     });
-    let build = build_with(&fixtures::minimal(), &templates);
     let problems = check_units(&build.hosts["solo"]);
     assert!(
         problems.iter().any(|p| p.contains("missing.sh")),
         "systemd-analyze must reject a missing ExecStart binary: {problems:?}"
     );
     // a broken drop-in on a distribution unit
-    let templates = override_templates("postgres/dropin.conf.hbs", |t| {
+    let build = broken("accounting", "postgres/dropin.conf.hbs", |t| {
         t.replace("ExecStartPre=", "ExecStartPreX=")
     });
-    let build = build_with(&fixtures::accounting(), &templates);
     let problems = check_units(&build.hosts["beta"]);
     assert!(
         problems.iter().any(|p| p.contains("ExecStartPreX")),
@@ -485,10 +462,9 @@ fn a_broken_keepalived_conf_fails_keepalived_t() {
         return;
     }
     // `state MASTER` with `nopreempt` is rejected by keepalived 2.2.7
-    let templates = override_templates("keepalived/keepalived.conf.hbs", |t| {
+    let build = broken("accounting", "keepalived/keepalived.conf.hbs", |t| {
         t.replace("state BACKUP", "state MASTER")
     });
-    let build = build_with(&fixtures::accounting(), &templates);
     let (ok, out) = check_keepalived(&build.hosts["alpha"]).expect("alpha has keepalived.conf");
     assert!(
         !ok,
@@ -499,14 +475,13 @@ fn a_broken_keepalived_conf_fails_keepalived_t() {
         "the rejection should be about nopreempt:\n{out}"
     );
     // an interface that does not exist on the host
-    let templates = override_templates("keepalived/keepalived.conf.hbs", |t| {
+    let build = broken("accounting", "keepalived/keepalived.conf.hbs", |t| {
         t.replace("interface {{interface}}", "interface nosuch0")
     });
-    let build = build_with(&fixtures::accounting(), &templates);
     let (ok, out) = check_keepalived(&build.hosts["alpha"]).expect("alpha has keepalived.conf");
     assert!(!ok, "keepalived -t must reject a missing interface:\n{out}");
     // a health-check script that is not there
-    let mut build = builds().remove(0).1;
+    let mut build = crate::golden::build_example("accounting");
     let alpha = build.hosts.get_mut("alpha").expect("alpha");
     alpha.files.remove("/etc/keepalived/infra-check-office.sh");
     let (ok, out) = check_keepalived(alpha).expect("alpha has keepalived.conf");
