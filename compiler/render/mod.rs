@@ -309,6 +309,13 @@ impl HostState {
         }
     }
 
+    /// A unit the system already has, declared by a kind to enable and/or start it.
+    fn existing_unit(&mut self, name: &str, enable: bool, start: bool, who: Writer) {
+        let acc = self.unit_entry(name, &who);
+        acc.enable |= enable;
+        acc.start |= start;
+    }
+
     /// A distribution unit infra enables and starts without writing its file
     /// (keepalived.service); `reload_on` files make apply reload it instead of restarting.
     fn distro_unit(&mut self, name: &str, reload_on: Vec<String>, who: Writer) {
@@ -522,6 +529,15 @@ fn render_instance(
                     hb.file(path, *mode, owner, group, content, who, plain, diags);
                 }
             }
+            // `unit "NAME" { enable = true start = true }` without template or content:
+            // a unit the system already has (postgresql@15-main.service); manage its
+            // state, never write its file.
+            ResourceKind::Unit {
+                name,
+                source: Source::Inline(content),
+                enable,
+                start,
+            } if content.is_empty() => hb.existing_unit(name, *enable, *start, who),
             ResourceKind::Unit {
                 name,
                 source,

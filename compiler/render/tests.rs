@@ -600,8 +600,10 @@ fn order_controls_steps_and_units() {
         steps,
         [
             "share-uploads-authorized-key",
+            "postgres-main-service",
             "postgres-main-replication",
-            "postgres-main-databases"
+            "postgres-main-databases",
+            "php_app-accounting-services"
         ]
     );
     // out-of-range ids are ignored, missing ones appended in model order
@@ -669,4 +671,43 @@ fn every_stdlib_template_is_used_by_some_example() {
         unused.is_empty(),
         "templates no example renders (so no validator checks them): {unused:?}"
     );
+}
+
+#[test]
+fn a_unit_without_template_or_content_is_an_existing_unit() {
+    // `unit "nginx.service" { enable = true start = true }` (once resolve accepts it):
+    // enable and start the distribution's unit, never write its file
+    let mut m = example("accounting");
+    let app = m
+        .instances
+        .iter()
+        .position(|i| i.qualified() == "php_app.accounting")
+        .expect("app");
+    let span = m.instances[app].span;
+    m.instances[app]
+        .resources
+        .push(crate::resolve::model::Resource {
+            span,
+            only: crate::resolve::model::Role::Any,
+            kind: ResourceKind::Unit {
+                name: "nginx.service".into(),
+                source: Source::Inline(String::new()),
+                enable: true,
+                start: true,
+            },
+        });
+    let b = build(&m);
+    let alpha = &b.hosts["alpha"];
+    assert!(!alpha
+        .files
+        .contains_key("/etc/systemd/system/nginx.service"));
+    let nginx = alpha
+        .units
+        .iter()
+        .find(|u| u.name == "nginx.service")
+        .expect("nginx");
+    assert!(nginx.enable && nginx.start);
+    assert!(nginx
+        .restart_on
+        .contains(&"/etc/nginx/sites-enabled/infra-accounting.conf".to_string()));
 }

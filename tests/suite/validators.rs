@@ -490,3 +490,219 @@ fn a_broken_keepalived_conf_fails_keepalived_t() {
         "keepalived -t must reject a missing track script:\n{out}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// keepalived failover drill: the generated keepalived.conf, check and notify
+// scripts running for real in two network namespaces joined by a veth pair.
+
+/// A process killed (SIGTERM, then SIGKILL) on drop.
+struct Proc(std::process::Child);
+
+impl Proc {
+    fn spawn(cmd: &mut Command, log: &Path) -> Proc {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        Proc(
+            cmd.stdout(out)
+                .stderr(err)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}")),
+        )
+    }
+
+    fn terminate(&mut self) {
+        let pid = self.0.id() as libc::pid_t;
+        // SAFETY: sending a signal to a child we spawned and have not reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+/// Two namespaces joined by a veth pair named `eth0` on both sides.
+struct Pair(Netns, Netns);
+
+impl Pair {
+    fn new(a_addr: &str, b_addr: &str) -> Pair {
+        let a = Netns::new(&BTreeSet::new());
+        let b = Netns::new(&BTreeSet::new());
+        let ip = |args: &[&str]| {
+            let (ok, out) = run(Command::new("ip").args(args));
+            assert!(ok, "ip {}: {out}", args.join(" "));
+        };
+        ip(&[
+            "-n", &a.0, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+            &b.0,
+        ]);
+        for (ns, addr) in [(&a.0, a_addr), (&b.0, b_addr)] {
+            ip(&["-n", ns, "addr", "add", addr, "dev", "eth0"]);
+            ip(&["-n", ns, "link", "set", "eth0", "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        Pair(a, b)
+    }
+}
+
+fn has_vip(ns: &str, vip: &str) -> bool {
+    run(Command::new("ip").args(["-n", ns, "-o", "addr", "show", "to", vip]))
+        .1
+        .contains(vip)
+}
+
+fn wait_for(what: &str, secs: u64, logs: &[&Path], cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let logs: Vec<String> = logs
+        .iter()
+        .map(|l| {
+            format!(
+                "== {}\n{}",
+                l.display(),
+                std::fs::read_to_string(l).unwrap_or_default()
+            )
+        })
+        .collect();
+    panic!(
+        "timed out after {secs} s waiting for: {what}\n{}",
+        logs.join("\n")
+    );
+}
+
+#[test]
+fn keepalived_failover_drill_in_namespaces() {
+    if !lab("keepalived failover drill")
+        || !have(
+            "keepalived failover drill",
+            &["keepalived", "ip", "unshare", "curl", "python3"],
+        )
+    {
+        return;
+    }
+    let build = crate::golden::build_example("accounting");
+    let (alpha, beta) = (&build.hosts["alpha"], &build.hosts["beta"]);
+    let role = &alpha.roles[0];
+    let vip = role.vip.split('/').next().expect("vip address").to_string();
+    let prefix = role.vip.split('/').nth(1).expect("prefix");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pair = Pair::new(
+        &format!("{}/{prefix}", alpha.address),
+        &format!("{}/{prefix}", beta.address),
+    );
+    let nodes = [(alpha, &pair.0 .0), (beta, &pair.1 .0)];
+    for (host, _) in nodes {
+        let d = tmp.path().join(&host.host);
+        write_tree(&d, host);
+        std::fs::create_dir_all(d.join("run")).expect("mkdir");
+        std::fs::create_dir_all(d.join("www")).expect("mkdir");
+        std::fs::write(d.join("www/health"), "ok\n").expect("write");
+    }
+    let dir = |h: &HostBuild| tmp.path().join(&h.host);
+    let flag = |h: &HostBuild| dir(h).join("run/infra/office/active");
+    let http = |h: &HostBuild, ns: &str| {
+        Proc::spawn(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    ns,
+                    "python3",
+                    "-m",
+                    "http.server",
+                    "80",
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                ])
+                .arg(dir(h).join("www")),
+            &dir(h).join("http.log"),
+        )
+    };
+    let keepalived = |h: &HostBuild, ns: &str| {
+        let script = format!(
+            "mount --bind {}/etc/keepalived /etc/keepalived && mount --bind {}/run /run && exec keepalived -n -l -D -f /etc/keepalived/keepalived.conf",
+            dir(h).display(),
+            dir(h).display()
+        );
+        Proc::spawn(
+            Command::new("ip").args(["netns", "exec", ns, "unshare", "-m", "sh", "-c", &script]),
+            &dir(h).join("keepalived.log"),
+        )
+    };
+    let (na, nb) = (&pair.0 .0, &pair.1 .0);
+    let logs_buf = [
+        dir(alpha).join("keepalived.log"),
+        dir(beta).join("keepalived.log"),
+    ];
+    let logs: Vec<&Path> = logs_buf.iter().map(PathBuf::as_path).collect();
+    let mut http_a = http(alpha, na);
+    let _http_b = http(beta, nb);
+    let _ka = keepalived(alpha, na);
+    let mut kb = keepalived(beta, nb);
+
+    // 1. both start as BACKUP; alpha (priority 150) takes the VIP and its notify writes the flag
+    wait_for("alpha holds the VIP and its active flag", 30, &logs, || {
+        has_vip(na, &vip) && flag(alpha).exists()
+    });
+    assert!(
+        !has_vip(nb, &vip) && !flag(beta).exists(),
+        "only one member may be active"
+    );
+
+    // 2. alpha's health check fails (3 x 2 s): FAULT, beta takes over, flags follow
+    http_a.terminate();
+    wait_for(
+        "beta takes the VIP after alpha's check fails",
+        40,
+        &logs,
+        || has_vip(nb, &vip) && flag(beta).exists() && !has_vip(na, &vip) && !flag(alpha).exists(),
+    );
+
+    // 3. alpha recovers: nopreempt keeps the VIP on beta although alpha's priority is higher
+    let _http_a2 = http(alpha, na);
+    wait_for("alpha back to BACKUP", 30, &logs, || {
+        std::fs::read_to_string(&logs_buf[0])
+            .unwrap_or_default()
+            .matches("Entering BACKUP STATE")
+            .count()
+            >= 2
+    });
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(
+        has_vip(nb, &vip) && flag(beta).exists(),
+        "nopreempt: beta must keep the VIP"
+    );
+    assert!(
+        !has_vip(na, &vip) && !flag(alpha).exists(),
+        "nopreempt: alpha must not take the VIP back"
+    );
+
+    // 4. keepalived stops on beta: notify_stop removes its flag, alpha takes over
+    kb.terminate();
+    wait_for(
+        "alpha takes over when keepalived stops on beta",
+        30,
+        &logs,
+        || !flag(beta).exists() && has_vip(na, &vip) && flag(alpha).exists(),
+    );
+}
