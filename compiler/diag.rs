@@ -129,6 +129,8 @@ pub fn levenshtein(a: &str, b: &str) -> usize {
 /// A diagnostic bound to its source text, implementing `miette::Diagnostic`.
 /// Labels in other files than the primary one become `related` diagnostics.
 struct Bound {
+    /// A related note (a label in another file): rendered as advice.
+    note: bool,
     code: String,
     message: String,
     severity: Severity,
@@ -158,6 +160,9 @@ impl miette::Diagnostic for Bound {
         }
     }
     fn severity(&self) -> Option<miette::Severity> {
+        if self.note {
+            return Some(miette::Severity::Advice);
+        }
         Some(match self.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
@@ -229,6 +234,7 @@ fn bind(d: &Diag, sources: &SourceMap) -> Bound {
             let sf = sources.get(sec.span.file);
             let (s, l) = clamp(sources, sec.span);
             related.push(Bound {
+                note: true,
                 code: String::new(),
                 message: sec.text.clone(),
                 severity: Severity::Warning,
@@ -243,6 +249,7 @@ fn bind(d: &Diag, sources: &SourceMap) -> Bound {
         }
     }
     Bound {
+        note: false,
         code: format!("infra::{}", d.code),
         message: d.message.clone(),
         severity: d.severity,

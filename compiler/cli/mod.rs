@@ -40,6 +40,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "human")]
         message_format: MessageFormat,
     },
+    /// Build the configuration: per host, exactly the files it must have, plus a
+    /// manifest (packages, units, steps). Deterministic; secrets only as placeholders.
+    Build {
+        path: Option<PathBuf>,
+        /// Output directory (one sub-directory per host).
+        #[arg(long, default_value = "build")]
+        out: PathBuf,
+    },
     /// Draw the dependency graph (instances per host, apply order between hosts).
     Graph {
         path: Option<PathBuf>,
@@ -85,6 +93,7 @@ pub fn main() -> i32 {
         Command::Rollback(a) => deploy::rollback(a),
         Command::Generations(a) => deploy::generations(a),
         Command::Fmt { path, check } => fmt(&path.unwrap_or_else(|| PathBuf::from(".")), check),
+        Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
         Command::Graph { path, format, out } => {
             graph(&path.unwrap_or_else(|| PathBuf::from(".")), format, out)
         }
@@ -116,6 +125,57 @@ pub fn load(path: &Path) -> Result<(crate::resolve::Resolved, crate::graph::Grap
             }
         }
     }
+}
+
+/// Resolve, lint, order and render a configuration, printing diagnostics.
+pub fn load_build(
+    path: &Path,
+) -> Result<
+    (
+        crate::resolve::Resolved,
+        crate::graph::Graph,
+        crate::render::Build,
+    ),
+    i32,
+> {
+    let (r, g) = load(path)?;
+    let overrides = match crate::stdlib::load_overrides(&r.root_dir.join("templates")) {
+        Ok(o) => o,
+        Err(diags) => {
+            report(&diags, &r.model.sources, MessageFormat::Human);
+            return Err(1);
+        }
+    };
+    let templates = crate::stdlib::Templates::with_overrides(overrides);
+    match crate::render::render(&r.model, &g.order, &templates) {
+        Ok(b) => Ok((r, g, b)),
+        Err(diags) => {
+            report(&diags, &r.model.sources, MessageFormat::Human);
+            Err(1)
+        }
+    }
+}
+
+fn build(path: &Path, out: &Path) -> i32 {
+    let (_, _, b) = match load_build(path) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if let Err(e) = crate::render::write_build(&b, out) {
+        eprintln!("error: cannot write the build to {}: {e}", out.display());
+        return 1;
+    }
+    for (name, h) in &b.hosts {
+        eprintln!(
+            "{name}: {} files, {} units, {} steps, {} packages",
+            h.files.len(),
+            h.units.len(),
+            h.steps.len(),
+            h.packages.len()
+        );
+    }
+    eprintln!("wrote {}", out.display());
+    0
 }
 
 fn graph(path: &Path, format: GraphFormat, out: Option<PathBuf>) -> i32 {

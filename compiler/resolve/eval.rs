@@ -502,11 +502,12 @@ impl Resolver<'_> {
             Value::Group(g) => {
                 let grp = self.groups.get(*g);
                 (
-                    &["active", "name", "vip", "interface"],
+                    &["active", "name", "vip", "vip_address", "interface"],
                     match f {
                         "active" => Some(Value::Placement(Placement::Active(*g))),
                         "name" => grp.map(|x| Value::Str(x.name.value.clone())),
                         "vip" => grp.map(|x| Value::Cidr(x.vip.value)),
+                        "vip_address" => grp.map(|x| Value::Ip(x.vip.value.addr)),
                         "interface" => grp.map(|x| Value::Str(x.interface.value.clone())),
                         _ => None,
                     },

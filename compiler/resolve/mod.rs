@@ -141,11 +141,14 @@ impl<'a> Resolver<'a> {
     }
 
     fn run(&mut self, files: &'a [(FileId, ast::File)]) {
-        // Pass 1: kinds (any file may use a kind from any loaded file).
-        for (fid, f) in files {
+        // Pass 1: kinds (any file may use a kind from any loaded file). The standard
+        // library's first, so a clash is reported at the user's definition.
+        let is_std = |fid: &FileId| self.sources.get(*fid).name.starts_with("std/");
+        let (std_files, user_files): (Vec<_>, Vec<_>) =
+            files.iter().partition(|(fid, _)| is_std(fid));
+        for (_, f) in std_files.into_iter().chain(user_files) {
             for item in &f.items {
                 if let ast::Item::Kind(k) = item {
-                    let _ = fid;
                     self.declare_kind(k);
                 }
             }
@@ -359,6 +362,12 @@ impl<'a> Resolver<'a> {
             return;
         }
         if let Some(prev) = self.kinds.get(&k.name.name) {
+            let prev_file = &self.sources.get(prev.def.name.span.file).name;
+            let help = if prev_file.starts_with("std/") {
+                format!("`{}` is a kind of the standard library (`{prev_file}`): give yours another name", k.name.name)
+            } else {
+                "rename one of the kinds".to_string()
+            };
             self.diags.push(
                 Diag::error(
                     "E0101",
@@ -366,7 +375,7 @@ impl<'a> Resolver<'a> {
                 )
                 .at(k.name.span, "defined again here")
                 .with(prev.def.name.span, "first defined here")
-                .help("rename one of the kinds"),
+                .help(help),
             );
             return;
         }
@@ -529,6 +538,7 @@ impl<'a> Resolver<'a> {
                                 .help("add `run = \"...\"` (and usually `unless = \"...\"` to guard it)"),
                         );
                     }
+                    // A unit without a source is one the system already has.
                     if matches!(kw, "file" | "unit" | "dropin") {
                         match (seen.get("template"), seen.get("content")) {
                             (Some(t), Some(c)) => self.diags.push(
@@ -537,6 +547,7 @@ impl<'a> Resolver<'a> {
                                     .with(*t, "template given here")
                                     .help("keep one of them"),
                             ),
+                            (None, None) if kw == "unit" => {}
                             (None, None) => self.diags.push(
                                 Diag::error("E0106", format!("`{kw}` needs `template` or `content`"))
                                     .at(b.keyword.span, "no content")
