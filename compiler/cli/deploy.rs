@@ -143,23 +143,8 @@ fn config_dir(path: &Path) -> PathBuf {
 }
 
 fn context(path: &Path, conn: &Connection) -> Result<Ctx, i32> {
-    let (resolved, graph) = super::load(path)?;
+    let (resolved, graph, build) = super::load_build(path)?;
     let dir = config_dir(path);
-    let overrides = match crate::stdlib::load_overrides(&resolved.root_dir.join("templates")) {
-        Ok(o) => o,
-        Err(d) => {
-            report(&d, &resolved.model.sources, MessageFormat::Human);
-            return Err(1);
-        }
-    };
-    let templates = crate::stdlib::Templates::with_overrides(overrides);
-    let build = match crate::render::render(&resolved.model, &graph.order, &templates) {
-        Ok(b) => b,
-        Err(d) => {
-            report(&d, &resolved.model.sources, MessageFormat::Human);
-            return Err(1);
-        }
-    };
     let model = resolved.model;
     let host_order = graph
         .host_order
