@@ -209,14 +209,14 @@ impl ApplyError {
                 "move the paths named above away on the host, then plan again".into()
             }
             ApplyError::Step { host, step, undo, .. } => {
-                let mut h = format!("the output of `{step}` on {host} is shown above; fix the cause (configuration or host) and apply again");
+                let mut h = format!("the last lines `{step}` printed on {host} follow; fix the cause (configuration or host) and apply again");
                 if let Undo::UndoFailed { output, .. } = undo {
                     h.push_str(&format!("; the rollback said: {}", output.trim()));
                 }
                 h
             }
             ApplyError::Health { host, group, .. } => format!(
-                "the check script of {group} failed on {host} after the switch (its output is above); the change was undone and no other host was touched"
+                "the check script of {group} failed on {host} after the switch (its last lines follow); the change was undone and no host after it was touched"
             ),
             ApplyError::Unconfirmed { host, deadline, .. } => format!(
                 "if the change cut SSH off, {host} switches back by itself within {deadline} s of the switch; then check the configuration and apply again"

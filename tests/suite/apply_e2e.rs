@@ -608,3 +608,616 @@ fn local_scripts_pass_shellcheck() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Lab: `infra` against real hosts.
+
+fn lab_enabled(test: &str) -> bool {
+    if std::env::var("INFRA_LAB_TESTS").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("skipping {test}: needs root and lab hosts (systemd-nspawn); set INFRA_LAB_TESTS=1 to run it");
+    false
+}
+
+/// What `infra` printed.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    secs: f64,
+}
+
+impl Run {
+    fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {} after {:.1} s\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.secs, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A copy of an example in a directory named after the lab, booted as a lab.
+struct LabConfig {
+    _tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    name: String,
+    up: bool,
+}
+
+impl LabConfig {
+    /// Copy `examples/NAME` to a temp dir called `lab` (the lab's name).
+    fn new(example: &str, lab: &str) -> LabConfig {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join(lab);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(example);
+        for e in std::fs::read_dir(&src).expect("example").flatten() {
+            if e.path().extension().is_some_and(|x| x == "infra") {
+                std::fs::copy(e.path(), dir.join(e.file_name())).expect("copy");
+            }
+        }
+        assert_eq!(infra::lab::lab_name(&dir), lab);
+        LabConfig {
+            _tmp: tmp,
+            dir,
+            name: lab.to_string(),
+            up: false,
+        }
+    }
+
+    fn main(&self) -> std::path::PathBuf {
+        self.dir.join("main.infra")
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(self.main()).expect("main.infra")
+    }
+
+    fn write(&self, text: &str) {
+        std::fs::write(self.main(), text).expect("write main.infra");
+    }
+
+    /// Boot the declared hosts (the lab image has every package the builds use).
+    fn up(&mut self, extra_packages: &[&str]) {
+        let _ = infra::lab::down(&self.name);
+        let r = infra::resolve::resolve(&self.dir, &infra::resolve::FsLoader)
+            .unwrap_or_else(|_| panic!("{} resolves", self.dir.display()));
+        let mut spec = infra::lab::LabSpec::from_model(&self.name, &r.model);
+        spec.packages = extra_packages.iter().map(|s| s.to_string()).collect();
+        let t = std::time::Instant::now();
+        self.up = true;
+        infra::lab::up(&spec, &infra::lab::Progress::plain())
+            .unwrap_or_else(|e| panic!("lab up: {e}"));
+        eprintln!("lab {} up in {:.1} s", self.name, t.elapsed().as_secs_f64());
+    }
+
+    /// `infra CMD [ARGS] DIR --lab`.
+    fn infra(&self, cmd: &[&str]) -> Run {
+        self.infra_env(cmd, &[])
+    }
+
+    fn infra_env(&self, cmd: &[&str], env: &[(&str, &str)]) -> Run {
+        let t = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_infra"))
+            .args(cmd)
+            .arg(&self.dir)
+            .arg("--lab")
+            .envs(env.iter().copied())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run infra");
+        let r = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            secs: t.elapsed().as_secs_f64(),
+        };
+        eprintln!(
+            "$ infra {} ({:.1} s, exit {})",
+            cmd.join(" "),
+            r.secs,
+            r.code
+        );
+        r
+    }
+
+    /// Run `sh -c CMD` in a host as root; (exit status, stdout + stderr).
+    fn sh(&self, host: &str, cmd: &str) -> (i32, String) {
+        let out = infra::lab::exec(&self.name, host, &["sh", "-c", cmd])
+            .unwrap_or_else(|e| panic!("exec on {host}: {e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    fn out(&self, host: &str, cmd: &str) -> String {
+        self.sh(host, cmd).1.trim().to_string()
+    }
+
+    /// Poll `cmd` on `host` until it exits 0 (true) or `secs` pass (false).
+    fn wait(&self, host: &str, cmd: &str, secs: u64) -> bool {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if self.sh(host, cmd).0 == 0 {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
+    /// The current generation on a host.
+    fn current(&self, host: &str) -> String {
+        self.out(
+            host,
+            "readlink /var/lib/infra/generations/current || echo none",
+        )
+    }
+
+    /// Accepted SSH logins on a host so far (sshd's journal).
+    fn logins(&self, host: &str) -> usize {
+        self.out(
+            host,
+            "journalctl -q --no-pager -o cat -u ssh.service | grep -c 'Accepted publickey' || true",
+        )
+        .parse()
+        .unwrap_or(0)
+    }
+
+    /// Swap a lab file (key, known_hosts) for `content` while `f` runs.
+    fn with_lab_file<R>(&self, file: &std::path::Path, content: &[u8], f: impl FnOnce() -> R) -> R {
+        let saved = std::fs::read(file).expect("lab file");
+        std::fs::write(file, content).expect("swap lab file");
+        let r = f();
+        std::fs::write(file, saved).expect("restore lab file");
+        r
+    }
+}
+
+impl Drop for LabConfig {
+    fn drop(&mut self) {
+        if self.up && std::env::var_os("INFRA_KEEP_LAB").is_none() {
+            if let Err(e) = infra::lab::down(&self.name) {
+                eprintln!("lab down {}: {e}", self.name);
+            }
+        }
+    }
+}
+
+fn assert_ok(r: &Run) {
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+/// The failure of a run: exit 1, and the text names the host and step.
+fn assert_fails(r: &Run, needles: &[&str]) {
+    assert_eq!(r.code, 1, "{r:?}");
+    // miette wraps long messages inside a box: compare without the layout
+    let flat = |s: &str| {
+        s.replace(['│', '×'], " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let all = flat(&r.all());
+    for n in needles {
+        assert!(all.contains(&flat(n)), "{n:?} not in the output: {r:?}");
+    }
+}
+
+/// The package the lab image needs beyond the defaults: the minimal example
+/// serves with python3.
+const EXTRA: &[&str] = &["python3"];
+
+#[test]
+fn lab_minimal_apply_cycle() {
+    if !lab_enabled("lab_minimal_apply_cycle") {
+        return;
+    }
+    let mut c = LabConfig::new("minimal", "infra-apply-min");
+    let v1 = c.text();
+    c.up(EXTRA);
+
+    // Apply: generation 1, every declared unit active.
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    assert!(
+        r.stdout
+            .contains("solo: generation 1 applied and confirmed"),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.out("solo", "systemctl is-active infra-hello.service"),
+        "active"
+    );
+    assert!(
+        c.wait("solo", "curl -sS -o /dev/null http://127.0.0.1:8000/", 10),
+        "hello answers HTTP"
+    );
+    assert_eq!(c.current("solo"), "1");
+
+    // A second apply is a no-op; plan over one connection, one round trip.
+    let before = c.logins("solo");
+    let r = c.infra_env(
+        &["plan", "--detailed-exitcode"],
+        &[("INFRA_DEBUG_ROUND_TRIPS", "1")],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("solo: no changes"), "{r:?}");
+    assert_eq!(c.logins("solo") - before, 1, "plan uses one SSH connection");
+    let trips: usize = r
+        .stderr
+        .split("round trips: solo ")
+        .nth(1)
+        .and_then(|s| s.split(|ch: char| !ch.is_ascii_digit()).next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(99);
+    assert!(trips <= 3, "{trips} round trips: {r:?}");
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    assert!(r.stdout.contains("no changes: nothing to apply"), "{r:?}");
+    assert_eq!(c.current("solo"), "1");
+
+    // A hand edit is drift: shown by plan, reverted by apply.
+    let run_sh = "/etc/infra/service/hello/run.sh";
+    let good = c.out("solo", &format!("cat {run_sh}"));
+    c.sh("solo", &format!("echo '# edited by hand' >> {run_sh}"));
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("drift: edited on host since generation 1"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("-# edited by hand"), "{r:?}");
+    assert_ok(&c.infra(&["apply"]));
+    assert_eq!(c.out("solo", &format!("cat {run_sh}")), good);
+    assert_eq!(c.current("solo"), "2");
+
+    // A job added, then removed: its units and files go away.
+    let v2 = format!(
+        "{v1}\njob tick {{\n  on    = solo\n  run   = \"/bin/true\"\n  every = \"1h\"\n}}\n"
+    );
+    c.write(&v2);
+    assert_ok(&c.infra(&["apply"]));
+    assert_eq!(
+        c.out("solo", "systemctl is-active infra-job-tick.timer"),
+        "active"
+    );
+    c.write(&v1);
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    assert!(
+        r.stdout
+            .contains("- delete file /etc/systemd/system/infra-job-tick.timer"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("- stop infra-job-tick.timer"), "{r:?}");
+    assert_eq!(
+        c.sh("solo", "test -e /etc/systemd/system/infra-job-tick.timer")
+            .0,
+        1
+    );
+    assert_eq!(c.sh("solo", "test -e /etc/infra/job/tick/run.sh").0, 1);
+    assert_ne!(
+        c.out("solo", "systemctl is-active infra-job-tick.timer"),
+        "active"
+    );
+    assert_eq!(c.current("solo"), "4");
+
+    // Rollback: generation 3's files (the job) come back; then forward again.
+    let r = c.infra(&["rollback", "solo"]);
+    assert_ok(&r);
+    assert!(r.stdout.contains("solo: generation 3 is current"), "{r:?}");
+    assert_eq!(
+        c.sh("solo", "test -f /etc/systemd/system/infra-job-tick.timer")
+            .0,
+        0
+    );
+    assert_eq!(
+        c.out("solo", "systemctl is-active infra-job-tick.timer"),
+        "active"
+    );
+    let r = c.infra(&["generations", "solo"]);
+    assert_ok(&r);
+    assert!(r.stdout.contains("*    3"), "{r:?}");
+    assert_eq!(c.current("solo"), "3");
+    let r = c.infra(&["rollback", "solo", "--to", "4"]);
+    assert_ok(&r);
+    assert_eq!(
+        c.sh("solo", "test -e /etc/systemd/system/infra-job-tick.timer")
+            .0,
+        1
+    );
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // Something to apply for the refusals below.
+    let v3 = v1.replace("http.server 8000", "http.server 8001");
+    c.write(&v3);
+
+    // A concurrent apply is refused, naming the holder.
+    c.sh(
+        "solo",
+        "mkdir /var/lib/infra/lock && echo 'ops@laptop pid 42' > /var/lib/infra/lock/holder",
+    );
+    let r = c.infra(&["apply"]);
+    assert_fails(&r, &["E0720", "solo", "ops@laptop pid 42"]);
+    c.sh("solo", "rm -rf /var/lib/infra/lock");
+
+    // An unknown host key is refused.
+    let (key, known_hosts) = infra::lab::ssh_identity(&c.name);
+    let r = c.with_lab_file(&known_hosts, b"", || c.infra(&["plan"]));
+    assert_fails(&r, &["E0704", "solo", "ssh-keyscan"]);
+
+    // A key the host does not accept is refused.
+    let other = tempfile::tempdir().expect("tempdir");
+    let other_key = other.path().join("id");
+    Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_key)
+        .status()
+        .expect("ssh-keygen");
+    let wrong = std::fs::read(&other_key).expect("key");
+    let r = c.with_lab_file(&key, &wrong, || c.infra(&["apply"]));
+    assert_fails(&r, &["E0707", "solo", "authentication"]);
+
+    // An unreachable host: nothing is applied anywhere.
+    c.write(&format!(
+        "{v3}\nhost ghost {{ address = \"192.0.2.99\" }}\n"
+    ));
+    let r = c.infra(&["apply"]);
+    assert_fails(&r, &["ghost", "E0702", "nothing was applied"]);
+    assert_eq!(c.current("solo"), "4");
+
+    // apt cannot install a package: clear error, nothing switched.
+    c.write(&format!(
+        "{v3}\nkind broken(on: placement) {{\n  package \"no-such-package-infra\" {{}}\n}}\nbroken pkg {{ on = solo }}\n"
+    ));
+    let r = c.infra(&["apply"]);
+    assert_fails(
+        &r,
+        &[
+            "E0723",
+            "solo",
+            "install packages: no-such-package-infra",
+            "nothing was switched",
+            "Unable to locate package",
+        ],
+    );
+    assert_eq!(c.current("solo"), "4");
+    assert!(!c.out("solo", "ls /var/lib/infra/generations").contains('5'));
+
+    // A service that exits at once: the switch is undone.
+    c.write(&format!(
+        "{v3}\nservice broken {{\n  on  = solo\n  run = \"/bin/false\"\n}}\n"
+    ));
+    let r = c.infra(&["apply"]);
+    assert_fails(
+        &r,
+        &[
+            "E0723",
+            "solo",
+            "start infra-broken.service",
+            "rolled back to generation 4",
+        ],
+    );
+    assert_eq!(c.current("solo"), "4");
+    assert_eq!(
+        c.sh("solo", "test -e /etc/systemd/system/infra-broken.service")
+            .0,
+        1
+    );
+    assert_eq!(c.sh("solo", "test -e /var/lib/infra/lock").0, 1);
+    c.write(&v1);
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "the host is exactly on generation 4: {r:?}");
+    assert_eq!(
+        c.out("solo", "systemctl is-active infra-hello.service"),
+        "active"
+    );
+}
+
+#[test]
+fn lab_accounting_two_hosts() {
+    if !lab_enabled("lab_accounting_two_hosts") {
+        return;
+    }
+    let mut c = LabConfig::new("accounting", "infra-apply-acc");
+    // Clients on the office network may use the database (through the VIP), and
+    // the share is pushed every 15 s instead of 2 min (a shorter test).
+    let v1 = c
+        .text()
+        .replace(
+            "  replication_password = secret(\"pg_repl\")\n",
+            "  replication_password = secret(\"pg_repl\")\n  clients   = [\"192.0.2.0/24\"]\n",
+        )
+        .replace("every = \"2min\"", "every = \"15s\"");
+    assert!(
+        v1.contains("clients") && v1.contains("\"15s\""),
+        "example changed: {v1}"
+    );
+    c.write(&v1);
+    c.up(EXTRA);
+    // The application itself is deployed by other means; it answers the health check.
+    for h in ["alpha", "beta"] {
+        c.sh(
+            h,
+            "mkdir -p /srv/accounting/public && echo ok > /srv/accounting/public/health",
+        );
+    }
+
+    // First apply: nobody holds the VIP yet, so the usual primary goes first.
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    let a = r
+        .stdout
+        .find("alpha: generation 1 applied")
+        .unwrap_or(usize::MAX);
+    let b = r.stdout.find("beta: generation 1 applied").unwrap_or(0);
+    assert!(a < b, "alpha (primary, first deploy) before beta: {r:?}");
+
+    // keepalived holds the VIP on the first member.
+    assert!(
+        c.wait(
+            "alpha",
+            "ip -o addr show to 192.0.2.10 | grep -q 192.0.2.10",
+            30
+        ),
+        "VIP on alpha"
+    );
+    assert_eq!(c.out("beta", "ip -o addr show to 192.0.2.10"), "");
+
+    // The standby streams from the primary.
+    let streaming = "runuser -u postgres -- psql -XAtc \"select application_name from pg_stat_replication where state = 'streaming'\" | grep -qx beta";
+    assert!(
+        c.wait("alpha", streaming, 120),
+        "beta streams from alpha: {}",
+        c.out(
+            "beta",
+            "journalctl -q --no-pager -o cat -u infra-postgres-main-bootstrap.service | tail -20"
+        )
+    );
+    assert_eq!(
+        c.out(
+            "beta",
+            "runuser -u postgres -- psql -XAtc 'select pg_is_in_recovery()'"
+        ),
+        "t"
+    );
+
+    // A row written through the VIP appears on the standby.
+    c.sh("alpha", "runuser -u postgres -- psql -X -d accounting -c \"create role app login password 'app-pw'; create table t (x int); grant all on t to app;\"");
+    let (code, out) = c.sh(
+        "beta",
+        "PGPASSWORD=app-pw psql -X -h 192.0.2.10 -U app -d accounting -c 'insert into t values (42)'",
+    );
+    assert_eq!(code, 0, "insert through the VIP: {out}");
+    assert!(
+        c.wait(
+            "beta",
+            "runuser -u postgres -- psql -XAt -d accounting -c 'select x from t' | grep -qx 42",
+            20
+        ),
+        "the row reached the standby"
+    );
+
+    // A file written into the share on the active member appears on the other.
+    c.sh(
+        "alpha",
+        "mkdir -p /srv/accounting/uploads && echo invoice > /srv/accounting/uploads/inv-1.txt",
+    );
+    assert!(
+        c.wait(
+            "beta",
+            "grep -qx invoice /srv/accounting/uploads/inv-1.txt",
+            40
+        ),
+        "pushed within one interval: {}",
+        c.out(
+            "alpha",
+            "journalctl -q --no-pager -o cat -u infra-share-uploads.service | tail -20"
+        )
+    );
+
+    // The active-only job's timer runs on exactly one member.
+    assert_eq!(
+        c.out("alpha", "systemctl is-active infra-job-close_month.timer"),
+        "active"
+    );
+    assert_ne!(
+        c.out("beta", "systemctl is-active infra-job-close_month.timer"),
+        "active"
+    );
+
+    // Nothing left to do: plan is a no-op on both hosts (measured).
+    let before = [c.logins("alpha"), c.logins("beta")];
+    let mut plan_secs = Vec::new();
+    for _ in 0..3 {
+        let r = c.infra_env(
+            &["plan", "--detailed-exitcode"],
+            &[("INFRA_DEBUG_ROUND_TRIPS", "1")],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(r.stderr.contains("round trips: alpha 1, beta 1"), "{r:?}");
+        plan_secs.push(r.secs);
+    }
+    assert_eq!(c.logins("alpha") - before[0], 3, "one connection per plan");
+    assert_eq!(c.logins("beta") - before[1], 3, "one connection per plan");
+
+    // One file changes on each host: the backup job's schedule.
+    let v2 = v1.replace("\"*-*-* 03:00:00\"", "\"*-*-* 03:30:00\"");
+    c.write(&v2);
+    let before = [c.logins("alpha"), c.logins("beta")];
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    let apply_secs = r.secs;
+    assert!(
+        r.stdout.contains("~ restart infra-job-backup.timer"),
+        "{r:?}"
+    );
+    // VIP holder last: beta, then alpha.
+    let a = r.stdout.find("alpha: generation 2 applied").unwrap_or(0);
+    let b = r
+        .stdout
+        .find("beta: generation 2 applied")
+        .unwrap_or(usize::MAX);
+    assert!(b < a, "the standby before the VIP holder: {r:?}");
+    // apply = 1 connection (probe + switch) + 1 new one (confirm) per host
+    assert_eq!(c.logins("alpha") - before[0], 2);
+    assert_eq!(c.logins("beta") - before[1], 2);
+    eprintln!(
+        "MEASURED accounting, 2 lab hosts: no-op plan {} s; one-file apply {apply_secs:.2} s; \
+         plan = 1 connection, 1 round trip per host; apply = 2 connections (the second proves SSH after the switch), 3 round trips per host",
+        plan_secs.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join("/")
+    );
+
+    // A health check that fails after the switch: the standby is rolled back,
+    // the primary is not touched.
+    let bad = v2.replace(
+        "check     = http(\"http://127.0.0.1/health\")",
+        "check     = http(\"http://127.0.0.1/no-such-page\")",
+    );
+    assert_ne!(bad, v2);
+    c.write(&bad);
+    let r = c.infra(&["apply", "--confirm-timeout", "30"]);
+    assert_fails(
+        &r,
+        &[
+            "E0724",
+            "beta",
+            "health check of failover group office",
+            "rolled back to generation 2",
+            "alpha: not touched",
+        ],
+    );
+    assert_eq!(c.current("alpha"), "2");
+    assert_eq!(c.current("beta"), "2");
+    c.write(&v2);
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "both hosts exactly on generation 2: {r:?}");
+    assert!(
+        c.wait(
+            "alpha",
+            "ip -o addr show to 192.0.2.10 | grep -q 192.0.2.10",
+            10
+        ),
+        "VIP still on alpha"
+    );
+}
