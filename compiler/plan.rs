@@ -576,9 +576,16 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
                 .cloned()
                 .collect()
         };
-        // A unit whose condition failed at its last start (an active-only unit on
-        // a standby) is left as it is, unless its own files change.
-        let skipped = st.skipped_by_condition() && changed_of(&u.restart_on).is_empty();
+        // A unit the current generation already started that is now inactive
+        // without having failed got there by systemd's rules (a `Condition...=`
+        // that does not hold, e.g. an active-only unit on a standby; its
+        // `PartOf=` target stopped; a one-shot that finished): left as it is,
+        // unless its own files change.
+        let started_before =
+            manifest.is_some_and(|m| m.units.iter().any(|mu| mu.name == u.name && mu.start));
+        let settled = st.skipped_by_condition()
+            || (started_before && st.exists() && st.active_state == "inactive");
+        let skipped = settled && changed_of(&u.restart_on).is_empty();
         if u.start && !st.is_active() && !skipped {
             actions.push(Action::StartUnit {
                 unit: u.name.clone(),

@@ -1055,11 +1055,12 @@ fn lab_accounting_two_hosts() {
     );
     c.write(&v1);
     c.up(EXTRA);
-    // The application itself is deployed by other means; it answers the health check.
+    // The application itself is deployed by other means: it answers the health
+    // check and has its uploads directory (the share does not create it).
     for h in ["alpha", "beta"] {
         c.sh(
             h,
-            "mkdir -p /srv/accounting/public && echo ok > /srv/accounting/public/health",
+            "mkdir -p /srv/accounting/public /srv/accounting/uploads && echo ok > /srv/accounting/public/health",
         );
     }
 
@@ -1085,22 +1086,19 @@ fn lab_accounting_two_hosts() {
     assert_eq!(c.out("beta", "ip -o addr show to 192.0.2.10"), "");
 
     // The standby streams from the primary.
-    let streaming = "runuser -u postgres -- psql -XAtc \"select application_name from pg_stat_replication where state = 'streaming'\" | grep -qx beta";
+    // (pg_basebackup itself shows as a streaming `beta` while it copies: wait for
+    // the standby to run first)
+    let standby = "runuser -u postgres -- psql -XAtc 'select pg_is_in_recovery()' | grep -qx t";
     assert!(
-        c.wait("alpha", streaming, 120),
-        "beta streams from alpha: {}",
+        c.wait("beta", standby, 120),
+        "beta became a standby: {}",
         c.out(
             "beta",
             "journalctl -q --no-pager -o cat -u infra-postgres-main-bootstrap.service | tail -20"
         )
     );
-    assert_eq!(
-        c.out(
-            "beta",
-            "runuser -u postgres -- psql -XAtc 'select pg_is_in_recovery()'"
-        ),
-        "t"
-    );
+    let streaming = "runuser -u postgres -- psql -XAtc \"select application_name from pg_stat_replication where state = 'streaming'\" | grep -qx beta";
+    assert!(c.wait("alpha", streaming, 30), "beta streams from alpha");
 
     // A row written through the VIP appears on the standby.
     c.sh("alpha", "runuser -u postgres -- psql -X -d accounting -c \"create role app login password 'app-pw'; create table t (x int); grant all on t to app;\"");
@@ -1119,10 +1117,7 @@ fn lab_accounting_two_hosts() {
     );
 
     // A file written into the share on the active member appears on the other.
-    c.sh(
-        "alpha",
-        "mkdir -p /srv/accounting/uploads && echo invoice > /srv/accounting/uploads/inv-1.txt",
-    );
+    c.sh("alpha", "echo invoice > /srv/accounting/uploads/inv-1.txt");
     assert!(
         c.wait(
             "beta",
