@@ -614,6 +614,27 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
             }
             let st = observed.units.get(&mu.name);
             let known = observed.systemd && st.is_some();
+            // A unit infra did not install (a distribution's nginx.service it only
+            // had drop-ins or files for) is not stopped: it is restarted if it runs
+            // and its files changed, so that it drops infra's configuration.
+            let owned = m
+                .files
+                .contains_key(&format!("/etc/systemd/system/{}", mu.name));
+            if !owned {
+                let because: Vec<String> = mu
+                    .restart_on
+                    .iter()
+                    .filter(|p| changed.contains(*p))
+                    .cloned()
+                    .collect();
+                if !because.is_empty() && st.is_some_and(|s| s.is_active()) {
+                    actions.push(Action::RestartUnit {
+                        unit: mu.name.clone(),
+                        because,
+                    });
+                }
+                continue;
+            }
             if !known || st.is_some_and(|s| s.is_active()) {
                 actions.push(Action::StopUnit {
                     unit: mu.name.clone(),

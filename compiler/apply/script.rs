@@ -142,12 +142,15 @@ pub fn undo_script(sw: &SwitchSpec) -> String {
     let prev_units: BTreeSet<&str> = prev.units.iter().map(|u| u.name.as_str()).collect();
     let target_units: BTreeSet<&str> = target.units.iter().map(|u| u.name.as_str()).collect();
     if sw.systemd {
-        // Units only the target has: stop and disable while their files exist.
-        for u in target
-            .units
-            .iter()
-            .filter(|u| !prev_units.contains(u.name.as_str()))
-        {
+        // Units only the target has and whose unit file it installed: stop and
+        // disable while their files exist. (A distribution's unit it only
+        // configured is restarted below if the switch restarted it.)
+        for u in target.units.iter().filter(|u| {
+            !prev_units.contains(u.name.as_str())
+                && target
+                    .files
+                    .contains_key(&format!("/etc/systemd/system/{}", u.name))
+        }) {
             if u.start {
                 let _ = writeln!(s, "e systemctl stop -- {}", q(&u.name));
             }

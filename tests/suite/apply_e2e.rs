@@ -1032,6 +1032,51 @@ fn lab_minimal_apply_cycle() {
         c.out("solo", "systemctl is-active infra-hello.service"),
         "active"
     );
+
+    // A switch that cuts SSH off: the new connection cannot confirm it, and the
+    // host switches back by itself when the rollback timer fires.
+    c.write(&format!(
+        "{v1}\nkind lockout(on: placement) {{\n  file \"/etc/ssh/sshd_config.d/zz-infra.conf\" {{ content = \"ListenAddress 127.0.0.1\\n\" mode = \"0644\" }}\n  unit \"ssh.service\" {{ start = true }}\n}}\nlockout oops {{ on = solo }}\n"
+    ));
+    let r = c.infra(&["apply", "--confirm-timeout", "15"]);
+    assert_fails(
+        &r,
+        &[
+            "E0725",
+            "solo",
+            "cannot confirm the switch to generation 5",
+            "switches back by itself",
+        ],
+    );
+    assert_eq!(c.current("solo"), "5", "switched, not confirmed");
+    assert!(
+        c.wait(
+            "solo",
+            "test \"$(readlink /var/lib/infra/generations/current)\" = 4",
+            40
+        ),
+        "the rollback timer switched back: {}",
+        c.out(
+            "solo",
+            "journalctl -q --no-pager -o cat -u infra-rollback-5.service | tail"
+        )
+    );
+    assert_eq!(
+        c.sh("solo", "test -e /etc/ssh/sshd_config.d/zz-infra.conf")
+            .0,
+        1
+    );
+    assert_eq!(
+        c.sh("solo", "test -e /var/lib/infra/lock").0,
+        1,
+        "the timer released the lock"
+    );
+    c.write(&v1);
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        r.code, 0,
+        "SSH works and the host is on generation 4 again: {r:?}"
+    );
 }
 
 #[test]
