@@ -1077,6 +1077,37 @@ fn lab_minimal_apply_cycle() {
         r.code, 0,
         "SSH works and the host is on generation 4 again: {r:?}"
     );
+
+    // A saved plan is applied exactly; refused when the configuration or the
+    // host changed since it was made.
+    let saved = c._tmp.path().join("plan.json");
+    let saved = saved.to_str().expect("utf-8 path");
+    c.write(&v3);
+    assert_ok(&c.infra(&["plan", "--out", saved]));
+    c.write(&v1);
+    let r = c.infra(&["apply", "--plan", saved]);
+    assert_fails(
+        &r,
+        &["E0734", "the configuration changed since the plan was made"],
+    );
+    c.write(&v3);
+    c.sh("solo", &format!("echo '# edited by hand' >> {run_sh}"));
+    let r = c.infra(&["apply", "--plan", saved]);
+    assert_fails(&r, &["E0721", "solo changed since the plan"]);
+    assert_eq!(c.current("solo"), "4");
+    assert_ok(&c.infra(&["plan", "--out", saved]));
+    let r = c.infra(&["apply", "--plan", saved]);
+    assert_ok(&r);
+    assert!(
+        r.stdout
+            .contains("solo: generation 5 applied and confirmed"),
+        "{r:?}"
+    );
+    assert!(c
+        .out("solo", &format!("cat {run_sh}"))
+        .contains("http.server 8001"));
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{r:?}");
 }
 
 #[test]
@@ -1260,4 +1291,27 @@ fn lab_accounting_two_hosts() {
         ),
         "VIP still on alpha"
     );
+}
+
+#[test]
+fn missing_secret_is_named_with_where_to_put_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/accounting");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra"));
+    cmd.arg("plan")
+        .arg(&example)
+        .arg("--secrets")
+        .arg(dir.path().join("secrets.env"))
+        .env("NO_COLOR", "1");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("INFRA_SECRET_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("run infra");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("secret `pg_repl` has no value"), "{err}");
+    assert!(err.contains("INFRA_SECRET_PG_REPL"), "{err}");
+    assert!(err.contains("secrets.env"), "{err}");
 }
