@@ -74,7 +74,7 @@ pub enum ApplyError {
         step: String,
         status: i32,
         output: String,
-        undo: Undo,
+        undo: Box<Undo>,
     },
     #[error("{host}: health check of failover group {group} failed after the switch (exit status {status}); {}", undo.describe())]
     Health {
@@ -82,7 +82,7 @@ pub enum ApplyError {
         group: String,
         status: i32,
         output: String,
-        undo: Undo,
+        undo: Box<Undo>,
     },
     #[error("{host}: cannot confirm the switch to generation {generation}: {detail}")]
     Unconfirmed {
@@ -210,7 +210,7 @@ impl ApplyError {
             }
             ApplyError::Step { host, step, undo, .. } => {
                 let mut h = format!("the last lines `{step}` printed on {host} follow; fix the cause (configuration or host) and apply again");
-                if let Undo::UndoFailed { output, .. } = undo {
+                if let Undo::UndoFailed { output, .. } = undo.as_ref() {
                     h.push_str(&format!("; the rollback said: {}", output.trim()));
                 }
                 h
@@ -670,7 +670,7 @@ pub fn switch(session: &mut dyn Remote, job: &SwitchJob) -> Result<Switched, App
             step,
             status,
             output,
-            undo,
+            undo: Box::new(undo),
         });
     }
     if !ok {
@@ -748,7 +748,7 @@ pub fn confirm(
                     group,
                     status,
                     output,
-                    undo,
+                    undo: Box::new(undo),
                 });
             }
             _ => {}

@@ -182,7 +182,7 @@ mod tests {
         let g = group(&["alpha", "beta"], Some("alpha"));
         let w = waves(
             &order,
-            &[g.clone()],
+            std::slice::from_ref(&g),
             &set(&["alpha", "beta", "solo", "gamma"]),
         );
         assert_eq!(w, vec![s(&["beta", "solo", "gamma"]), s(&["alpha"])]);

@@ -51,7 +51,7 @@ impl Tar {
     fn data(&mut self, data: &[u8]) {
         self.out.extend_from_slice(data);
         let pad = (BLOCK - data.len() % BLOCK) % BLOCK;
-        self.out.extend(std::iter::repeat(0).take(pad));
+        self.out.extend(std::iter::repeat_n(0, pad));
     }
 
     /// Add a regular file at relative path `name` (no leading `/`).
@@ -78,7 +78,7 @@ impl Tar {
 
     /// The archive, with its two zero end blocks.
     pub fn finish(mut self) -> Vec<u8> {
-        self.out.extend(std::iter::repeat(0).take(2 * BLOCK));
+        self.out.extend(std::iter::repeat_n(0, 2 * BLOCK));
         self.out
     }
 }

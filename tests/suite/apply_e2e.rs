@@ -372,7 +372,7 @@ fn local_apply_generations_drift_prune_and_failures() {
             assert_eq!(step, "run step boom");
             assert_eq!(status, 3);
             assert!(output.contains("it broke"), "{output}");
-            assert_eq!(undo, Undo::RolledBack { to: Some(4) });
+            assert_eq!(*undo, Undo::RolledBack { to: Some(4) });
         }
         other => panic!("expected a failed step, got {other:?}"),
     }
@@ -497,7 +497,7 @@ fn local_rollback_and_failed_health_check() {
                 assert_eq!(group, "office");
                 assert_eq!(*status, 7);
                 assert!(output.contains("unhealthy"));
-                assert_eq!(*undo, Undo::RolledBack { to: Some(1) });
+                assert_eq!(**undo, Undo::RolledBack { to: Some(1) });
             }
             assert_eq!(e.code(), "E0724");
         }
