@@ -391,6 +391,20 @@ pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
     let mut s = String::with_capacity(4096 + build.files.len() * 160);
     s.push_str(&format!("S={}\n", quote(state_dir)));
     s.push_str(SCRIPT_HEAD);
+    // Step guards (`unless` exits 0 when the step has nothing to do), run
+    // in the background while the rest of the probe runs: it waits for the
+    // slowest, not for their sum.
+    let guards: Vec<(&str, &str)> = build
+        .steps
+        .iter()
+        .filter_map(|st| st.unless.as_deref().map(|u| (st.name.as_str(), u)))
+        .collect();
+    for (i, (_, unless)) in guards.iter().enumerate() {
+        s.push_str(&format!(
+            "(sh -c {} </dev/null >/dev/null 2>&1; echo $? > \"$t/c{i}\") &\n",
+            quote(unless)
+        ));
+    }
     for p in build_paths(build) {
         s.push_str("c ");
         s.push_str(&quote(p));
@@ -429,15 +443,14 @@ pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
         }
         s.push_str(" | cut -d: -f1 | base64 -w0; printf '\\0'\n");
     }
-    // Step guards: `unless` exits 0 when the step has nothing to do.
-    for st in &build.steps {
-        if let Some(unless) = &st.unless {
-            s.push_str(&format!(
-                "(sh -c {} </dev/null >/dev/null 2>&1); printf 'C\\t%s\\t%s\\0' \"$?\" {}\n",
-                quote(unless),
-                quote(&st.name)
-            ));
-        }
+    if !guards.is_empty() {
+        s.push_str("wait\n");
+    }
+    for (i, (name, _)) in guards.iter().enumerate() {
+        s.push_str(&format!(
+            "printf 'C\\t%s\\t%s\\0' \"$(cat \"$t/c{i}\" 2>/dev/null || echo 127)\" {}\n",
+            quote(name)
+        ));
     }
     s.push_str("printf 'E\\t0\\0'\n");
     s

@@ -541,10 +541,13 @@ date -u +%Y-%m-%dT%H:%M:%SZ > "$S/lock/payload/gen/date"
                     let keep_running = units
                         .get(unit.as_str())
                         .is_some_and(|u| u.enable && u.start);
-                    if keep_running {
-                        persistent.push(unit);
-                    } else {
-                        tasks.push(unit);
+                    // Only services run code that can die right after starting.
+                    if unit.ends_with(".service") {
+                        if keep_running {
+                            persistent.push(unit);
+                        } else {
+                            tasks.push(unit);
+                        }
                     }
                 }
                 Action::ReloadUnit { unit, .. } => {

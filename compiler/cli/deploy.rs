@@ -426,6 +426,8 @@ struct Probed {
     session: Session,
     observed: Observed,
     prepared: Prepared,
+    /// Milliseconds: connect (TCP, handshake, host key, auth), probe.
+    timing: (f64, f64),
 }
 
 fn probe_error(e: ProbeError) -> ApplyError {
@@ -479,9 +481,15 @@ fn probe_all(
             });
         };
         progress.say(host, "connecting");
+        let t0 = Instant::now();
         let mut session = transport::connect(&target, &*dial)?;
+        let t1 = Instant::now();
         progress.say(host, "probing");
         let observed = crate::probe::probe(&mut session, build).map_err(probe_error)?;
+        let timing = (
+            (t1 - t0).as_secs_f64() * 1000.0,
+            t1.elapsed().as_secs_f64() * 1000.0,
+        );
         let hashes = files
             .get(host)
             .map(|m| apply::secret_sha256(build, m))
@@ -492,6 +500,7 @@ fn probe_all(
             session,
             observed,
             prepared,
+            timing,
         })
     });
     hosts.iter().cloned().zip(results).collect()
@@ -511,6 +520,7 @@ fn error_json(e: &ApplyError) -> serde_json::Value {
 // infra plan
 
 pub fn plan(args: PlanArgs) -> i32 {
+    let started_all = Instant::now();
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
     let ctx = match context(&path, &args.conn) {
         Ok(c) => c,
@@ -533,10 +543,17 @@ pub fn plan(args: PlanArgs) -> i32 {
     let mut saved = Vec::new();
     let mut errors = Vec::new();
     let mut trips = Vec::new();
+    let mut timings = Vec::new();
+    let front_end =
+        started_all.elapsed().as_secs_f64() * 1000.0 - started.elapsed().as_secs_f64() * 1000.0;
     for (host, r) in probed {
         match r {
             Ok(p) => {
                 trips.push(format!("{host} {}", p.session.round_trips()));
+                timings.push(format!(
+                    "{host} connect {:.0} ms, probe {:.0} ms",
+                    p.timing.0, p.timing.1
+                ));
                 plans.push(p.prepared.plan.clone());
                 saved.push(p.prepared);
                 let _ = p.observed;
@@ -562,6 +579,10 @@ pub fn plan(args: PlanArgs) -> i32 {
             "round trips: {} ({:.0} ms)",
             trips.join(", "),
             started.elapsed().as_secs_f64() * 1000.0
+        );
+        eprintln!(
+            "timing: front end and render {front_end:.0} ms; {}",
+            timings.join("; ")
         );
     }
     if let Some(out) = &args.out {
