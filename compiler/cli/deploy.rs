@@ -466,18 +466,11 @@ fn probe_all(
 ) -> Vec<(String, Result<Probed, ApplyError>)> {
     let dial = ctx.dialer();
     let results = transport::in_parallel(hosts, |host| {
-        let Some(target) = ctx.target(host) else {
-            return Err(ApplyError::NoGeneration {
-                host: host.clone(),
-                wanted: "host".into(),
-                available: "not in the configuration".into(),
-            });
-        };
-        let Some(build) = ctx.build.hosts.get(host) else {
+        let (Some(target), Some(build)) = (ctx.target(host), ctx.build.hosts.get(host)) else {
             return Err(ApplyError::Protocol {
                 host: host.clone(),
                 what: "render".into(),
-                detail: "no build for this host".into(),
+                detail: "the host has no build (not in the configuration?)".into(),
             });
         };
         progress.say(host, "connecting");
