@@ -268,3 +268,181 @@ fn rollback_builds_compare_installed_hashes() {
     assert_eq!(hashes["/etc/x/db.pass"], sha256_hex(b"hunter2\n"));
     assert_eq!(rb.units[0].restart_on, b.units[0].restart_on);
 }
+
+// Plan rules apply depends on.
+
+fn unit_state(active: &str, file: &str) -> crate::probe::UnitState {
+    crate::probe::UnitState {
+        id: "x".into(),
+        load_state: "loaded".into(),
+        active_state: active.into(),
+        sub_state: "dead".into(),
+        unit_file_state: file.into(),
+        ..Default::default()
+    }
+}
+
+/// The build's files as they are on a host that applied it as generation 1.
+fn applied(b: &HostBuild) -> Observed {
+    let m = materialize(b, &secrets()).unwrap_or_else(|_| panic!("secrets"));
+    let man = new_manifest(b, 1, &m.installed);
+    let paths = b
+        .files
+        .iter()
+        .map(|(p, f)| {
+            (
+                p.clone(),
+                crate::probe::PathState::File {
+                    mode: f.mode.clone(),
+                    owner: f.owner.clone(),
+                    group: f.group.clone(),
+                    size: 1,
+                    sha256: Some(m.installed[p].clone()),
+                    content: None,
+                },
+            )
+        })
+        .chain(b.directories.iter().map(|d| {
+            (
+                d.path.clone(),
+                crate::probe::PathState::Directory {
+                    mode: d.mode.clone(),
+                    owner: d.owner.clone(),
+                    group: d.group.clone(),
+                },
+            )
+        }))
+        .collect();
+    Observed {
+        host: b.host.clone(),
+        systemd: true,
+        paths,
+        packages: b.packages.iter().map(|p| (p.clone(), "1".into())).collect(),
+        users: b.users.iter().map(|u| u.name.clone()).collect(),
+        generation: Some(1),
+        manifest: Some(man),
+        guards: [("migrate".to_string(), 0)].into_iter().collect(),
+        units: [(
+            "infra-x.service".to_string(),
+            unit_state("active", "enabled"),
+        )]
+        .into_iter()
+        .collect(),
+        ..Observed::default()
+    }
+}
+
+fn plan_of(b: &HostBuild, o: &Observed) -> Vec<String> {
+    let m = materialize(b, &secrets()).unwrap_or_else(|_| panic!("secrets"));
+    let p = prepare(b, o, secret_sha256(b, &m));
+    p.plan
+        .actions
+        .iter()
+        .map(|a| {
+            serde_json::to_value(a)
+                .map(|v| v["action"].to_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn applied_build_plans_nothing_and_the_next_generation_follows_the_latest() {
+    let mut b = sample_build();
+    b.steps.retain(|s| s.unless.is_some());
+    let mut o = applied(&b);
+    assert_eq!(plan_of(&b, &o), Vec::<String>::new());
+    o.latest_generation = Some(7);
+    let p = prepare(&b, &o, BTreeMap::new());
+    assert_eq!(
+        p.generation, 8,
+        "after a rollback to 1, the next is above every existing one"
+    );
+}
+
+#[test]
+fn a_failing_guard_or_a_changed_file_of_its_instance_runs_the_step() {
+    let mut b = sample_build();
+    b.steps.retain(|s| s.unless.is_some());
+    let mut o = applied(&b);
+    o.guards.insert("migrate".into(), 1);
+    assert_eq!(plan_of(&b, &o), ["\"run_step\""]);
+    let mut o = applied(&b);
+    if let Some(f) = b.files.get_mut("/etc/x/app.conf") {
+        f.content = "port=81\n".into();
+        f.sha256 = sha256_hex(b"port=81\n");
+    }
+    assert_eq!(
+        plan_of(&b, &o),
+        ["\"update_file\"", "\"restart_unit\"", "\"run_step\""]
+    );
+    o.guards.clear();
+    assert!(plan_of(&b, &o).contains(&"\"run_step\"".to_string()));
+}
+
+#[test]
+fn settled_units_are_left_alone_and_failed_ones_started() {
+    let mut b = sample_build();
+    b.steps.clear();
+    let mut o = applied(&b);
+    // started by generation 1, inactive now without failing (a condition, a PartOf target)
+    o.units
+        .insert("infra-x.service".into(), unit_state("inactive", "enabled"));
+    assert_eq!(plan_of(&b, &o), Vec::<String>::new());
+    o.units
+        .insert("infra-x.service".into(), unit_state("failed", "enabled"));
+    assert_eq!(plan_of(&b, &o), ["\"start_unit\""]);
+    // a unit the current generation did not start yet is started
+    if let Some(m) = o.manifest.as_mut() {
+        m.units.clear();
+    }
+    o.units
+        .insert("infra-x.service".into(), unit_state("inactive", "enabled"));
+    assert_eq!(plan_of(&b, &o), ["\"start_unit\""]);
+}
+
+#[test]
+fn reload_on_reloads_and_removed_distribution_units_are_not_stopped() {
+    let mut b = sample_build();
+    b.steps.clear();
+    b.files.insert(
+        "/etc/keepalived/keepalived.conf".into(),
+        file("vrrp\n", "0644"),
+    );
+    b.units.push(UnitOut {
+        name: "keepalived.service".into(),
+        enable: true,
+        start: true,
+        restart_on: vec![],
+        reload_on: vec!["/etc/keepalived/keepalived.conf".into()],
+        origin: "failover".into(),
+    });
+    let mut o = applied(&b);
+    o.units
+        .insert("keepalived.service".into(), unit_state("active", "enabled"));
+    if let Some(f) = b.files.get_mut("/etc/keepalived/keepalived.conf") {
+        f.content = "vrrp 2\n".into();
+        f.sha256 = sha256_hex(b"vrrp 2\n");
+    }
+    assert_eq!(plan_of(&b, &o), ["\"update_file\"", "\"reload_unit\""]);
+    // keepalived leaves the configuration: its file goes, the distribution's unit
+    // is restarted (it runs), not stopped; infra's own unit is stopped and disabled.
+    let mut gone = b.clone();
+    gone.files.remove("/etc/keepalived/keepalived.conf");
+    gone.units.retain(|u| u.name != "keepalived.service");
+    if let Some(m) = o.manifest.as_mut() {
+        for u in &mut m.units {
+            if u.name == "keepalived.service" {
+                u.restart_on = vec!["/etc/keepalived/keepalived.conf".into()];
+            }
+        }
+    }
+    assert_eq!(plan_of(&gone, &o), ["\"delete_file\"", "\"restart_unit\""]);
+    gone.units.clear();
+    gone.files.remove("/etc/systemd/system/infra-x.service");
+    let p = plan_of(&gone, &o);
+    assert!(
+        p.contains(&"\"stop_unit\"".to_string()) && p.contains(&"\"disable_unit\"".to_string()),
+        "{p:?}"
+    );
+}
