@@ -39,6 +39,48 @@ pub fn generate(hosts: usize) -> String {
     s
 }
 
+/// The same shape with standard-library kinds, for the whole build.
+pub fn generate_std(hosts: usize) -> String {
+    let mut s = String::with_capacity(hosts * 400);
+    for i in 0..hosts {
+        let (a, b) = (i / 250, i % 250 + 1);
+        s.push_str(&format!(
+            "host h{i} {{ address = \"10.{}.{a}.{b}\" }}\n",
+            a / 250
+        ));
+    }
+    for p in 0..hosts / 2 {
+        let i = p * 2;
+        let a = i / 250;
+        s.push_str(&format!(
+            "failover g{p} {{\n  members = [h{i}, h{}]\n  vip = \"10.{}.{a}.254/24\"\n  interface = \"eth{}\"\n  check = tcp(80)\n}}\n",
+            i + 1,
+            a / 250,
+            p % 200
+        ));
+        s.push_str(&format!(
+            "service web{p} {{ on = g{p} run = \"/usr/bin/web --port 80\" user = \"www-data\" }}\n"
+        ));
+        s.push_str(&format!(
+            "job cron{p} {{ on = g{p}.active run = \"/usr/bin/cron-task\" every = \"1h\" needs = [service.web{p}] }}\n"
+        ));
+    }
+    s
+}
+
+/// parse → resolve → lint → graph → render, in memory.
+fn compile(text: &str) -> infra::render::Build {
+    let mut loader = infra::resolve::MemLoader::default();
+    loader
+        .files
+        .insert("bench/main.infra".into(), text.as_bytes().to_vec());
+    let r = infra::resolve::resolve(std::path::Path::new("bench"), &loader).expect("resolves");
+    let _ = infra::lint::lint(&r.model);
+    let g = infra::graph::graph(&r.model).expect("no cycle");
+    infra::render::render(&r.model, &g.order, &infra::stdlib::Templates::embedded())
+        .expect("renders")
+}
+
 fn time<F: FnMut()>(mut f: F) -> Duration {
     f(); // warm up
     let runs = 5;
@@ -83,5 +125,45 @@ fn main() {
             );
         }
         prev = Some(t);
+    }
+    println!();
+    println!(
+        "| hosts | files | compile (parse → render, in memory) | write the build | end to end |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut prev: Option<Duration> = None;
+    let sizes: Vec<usize> = std::env::var("INFRA_BENCH_BUILD_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000]);
+    let base = std::env::temp_dir().join(format!("infra-bench-build-{}", std::process::id()));
+    for n in sizes {
+        let text = generate_std(n);
+        let mut files = 0;
+        let tc = time(|| {
+            files = compile(&text).hosts.values().map(|h| h.files.len()).sum();
+        });
+        // Writing: each run into a fresh directory (cleaned up outside the timing).
+        let b = compile(&text);
+        let mut run = 0;
+        let tw = time(|| {
+            run += 1;
+            infra::render::write_build(&b, &base.join(format!("{n}-{run}"))).expect("writes");
+        });
+        let _ = std::fs::remove_dir_all(&base);
+        let total = tc + tw;
+        println!(
+            "| {n} | {files} | {:.0} ms | {:.0} ms | {:.0} ms |",
+            tc.as_secs_f64() * 1e3,
+            tw.as_secs_f64() * 1e3,
+            total.as_secs_f64() * 1e3
+        );
+        if let Some(p) = prev {
+            println!(
+                "growth from the previous row: {:.1}×",
+                total.as_secs_f64() / p.as_secs_f64()
+            );
+        }
+        prev = Some(total);
     }
 }

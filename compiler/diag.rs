@@ -9,6 +9,7 @@
 use crate::source::{SourceMap, Span};
 use serde::Serialize;
 use std::fmt;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -135,7 +136,7 @@ struct Bound {
     message: String,
     severity: Severity,
     help: Option<String>,
-    src: miette::NamedSource<String>,
+    src: miette::NamedSource<Arc<String>>,
     labels: Vec<miette::LabeledSpan>,
     related: Vec<Bound>,
 }
@@ -205,14 +206,28 @@ fn clamp(sources: &SourceMap, span: Span) -> (usize, usize) {
     (start, end - start)
 }
 
-fn bind(d: &Diag, sources: &SourceMap) -> Bound {
+/// Each file's text once, shared by every diagnostic that points into it.
+struct Texts(Vec<Arc<String>>);
+
+impl Texts {
+    fn new(sources: &SourceMap) -> Texts {
+        Texts(
+            sources
+                .files()
+                .map(|(_, f)| Arc::new(f.text.clone()))
+                .collect(),
+        )
+    }
+    fn get(&self, id: crate::source::FileId) -> Arc<String> {
+        self.0.get(id.0 as usize).cloned().unwrap_or_default()
+    }
+}
+
+fn bind(d: &Diag, sources: &SourceMap, texts: &Texts) -> Bound {
     let primary_file = d.primary.as_ref().map(|l| l.span.file);
     let (name, text) = match primary_file {
-        Some(f) => {
-            let sf = sources.get(f);
-            (sf.name.clone(), sf.text.clone())
-        }
-        None => (String::new(), String::new()),
+        Some(f) => (sources.get(f).name.clone(), texts.get(f)),
+        None => (String::new(), Arc::new(String::new())),
     };
     let mut labels = Vec::new();
     let mut related = Vec::new();
@@ -239,7 +254,7 @@ fn bind(d: &Diag, sources: &SourceMap) -> Bound {
                 message: sec.text.clone(),
                 severity: Severity::Warning,
                 help: None,
-                src: miette::NamedSource::new(sf.name.clone(), sf.text.clone()),
+                src: miette::NamedSource::new(sf.name.clone(), texts.get(sec.span.file)),
                 labels: vec![miette::LabeledSpan::new_with_span(
                     Some(sec.text.clone()),
                     (s, l),
@@ -273,8 +288,9 @@ pub fn render(diags: &[Diag], sources: &SourceMap, color: bool, width: usize) ->
         .with_links(false)
         .with_context_lines(1);
     let mut out = String::new();
+    let texts = Texts::new(sources);
     for d in diags {
-        let b = bind(d, sources);
+        let b = bind(d, sources, &texts);
         let _ = handler.render_report(&mut out, &b);
     }
     let errors = diags.iter().filter(|d| d.is_error()).count();

@@ -66,6 +66,9 @@ pub enum Command {
     Rollback(deploy::RollbackArgs),
     /// List a host's generations.
     Generations(deploy::GenerationsArgs),
+    /// Boot the declared hosts locally as systemd machines; failover drills.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
     /// Format `.infra` files canonically (comments are kept).
     Fmt {
         path: Option<PathBuf>,
@@ -93,6 +96,7 @@ pub fn main() -> i32 {
         Command::Rollback(a) => deploy::rollback(a),
         Command::Generations(a) => deploy::generations(a),
         Command::Fmt { path, check } => fmt(&path.unwrap_or_else(|| PathBuf::from(".")), check),
+        Command::Lab(c) => lab::run(c, Path::new(".")),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
         Command::Graph { path, format, out } => {
             graph(&path.unwrap_or_else(|| PathBuf::from(".")), format, out)

@@ -218,13 +218,24 @@ pub fn up(spec: &LabSpec, progress: &Progress) -> Result<LabStatus, LabError> {
     save_state(&state)?;
     let pubkey = ensure_key(&tools, name)?;
     let lab_ns = spec::lab_netns(name);
-    tools.ip.ensure_lab(&lab_ns, &state.addresses)?;
+    tools
+        .ip
+        .ensure_lab(&lab_ns, &spec::mac(name, "", "lab"), &state.addresses)?;
 
+    // Hosts already running (e.g. from an `up` that was interrupted) are only waited for.
+    let running: Vec<Option<u32>> = state
+        .spec
+        .hosts
+        .iter()
+        .map(|h| machine::running_pid(name, &h.name))
+        .collect();
     let to_boot: Vec<&LabHost> = state
         .spec
         .hosts
         .iter()
-        .filter(|h| machine::running_pid(name, &h.name).is_none())
+        .zip(&running)
+        .filter(|(_, pid)| pid.is_none())
+        .map(|(h, _)| h)
         .collect();
     if !to_boot.is_empty() {
         let names: Vec<&str> = to_boot.iter().map(|h| h.name.as_str()).collect();
@@ -232,19 +243,24 @@ pub fn up(spec: &LabSpec, progress: &Progress) -> Result<LabStatus, LabError> {
     }
     let started = Instant::now();
     let results: Vec<(String, Result<HostState, LabError>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = to_boot
+        let handles: Vec<_> = state
+            .spec
+            .hosts
             .iter()
-            .map(|h| {
+            .zip(&running)
+            .map(|(h, pid)| {
                 let (tools, state, pubkey) = (&tools, &state, &pubkey);
-                let h = *h;
                 (
                     h.name.clone(),
-                    s.spawn(move || {
-                        let r = power_on(tools, state, h, pubkey);
-                        if r.is_ok() {
-                            progress.detail(&format!("{} ready", h.name));
+                    s.spawn(move || match pid {
+                        Some(pid) => machine::wait_ready(tools, name, h, *pid, BOOT_TIMEOUT),
+                        None => {
+                            let r = power_on(tools, state, h, pubkey);
+                            if r.is_ok() {
+                                progress.detail(&format!("{} ready", h.name));
+                            }
+                            r
                         }
-                        r
                     }),
                 )
             })
@@ -352,6 +368,10 @@ fn power_on(
         &spec::lab_netns(name),
         &spec::host_netns(name, &h.name),
         &spec::veth_name(&h.name),
+        (
+            &spec::mac(name, &h.name, "bridge"),
+            &spec::mac(name, &h.name, "host"),
+        ),
         h,
     )?;
     let pid = machine::boot(tools, name, h, &state.image)?;
@@ -600,9 +620,10 @@ pub fn start(name: &str, host: &str) -> Result<HostState, LabError> {
         });
     }
     let pubkey = ensure_key(&tools, name)?;
+    let lab_mac = spec::mac(name, "", "lab");
     tools
         .ip
-        .ensure_lab(&spec::lab_netns(name), &state.addresses)?;
+        .ensure_lab(&spec::lab_netns(name), &lab_mac, &state.addresses)?;
     let r = power_on(&tools, &state, &h, &pubkey);
     write_known_hosts(&state)?;
     r

@@ -88,14 +88,7 @@ impl Ip {
             return Ok(());
         }
         // `ip` failed (e.g. a half-created namespace): unmount and remove the file ourselves.
-        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok();
-        if let Some(c) = c {
-            // SAFETY: umount2 on a NUL-terminated path; the result is checked through the
-            // file removal below.
-            unsafe {
-                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-            }
-        }
+        sys::umount_detach(&path);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -103,13 +96,22 @@ impl Ip {
         }
     }
 
-    /// The lab namespace with its bridge and the lab's own addresses (idempotent).
-    pub fn ensure_lab(&self, lab_ns: &str, addrs: &[(Ipv4Addr, u8)]) -> Result<(), LabError> {
+    /// The lab namespace with its bridge and the lab's own addresses (idempotent). The
+    /// bridge has a fixed MAC: by default it would take its ports' lowest, and change
+    /// when a host is powered off.
+    pub fn ensure_lab(
+        &self,
+        lab_ns: &str,
+        bridge_mac: &str,
+        addrs: &[(Ipv4Addr, u8)],
+    ) -> Result<(), LabError> {
         self.add_netns(lab_ns)?;
         if !self.link_exists(lab_ns, BRIDGE) {
             self.run(
                 "creating the lab bridge",
-                &["-n", lab_ns, "link", "add", BRIDGE, "type", "bridge"],
+                &[
+                    "-n", lab_ns, "link", "add", BRIDGE, "address", bridge_mac, "type", "bridge",
+                ],
             )?;
         }
         for (a, p) in addrs {
@@ -128,33 +130,24 @@ impl Ip {
     /// A fresh namespace and network card for a host: the veth end named after the
     /// declared interface (with the host's address) in the host namespace, the other end
     /// on the lab bridge. Anything left from a previous boot is removed first.
+    /// Both ends get stable MAC addresses (`macs`: bridge end, host end).
     pub fn plug(
         &self,
         lab_ns: &str,
         host_ns: &str,
         veth: &str,
+        macs: (&str, &str),
         h: &LabHost,
     ) -> Result<(), LabError> {
         self.unplug(lab_ns, host_ns, veth)?;
         self.add_netns(host_ns)?;
         let what = format!("creating the network card of {}", h.name);
-        self.run(
-            &what,
-            &[
-                "-n",
-                lab_ns,
-                "link",
-                "add",
-                veth,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &h.interface,
-                "netns",
-                host_ns,
-            ],
-        )?;
+        #[rustfmt::skip]
+        let add = [
+            "-n", lab_ns, "link", "add", veth, "address", macs.0, "type", "veth",
+            "peer", "name", &h.interface, "address", macs.1, "netns", host_ns,
+        ];
+        self.run(&what, &add)?;
         self.run(
             &what,
             &["-n", lab_ns, "link", "set", veth, "master", BRIDGE, "up"],

@@ -377,3 +377,15 @@ pub fn veth_name(host: &str) -> String {
         format!("v-{hex}")
     }
 }
+
+/// A stable, locally administered MAC address for one end (`"host"` or `"bridge"`) of a
+/// host's veth: a restarted host keeps its MAC like a real machine, so its neighbours'
+/// ARP caches stay right (a new MAC would be unreachable for up to 45 s).
+pub fn mac(lab: &str, host: &str, end: &str) -> String {
+    let h = Sha256::digest(format!("infra-lab\0{lab}\0{host}\0{end}").as_bytes());
+    let first = (h[0] & 0xfc) | 0x02;
+    format!(
+        "{first:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        h[1], h[2], h[3], h[4], h[5]
+    )
+}

@@ -303,17 +303,25 @@ pub fn unescape_mount(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `umount -l`; errors are for the caller to notice (the mount is still there).
+#[cfg(target_os = "linux")]
+pub fn umount_detach(path: &Path) {
+    if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) {
+        // SAFETY: umount2 with a valid NUL-terminated path; it only fails or detaches.
+        unsafe {
+            libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn umount_detach(_path: &Path) {}
+
 /// Unmount (lazily) everything at or below `dir`, then delete it. Never crosses into a
 /// mount that could not be removed.
 pub fn remove_tree(dir: &Path) -> Result<(), LabError> {
     for m in mounts_under(dir) {
-        let c = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()).ok();
-        if let Some(c) = c {
-            // SAFETY: umount2 with a valid NUL-terminated path; failure is checked below.
-            unsafe {
-                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-            }
-        }
+        umount_detach(&m);
     }
     if let Some(m) = mounts_under(dir).first() {
         return Err(LabError::Command {

@@ -219,7 +219,6 @@ pub fn instance_context(model: &Model, inst: &Instance, h: HostId) -> Map<String
             .map(|g| group_json(model, g, h))
             .unwrap_or(Json::Null),
     );
-    ctx.insert("all_hosts".into(), all_hosts_json(model));
     ctx
 }
 

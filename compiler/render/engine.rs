@@ -7,7 +7,7 @@ use crate::diag::{suggest, Diag};
 use crate::render::helpers::{self, FAIL_PREFIX};
 use crate::source::Span;
 use crate::stdlib::{TemplateOrigin, Templates};
-use handlebars::{Handlebars, RenderErrorReason};
+use handlebars::{Context, Handlebars, RenderErrorReason};
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 
@@ -26,6 +26,9 @@ pub struct Engine<'t> {
     templates: &'t Templates,
     /// Path → whether it registered (false: it failed to parse and was reported).
     loaded: BTreeMap<String, Result<TemplateOrigin, String>>,
+    /// `all_hosts`, computed once per render and given only to templates that use
+    /// it (copying it into every context would make a build quadratic in hosts).
+    pub all_hosts: Json,
 }
 
 impl<'t> Engine<'t> {
@@ -38,6 +41,7 @@ impl<'t> Engine<'t> {
             hb,
             templates,
             loaded: BTreeMap::new(),
+            all_hosts: Json::Array(Vec::new()),
         }
     }
 
@@ -101,6 +105,13 @@ impl<'t> Engine<'t> {
     ) -> Result<String, Diag> {
         let origin = self.load(path, at)?;
         let label = where_label(origin, path);
+        if self
+            .templates
+            .get(path)
+            .is_some_and(|(text, _)| text.contains("all_hosts"))
+        {
+            ctx.insert("all_hosts".into(), self.all_hosts.clone());
+        }
         ctx.insert("template".into(), Json::String(path.to_string()));
         ctx.insert(
             "generated".into(),
@@ -109,8 +120,9 @@ impl<'t> Engine<'t> {
                 at.origin
             )),
         );
-        let data = Json::Object(ctx);
-        match self.hb.render(path, &data) {
+        // A Context from the JSON value directly: no second serialisation per template.
+        let data = Context::from(Json::Object(ctx));
+        match self.hb.render_with_context(path, &data) {
             Ok(out) => {
                 if out.contains("[object]") {
                     return Err(Diag::error(
@@ -145,7 +157,7 @@ impl<'t> Engine<'t> {
                         )
                         .at(at.span, "rendered from this template")
                         .with(at.instance_span, "for this instance")
-                        .help(missing_help(&var, &data))
+                        .help(missing_help(&var, data.data()))
                     }
                     RenderErrorReason::Other(msg) if msg.starts_with(FAIL_PREFIX) => Diag::error(
                         "E0604",

@@ -18,17 +18,22 @@ pub fn check_script(group: &str) -> String {
     format!("/etc/keepalived/infra-check-{group}.sh")
 }
 
-/// Groups host `h` is a member of, in declaration order.
-pub fn groups_of(model: &Model, h: HostId) -> Vec<GroupId> {
-    (0..model.groups.len())
-        .filter(|g| model.groups[*g].position(h).is_some())
-        .collect()
+/// Groups each host is a member of, in declaration order (computed once per render).
+pub fn groups_by_host(model: &Model) -> Vec<Vec<GroupId>> {
+    let mut out = vec![Vec::new(); model.hosts.len()];
+    for (g, group) in model.groups.iter().enumerate() {
+        for m in &group.members {
+            if let Some(v) = out.get_mut(m.value) {
+                v.push(g);
+            }
+        }
+    }
+    out
 }
 
 fn base_ctx(model: &Model, h: HostId) -> Map<String, Json> {
     let mut ctx = Map::new();
     ctx.insert("host".into(), host_json(model, h));
-    ctx.insert("all_hosts".into(), context::all_hosts_json(model));
     ctx
 }
 
@@ -48,17 +53,17 @@ fn ident(name: &str) -> String {
 pub(super) fn render_groups(
     model: &Model,
     h: HostId,
+    gids: &[GroupId],
     engine: &mut Engine<'_>,
     hb: &mut HostState,
     diags: &mut Vec<Diag>,
 ) {
-    let gids = groups_of(model, h);
     if gids.is_empty() {
         return;
     }
     hb.package("keepalived");
     let mut groups_json = Vec::new();
-    for &gid in &gids {
+    for &gid in gids {
         let g = &model.groups[gid];
         let name = &g.name.value;
         let origin = format!("failover.{name}");
@@ -166,8 +171,7 @@ pub(super) fn render_groups(
 }
 
 /// keepalived.service last: it is started once everything it triggers is in place.
-pub(super) fn finish_groups(model: &Model, h: HostId, hb: &mut HostState) {
-    let gids = groups_of(model, h);
+pub(super) fn finish_groups(model: &Model, gids: &[GroupId], hb: &mut HostState) {
     if let Some(&g) = gids.first() {
         let who = Writer {
             origin: "failover".into(),

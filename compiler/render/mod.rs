@@ -53,16 +53,26 @@ pub fn render(
     templates: &Templates,
 ) -> Result<Build, Vec<Diag>> {
     let mut engine = Engine::new(templates);
+    engine.all_hosts = context::all_hosts_json(model);
     let mut diags = Vec::new();
-    let order = full_order(model, order);
+    // Per host, its groups and its instances in order: linear in the model's size.
+    let groups = failover::groups_by_host(model);
+    let mut instances: Vec<Vec<InstanceId>> = vec![Vec::new(); model.hosts.len()];
+    for i in full_order(model, order) {
+        for h in context::placement_hosts(model, model.instances[i].placement.value) {
+            if let Some(v) = instances.get_mut(h) {
+                v.push(i);
+            }
+        }
+    }
     let mut build = Build::default();
     for h in 0..model.hosts.len() {
         let mut hb = HostState::new(model, h);
-        failover::render_groups(model, h, &mut engine, &mut hb, &mut diags);
-        for &i in &order {
+        failover::render_groups(model, h, &groups[h], &mut engine, &mut hb, &mut diags);
+        for &i in &instances[h] {
             render_instance(model, i, h, &mut engine, &mut hb, &mut diags);
         }
-        failover::finish_groups(model, h, &mut hb);
+        failover::finish_groups(model, &groups[h], &mut hb);
         let out = hb.finish(model, &mut diags);
         build.hosts.insert(out.host.clone(), out);
     }
@@ -442,9 +452,6 @@ fn render_instance(
     diags: &mut Vec<Diag>,
 ) {
     let inst = &model.instances[i];
-    if !context::placement_hosts(model, inst.placement.value).contains(&h) {
-        return;
-    }
     let role = role_of(model, i, h);
     let origin = inst.qualified();
     let ctx = context::instance_context(model, inst, h);

@@ -122,13 +122,21 @@ pub fn write_build(build: &Build, out: &Path) -> io::Result<()> {
             }
         }
         std::fs::create_dir_all(&dir)?;
+        // Each directory is created once (files are sorted, so siblings are adjacent),
+        // and the mode is set on the open file: a few syscalls per file.
+        let mut made: std::collections::HashSet<std::path::PathBuf> =
+            std::collections::HashSet::new();
         for (path, f) in &host.files {
             let target = dir.join(relative(path)?);
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)?;
+                if !made.contains(parent) {
+                    std::fs::create_dir_all(parent)?;
+                    made.insert(parent.to_path_buf());
+                }
             }
-            std::fs::write(&target, &f.content)?;
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode_bits(&f.mode)))?;
+            let mut file = std::fs::File::create(&target)?;
+            std::io::Write::write_all(&mut file, f.content.as_bytes())?;
+            file.set_permissions(std::fs::Permissions::from_mode(mode_bits(&f.mode)))?;
         }
         std::fs::write(dir.join(MANIFEST), manifest_json(host))?;
     }

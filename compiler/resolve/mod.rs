@@ -37,6 +37,16 @@ pub struct Resolved {
 /// Load `root` (a file or a directory of `.infra` files) and resolve it.
 pub fn resolve(root: &Path, loader: &dyn Loader) -> Result<Resolved, Failed> {
     let loaded = load::load(root, loader);
+    // Like rustc: a file that does not parse (or an import that cannot be read) stops
+    // here, so every error shown is a real one, not a consequence of the first.
+    if diag::has_errors(&loaded.diags) {
+        let mut diags = loaded.diags;
+        diag::sort(&mut diags);
+        return Err(Failed {
+            sources: loaded.sources,
+            diags,
+        });
+    }
     let mut r = Resolver::new(loaded.sources, loaded.diags);
     r.run(&loaded.files);
     let mut diags = r.diags;

@@ -1,4 +1,4 @@
-//! Recursive-descent parser over the tokens of [`super::lexer`] (whose token shapes are nom
+//! Recursive-descent parser over the tokens of [`lexer`] (whose token shapes are nom
 //! combinators). Invariants:
 //! - never panics, never fails: returns the tree it could build plus every error;
 //! - recursion is bounded: blocks, lists, calls and parameter lists nest at most
@@ -8,7 +8,8 @@
 //!
 //! Error recovery: a bad top-level item is skipped up to the next line that starts like an
 //! item (`host beta {`, `let`, `import`, `kind`); a bad entry inside a body is skipped up to
-//! the next line that starts with a name, or the body's `}`.
+//! the next line that starts with a name, or the body's `}`. At most [`MAX_ERRORS`]
+//! errors are reported per file.
 
 mod lexer;
 
@@ -20,6 +21,9 @@ use std::collections::VecDeque;
 
 /// Maximum nesting of blocks, lists, calls and parameter lists.
 pub const MAX_DEPTH: usize = 64;
+
+/// Syntax errors reported per file; the rest are summed up in one `E0019`.
+pub const MAX_ERRORS: usize = 100;
 
 /// The construct could not be parsed; the error is reported and the caller must
 /// skip ahead to a recovery point.
@@ -76,6 +80,20 @@ pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diag>) {
     }
     let mut diags = p.lx.diags;
     crate::diag::sort(&mut diags);
+    if diags.len() > MAX_ERRORS {
+        let rest = diags.len() - MAX_ERRORS;
+        let at = diags[MAX_ERRORS].primary.as_ref().map(|l| l.span);
+        diags.truncate(MAX_ERRORS);
+        let mut d = Diag::error(
+            "E0019",
+            format!("too many syntax errors: {rest} more not shown"),
+        )
+        .help("fix the errors above and check again");
+        if let Some(span) = at {
+            d = d.at(span, "the next error is here");
+        }
+        diags.push(d);
+    }
     (
         File {
             items,
@@ -337,7 +355,7 @@ impl<'a> Parser<'a> {
     fn recover_top(&mut self) {
         let mut depth = 0usize;
         loop {
-            let t = self.peek(0).clone();
+            let t = *self.peek(0);
             match t.tok {
                 Tok::Eof => return,
                 Tok::Ident
@@ -399,11 +417,11 @@ impl<'a> Parser<'a> {
     }
 
     fn import(&mut self, kw: Token) -> PResult<Import> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if let Tok::Str(s) = t.tok {
             self.bump();
             return Ok(Import {
-                path: *s,
+                path: self.lx.take_str(s),
                 span: self.lx.span(kw.start, t.end),
             });
         }
@@ -423,7 +441,7 @@ impl<'a> Parser<'a> {
     }
 
     fn let_(&mut self, kw: Token) -> PResult<Option<Let>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok != Tok::Ident {
             let found = self.describe(&t);
             self.err(
@@ -454,7 +472,7 @@ impl<'a> Parser<'a> {
     /// Expect `=` after a name. If it is missing but a value follows on the same line,
     /// report and carry on (returns `None` for the `=` token).
     fn expect_eq(&mut self, name: &Ident, what: &str) -> PResult<Option<Token>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok == Tok::Eq {
             return Ok(Some(self.bump()));
         }
@@ -478,7 +496,7 @@ impl<'a> Parser<'a> {
 
     /// `kind NAME(PARAMS) { BODY }`
     fn kind(&mut self, kw: Token) -> PResult<KindDef> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok != Tok::Ident {
             let found = self.describe(&t);
             self.err(
@@ -493,7 +511,7 @@ impl<'a> Parser<'a> {
         }
         self.bump();
         let name = self.name(&t, "a kind name");
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         let mut params = Vec::new();
         if t.tok == Tok::LParen {
             if !self.enter('(', format!("parameter list of `{}`", name.name)) {
@@ -534,7 +552,7 @@ impl<'a> Parser<'a> {
     /// Parameters after `(` up to and including `)`.
     fn params(&mut self, params: &mut Vec<Param>) -> PResult<()> {
         loop {
-            let t = self.peek(0).clone();
+            let t = *self.peek(0);
             match t.tok {
                 Tok::RParen => {
                     self.bump();
@@ -558,7 +576,7 @@ impl<'a> Parser<'a> {
                             continue;
                         }
                     }
-                    let n = self.peek(0).clone();
+                    let n = *self.peek(0);
                     match n.tok {
                         Tok::Comma => {
                             self.bump();
@@ -617,7 +635,7 @@ impl<'a> Parser<'a> {
     /// `name: type [= default]`, the name already consumed.
     fn param(&mut self, nt: Token) -> PResult<Option<Param>> {
         let name = self.name(&nt, "a parameter name");
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok != Tok::Colon {
             let found = self.describe(&t);
             self.err(
@@ -661,7 +679,7 @@ impl<'a> Parser<'a> {
 
     /// `ident` or `[type]`. `Ok(None)`: reported, consumed.
     fn ty(&mut self) -> PResult<Option<TypeExpr>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         match t.tok {
             Tok::Ident => {
                 self.bump();
@@ -674,7 +692,7 @@ impl<'a> Parser<'a> {
                 let inner = self.ty();
                 let r = match inner {
                     Ok(inner) => {
-                        let c = self.peek(0).clone();
+                        let c = *self.peek(0);
                         if c.tok == Tok::RBracket {
                             self.bump();
                             Ok(inner
@@ -704,7 +722,7 @@ impl<'a> Parser<'a> {
     /// A top-level item starting with a name: a block, or a misplaced attribute.
     fn top_block(&mut self, kw: Token) -> PResult<Option<Item>> {
         let keyword = self.ident(&kw);
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         match t.tok {
             Tok::Eq => {
                 let eq = self.bump();
@@ -750,15 +768,15 @@ impl<'a> Parser<'a> {
     /// `keyword [label] { body }` with the keyword consumed and the next token a
     /// label or `{`. `Ok(None)`: skipped (too deep).
     fn block_after_keyword(&mut self, keyword: Ident) -> PResult<Option<Block>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         let label = match t.tok {
             Tok::Ident => {
                 self.bump();
                 Some(BlockLabel::Name(self.name(&t, "a block name")))
             }
-            Tok::Str(ref s) => {
+            Tok::Str(s) => {
                 self.bump();
-                Some(BlockLabel::Str((**s).clone()))
+                Some(BlockLabel::Str(self.lx.take_str(s)))
             }
             _ => None,
         };
@@ -798,7 +816,7 @@ impl<'a> Parser<'a> {
 
     /// `{ entries }`. `Ok(None)` when too deep (reported, skipped).
     fn body(&mut self, header: &str, what: String) -> PResult<Option<Body>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok != Tok::LBrace {
             let found = self.describe(&t);
             self.err(
@@ -816,7 +834,7 @@ impl<'a> Parser<'a> {
         }
         let mut entries = Vec::new();
         let end = loop {
-            let t = self.peek(0).clone();
+            let t = *self.peek(0);
             match t.tok {
                 Tok::RBrace => {
                     self.bump();
@@ -860,7 +878,7 @@ impl<'a> Parser<'a> {
     /// An attribute or a nested block; the current token is an identifier.
     fn entry(&mut self) -> PResult<Option<Entry>> {
         let nt = self.bump();
-        let n1 = self.peek(0).clone();
+        let n1 = *self.peek(0);
         if self.is_kw(&nt, &["import", "let", "kind"]) && n1.tok != Tok::Eq {
             let kw = self.text(&nt);
             self.err(
@@ -942,7 +960,7 @@ impl<'a> Parser<'a> {
 
     /// The value after `=` (or where `=` was missing).
     fn value(&mut self, eq: Option<&Token>) -> PResult<Option<Expr>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         let missing = match t.tok {
             Tok::RBrace | Tok::Eof => true,
             Tok::Ident => t.line_start && matches!(self.peek(1).tok, Tok::Eq | Tok::LBrace),
@@ -967,11 +985,11 @@ impl<'a> Parser<'a> {
     /// `Err`: the current token cannot start an expression (reported, not consumed).
     /// `Ok(None)`: an invalid expression was reported and consumed.
     fn expr(&mut self) -> PResult<Option<Expr>> {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         match t.tok {
             Tok::Str(s) => {
                 self.bump();
-                Ok(Some(Expr::Str(*s)))
+                Ok(Some(Expr::Str(self.lx.take_str(s))))
             }
             Tok::Int(v) => {
                 self.bump();
@@ -993,7 +1011,7 @@ impl<'a> Parser<'a> {
                     Err(Fail)
                 }
                 _ => {
-                    let n = self.peek(1).clone();
+                    let n = *self.peek(1);
                     if n.tok == Tok::LParen && !n.ws_before {
                         self.bump();
                         self.call(t)
@@ -1019,12 +1037,12 @@ impl<'a> Parser<'a> {
         let t = self.bump();
         let mut segs = vec![self.ident(&t)];
         loop {
-            let dot = self.peek(0).clone();
+            let dot = *self.peek(0);
             if dot.tok != Tok::Dot || dot.ws_before {
                 break;
             }
             self.bump();
-            let n = self.peek(0).clone();
+            let n = *self.peek(0);
             if n.tok == Tok::Ident && !n.ws_before {
                 self.bump();
                 segs.push(self.ident(&n));
@@ -1044,7 +1062,7 @@ impl<'a> Parser<'a> {
     /// True if the current token plainly starts a new entry or item, so an open list or
     /// call must have been left unclosed.
     fn starts_entry(&mut self) -> bool {
-        let t = self.peek(0).clone();
+        let t = *self.peek(0);
         if t.tok != Tok::Ident {
             return false;
         }
@@ -1056,14 +1074,14 @@ impl<'a> Parser<'a> {
 
     /// `[ e, e e, ]` with the current token `[`.
     fn list(&mut self) -> PResult<Option<Expr>> {
-        let open = self.peek(0).clone();
+        let open = *self.peek(0);
         if !self.enter('[', "list".to_string()) {
             return Ok(None);
         }
         let mut elems = Vec::new();
         let mut need_elem = true;
         let end = loop {
-            let t = self.peek(0).clone();
+            let t = *self.peek(0);
             match t.tok {
                 Tok::RBracket => {
                     self.bump();
@@ -1122,7 +1140,7 @@ impl<'a> Parser<'a> {
         let mut args = Vec::new();
         let mut need_arg = true;
         let end = loop {
-            let t = self.peek(0).clone();
+            let t = *self.peek(0);
             match t.tok {
                 Tok::RParen => {
                     self.bump();
@@ -1218,6 +1236,145 @@ postgres main {
 
 job close_month { run = "php ${base}/bin/close.php" calendar = "*-*-01 02:00:00" on = office.active }
 "#;
+
+    /// Every span of the tree covers exactly the text of its node.
+    fn check_spans(text: &str, f: &File) {
+        let sl = |s: Span| &text[s.start as usize..s.end as usize];
+        fn walk_expr(text: &str, e: &Expr, out: &mut Vec<(Span, String)>) {
+            match e {
+                Expr::Str(s) => walk_str(text, s, out),
+                Expr::Int(v, s) => out.push((*s, v.to_string())),
+                Expr::Bool(b, s) => out.push((*s, b.to_string())),
+                Expr::List(es, s) => {
+                    out.push((*s, "[".into()));
+                    es.iter().for_each(|e| walk_expr(text, e, out));
+                }
+                Expr::Path(p) => p.iter().for_each(|i| out.push((i.span, i.name.clone()))),
+                Expr::Call(n, args, s) => {
+                    out.push((n.span, n.name.clone()));
+                    out.push((*s, format!("{}(", n.name)));
+                    args.iter().for_each(|e| walk_expr(text, e, out));
+                }
+            }
+        }
+        fn walk_str(text: &str, s: &StrLit, out: &mut Vec<(Span, String)>) {
+            out.push((s.span, "\"".into()));
+            for p in &s.parts {
+                if let StrPart::Interp(e) = p {
+                    walk_expr(text, e, out);
+                }
+            }
+        }
+        fn walk_body(text: &str, b: &Body, out: &mut Vec<(Span, String)>) {
+            out.push((b.span, "{".into()));
+            for e in &b.entries {
+                match e {
+                    Entry::Attr(a) => {
+                        out.push((a.span, a.name.name.clone()));
+                        out.push((a.name.span, a.name.name.clone()));
+                        walk_expr(text, &a.value, out);
+                    }
+                    Entry::Block(b) => walk_block(text, b, out),
+                }
+            }
+        }
+        fn walk_block(text: &str, b: &Block, out: &mut Vec<(Span, String)>) {
+            out.push((b.span, b.keyword.name.clone()));
+            out.push((b.keyword.span, b.keyword.name.clone()));
+            match &b.label {
+                Some(BlockLabel::Name(n)) => out.push((n.span, n.name.clone())),
+                Some(BlockLabel::Str(s)) => walk_str(text, s, out),
+                None => {}
+            }
+            walk_body(text, &b.body, out);
+        }
+        let mut out = Vec::new();
+        for item in &f.items {
+            match item {
+                Item::Import(i) => {
+                    out.push((i.span, "import".into()));
+                    walk_str(text, &i.path, &mut out);
+                }
+                Item::Let(l) => {
+                    out.push((l.span, "let".into()));
+                    out.push((l.name.span, l.name.name.clone()));
+                    walk_expr(text, &l.value, &mut out);
+                }
+                Item::Kind(k) => {
+                    out.push((k.span, "kind".into()));
+                    out.push((k.name.span, k.name.name.clone()));
+                    for p in &k.params {
+                        out.push((p.span, p.name.name.clone()));
+                        out.push((p.name.span, p.name.name.clone()));
+                        if let Some(d) = &p.default {
+                            walk_expr(text, d, &mut out);
+                        }
+                    }
+                    walk_body(text, &k.body, &mut out);
+                }
+                Item::Block(b) => walk_block(text, b, &mut out),
+            }
+        }
+        for (span, start) in out {
+            let t = sl(span);
+            assert!(
+                t.starts_with(&start),
+                "{span:?} = {t:?}, expected {start:?}…"
+            );
+            if start == "{" {
+                assert!(t.ends_with('}'), "{t:?}");
+            } else if start == "[" {
+                assert!(t.ends_with(']'), "{t:?}");
+            } else if start.ends_with('(') {
+                assert!(t.ends_with(')'), "{t:?}");
+            } else if start == "\"" {
+                assert!(t.len() >= 2 && t.ends_with('"'), "{t:?}");
+            }
+        }
+        for c in &f.comments {
+            assert_eq!(sl(c.span), format!("#{}", c.text));
+        }
+    }
+
+    #[test]
+    fn spans_cover_their_text() {
+        let (f, d) = parse_file(FileId(0), SAMPLE);
+        assert!(d.is_empty());
+        assert!(f.comments.len() == 1 && f.items.len() == 8);
+        check_spans(SAMPLE, &f);
+        let crlf = SAMPLE.replace('\n', "\r\n");
+        let (f, d) = parse_file(FileId(0), &crlf);
+        assert!(d.is_empty(), "{d:?}");
+        check_spans(&crlf, &f);
+        let text = "let s = \"x${ a.b }y\"";
+        let (f, d) = parse_file(FileId(0), text);
+        assert!(d.is_empty());
+        check_spans(text, &f);
+        let Item::Let(l) = &f.items[0] else { panic!() };
+        let Expr::Str(s) = &l.value else { panic!() };
+        let StrPart::Interp(Expr::Path(p)) = &s.parts[1] else {
+            panic!()
+        };
+        let names: Vec<&str> = p
+            .iter()
+            .map(|i| &text[i.span.start as usize..i.span.end as usize])
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn recovery_keeps_the_other_items() {
+        let text =
+            "host a { address \"x\" }\nhost b {\n  port = 1;\n}\n}\nlet c = \"\\q\"\nhost d {}\n";
+        let (f, d) = parse_file(FileId(0), text);
+        let codes: Vec<&str> = d.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["E0006", "E0001", "E0016", "E0007"]);
+        assert_eq!(f.items.len(), 4);
+        let Item::Block(a) = &f.items[0] else {
+            panic!()
+        };
+        assert_eq!(a.body.entries.len(), 1, "the attribute without `=` is kept");
+    }
 
     #[test]
     fn sample_parses() {

@@ -224,6 +224,77 @@ fn connect_to_a_lab_that_is_not_up_says_so() {
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
 }
 
+#[derive(clap::Parser, Debug)]
+struct Cli {
+    #[command(subcommand)]
+    lab: infra::cli::lab::LabCommand,
+}
+
+#[test]
+fn cli_parses_commands_after_the_double_dash() {
+    use clap::Parser;
+    use infra::cli::lab::LabCommand;
+    let parse = |args: &[&str]| {
+        Cli::try_parse_from(std::iter::once("lab").chain(args.iter().copied())).map(|c| c.lab)
+    };
+    assert_eq!(
+        parse(&["exec", "alpha", "--", "ls", "-l", "/"]).expect("exec"),
+        LabCommand::Exec {
+            host: "alpha".into(),
+            lab: None,
+            command: vec!["ls".into(), "-l".into(), "/".into()],
+        }
+    );
+    assert!(parse(&["exec", "alpha"]).is_err(), "exec needs a command");
+    assert_eq!(
+        parse(&["ssh", "--lab", "office", "beta"]).expect("ssh"),
+        LabCommand::Ssh {
+            host: "beta".into(),
+            lab: Some("office".into()),
+            command: vec![],
+        }
+    );
+    assert_eq!(
+        parse(&["up", "examples/accounting", "--json"]).expect("up"),
+        LabCommand::Up {
+            dir: Some("examples/accounting".into()),
+            json: true,
+        }
+    );
+}
+
+#[test]
+fn cli_status_of_a_lab_that_is_not_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cmd = infra::cli::lab::LabCommand::Status {
+        dir: None,
+        lab: Some("no-such-lab-here".into()),
+        json: false,
+    };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let code = infra::cli::lab::run(cmd, dir.path());
+    assert_eq!(
+        code,
+        if root { 0 } else { 1 },
+        "root: status of a down lab is not an error; else E0781"
+    );
+    if root {
+        let st = lab::status("no-such-lab-here").expect("status");
+        assert!(!st.up && st.hosts.is_empty());
+        assert!(matches!(
+            lab::kill("no-such-lab-here", "alpha"),
+            Err(LabError::NotUp { .. })
+        ));
+        lab::down("no-such-lab-here").expect("down of nothing is fine");
+    } else {
+        assert!(matches!(
+            lab::status("no-such-lab-here"),
+            Err(LabError::NotRoot)
+        ));
+    }
+}
+
 // ---------------------------------------------------------------- real hosts
 
 fn enabled() -> bool {
@@ -552,8 +623,20 @@ fn lab_end_to_end() {
     let k1 = std::fs::read_to_string(lab::ssh_identity(NAME).1).expect("known_hosts");
     let k2 = std::fs::read_to_string(lab::ssh_identity(OTHER).1).expect("known_hosts");
     assert_ne!(k1, k2, "each host has its own host keys");
+    // infra crashed and its state is lost (or /run was cleared): down still finds and
+    // removes everything, and leaves the other lab alone.
+    let other_inodes: BTreeSet<u64> = ["infra-suitelab2", "infra-suitelab2.alpha"]
+        .iter()
+        .map(|n| netns_inode(n))
+        .collect();
+    std::fs::remove_dir_all(format!("/run/infra/lab/{OTHER}")).expect("drop the state");
     lab::down(OTHER).expect("down other");
-    assert!(leftovers(OTHER, &BTreeSet::new()).is_empty());
+    let left = leftovers(OTHER, &other_inodes);
+    assert!(
+        left.is_empty(),
+        "left after down without state:\n{}",
+        left.join("\n")
+    );
     assert_eq!(
         run("alpha", NAME, &["hostname"]).trim(),
         "alpha",
@@ -595,6 +678,8 @@ fn lab_end_to_end() {
     );
 
     // Pull alpha's plug: the VIP moves to beta (keepalived could add it: CAP_NET_ADMIN).
+    let alpha_mac = run("alpha", NAME, &["cat", "/sys/class/net/eth0/address"]);
+    let bridge_mac = lab_link_mac(NAME, "br0");
     let t = Instant::now();
     lab::kill(NAME, "alpha").expect("kill alpha");
     let killed_in = t.elapsed();
@@ -640,6 +725,19 @@ fn lab_end_to_end() {
     assert!(matches!(s, HostState::Running | HostState::Degraded { .. }));
     run("alpha", NAME, &["test", "-f", "/root/.ssh/id_ed25519"]);
     assert!(!has_vip(NAME, "alpha") && has_vip(NAME, "beta"));
+    // Same MACs as before (a new one would leave the neighbours' ARP caches wrong for up
+    // to 45 s): alpha's keepalived hears beta's adverts at once and stays backup.
+    assert_eq!(
+        run("alpha", NAME, &["cat", "/sys/class/net/eth0/address"]),
+        alpha_mac
+    );
+    assert_eq!(lab_link_mac(NAME, "br0"), bridge_mac);
+    run("alpha", NAME, &["systemctl", "start", "keepalived"]);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !has_vip(NAME, "alpha") && has_vip(NAME, "beta"),
+        "alpha must rejoin as backup"
+    );
 
     // `up` again is harmless: the running hosts are left alone.
     let t = Instant::now();
@@ -675,6 +773,31 @@ fn lab_end_to_end() {
     );
     lab::down(NAME).expect("down twice");
     assert!(!lab::status(NAME).expect("status").up);
+}
+
+fn lab_link_mac(name: &str, link: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &format!("infra-{name}"),
+            "-br",
+            "link",
+            "show",
+            "dev",
+            link,
+        ])
+        .output()
+        .expect("ip");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// True when no process or mount anywhere still refers to alpha's old namespace.

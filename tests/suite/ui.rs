@@ -245,3 +245,22 @@ fn deep_nesting_is_rejected_quickly() {
     assert_eq!(diags.len(), 1);
     assert_eq!(diags[0].code, "E0009");
 }
+
+#[test]
+fn error_floods_are_capped() {
+    // 200,000 broken lines: parsed in linear time, 100 errors shown plus one summary.
+    let text = "x y\n".repeat(200_000);
+    let t0 = Instant::now();
+    let (sources, diags) = infra::check_str("flood.infra", &text);
+    let rendered = render(&diags, &sources, false, 100);
+    let took = t0.elapsed();
+    assert_eq!(diags.len(), 101);
+    assert!(diags[..100].iter().all(|d| d.code == "E0002"));
+    assert_eq!(diags[100].code, "E0019");
+    assert_eq!(
+        diags[100].message,
+        "too many syntax errors: 199900 more not shown"
+    );
+    assert!(rendered.contains("101 errors emitted"));
+    assert!(took < limit(2), "error flood took {took:?}");
+}

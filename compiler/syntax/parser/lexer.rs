@@ -23,12 +23,13 @@ pub const KEYWORDS: [&str; 5] = ["import", "let", "kind", "true", "false"];
 
 pub const VALID_ESCAPES: &str = "valid escapes are `\\\"`, `\\\\`, `\\n`, `\\t` and `\\$`";
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Tok {
     Ident,
     /// `None` when the literal was invalid (already reported).
     Int(Option<i64>),
-    Str(Box<StrLit>),
+    /// Index into [`Lexer::take_str`]'s table (keeps tokens `Copy`).
+    Str(usize),
     LBrace,
     RBrace,
     LBracket,
@@ -42,7 +43,7 @@ pub enum Tok {
     Eof,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Token {
     pub tok: Tok,
     pub start: usize,
@@ -105,6 +106,8 @@ pub struct Lexer<'a> {
     pub file: FileId,
     pub diags: Vec<Diag>,
     pub comments: Vec<Comment>,
+    /// String literals lexed so far, taken by the parser as it consumes them.
+    strings: Vec<Option<StrLit>>,
 }
 
 impl<'a> Lexer<'a> {
@@ -117,7 +120,19 @@ impl<'a> Lexer<'a> {
             file,
             diags: Vec::new(),
             comments: Vec::new(),
+            strings: Vec::new(),
         }
+    }
+
+    /// The string literal of a `Tok::Str(i)` token (each is taken once).
+    pub fn take_str(&mut self, i: usize) -> StrLit {
+        self.strings
+            .get_mut(i)
+            .and_then(Option::take)
+            .unwrap_or_else(|| StrLit {
+                parts: Vec::new(),
+                span: Span::default(),
+            })
     }
 
     pub fn span(&self, start: usize, end: usize) -> Span {
@@ -199,7 +214,9 @@ impl<'a> Lexer<'a> {
                 self.pos = self.off(r);
                 Tok::Int(self.number(start, digits, r))
             } else if c == '"' {
-                Tok::Str(Box::new(self.string()))
+                let s = self.string();
+                self.strings.push(Some(s));
+                Tok::Str(self.strings.len() - 1)
             } else {
                 self.unexpected_chars();
                 ws_before = true;
