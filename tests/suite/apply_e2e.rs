@@ -1121,8 +1121,8 @@ fn lab_accounting_two_hosts() {
     let v1 = c
         .text()
         .replace(
-            "  replication_password = secret(\"pg_repl\")\n",
-            "  replication_password = secret(\"pg_repl\")\n  clients   = [\"192.0.2.0/24\"]\n",
+            "secret(\"pg_repl\")\n",
+            "secret(\"pg_repl\")\n  clients = [\"192.0.2.0/24\"]\n",
         )
         .replace("every = \"2min\"", "every = \"15s\"");
     assert!(
@@ -1262,8 +1262,8 @@ fn lab_accounting_two_hosts() {
     // A health check that fails after the switch: the standby is rolled back,
     // the primary is not touched.
     let bad = v2.replace(
-        "check     = http(\"http://127.0.0.1/health\")",
-        "check     = http(\"http://127.0.0.1/no-such-page\")",
+        "http(\"http://127.0.0.1/health\")",
+        "http(\"http://127.0.0.1/no-such-page\")",
     );
     assert_ne!(bad, v2);
     c.write(&bad);
