@@ -16,8 +16,9 @@
 //!
 //! Answers are lines `TAG<TAB>fields`, free text base64 (see [`super::parse_records`]).
 //! Every script writes its answer to a file and prints it at the end, ignoring
-//! SIGHUP and SIGPIPE: a connection that breaks mid-way never stops a switch
-//! half-done (it finishes, or undoes itself).
+//! SIGHUP and SIGPIPE (the commands it runs get the default dispositions back): a
+//! connection that breaks mid-way never stops a switch half-done (it finishes,
+//! or undoes itself).
 
 use crate::plan::{Action, HostPlan};
 use crate::probe::{Manifest, FINGERPRINT_PIPE};
@@ -275,7 +276,7 @@ fail() {
 }
 step() {
   n=$1; shift
-  "$@" > "$t/o" 2>&1 || fail "$n" "$?"
+  ( trap - HUP PIPE; "$@" ) > "$t/o" 2>&1 || fail "$n" "$?"
 }
 warn() { printf 'WARN\t%s\n' "$(printf '%s' "$1" | b64)" >> "$out"; }
 "#,
