@@ -84,6 +84,12 @@ pub enum Action {
         /// The changed files of its `restart_on`.
         because: Vec<String>,
     },
+    /// `systemctl reload` (a changed file of its `reload_on`, e.g. keepalived.conf:
+    /// a restart would give up the virtual IP).
+    ReloadUnit {
+        unit: String,
+        because: Vec<String>,
+    },
     StopUnit {
         unit: String,
     },
@@ -110,6 +116,8 @@ pub struct Summary {
     pub enable: usize,
     pub start: usize,
     pub restart: usize,
+    #[serde(default)]
+    pub reload: usize,
     pub stop: usize,
     pub disable: usize,
     pub steps: usize,
@@ -134,6 +142,7 @@ impl Summary {
                 Action::EnableUnit { .. } => s.enable += 1,
                 Action::StartUnit { .. } => s.start += 1,
                 Action::RestartUnit { .. } => s.restart += 1,
+                Action::ReloadUnit { .. } => s.reload += 1,
                 Action::StopUnit { .. } => s.stop += 1,
                 Action::DisableUnit { .. } => s.disable += 1,
                 Action::RunStep { .. } => s.steps += 1,
@@ -153,6 +162,7 @@ impl Summary {
         self.enable += o.enable;
         self.start += o.start;
         self.restart += o.restart;
+        self.reload += o.reload;
         self.stop += o.stop;
         self.disable += o.disable;
         self.steps += o.steps;
@@ -182,6 +192,7 @@ impl Summary {
         push(self.enable, format!("{} to enable", self.enable));
         push(self.start, format!("{} to start", self.start));
         push(self.restart, plural(self.restart, "restart", "restarts"));
+        push(self.reload, plural(self.reload, "reload", "reloads"));
         push(self.stop, format!("{} to stop", self.stop));
         push(self.disable, format!("{} to disable", self.disable));
         push(self.steps, plural(self.steps, "step", "steps"));
@@ -485,6 +496,23 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
                 });
                 changed.insert(path.clone());
             }
+            // A symlink (Debian's /etc/nginx/sites-enabled/default, ...) is replaced
+            // by the file, atomically; apply keeps the link to restore it later.
+            PathState::Symlink { .. } => {
+                let drift_note = recorded.map(|_| {
+                    drift += 1;
+                    format!("drift: replaced by a symlink on host since generation {gen_label}")
+                });
+                actions.push(Action::UpdateFile {
+                    path: path.clone(),
+                    changes: vec!["symlink -> file".to_string()],
+                    secret,
+                    diff: (!secret).then(|| unified(path, "", &f.content, "symlink")),
+                    note: None,
+                    drift: drift_note,
+                });
+                changed.insert(path.clone());
+            }
             other => conflicts.push(format!(
                 "{path} is a {} on the host where the configuration wants a file: move it away by hand",
                 other.kind()
@@ -542,21 +570,38 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
                 unit: u.name.clone(),
             });
         }
-        if u.start && !st.is_active() {
+        let changed_of = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .filter(|p| changed.contains(*p))
+                .cloned()
+                .collect()
+        };
+        // A unit the current generation already started that is now inactive
+        // without having failed got there by systemd's rules (a `Condition...=`
+        // that does not hold, e.g. an active-only unit on a standby; its
+        // `PartOf=` target stopped; a one-shot that finished): left as it is,
+        // unless its own files change.
+        let started_before =
+            manifest.is_some_and(|m| m.units.iter().any(|mu| mu.name == u.name && mu.start));
+        let settled = st.skipped_by_condition()
+            || (started_before && st.exists() && st.active_state == "inactive");
+        let skipped = settled && changed_of(&u.restart_on).is_empty();
+        if u.start && !st.is_active() && !skipped {
             actions.push(Action::StartUnit {
                 unit: u.name.clone(),
             });
-        } else if u.start {
-            let because: Vec<String> = u
-                .restart_on
-                .iter()
-                .filter(|p| changed.contains(*p))
-                .cloned()
-                .collect();
+        } else if u.start && st.is_active() {
+            let because = changed_of(&u.restart_on);
+            let reload = changed_of(&u.reload_on);
             if !because.is_empty() {
                 actions.push(Action::RestartUnit {
                     unit: u.name.clone(),
                     because,
+                });
+            } else if !reload.is_empty() {
+                actions.push(Action::ReloadUnit {
+                    unit: u.name.clone(),
+                    because: reload,
                 });
             }
         }
@@ -569,6 +614,27 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
             }
             let st = observed.units.get(&mu.name);
             let known = observed.systemd && st.is_some();
+            // A unit infra did not install (a distribution's nginx.service it only
+            // had drop-ins or files for) is not stopped: it is restarted if it runs
+            // and its files changed, so that it drops infra's configuration.
+            let owned = m
+                .files
+                .contains_key(&format!("/etc/systemd/system/{}", mu.name));
+            if !owned {
+                let because: Vec<String> = mu
+                    .restart_on
+                    .iter()
+                    .filter(|p| changed.contains(*p))
+                    .cloned()
+                    .collect();
+                if !because.is_empty() && st.is_some_and(|s| s.is_active()) {
+                    actions.push(Action::RestartUnit {
+                        unit: mu.name.clone(),
+                        because,
+                    });
+                }
+                continue;
+            }
             if !known || st.is_some_and(|s| s.is_active()) {
                 actions.push(Action::StopUnit {
                     unit: mu.name.clone(),
@@ -585,6 +651,14 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
     // Steps.
     for s in &build.steps {
         if s.unless.is_some() {
+            // The probe ran the guard: 0 means nothing to do, unless a file of the
+            // same instance changes (the step's script may do more now).
+            let own_files_change = changed
+                .iter()
+                .any(|p| build.files.get(p).is_some_and(|f| f.origin == s.origin));
+            if observed.guards.get(&s.name) == Some(&0) && !own_files_change {
+                continue;
+            }
             actions.push(Action::RunStep {
                 name: s.name.clone(),
                 guarded: true,
@@ -790,6 +864,14 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
                 let _ = writeln!(
                     out,
                     "  {} restart {unit} (changed: {})",
+                    p.change("~"),
+                    because.join(", ")
+                );
+            }
+            Action::ReloadUnit { unit, because } => {
+                let _ = writeln!(
+                    out,
+                    "  {} reload {unit} (changed: {})",
                     p.change("~"),
                     because.join(", ")
                 );

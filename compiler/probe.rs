@@ -9,6 +9,7 @@
 //! V 1                          protocol version
 //! I <hostname>  K <machine-id>
 //! G <target of generations/current>   M <base64 manifest.json>   L <base64 lock holder>
+//! N <highest generation number>        R <base64 `ip -o -4 addr show`>
 //! A <path>                     path absent
 //! S <rawmode hex> <perm> <owner> <group> <size> <path>   lstat of an existing path
 //! H <sha256> <path>            hash of a regular file
@@ -18,6 +19,7 @@
 //! Y 0|1                        systemd running?
 //! Q <base64 unit list>  U <base64 `systemctl show` output>
 //! P <base64 dpkg-query output>     W <base64 existing user names>
+//! C <status> <step name>       exit status of the step's `unless` guard
 //! E 0                          end (a missing E means the answer was cut)
 //! ```
 //! Paths are the last field, so they may hold tabs and spaces; managed paths must
@@ -71,6 +73,12 @@ pub struct ManifestUnit {
     pub name: String,
     pub enable: bool,
     pub start: bool,
+    /// Files whose change restarts the unit (for rollback between generations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_on: Vec<String>,
+    /// Files whose change reloads the unit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reload_on: Vec<String>,
 }
 
 /// Everything the probe saw on one host. Plain data.
@@ -96,6 +104,19 @@ pub struct Observed {
     pub manifest_error: Option<String>,
     /// Holder of the host lock (`STATE_DIR/lock/holder`) if it is held.
     pub lock: Option<String>,
+    /// Highest generation number present under `generations/` (apply makes the next).
+    #[serde(default)]
+    pub latest_generation: Option<u64>,
+    /// IPv4 addresses on the host's interfaces, `addr/prefix` (who holds a VIP).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Exit status of each guarded step's `unless` command (0: nothing to do).
+    #[serde(default)]
+    pub guards: BTreeMap<String, i32>,
+    /// sha256 of the records the plan's file actions depend on (G, N, A, S, H, in
+    /// order); apply recomputes it on the host and refuses when it differs.
+    #[serde(default)]
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +179,12 @@ pub struct UnitState {
     pub sub_state: String,
     /// enabled, disabled, static, masked, ... (empty when not found)
     pub unit_file_state: String,
+    /// "yes"/"no": whether the unit's conditions held at its last start.
+    #[serde(default)]
+    pub condition_result: String,
+    /// When they were last checked (monotonic µs; "0" or empty: never).
+    #[serde(default)]
+    pub condition_timestamp: String,
 }
 
 impl UnitState {
@@ -175,6 +202,14 @@ impl UnitState {
             self.active_state.as_str(),
             "active" | "activating" | "reloading"
         )
+    }
+    /// Inactive because a `Condition...=` did not hold at its last start (e.g. an
+    /// active-only unit on a standby): starting it again would change nothing.
+    pub fn skipped_by_condition(&self) -> bool {
+        !self.is_active()
+            && self.active_state != "failed"
+            && self.condition_result == "no"
+            && !matches!(self.condition_timestamp.as_str(), "" | "0")
     }
 }
 
@@ -291,6 +326,9 @@ printf 'K\t%s\0' "$m"
 if [ -L "$cur" ]; then printf 'G\t%s\0' "$(readlink -- "$cur")"; fi
 if [ -f "$cur/manifest.json" ]; then printf 'M\t'; base64 -w0 < "$cur/manifest.json"; printf '\0'; fi
 if [ -d "$S/lock" ]; then printf 'L\t'; if [ -f "$S/lock/holder" ]; then base64 -w0 < "$S/lock/holder"; fi; printf '\0'; fi
+n=; for d in "$S"/generations/[0-9]*; do d=${d##*/}; case $d in *[!0-9]*) ;; *) if [ -z "$n" ] || [ "$d" -gt "$n" ]; then n=$d; fi ;; esac; done
+if [ -n "$n" ]; then printf 'N\t%s\0' "$n"; fi
+printf 'R\t'; ip -o -4 addr show 2>/dev/null | base64 -w0; printf '\0'
 exec 4>"$t/all" 5>"$t/reg"
 c() {
   if [ -L "$1" ] || [ -e "$1" ]; then
@@ -335,18 +373,38 @@ const SCRIPT_UNITS: &str = r#"if [ -d /run/systemd/system ] && command -v system
   { wanted; if [ -f "$cur/units" ]; then sed '/^$/d' "$cur/units"; fi; } > "$t/units"
   printf 'Q\t'; base64 -w0 < "$t/units"; printf '\0'
   printf 'U\t'
-  xargs -r -d '\n' systemctl show --no-pager --property=Id,LoadState,ActiveState,SubState,UnitFileState -- < "$t/units" 2>/dev/null | base64 -w0
+  xargs -r -d '\n' systemctl show --no-pager --property=Id,LoadState,ActiveState,SubState,UnitFileState,ConditionResult,ConditionTimestampMonotonic -- < "$t/units" 2>/dev/null | base64 -w0
   printf '\0'
 else
   printf 'Y\t0\0'
 fi
 "#;
 
+/// The end of a sh pipeline that turns the probe's answer into
+/// [`Observed::fingerprint`]: `( PROBE SCRIPT ) | FINGERPRINT_PIPE` prints the same
+/// 64 hex digits the reader computed, if nothing the plan depends on changed.
+pub const FINGERPRINT_PIPE: &str =
+    "tr '\\0' '\\n' | grep -a -E \"^(G|N|A|S|H)$(printf '\\t')\" | sha256sum | cut -c1-64";
+
 /// The probe script for `build` with infra's state under `state_dir`.
 pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
     let mut s = String::with_capacity(4096 + build.files.len() * 160);
     s.push_str(&format!("S={}\n", quote(state_dir)));
     s.push_str(SCRIPT_HEAD);
+    // Step guards (`unless` exits 0 when the step has nothing to do), run
+    // in the background while the rest of the probe runs: it waits for the
+    // slowest, not for their sum.
+    let guards: Vec<(&str, &str)> = build
+        .steps
+        .iter()
+        .filter_map(|st| st.unless.as_deref().map(|u| (st.name.as_str(), u)))
+        .collect();
+    for (i, (_, unless)) in guards.iter().enumerate() {
+        s.push_str(&format!(
+            "(sh -c {} </dev/null >/dev/null 2>&1; echo $? > \"$t/c{i}\") &\n",
+            quote(unless)
+        ));
+    }
     for p in build_paths(build) {
         s.push_str("c ");
         s.push_str(&quote(p));
@@ -384,6 +442,15 @@ pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
             s.push_str(&quote(&u.name));
         }
         s.push_str(" | cut -d: -f1 | base64 -w0; printf '\\0'\n");
+    }
+    if !guards.is_empty() {
+        s.push_str("wait\n");
+    }
+    for (i, (name, _)) in guards.iter().enumerate() {
+        s.push_str(&format!(
+            "printf 'C\\t%s\\t%s\\0' \"$(cat \"$t/c{i}\" 2>/dev/null || echo 127)\" {}\n",
+            quote(name)
+        ));
     }
     s.push_str("printf 'E\\t0\\0'\n");
     s
@@ -424,6 +491,7 @@ fn mode_string(raw: u32) -> String {
 
 /// Parse the probe script's answer (see the module docs for the format).
 pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, ProbeError> {
+    use sha2::{Digest, Sha256};
     let host = build.host.clone();
     let bad = |detail: String| ProbeError::Protocol {
         host: host.clone(),
@@ -458,7 +526,14 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
     if stdout.last() != Some(&0) {
         return Err(cut_short());
     }
+    let mut fp = Sha256::new();
     for rec in complete.split(|&b| b == 0) {
+        if matches!(rec.first(), Some(b'G' | b'N' | b'A' | b'S' | b'H'))
+            && rec.get(1) == Some(&b'\t')
+        {
+            fp.update(rec);
+            fp.update(b"\n");
+        }
         if ended {
             return Err(bad("data after the end record".into()));
         }
@@ -500,6 +575,20 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                 }
             }
             "L" => obs.lock = Some(text(&decode("L", body)?).trim().to_string()),
+            "N" => obs.latest_generation = text(body).parse().ok(),
+            "R" => {
+                // `ip -o -4 addr show`: "2: eth0    inet 192.0.2.11/24 brd ... scope global eth0\ ..."
+                for line in text(&decode("R", body)?).lines() {
+                    let mut w = line.split_whitespace();
+                    while let Some(word) = w.next() {
+                        if word == "inet" {
+                            if let Some(a) = w.next() {
+                                obs.addresses.push(a.to_string());
+                            }
+                        }
+                    }
+                }
+            }
             "A" => {
                 stats.insert(text(body), PathState::Absent);
             }
@@ -563,6 +652,14 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                     }
                 }
             }
+            "C" => {
+                let (st, name) = split_once(body)
+                    .ok_or_else(|| bad(format!("malformed guard record {:?}", text(body))))?;
+                let st: i32 = text(st)
+                    .parse()
+                    .map_err(|_| bad(format!("bad guard status {:?}", text(body))))?;
+                obs.guards.insert(text(name), st);
+            }
             "W" => {
                 obs.users = text(&decode("W", body)?)
                     .lines()
@@ -577,6 +674,7 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
     if !ended {
         return Err(cut_short());
     }
+    obs.fingerprint = fp.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let contents = split_contents(&fetched, &blob, &stats, &hashes);
     // Every asked path must be answered (A or S).
     let mut asked: Vec<String> = build_paths(build).iter().map(|p| p.to_string()).collect();
@@ -697,6 +795,8 @@ fn parse_show(s: &str) -> Vec<UnitState> {
                 "ActiveState" => u.active_state = v,
                 "SubState" => u.sub_state = v,
                 "UnitFileState" => u.unit_file_state = v,
+                "ConditionResult" => u.condition_result = v,
+                "ConditionTimestampMonotonic" => u.condition_timestamp = v,
                 _ => {}
             }
         }

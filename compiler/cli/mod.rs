@@ -2,6 +2,7 @@
 //! reads files, calls one stage entry point after another, prints, returns the exit code.
 //! Exit codes: 0 success / no changes, 1 error, 2 plan has changes (`--detailed-exitcode`).
 
+pub mod deploy;
 pub mod lab;
 
 use crate::diag::{self, Diag};
@@ -56,6 +57,15 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Show what apply would change on every host (connects and probes them).
+    Plan(deploy::PlanArgs),
+    /// Apply the configuration: a new generation per host, rolled through each
+    /// failover group one host at a time, health-checked, confirmed.
+    Apply(deploy::ApplyArgs),
+    /// Switch a host back to an earlier generation.
+    Rollback(deploy::RollbackArgs),
+    /// List a host's generations.
+    Generations(deploy::GenerationsArgs),
     /// Boot the declared hosts locally as systemd machines; failover drills.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -81,6 +91,10 @@ pub fn main() -> i32 {
             path,
             message_format,
         } => check(&path.unwrap_or_else(|| PathBuf::from(".")), message_format),
+        Command::Plan(a) => deploy::plan(a),
+        Command::Apply(a) => deploy::apply(a),
+        Command::Rollback(a) => deploy::rollback(a),
+        Command::Generations(a) => deploy::generations(a),
         Command::Fmt { path, check } => fmt(&path.unwrap_or_else(|| PathBuf::from(".")), check),
         Command::Lab(c) => lab::run(c, Path::new(".")),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),

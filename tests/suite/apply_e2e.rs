@@ -1,1 +1,1317 @@
-// apply_e2e tests
+//! Apply end to end. Two halves:
+//! - `local_*`: the switch, undo, confirm and generations scripts run by the local
+//!   POSIX sh on a host tree under a temp dir (no systemd, no SSH): every file
+//!   operation, the lock, the fingerprint check, failures and their undo. Always run.
+//! - `lab_*`: `infra` itself against real lab hosts (systemd-nspawn Debian 12,
+//!   `infra lab up`), over SSH. Only with INFRA_LAB_TESTS=1.
+
+use infra::apply::{self, script::HealthCheck, ApplyError, Prepared, Remote, Undo};
+use infra::plan::Action;
+use infra::probe::Manifest;
+use infra::render::{DirOut, FileOut, HostBuild, StepOut};
+use infra::secrets::Secrets;
+use infra::transport::{Output, TransportError};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+// ---------------------------------------------------------------------------
+// Local: the scripts under the local sh.
+
+/// Runs scripts with the local sh as the host would (`sh -s` with the script on
+/// stdin, or `sh -c SCRIPT` with stdin data). Counts round trips like a Session.
+struct LocalSh {
+    trips: usize,
+}
+
+impl Remote for LocalSh {
+    fn host(&self) -> &str {
+        "local"
+    }
+    fn run(&mut self, script: &str, stdin: &[u8]) -> Result<Output, TransportError> {
+        self.trips += 1;
+        let (args, input): (Vec<&str>, &[u8]) = if stdin.is_empty() {
+            (vec!["-s"], script.as_bytes())
+        } else {
+            (vec!["-c", script], stdin)
+        };
+        let mut child = Command::new("sh")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| TransportError::Channel {
+                host: "local".into(),
+                detail: e.to_string(),
+            })?;
+        let mut sin = child.stdin.take();
+        let data = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            if let Some(s) = sin.as_mut() {
+                let _ = s.write_all(&data);
+            }
+        });
+        let out = child
+            .wait_with_output()
+            .map_err(|e| TransportError::Channel {
+                host: "local".into(),
+                detail: e.to_string(),
+            })?;
+        let _ = writer.join();
+        Ok(Output {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            status: out.status.code().unwrap_or(-1),
+            signal: None,
+        })
+    }
+    fn round_trips(&self) -> usize {
+        self.trips
+    }
+}
+
+fn whoami(flag: &str) -> String {
+    Command::new("id")
+        .arg(flag)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| "root".into())
+}
+
+fn sha(b: &[u8]) -> String {
+    apply::sha256_hex(b)
+}
+
+/// A host tree under a temp dir and the builds applied to it.
+struct Local {
+    dir: tempfile::TempDir,
+    sh: LocalSh,
+    secrets: Secrets,
+    user: String,
+    group: String,
+}
+
+impl Local {
+    fn new() -> Local {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("etc")).expect("etc");
+        let mut secrets = Secrets::new();
+        secrets.insert("db", "hunter2".into());
+        Local {
+            dir,
+            sh: LocalSh { trips: 0 },
+            secrets,
+            user: whoami("-un"),
+            group: whoami("-gn"),
+        }
+    }
+    fn root(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+    fn p(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.root())
+    }
+    fn state(&self) -> String {
+        self.p("state")
+    }
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.p(rel)).unwrap_or_else(|_| "<absent>".into())
+    }
+    fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.p(rel), text).expect("write");
+    }
+    fn mode(&self, rel: &str) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(self.p(rel))
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0)
+    }
+    fn current(&self) -> String {
+        std::fs::read_link(self.p("state/generations/current"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "<none>".into())
+    }
+    fn locked(&self) -> bool {
+        std::path::Path::new(&self.p("state/lock")).exists()
+    }
+
+    fn file(&self, content: &str, mode: &str) -> FileOut {
+        FileOut {
+            mode: mode.into(),
+            owner: self.user.clone(),
+            group: self.group.clone(),
+            content: content.into(),
+            secret: infra::render::has_secret(content),
+            sha256: sha(content.as_bytes()),
+            origin: "service.app".into(),
+        }
+    }
+
+    /// The build: app.conf (`app`), a secret file, taken.conf (a file that existed
+    /// before infra), a directory and a guarded step.
+    fn build(&self, app: &str, taken: bool, extra_steps: &[(&str, &str)]) -> HostBuild {
+        let mut files = BTreeMap::new();
+        files.insert(self.p("etc/app.conf"), self.file(app, "0644"));
+        files.insert(
+            self.p("etc/db.pass"),
+            self.file(
+                &format!("{}\n", infra::render::secret_placeholder("db")),
+                "0600",
+            ),
+        );
+        if taken {
+            files.insert(
+                self.p("etc/taken.conf"),
+                self.file("taken by infra\n", "0640"),
+            );
+        }
+        let mut steps = vec![StepOut {
+            name: "mark".into(),
+            run: format!("echo ran >> {}", self.p("steps.log")),
+            unless: Some(format!("grep -q ran {}", self.p("steps.log"))),
+            origin: "service.app".into(),
+        }];
+        for (name, run) in extra_steps {
+            steps.push(StepOut {
+                name: name.to_string(),
+                run: run.to_string(),
+                unless: None,
+                origin: "service.app".into(),
+            });
+        }
+        HostBuild {
+            host: "local".into(),
+            address: "127.0.0.1".into(),
+            directories: vec![DirOut {
+                path: self.p("srv/data"),
+                mode: "0750".into(),
+                owner: self.user.clone(),
+                group: self.group.clone(),
+            }],
+            files,
+            steps,
+            ..HostBuild::default()
+        }
+    }
+
+    fn prepare(&mut self, build: &HostBuild) -> (Prepared, apply::Materialized) {
+        let m = apply::materialize(build, &self.secrets).expect("secrets");
+        let state = self.state();
+        let observed = apply::probe(&mut self.sh, build, &state).expect("probe");
+        let mut p = apply::prepare(build, &observed, apply::secret_sha256(build, &m));
+        assert!(!p.systemd, "the local tests expect no systemd");
+        p.systemd = false;
+        (p, m)
+    }
+
+    fn switch(
+        &mut self,
+        build: &HostBuild,
+        p: &Prepared,
+        m: &apply::Materialized,
+    ) -> Result<(), ApplyError> {
+        let manifest = apply::new_manifest(build, p.generation, &m.installed);
+        let state = self.state();
+        let job = apply::SwitchJob {
+            build,
+            prepared: p,
+            files: Some(m),
+            target_manifest: &manifest,
+            target: p.generation,
+            state_dir: &state,
+            holder: "test",
+            token: "tok",
+            deadline: 60,
+        };
+        let before = self.sh.trips;
+        let r = apply::switch(&mut self.sh, &job).map(|_| ());
+        assert_eq!(self.sh.trips, before + 1, "a switch is one round trip");
+        r
+    }
+
+    fn confirm(&mut self, p: &Prepared, checks: &[HealthCheck]) -> Result<(), ApplyError> {
+        let state = self.state();
+        apply::confirm(
+            &mut self.sh,
+            &state,
+            "tok",
+            p.generation,
+            p.previous,
+            checks,
+            2,
+        )
+    }
+
+    /// Probe, plan, switch, confirm.
+    fn apply(&mut self, build: &HostBuild) -> Result<Prepared, ApplyError> {
+        let (p, m) = self.prepare(build);
+        self.switch(build, &p, &m)?;
+        self.confirm(&p, &[])?;
+        Ok(p)
+    }
+}
+
+fn kinds(p: &Prepared) -> Vec<String> {
+    p.plan
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::CreateFile { path, .. } => format!("create {}", short(path)),
+            Action::UpdateFile { path, drift, .. } => {
+                format!(
+                    "update {}{}",
+                    short(path),
+                    if drift.is_some() { " (drift)" } else { "" }
+                )
+            }
+            Action::DeleteFile { path, .. } => format!("delete {}", short(path)),
+            Action::CreateDirectory { path, .. } => format!("mkdir {}", short(path)),
+            Action::RunStep { name, .. } => format!("step {name}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+fn short(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+#[test]
+fn local_apply_generations_drift_prune_and_failures() {
+    let mut l = Local::new();
+    l.write("etc/taken.conf", "original\n");
+    let b1 = l.build("v1\n", true, &[]);
+
+    // First apply: generation 1, the original of taken.conf kept.
+    let p = l.apply(&b1).expect("first apply");
+    assert_eq!(p.generation, 1);
+    assert_eq!(
+        kinds(&p),
+        [
+            "mkdir data",
+            "create app.conf",
+            "create db.pass",
+            "update taken.conf",
+            "step mark"
+        ]
+    );
+    assert_eq!(l.read("etc/app.conf"), "v1\n");
+    assert_eq!(l.read("etc/db.pass"), "hunter2\n");
+    assert_eq!(l.mode("etc/db.pass"), 0o600);
+    assert_eq!(l.mode("etc/taken.conf"), 0o640);
+    assert_eq!(l.mode("srv/data"), 0o750);
+    assert_eq!(l.read("state/backup"), "<absent>"); // a directory
+    assert_eq!(
+        l.read(&format!("state/backup{}", l.p("etc/taken.conf"))),
+        "original\n"
+    );
+    assert_eq!(l.read("steps.log"), "ran\n");
+    assert_eq!(l.current(), "1");
+    assert!(!l.locked(), "the confirmation releases the lock");
+    assert_eq!(l.mode("state"), 0o700);
+    assert_eq!(
+        l.mode(&format!("state/generations/1/files{}", l.p("etc/db.pass"))),
+        0o600
+    );
+    assert_eq!(
+        l.read(&format!("state/generations/1/files{}", l.p("etc/db.pass"))),
+        "hunter2\n"
+    );
+    let man: Manifest =
+        serde_json::from_str(&l.read("state/generations/1/manifest.json")).expect("manifest");
+    assert!(!serde_json::to_string(&man)
+        .unwrap_or_default()
+        .contains("hunter2"));
+    assert_eq!(
+        man.files[&l.p("etc/db.pass")].installed_sha256,
+        sha(b"hunter2\n")
+    );
+
+    // Nothing to do the second time.
+    let (p, _) = l.prepare(&b1);
+    assert!(!p.plan.has_changes(), "{:?}", p.plan.actions);
+
+    // A hand edit is drift, reverted by the next generation.
+    l.write("etc/app.conf", "edited\n");
+    let p = l.apply(&b1).expect("revert drift");
+    // (the guarded step comes along: a file of its instance changed)
+    assert_eq!(kinds(&p), ["update app.conf (drift)", "step mark"]);
+    assert_eq!(l.read("etc/app.conf"), "v1\n");
+    assert_eq!(l.current(), "2");
+
+    // A changed secret value is a change (without ever showing it).
+    l.secrets.insert("db", "hunter3".into());
+    let p = l.apply(&b1).expect("secret change");
+    assert_eq!(kinds(&p), ["update db.pass", "step mark"]);
+    assert_eq!(l.read("etc/db.pass"), "hunter3\n");
+    assert_eq!(l.current(), "3");
+
+    // Letting go of taken.conf gives the original back.
+    let b2 = l.build("v2\n", false, &[]);
+    let p = l.apply(&b2).expect("prune");
+    assert_eq!(
+        kinds(&p),
+        ["update app.conf", "delete taken.conf", "step mark"]
+    );
+    assert_eq!(l.read("etc/taken.conf"), "original\n");
+    assert_eq!(l.read("etc/app.conf"), "v2\n");
+    assert_eq!(l.current(), "4");
+
+    // A failing step after the switch: undone, the host stays on generation 4.
+    let b3 = l.build("v3\n", true, &[("boom", "echo it broke >&2; exit 3")]);
+    let (p, m) = l.prepare(&b3);
+    match l.switch(&b3, &p, &m) {
+        Err(ApplyError::Step {
+            step,
+            status,
+            output,
+            undo,
+            ..
+        }) => {
+            assert_eq!(step, "run step boom");
+            assert_eq!(status, 3);
+            assert!(output.contains("it broke"), "{output}");
+            assert_eq!(*undo, Undo::RolledBack { to: Some(4) });
+        }
+        other => panic!("expected a failed step, got {other:?}"),
+    }
+    assert_eq!(l.read("etc/app.conf"), "v2\n");
+    assert_eq!(l.read("etc/taken.conf"), "original\n");
+    assert_eq!(l.current(), "4");
+    assert!(!std::path::Path::new(&l.p("state/generations/5")).exists());
+    assert!(!l.locked());
+
+    // A held lock refuses, naming the holder; nothing changes.
+    std::fs::create_dir(l.p("state/lock")).expect("lock");
+    l.write("state/lock/holder", "ops@laptop pid 42\n");
+    let b4 = l.build("v4\n", false, &[]);
+    let (p, m) = l.prepare(&b4);
+    assert_eq!(p.lock.as_deref(), Some("ops@laptop pid 42"));
+    match l.switch(&b4, &p, &m) {
+        Err(e @ ApplyError::Locked { .. }) => {
+            assert!(e.to_string().contains("ops@laptop pid 42"), "{e}");
+            assert_eq!(e.code(), "E0720");
+        }
+        other => panic!("expected the lock to refuse, got {other:?}"),
+    }
+    assert_eq!(l.read("etc/app.conf"), "v2\n");
+    std::fs::remove_dir_all(l.p("state/lock")).expect("unlock");
+
+    // The host changed between plan and switch: refused.
+    let (p, m) = l.prepare(&b4);
+    l.write("etc/app.conf", "someone else\n");
+    match l.switch(&b4, &p, &m) {
+        Err(e @ ApplyError::Changed { .. }) => {
+            assert!(
+                e.to_string().starts_with("local changed since the plan"),
+                "{e}"
+            )
+        }
+        other => panic!("expected a changed host to refuse, got {other:?}"),
+    }
+    assert_eq!(l.read("etc/app.conf"), "someone else\n");
+    assert!(!l.locked());
+    assert_eq!(l.current(), "4");
+}
+
+#[test]
+fn local_rollback_and_failed_health_check() {
+    let mut l = Local::new();
+    l.write("etc/taken.conf", "original\n");
+    l.apply(&l.build("v1\n", true, &[])).expect("gen 1");
+    l.apply(&l.build("v2\n", false, &[])).expect("gen 2");
+    assert_eq!(l.read("etc/taken.conf"), "original\n");
+
+    // Generations.
+    let state = l.state();
+    let g = apply::generations(&mut l.sh, &state, true).expect("generations");
+    assert_eq!(g.current, Some(2));
+    assert_eq!(
+        g.list
+            .iter()
+            .map(|x| (x.number, x.files, x.current))
+            .collect::<Vec<_>>(),
+        [(1, 3, false), (2, 2, true)]
+    );
+    assert_eq!(g.list[1].previous, Some(1));
+    assert_eq!(g.default_target(), Some(1));
+
+    // Roll back to 1: its files, the taken-over file included.
+    let m1 = g.list[0].manifest.clone().expect("manifest 1");
+    let (rb, hashes) = apply::rollback_build("local", "127.0.0.1", &m1);
+    let observed = apply::probe(&mut l.sh, &rb, &state).expect("probe");
+    let mut p = apply::prepare(&rb, &observed, hashes);
+    p.systemd = false;
+    p.generation = 1;
+    apply::relabel_rollback_plan(&mut p.plan, &m1, 1);
+    assert_eq!(kinds(&p), ["update app.conf", "update taken.conf"]);
+    let job = apply::SwitchJob {
+        build: &rb,
+        prepared: &p,
+        files: None,
+        target_manifest: &m1,
+        target: 1,
+        state_dir: &state,
+        holder: "test rollback",
+        token: "tok",
+        deadline: 60,
+    };
+    apply::switch(&mut l.sh, &job).expect("rollback switch");
+    l.confirm(&p, &[]).expect("confirm");
+    assert_eq!(l.read("etc/app.conf"), "v1\n");
+    assert_eq!(l.read("etc/taken.conf"), "taken by infra\n");
+    assert_eq!(l.current(), "1");
+    assert!(
+        std::path::Path::new(&l.p("state/generations/2")).exists(),
+        "generation 2 is kept"
+    );
+
+    // A new generation whose health check fails is undone by the confirmation.
+    let check = l.p("check.sh");
+    l.write("check.sh", "#!/bin/sh\necho unhealthy\nexit 7\n");
+    Command::new("chmod")
+        .args(["0755", &check])
+        .status()
+        .expect("chmod");
+    let b = l.build("v3\n", false, &[]);
+    let (p, m) = l.prepare(&b);
+    assert_eq!(p.generation, 3);
+    l.switch(&b, &p, &m).expect("switch");
+    assert_eq!(l.read("etc/app.conf"), "v3\n");
+    assert!(l.locked(), "held until confirmed");
+    let checks = [HealthCheck {
+        group: "office".into(),
+        script: check,
+    }];
+    match l.confirm(&p, &checks) {
+        Err(e @ ApplyError::Health { .. }) => {
+            if let ApplyError::Health {
+                group,
+                status,
+                output,
+                undo,
+                ..
+            } = &e
+            {
+                assert_eq!(group, "office");
+                assert_eq!(*status, 7);
+                assert!(output.contains("unhealthy"));
+                assert_eq!(**undo, Undo::RolledBack { to: Some(1) });
+            }
+            assert_eq!(e.code(), "E0724");
+        }
+        other => panic!("expected a failed health check, got {other:?}"),
+    }
+    assert_eq!(l.read("etc/app.conf"), "v1\n");
+    assert_eq!(l.read("etc/taken.conf"), "taken by infra\n");
+    assert_eq!(l.current(), "1");
+    assert!(!std::path::Path::new(&l.p("state/generations/3")).exists());
+    assert!(!l.locked());
+
+    // A second confirmation of an undone switch says so.
+    match l.confirm(&p, &[]) {
+        Err(ApplyError::Undone { current, .. }) => assert_eq!(current, "1"),
+        other => panic!("expected Undone, got {other:?}"),
+    }
+}
+
+#[test]
+fn local_keeps_five_generations() {
+    let mut l = Local::new();
+    for i in 1..=8 {
+        l.apply(&l.build(&format!("v{i}\n"), false, &[]))
+            .expect("apply");
+    }
+    let state = l.state();
+    let g = apply::generations(&mut l.sh, &state, false).expect("generations");
+    assert_eq!(
+        g.list.iter().map(|x| x.number).collect::<Vec<_>>(),
+        [4, 5, 6, 7, 8]
+    );
+    assert_eq!(g.current, Some(8));
+}
+
+#[test]
+fn local_scripts_pass_shellcheck() {
+    if Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var("CI").is_ok() {
+            panic!("shellcheck is not installed (apt-get install shellcheck)");
+        }
+        eprintln!("skipping local_scripts_pass_shellcheck: shellcheck not installed");
+        return;
+    }
+    let mut l = Local::new();
+    let b = l.build("v1\n", true, &[("once", "true")]);
+    let (p, m) = l.prepare(&b);
+    let manifest = apply::new_manifest(&b, p.generation, &m.installed);
+    let state = l.state();
+    let probe = infra::probe::probe_script(&b, &state);
+    let mut p2 = p.clone();
+    p2.systemd = true;
+    let spec = apply::script::SwitchSpec {
+        host: "local",
+        state_dir: &state,
+        token: "tok",
+        holder: "test",
+        fingerprint: &p.fingerprint,
+        probe_script: &probe,
+        target: p.generation,
+        new: true,
+        previous: Some(1),
+        previous_manifest: Some(&manifest),
+        target_manifest: &manifest,
+        plan: &p2.plan,
+        build: &b,
+        deadline: 60,
+        systemd: true,
+    };
+    let scripts = [
+        ("switch", apply::script::switch_script(&spec)),
+        ("undo", apply::script::undo_script(&spec)),
+        (
+            "confirm",
+            apply::script::confirm_script(
+                &state,
+                "tok",
+                2,
+                &[HealthCheck {
+                    group: "office".into(),
+                    script: "/etc/keepalived/infra-check-office.sh".into(),
+                }],
+                30,
+            ),
+        ),
+        (
+            "generations",
+            apply::script::generations_script(&state, true),
+        ),
+        ("loader", apply::script::LOADER.to_string()),
+    ];
+    for (name, text) in scripts {
+        let path = l.dir.path().join(format!("{name}.sh"));
+        let body = text.strip_prefix("#!/bin/sh\n").unwrap_or(&text);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("write");
+        let out = Command::new("shellcheck")
+            .args(["-s", "sh", "-S", "warning"])
+            .arg(&path)
+            .output()
+            .expect("shellcheck");
+        assert!(
+            out.status.success(),
+            "{name} script: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Lab: `infra` against real hosts.
+
+fn lab_enabled(test: &str) -> bool {
+    if std::env::var("INFRA_LAB_TESTS").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("skipping {test}: needs root and lab hosts (systemd-nspawn); set INFRA_LAB_TESTS=1 to run it");
+    false
+}
+
+/// What `infra` printed.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    secs: f64,
+}
+
+impl Run {
+    fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {} after {:.1} s\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.secs, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A copy of an example in a directory named after the lab, booted as a lab.
+struct LabConfig {
+    _tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    name: String,
+    up: bool,
+}
+
+impl LabConfig {
+    /// Copy `examples/NAME` to a temp dir called `lab` (the lab's name).
+    fn new(example: &str, lab: &str) -> LabConfig {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join(lab);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(example);
+        for e in std::fs::read_dir(&src).expect("example").flatten() {
+            if e.path().extension().is_some_and(|x| x == "infra") {
+                std::fs::copy(e.path(), dir.join(e.file_name())).expect("copy");
+            }
+        }
+        assert_eq!(infra::lab::lab_name(&dir), lab);
+        LabConfig {
+            _tmp: tmp,
+            dir,
+            name: lab.to_string(),
+            up: false,
+        }
+    }
+
+    fn main(&self) -> std::path::PathBuf {
+        self.dir.join("main.infra")
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(self.main()).expect("main.infra")
+    }
+
+    fn write(&self, text: &str) {
+        std::fs::write(self.main(), text).expect("write main.infra");
+    }
+
+    /// Boot the declared hosts (the lab image has every package the builds use).
+    fn up(&mut self, extra_packages: &[&str]) {
+        let _ = infra::lab::down(&self.name);
+        let r = infra::resolve::resolve(&self.dir, &infra::resolve::FsLoader)
+            .unwrap_or_else(|_| panic!("{} resolves", self.dir.display()));
+        let mut spec = infra::lab::LabSpec::from_model(&self.name, &r.model);
+        spec.packages = extra_packages.iter().map(|s| s.to_string()).collect();
+        let t = std::time::Instant::now();
+        self.up = true;
+        infra::lab::up(&spec, &infra::lab::Progress::plain())
+            .unwrap_or_else(|e| panic!("lab up: {e}"));
+        eprintln!("lab {} up in {:.1} s", self.name, t.elapsed().as_secs_f64());
+    }
+
+    /// `infra CMD [ARGS] DIR --lab`.
+    fn infra(&self, cmd: &[&str]) -> Run {
+        self.infra_env(cmd, &[])
+    }
+
+    fn infra_env(&self, cmd: &[&str], env: &[(&str, &str)]) -> Run {
+        let t = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_infra"))
+            .args(cmd)
+            .arg(&self.dir)
+            .arg("--lab")
+            .envs(env.iter().copied())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run infra");
+        let r = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            secs: t.elapsed().as_secs_f64(),
+        };
+        eprintln!(
+            "$ infra {} ({:.1} s, exit {})",
+            cmd.join(" "),
+            r.secs,
+            r.code
+        );
+        r
+    }
+
+    /// Run `sh -c CMD` in a host as root; (exit status, stdout + stderr).
+    fn sh(&self, host: &str, cmd: &str) -> (i32, String) {
+        let out = infra::lab::exec(&self.name, host, &["sh", "-c", cmd])
+            .unwrap_or_else(|e| panic!("exec on {host}: {e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    fn out(&self, host: &str, cmd: &str) -> String {
+        self.sh(host, cmd).1.trim().to_string()
+    }
+
+    /// Poll `cmd` on `host` until it exits 0 (true) or `secs` pass (false).
+    fn wait(&self, host: &str, cmd: &str, secs: u64) -> bool {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if self.sh(host, cmd).0 == 0 {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
+    /// The current generation on a host.
+    fn current(&self, host: &str) -> String {
+        self.out(
+            host,
+            "readlink /var/lib/infra/generations/current || echo none",
+        )
+    }
+
+    /// Accepted SSH logins on a host so far (sshd's journal).
+    fn logins(&self, host: &str) -> usize {
+        self.out(
+            host,
+            "journalctl -q --no-pager -o cat -u ssh.service | grep -c 'Accepted publickey' || true",
+        )
+        .parse()
+        .unwrap_or(0)
+    }
+
+    /// Swap a lab file (key, known_hosts) for `content` while `f` runs.
+    fn with_lab_file<R>(&self, file: &std::path::Path, content: &[u8], f: impl FnOnce() -> R) -> R {
+        let saved = std::fs::read(file).expect("lab file");
+        std::fs::write(file, content).expect("swap lab file");
+        let r = f();
+        std::fs::write(file, saved).expect("restore lab file");
+        r
+    }
+}
+
+impl Drop for LabConfig {
+    fn drop(&mut self) {
+        if self.up && std::env::var_os("INFRA_KEEP_LAB").is_none() {
+            if let Err(e) = infra::lab::down(&self.name) {
+                eprintln!("lab down {}: {e}", self.name);
+            }
+        }
+    }
+}
+
+fn assert_ok(r: &Run) {
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+/// The failure of a run: exit 1, and the text names the host and step.
+fn assert_fails(r: &Run, needles: &[&str]) {
+    assert_eq!(r.code, 1, "{r:?}");
+    // miette wraps long messages inside a box: compare without the layout
+    let flat = |s: &str| {
+        s.replace(['│', '×'], " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let all = flat(&r.all());
+    for n in needles {
+        assert!(all.contains(&flat(n)), "{n:?} not in the output: {r:?}");
+    }
+}
+
+/// The package the lab image needs beyond the defaults: the minimal example
+/// serves with python3.
+const EXTRA: &[&str] = &["python3"];
+
+#[test]
+fn lab_minimal_apply_cycle() {
+    if !lab_enabled("lab_minimal_apply_cycle") {
+        return;
+    }
+    let mut c = LabConfig::new("minimal", "infra-apply-min");
+    let v1 = c.text();
+    c.up(EXTRA);
+
+    // Apply: generation 1, every declared unit active.
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    assert!(
+        r.stdout
+            .contains("solo: generation 1 applied and confirmed"),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.out("solo", "systemctl is-active infra-hello.service"),
+        "active"
+    );
+    assert!(
+        c.wait("solo", "curl -sS -o /dev/null http://127.0.0.1:8000/", 10),
+        "hello answers HTTP"
+    );
+    assert_eq!(c.current("solo"), "1");
+
+    // A second apply is a no-op; plan over one connection, one round trip.
+    let before = c.logins("solo");
+    let r = c.infra_env(
+        &["plan", "--detailed-exitcode"],
+        &[("INFRA_DEBUG_ROUND_TRIPS", "1")],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("solo: no changes"), "{r:?}");
+    assert_eq!(c.logins("solo") - before, 1, "plan uses one SSH connection");
+    let trips: usize = r
+        .stderr
+        .split("round trips: solo ")
+        .nth(1)
+        .and_then(|s| s.split(|ch: char| !ch.is_ascii_digit()).next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(99);
+    assert!(trips <= 3, "{trips} round trips: {r:?}");
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    assert!(r.stdout.contains("no changes: nothing to apply"), "{r:?}");
+    assert_eq!(c.current("solo"), "1");
+
+    // A hand edit is drift: shown by plan, reverted by apply.
+    let run_sh = "/etc/infra/service/hello/run.sh";
+    let good = c.out("solo", &format!("cat {run_sh}"));
+    c.sh("solo", &format!("echo '# edited by hand' >> {run_sh}"));
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("drift: edited on host since generation 1"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("-# edited by hand"), "{r:?}");
+    assert_ok(&c.infra(&["apply"]));
+    assert_eq!(c.out("solo", &format!("cat {run_sh}")), good);
+    assert_eq!(c.current("solo"), "2");
+
+    // A job added, then removed: its units and files go away.
+    let v2 = format!(
+        "{v1}\njob tick {{\n  on    = solo\n  run   = \"/bin/true\"\n  every = \"1h\"\n}}\n"
+    );
+    c.write(&v2);
+    assert_ok(&c.infra(&["apply"]));
+    assert_eq!(
+        c.out("solo", "systemctl is-active infra-job-tick.timer"),
+        "active"
+    );
+    c.write(&v1);
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    assert!(
+        r.stdout
+            .contains("- delete file /etc/systemd/system/infra-job-tick.timer"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("- stop infra-job-tick.timer"), "{r:?}");
+    assert_eq!(
+        c.sh("solo", "test -e /etc/systemd/system/infra-job-tick.timer")
+            .0,
+        1
+    );
+    assert_eq!(c.sh("solo", "test -e /etc/infra/job/tick/run.sh").0, 1);
+    assert_ne!(
+        c.out("solo", "systemctl is-active infra-job-tick.timer"),
+        "active"
+    );
+    assert_eq!(c.current("solo"), "4");
+
+    // Rollback: generation 3's files (the job) come back; then forward again.
+    let r = c.infra(&["rollback", "solo"]);
+    assert_ok(&r);
+    assert!(r.stdout.contains("solo: generation 3 is current"), "{r:?}");
+    assert_eq!(
+        c.sh("solo", "test -f /etc/systemd/system/infra-job-tick.timer")
+            .0,
+        0
+    );
+    assert_eq!(
+        c.out("solo", "systemctl is-active infra-job-tick.timer"),
+        "active"
+    );
+    let r = c.infra(&["generations", "solo"]);
+    assert_ok(&r);
+    assert!(r.stdout.contains("*    3"), "{r:?}");
+    assert_eq!(c.current("solo"), "3");
+    let r = c.infra(&["rollback", "solo", "--to", "4"]);
+    assert_ok(&r);
+    assert_eq!(
+        c.sh("solo", "test -e /etc/systemd/system/infra-job-tick.timer")
+            .0,
+        1
+    );
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // Something to apply for the refusals below.
+    let v3 = v1.replace("http.server 8000", "http.server 8001");
+    c.write(&v3);
+
+    // A concurrent apply is refused, naming the holder.
+    c.sh(
+        "solo",
+        "mkdir /var/lib/infra/lock && echo 'ops@laptop pid 42' > /var/lib/infra/lock/holder",
+    );
+    let r = c.infra(&["apply"]);
+    assert_fails(&r, &["E0720", "solo", "ops@laptop pid 42"]);
+    c.sh("solo", "rm -rf /var/lib/infra/lock");
+
+    // An unknown host key is refused.
+    let (key, known_hosts) = infra::lab::ssh_identity(&c.name);
+    let r = c.with_lab_file(&known_hosts, b"", || c.infra(&["plan"]));
+    assert_fails(&r, &["E0704", "solo", "ssh-keyscan"]);
+
+    // A key the host does not accept is refused.
+    let other = tempfile::tempdir().expect("tempdir");
+    let other_key = other.path().join("id");
+    Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_key)
+        .status()
+        .expect("ssh-keygen");
+    let wrong = std::fs::read(&other_key).expect("key");
+    let r = c.with_lab_file(&key, &wrong, || c.infra(&["apply"]));
+    assert_fails(&r, &["E0707", "solo", "authentication"]);
+
+    // An unreachable host: nothing is applied anywhere.
+    c.write(&format!(
+        "{v3}\nhost ghost {{ address = \"192.0.2.99\" }}\n"
+    ));
+    let r = c.infra(&["apply"]);
+    assert_fails(&r, &["ghost", "E0702", "nothing was applied"]);
+    assert_eq!(c.current("solo"), "4");
+
+    // apt cannot install a package: clear error, nothing switched.
+    c.write(&format!(
+        "{v3}\nkind broken(on: placement) {{\n  package \"no-such-package-infra\" {{}}\n}}\nbroken pkg {{ on = solo }}\n"
+    ));
+    let r = c.infra(&["apply"]);
+    assert_fails(
+        &r,
+        &[
+            "E0723",
+            "solo",
+            "install packages: no-such-package-infra",
+            "nothing was switched",
+            "Unable to locate package",
+        ],
+    );
+    assert_eq!(c.current("solo"), "4");
+    assert!(!c.out("solo", "ls /var/lib/infra/generations").contains('5'));
+
+    // A service that exits at once: the switch is undone.
+    c.write(&format!(
+        "{v3}\nservice broken {{\n  on  = solo\n  run = \"/bin/false\"\n}}\n"
+    ));
+    let r = c.infra(&["apply"]);
+    assert_fails(
+        &r,
+        &[
+            "E0723",
+            "solo",
+            "start infra-broken.service",
+            "rolled back to generation 4",
+        ],
+    );
+    assert_eq!(c.current("solo"), "4");
+    assert_eq!(
+        c.sh("solo", "test -e /etc/systemd/system/infra-broken.service")
+            .0,
+        1
+    );
+    assert_eq!(c.sh("solo", "test -e /var/lib/infra/lock").0, 1);
+    c.write(&v1);
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "the host is exactly on generation 4: {r:?}");
+    assert_eq!(
+        c.out("solo", "systemctl is-active infra-hello.service"),
+        "active"
+    );
+
+    // A switch that cuts SSH off: the new connection cannot confirm it, and the
+    // host switches back by itself when the rollback timer fires.
+    c.write(&format!(
+        "{v1}\nkind lockout(on: placement) {{\n  file \"/etc/ssh/sshd_config.d/zz-infra.conf\" {{ content = \"ListenAddress 127.0.0.1\\n\" mode = \"0644\" }}\n  unit \"ssh.service\" {{ start = true }}\n}}\nlockout oops {{ on = solo }}\n"
+    ));
+    let r = c.infra(&["apply", "--confirm-timeout", "15"]);
+    assert_fails(
+        &r,
+        &[
+            "E0725",
+            "solo",
+            "cannot confirm the switch to generation 5",
+            "switches back by itself",
+        ],
+    );
+    assert_eq!(c.current("solo"), "5", "switched, not confirmed");
+    assert!(
+        c.wait(
+            "solo",
+            "test \"$(readlink /var/lib/infra/generations/current)\" = 4",
+            40
+        ),
+        "the rollback timer switched back: {}",
+        c.out(
+            "solo",
+            "journalctl -q --no-pager -o cat -u infra-rollback-5.service | tail"
+        )
+    );
+    assert_eq!(
+        c.sh("solo", "test -e /etc/ssh/sshd_config.d/zz-infra.conf")
+            .0,
+        1
+    );
+    assert_eq!(
+        c.sh("solo", "test -e /var/lib/infra/lock").0,
+        1,
+        "the timer released the lock"
+    );
+    c.write(&v1);
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        r.code, 0,
+        "SSH works and the host is on generation 4 again: {r:?}"
+    );
+
+    // A saved plan is applied exactly; refused when the configuration or the
+    // host changed since it was made.
+    let saved = c._tmp.path().join("plan.json");
+    let saved = saved.to_str().expect("utf-8 path");
+    c.write(&v3);
+    assert_ok(&c.infra(&["plan", "--out", saved]));
+    c.write(&v1);
+    let r = c.infra(&["apply", "--plan", saved]);
+    assert_fails(
+        &r,
+        &["E0734", "the configuration changed since the plan was made"],
+    );
+    c.write(&v3);
+    c.sh("solo", &format!("echo '# edited by hand' >> {run_sh}"));
+    let r = c.infra(&["apply", "--plan", saved]);
+    assert_fails(&r, &["E0721", "solo changed since the plan"]);
+    assert_eq!(c.current("solo"), "4");
+    assert_ok(&c.infra(&["plan", "--out", saved]));
+    let r = c.infra(&["apply", "--plan", saved]);
+    assert_ok(&r);
+    assert!(
+        r.stdout
+            .contains("solo: generation 5 applied and confirmed"),
+        "{r:?}"
+    );
+    assert!(c
+        .out("solo", &format!("cat {run_sh}"))
+        .contains("http.server 8001"));
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+#[test]
+fn lab_accounting_two_hosts() {
+    if !lab_enabled("lab_accounting_two_hosts") {
+        return;
+    }
+    let mut c = LabConfig::new("accounting", "infra-apply-acc");
+    // Clients on the office network may use the database (through the VIP), and
+    // the share is pushed every 15 s instead of 2 min (a shorter test).
+    let v1 = c
+        .text()
+        .replace(
+            "secret(\"pg_repl\")\n",
+            "secret(\"pg_repl\")\n  clients = [\"192.0.2.0/24\"]\n",
+        )
+        .replace("every = \"2min\"", "every = \"15s\"");
+    assert!(
+        v1.contains("clients") && v1.contains("\"15s\""),
+        "example changed: {v1}"
+    );
+    c.write(&v1);
+    c.up(EXTRA);
+    // The application itself is deployed by other means: it answers the health
+    // check and has its uploads directory (the share does not create it).
+    for h in ["alpha", "beta"] {
+        c.sh(
+            h,
+            "mkdir -p /srv/accounting/public /srv/accounting/uploads && echo ok > /srv/accounting/public/health",
+        );
+    }
+
+    // First apply: nobody holds the VIP yet, so the usual primary goes first.
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    let a = r
+        .stdout
+        .find("alpha: generation 1 applied")
+        .unwrap_or(usize::MAX);
+    let b = r.stdout.find("beta: generation 1 applied").unwrap_or(0);
+    assert!(a < b, "alpha (primary, first deploy) before beta: {r:?}");
+
+    // keepalived holds the VIP on the first member.
+    assert!(
+        c.wait(
+            "alpha",
+            "ip -o addr show to 192.0.2.10 | grep -q 192.0.2.10",
+            30
+        ),
+        "VIP on alpha"
+    );
+    assert_eq!(c.out("beta", "ip -o addr show to 192.0.2.10"), "");
+
+    // The standby streams from the primary.
+    // (pg_basebackup itself shows as a streaming `beta` while it copies: wait for
+    // the standby to run first)
+    let standby = "runuser -u postgres -- psql -XAtc 'select pg_is_in_recovery()' | grep -qx t";
+    assert!(
+        c.wait("beta", standby, 120),
+        "beta became a standby: {}",
+        c.out(
+            "beta",
+            "journalctl -q --no-pager -o cat -u infra-postgres-main-bootstrap.service | tail -20"
+        )
+    );
+    let streaming = "runuser -u postgres -- psql -XAtc \"select application_name from pg_stat_replication where state = 'streaming'\" | grep -qx beta";
+    assert!(c.wait("alpha", streaming, 30), "beta streams from alpha");
+
+    // A row written through the VIP appears on the standby.
+    c.sh("alpha", "runuser -u postgres -- psql -X -d accounting -c \"create role app login password 'app-pw'; create table t (x int); grant all on t to app;\"");
+    let (code, out) = c.sh(
+        "beta",
+        "PGPASSWORD=app-pw psql -X -h 192.0.2.10 -U app -d accounting -c 'insert into t values (42)'",
+    );
+    assert_eq!(code, 0, "insert through the VIP: {out}");
+    assert!(
+        c.wait(
+            "beta",
+            "runuser -u postgres -- psql -XAt -d accounting -c 'select x from t' | grep -qx 42",
+            20
+        ),
+        "the row reached the standby"
+    );
+
+    // A file written into the share on the active member appears on the other.
+    c.sh("alpha", "echo invoice > /srv/accounting/uploads/inv-1.txt");
+    assert!(
+        c.wait(
+            "beta",
+            "grep -qx invoice /srv/accounting/uploads/inv-1.txt",
+            40
+        ),
+        "pushed within one interval: {}",
+        c.out(
+            "alpha",
+            "journalctl -q --no-pager -o cat -u infra-share-uploads.service | tail -20"
+        )
+    );
+
+    // The active-only job's timer runs on exactly one member.
+    assert_eq!(
+        c.out("alpha", "systemctl is-active infra-job-close_month.timer"),
+        "active"
+    );
+    assert_ne!(
+        c.out("beta", "systemctl is-active infra-job-close_month.timer"),
+        "active"
+    );
+
+    // Nothing left to do: plan is a no-op on both hosts (measured).
+    let before = [c.logins("alpha"), c.logins("beta")];
+    let mut plan_secs = Vec::new();
+    for _ in 0..3 {
+        let r = c.infra_env(
+            &["plan", "--detailed-exitcode"],
+            &[("INFRA_DEBUG_ROUND_TRIPS", "1")],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(r.stderr.contains("round trips: alpha 1, beta 1"), "{r:?}");
+        plan_secs.push(r.secs);
+    }
+    assert_eq!(c.logins("alpha") - before[0], 3, "one connection per plan");
+    assert_eq!(c.logins("beta") - before[1], 3, "one connection per plan");
+
+    // One file changes on each host: the backup job's schedule.
+    let v2 = v1.replace("\"*-*-* 03:00:00\"", "\"*-*-* 03:30:00\"");
+    c.write(&v2);
+    let before = [c.logins("alpha"), c.logins("beta")];
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    let apply_secs = r.secs;
+    assert!(
+        r.stdout.contains("~ restart infra-job-backup.timer"),
+        "{r:?}"
+    );
+    // VIP holder last: beta, then alpha.
+    let a = r.stdout.find("alpha: generation 2 applied").unwrap_or(0);
+    let b = r
+        .stdout
+        .find("beta: generation 2 applied")
+        .unwrap_or(usize::MAX);
+    assert!(b < a, "the standby before the VIP holder: {r:?}");
+    // apply = 1 connection (probe + switch) + 1 new one (confirm) per host
+    assert_eq!(c.logins("alpha") - before[0], 2);
+    assert_eq!(c.logins("beta") - before[1], 2);
+    eprintln!(
+        "MEASURED accounting, 2 lab hosts: no-op plan {} s; one-file apply {apply_secs:.2} s; \
+         plan = 1 connection, 1 round trip per host; apply = 2 connections (the second proves SSH after the switch), 3 round trips per host",
+        plan_secs.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join("/")
+    );
+
+    // A health check that fails after the switch: the standby is rolled back,
+    // the primary is not touched.
+    let bad = v2.replace(
+        "http(\"http://127.0.0.1/health\")",
+        "http(\"http://127.0.0.1/no-such-page\")",
+    );
+    assert_ne!(bad, v2);
+    c.write(&bad);
+    let r = c.infra(&["apply", "--confirm-timeout", "30"]);
+    assert_fails(
+        &r,
+        &[
+            "E0724",
+            "beta",
+            "health check of failover group office",
+            "rolled back to generation 2",
+            "alpha: not touched",
+        ],
+    );
+    assert_eq!(c.current("alpha"), "2");
+    assert_eq!(c.current("beta"), "2");
+    c.write(&v2);
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "both hosts exactly on generation 2: {r:?}");
+    assert!(
+        c.wait(
+            "alpha",
+            "ip -o addr show to 192.0.2.10 | grep -q 192.0.2.10",
+            10
+        ),
+        "VIP still on alpha"
+    );
+}
+
+#[test]
+fn missing_secret_is_named_with_where_to_put_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/accounting");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra"));
+    cmd.arg("plan")
+        .arg(&example)
+        .arg("--secrets")
+        .arg(dir.path().join("secrets.env"))
+        .env("NO_COLOR", "1");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("INFRA_SECRET_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("run infra");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("secret `pg_repl` has no value"), "{err}");
+    assert!(err.contains("INFRA_SECRET_PG_REPL"), "{err}");
+    assert!(err.contains("secrets.env"), "{err}");
+}

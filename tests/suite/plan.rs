@@ -49,6 +49,7 @@ fn brief(a: &Action) -> String {
         Action::EnableUnit { unit } => format!("enable {unit}"),
         Action::StartUnit { unit } => format!("start {unit}"),
         Action::RestartUnit { unit, because } => format!("restart {unit} ({})", because.join(",")),
+        Action::ReloadUnit { unit, because } => format!("reload {unit} ({})", because.join(",")),
         Action::StopUnit { unit } => format!("stop {unit}"),
         Action::DisableUnit { unit } => format!("disable {unit}"),
         Action::RunStep { name, guarded, .. } => {
@@ -209,6 +210,7 @@ fn active_enabled() -> UnitState {
         active_state: "active".into(),
         sub_state: "running".into(),
         unit_file_state: "enabled".into(),
+        ..UnitState::default()
     }
 }
 
@@ -339,11 +341,13 @@ fn removed_units_and_files_are_stopped_and_pruned_but_foreign_files_are_not() {
                 name: "old.service".into(),
                 enable: true,
                 start: true,
+                ..ManifestUnit::default()
             },
             ManifestUnit {
                 name: "stopped.service".into(),
                 enable: false,
                 start: false,
+                ..ManifestUnit::default()
             },
         ],
         packages: vec![],

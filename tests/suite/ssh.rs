@@ -526,6 +526,12 @@ impl Scenario {
         );
         mfiles.insert(p("old.conf"), mf(b"old\n", "old\n", false));
         mfiles.insert(p("gone.conf"), mf(b"gone\n", "gone\n", false));
+        // old.service is infra's own unit: the generation installed its file
+        // (absent now; plan never deletes what is already gone)
+        mfiles.insert(
+            "/etc/systemd/system/old.service".into(),
+            mf(b"[Unit]\n", "[Unit]\n", false),
+        );
         let manifest = Manifest {
             format: 1,
             host: "alpha".into(),
@@ -536,11 +542,13 @@ impl Scenario {
                     name: "app.service".into(),
                     enable: true,
                     start: true,
+                    ..ManifestUnit::default()
                 },
                 ManifestUnit {
                     name: "old.service".into(),
                     enable: true,
                     start: true,
+                    ..ManifestUnit::default()
                 },
             ],
             packages: vec![],

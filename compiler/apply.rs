@@ -1,1 +1,0 @@
-//! apply stage (see lib.rs).

@@ -1,0 +1,228 @@
+//! Rolling order: which hosts are switched together, and what stops the roll.
+//! Pure; the work per host is a closure (the CLI's does SSH, tests' do not).
+//!
+//! Within a failover group hosts go one at a time: the members that do not hold
+//! the virtual IP first (in the graph's host order: standbys before the usual
+//! primary), the member holding it last, so the service keeps running on a
+//! member that is not being changed. When no member holds the VIP (a first
+//! deployment, or keepalived down everywhere) the usual primary goes first: it
+//! takes the VIP and seeds the others. Hosts that share no group are switched
+//! in parallel.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A failover group as the roll sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOrder {
+    pub name: String,
+    /// Members in preference order (the first is the usual primary).
+    pub members: Vec<String>,
+    /// The member holding the VIP now, if any.
+    pub vip_holder: Option<String>,
+}
+
+/// The order within one group, for the hosts in `changed`.
+pub fn group_sequence(
+    g: &GroupOrder,
+    host_order: &[String],
+    changed: &BTreeSet<String>,
+) -> Vec<String> {
+    let rank = |h: &String| host_order.iter().position(|x| x == h).unwrap_or(usize::MAX);
+    let mut members: Vec<String> = g
+        .members
+        .iter()
+        .filter(|m| changed.contains(*m))
+        .cloned()
+        .collect();
+    members.sort_by_key(rank);
+    match &g.vip_holder {
+        Some(holder) => {
+            if let Some(i) = members.iter().position(|m| m == holder) {
+                let h = members.remove(i);
+                members.push(h);
+            }
+        }
+        None => {
+            if let Some(first) = g.members.first() {
+                if let Some(i) = members.iter().position(|m| m == first) {
+                    let h = members.remove(i);
+                    members.insert(0, h);
+                }
+            }
+        }
+    }
+    members
+}
+
+/// Waves of hosts: every host of a wave is switched in parallel; a wave starts
+/// when the previous one is done and healthy. Only hosts in `changed` appear.
+pub fn waves(
+    host_order: &[String],
+    groups: &[GroupOrder],
+    changed: &BTreeSet<String>,
+) -> Vec<Vec<String>> {
+    let hosts: Vec<String> = host_order
+        .iter()
+        .filter(|h| changed.contains(*h))
+        .cloned()
+        .collect();
+    let mut before: BTreeMap<&str, BTreeSet<String>> = hosts
+        .iter()
+        .map(|h| (h.as_str(), BTreeSet::new()))
+        .collect();
+    for g in groups {
+        let seq = group_sequence(g, host_order, changed);
+        for w in seq.windows(2) {
+            if let Some(b) = before.get_mut(w[1].as_str()) {
+                b.insert(w[0].clone());
+            }
+        }
+    }
+    let mut level: BTreeMap<String, usize> = BTreeMap::new();
+    let mut left: Vec<String> = hosts.clone();
+    while !left.is_empty() {
+        let ready: Vec<String> = left
+            .iter()
+            .filter(|h| before[h.as_str()].iter().all(|p| level.contains_key(p)))
+            .cloned()
+            .collect();
+        if ready.is_empty() {
+            // Groups disagree on the order (a cycle): one host at a time.
+            return hosts.into_iter().map(|h| vec![h]).collect();
+        }
+        for h in &ready {
+            let l = before[h.as_str()]
+                .iter()
+                .map(|p| level[p] + 1)
+                .max()
+                .unwrap_or(0);
+            level.insert(h.clone(), l);
+        }
+        left.retain(|h| !ready.contains(h));
+    }
+    let n = level.values().copied().max().map_or(0, |m| m + 1);
+    let mut out = vec![Vec::new(); n];
+    for h in hosts {
+        out[level[&h]].push(h);
+    }
+    out
+}
+
+/// What happened to one host in a roll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step<R, E> {
+    Done(R),
+    Failed(E),
+    /// Not touched: an earlier wave failed.
+    NotTouched,
+}
+
+/// Run `f` on every host, wave after wave (hosts of a wave in parallel); after a
+/// wave with a failure, the hosts of later waves are not touched. Results in
+/// wave order.
+pub fn roll<R: Send, E: Send>(
+    waves: &[Vec<String>],
+    f: impl Fn(&str) -> Result<R, E> + Sync,
+) -> Vec<(String, Step<R, E>)> {
+    let mut out = Vec::new();
+    let mut stopped = false;
+    for wave in waves {
+        if stopped {
+            out.extend(wave.iter().map(|h| (h.clone(), Step::NotTouched)));
+            continue;
+        }
+        let results = crate::transport::in_parallel(wave, |h| f(h));
+        for (h, r) in wave.iter().zip(results) {
+            match r {
+                Ok(v) => out.push((h.clone(), Step::Done(v))),
+                Err(e) => {
+                    stopped = true;
+                    out.push((h.clone(), Step::Failed(e)));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+    fn set(v: &[&str]) -> BTreeSet<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+    fn group(members: &[&str], holder: Option<&str>) -> GroupOrder {
+        GroupOrder {
+            name: "office".into(),
+            members: s(members),
+            vip_holder: holder.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn holder_goes_last_and_first_deploy_starts_with_the_primary() {
+        let order = s(&["beta", "alpha"]); // graph: standby first
+        let all = set(&["alpha", "beta"]);
+        let g = group(&["alpha", "beta"], Some("alpha"));
+        assert_eq!(waves(&order, &[g], &all), vec![s(&["beta"]), s(&["alpha"])]);
+        let g = group(&["alpha", "beta"], Some("beta"));
+        assert_eq!(waves(&order, &[g], &all), vec![s(&["alpha"]), s(&["beta"])]);
+        let g = group(&["alpha", "beta"], None);
+        assert_eq!(waves(&order, &[g], &all), vec![s(&["alpha"]), s(&["beta"])]);
+    }
+
+    #[test]
+    fn unchanged_hosts_are_left_out_and_ungrouped_hosts_run_together() {
+        let order = s(&["beta", "alpha", "solo", "gamma"]);
+        let g = group(&["alpha", "beta"], Some("alpha"));
+        let w = waves(
+            &order,
+            std::slice::from_ref(&g),
+            &set(&["alpha", "beta", "solo", "gamma"]),
+        );
+        assert_eq!(w, vec![s(&["beta", "solo", "gamma"]), s(&["alpha"])]);
+        let w = waves(&order, &[g], &set(&["alpha"]));
+        assert_eq!(w, vec![s(&["alpha"])]);
+    }
+
+    #[test]
+    fn conflicting_groups_fall_back_to_one_at_a_time() {
+        let order = s(&["a", "b"]);
+        let g1 = group(&["a", "b"], Some("b"));
+        let g2 = group(&["b", "a"], Some("a"));
+        assert_eq!(
+            waves(&order, &[g1, g2], &set(&["a", "b"])),
+            vec![s(&["a"]), s(&["b"])]
+        );
+    }
+
+    #[test]
+    fn a_failure_stops_the_roll_after_its_wave() {
+        let w = vec![s(&["b", "c"]), s(&["a"])];
+        let touched = Mutex::new(Vec::new());
+        let out = roll(&w, |h| {
+            touched.lock().map(|mut t| t.push(h.to_string())).ok();
+            if h == "b" {
+                Err("boom")
+            } else {
+                Ok(h.len())
+            }
+        });
+        assert_eq!(
+            out,
+            vec![
+                ("b".to_string(), Step::Failed("boom")),
+                ("c".to_string(), Step::Done(1)),
+                ("a".to_string(), Step::NotTouched),
+            ]
+        );
+        let mut t = touched.into_inner().unwrap_or_default();
+        t.sort();
+        assert_eq!(t, s(&["b", "c"]));
+    }
+}

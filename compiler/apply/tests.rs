@@ -1,0 +1,448 @@
+use super::*;
+use crate::render::{DirOut, StepOut, UserOut};
+
+fn file(content: &str, mode: &str) -> FileOut {
+    FileOut {
+        mode: mode.into(),
+        owner: "root".into(),
+        group: "root".into(),
+        content: content.into(),
+        secret: crate::render::has_secret(content),
+        sha256: sha256_hex(content.as_bytes()),
+        origin: "service.x".into(),
+    }
+}
+
+pub(crate) fn sample_build() -> HostBuild {
+    let mut files = BTreeMap::new();
+    files.insert("/etc/x/app.conf".to_string(), file("port=80\n", "0644"));
+    files.insert(
+        "/etc/x/db.pass".to_string(),
+        file(
+            &format!("{}\n", crate::render::secret_placeholder("db")),
+            "0600",
+        ),
+    );
+    files.insert(
+        "/etc/systemd/system/infra-x.service".to_string(),
+        file("[Service]\nExecStart=/bin/true\n", "0644"),
+    );
+    HostBuild {
+        host: "alpha".into(),
+        address: "192.0.2.11".into(),
+        packages: vec!["curl".into()],
+        users: vec![UserOut {
+            name: "app".into(),
+            home: Some("/srv/app".into()),
+            system: true,
+        }],
+        directories: vec![DirOut {
+            path: "/srv/app".into(),
+            mode: "0750".into(),
+            owner: "app".into(),
+            group: "app".into(),
+        }],
+        files,
+        units: vec![UnitOut {
+            name: "infra-x.service".into(),
+            enable: true,
+            start: true,
+            restart_on: vec![
+                "/etc/x/app.conf".into(),
+                "/etc/systemd/system/infra-x.service".into(),
+            ],
+            reload_on: vec![],
+            origin: "service.x".into(),
+        }],
+        steps: vec![
+            StepOut {
+                name: "migrate".into(),
+                run: "echo 'it''s' > /tmp/x".into(),
+                unless: Some("test -e /tmp/x".into()),
+                origin: "service.x".into(),
+            },
+            StepOut {
+                name: "once".into(),
+                run: "true".into(),
+                unless: None,
+                origin: "service.x".into(),
+            },
+        ],
+        roles: vec![],
+    }
+}
+
+fn secrets() -> Secrets {
+    let mut s = Secrets::new();
+    s.insert("db", "hunter2".into());
+    s
+}
+
+#[test]
+fn materialize_substitutes_and_names_missing_secrets() {
+    let b = sample_build();
+    assert_eq!(
+        materialize(&b, &Secrets::new()).err(),
+        Some(BTreeSet::from(["db".to_string()]))
+    );
+    let m = materialize(&b, &secrets()).unwrap_or_else(|_| panic!("all secrets given"));
+    assert_eq!(m.files["/etc/x/db.pass"], b"hunter2\n");
+    assert_eq!(m.installed["/etc/x/db.pass"], sha256_hex(b"hunter2\n"));
+    assert_eq!(secret_names(&b), BTreeSet::from(["db".to_string()]));
+    let hashes = secret_sha256(&b, &m);
+    assert_eq!(hashes.keys().collect::<Vec<_>>(), vec!["/etc/x/db.pass"]);
+    let man = new_manifest(&b, 4, &m.installed);
+    assert_eq!(man.generation, 4);
+    assert!(man.files["/etc/x/db.pass"].secret);
+    assert_eq!(
+        man.files["/etc/x/app.conf"].installed_sha256,
+        sha256_hex(b"port=80\n")
+    );
+    assert_eq!(man.units[0].restart_on.len(), 2);
+    let json = serde_json::to_string(&man).unwrap_or_default();
+    assert!(!json.contains("hunter2"));
+}
+
+fn spec_parts() -> (HostBuild, Prepared, Manifest, Materialized) {
+    let b = sample_build();
+    let m = materialize(&b, &secrets()).unwrap_or_else(|_| panic!("secrets"));
+    let obs = Observed {
+        host: "alpha".into(),
+        systemd: true,
+        fingerprint: "f".repeat(64),
+        ..Observed::default()
+    };
+    let p = prepare(&b, &obs, secret_sha256(&b, &m));
+    let man = new_manifest(&b, p.generation, &m.installed);
+    (b, p, man, m)
+}
+
+fn spec<'a>(
+    b: &'a HostBuild,
+    p: &'a Prepared,
+    man: &'a Manifest,
+    probe: &'a str,
+) -> SwitchSpec<'a> {
+    SwitchSpec {
+        host: "alpha",
+        state_dir: "/var/lib/infra",
+        token: "tok",
+        holder: "infra apply by test",
+        fingerprint: &p.fingerprint,
+        probe_script: probe,
+        target: p.generation,
+        new: true,
+        previous: p.previous,
+        previous_manifest: p.previous_manifest.as_ref(),
+        target_manifest: man,
+        plan: &p.plan,
+        build: b,
+        deadline: 90,
+        systemd: true,
+    }
+}
+
+fn sh_syntax(script: &str) {
+    use std::io::Write;
+    let mut c = std::process::Command::new("sh")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("sh: {e}"));
+    if let Some(mut i) = c.stdin.take() {
+        let _ = i.write_all(script.as_bytes());
+    }
+    let out = c.wait_with_output().unwrap_or_else(|e| panic!("sh: {e}"));
+    assert!(
+        out.status.success(),
+        "sh -n: {}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn scripts_are_valid_sh() {
+    let (b, p, man, _) = spec_parts();
+    let probe = crate::probe::probe_script(&b, "/var/lib/infra");
+    let sw = spec(&b, &p, &man, &probe);
+    let text = script::switch_script(&sw);
+    sh_syntax(&text);
+    sh_syntax(&script::undo_script(&sw));
+    sh_syntax(&script::confirm_script(
+        "/var/lib/infra",
+        "tok",
+        3,
+        &[HealthCheck {
+            group: "office".into(),
+            script: "/etc/keepalived/infra-check-office.sh".into(),
+        }],
+        30,
+    ));
+    sh_syntax(&script::generations_script("/var/lib/infra", true));
+    sh_syntax(script::LOADER);
+    // What the plan says, in its order; secrets never in the script.
+    assert!(!text.contains("hunter2"));
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in the switch script"))
+    };
+    assert!(at("'install packages: curl' pkgs 'curl'") < at("'create user app' useradd"));
+    assert!(at("'create user app'") < at("'create directory /srv/app'"));
+    assert!(at("'create directory /srv/app'") < at("switched=1"));
+    assert!(at("switched=1") < at("'install /etc/x/app.conf'"));
+    assert!(at("'install /etc/x/app.conf'") < at("switch generations/current"));
+    assert!(at("switch generations/current") < at("systemctl daemon-reload"));
+    assert!(at("'enable infra-x.service'") < at("'start infra-x.service'"));
+    assert!(at("'start infra-x.service'") < at("'run step migrate' guarded 'test -e /tmp/x'"));
+    assert!(at("'run step once' sh -c 'true'") < at("arm the rollback timer"));
+    assert!(text.contains("--unit=infra-rollback-1 --on-active=90"));
+}
+
+#[test]
+fn payload_holds_the_generation_and_the_undo_script() {
+    let (_, p, man, m) = spec_parts();
+    let tar = payload(Some((&man, &m)), "#!/bin/sh\n");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut c = std::process::Command::new("tar")
+        .args(["-x", "-f", "-", "-C"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("tar: {e}"));
+    if let Some(mut i) = c.stdin.take() {
+        use std::io::Write;
+        let _ = i.write_all(&tar);
+    }
+    assert!(c.wait().map(|s| s.success()).unwrap_or(false));
+    let read = |p: &str| std::fs::read(dir.path().join(p)).unwrap_or_default();
+    assert_eq!(read("gen/files/etc/x/db.pass"), b"hunter2\n");
+    assert_eq!(read("undo.sh"), b"#!/bin/sh\n");
+    assert_eq!(
+        String::from_utf8(read("gen/paths")).unwrap_or_default(),
+        "/etc/systemd/system/infra-x.service\n/etc/x/app.conf\n/etc/x/db.pass\n"
+    );
+    let back: Manifest = serde_json::from_slice(&read("gen/manifest.json")).unwrap_or_default();
+    assert_eq!(back, man);
+    assert_eq!(p.generation, 1);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("gen/files/etc/x/db.pass"))
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0);
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn generations_answer() {
+    let man = Manifest {
+        generation: 2,
+        ..Manifest::default()
+    };
+    let b64 = crate::transport::shell::base64_encode(
+        serde_json::to_string(&man).unwrap_or_default().as_bytes(),
+    );
+    let out = format!(
+        "CUR\t3\nGEN\t1\t2026-01-01T00:00:00Z\t4\t\nGEN\t3\td\t5\t2\nGEN\t2\td\t   5\t1\nMAN\t2\t{b64}\n"
+    );
+    let g = parse_generations(out.as_bytes());
+    assert_eq!(g.current, Some(3));
+    assert_eq!(
+        g.list.iter().map(|x| x.number).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(g.list[1].files, 5);
+    assert!(g.list[2].current && !g.list[0].current);
+    assert_eq!(g.list[1].manifest.as_ref().map(|m| m.generation), Some(2));
+    assert_eq!(g.list[0].previous, None);
+    assert_eq!(g.default_target(), Some(2));
+    let g = parse_generations(b"CUR\t3\nGEN\t1\td\t1\t\nGEN\t3\td\t1\t9\n");
+    assert_eq!(g.default_target(), Some(1));
+}
+
+#[test]
+fn rollback_builds_compare_installed_hashes() {
+    let (b, _, man, _) = spec_parts();
+    let (rb, hashes) = rollback_build("alpha", "192.0.2.11", &man);
+    assert_eq!(rb.files.len(), b.files.len());
+    assert!(rb.packages.is_empty() && rb.steps.is_empty());
+    assert_eq!(hashes["/etc/x/db.pass"], sha256_hex(b"hunter2\n"));
+    assert_eq!(rb.units[0].restart_on, b.units[0].restart_on);
+}
+
+// Plan rules apply depends on.
+
+fn unit_state(active: &str, file: &str) -> crate::probe::UnitState {
+    crate::probe::UnitState {
+        id: "x".into(),
+        load_state: "loaded".into(),
+        active_state: active.into(),
+        sub_state: "dead".into(),
+        unit_file_state: file.into(),
+        ..Default::default()
+    }
+}
+
+/// The build's files as they are on a host that applied it as generation 1.
+fn applied(b: &HostBuild) -> Observed {
+    let m = materialize(b, &secrets()).unwrap_or_else(|_| panic!("secrets"));
+    let man = new_manifest(b, 1, &m.installed);
+    let paths = b
+        .files
+        .iter()
+        .map(|(p, f)| {
+            (
+                p.clone(),
+                crate::probe::PathState::File {
+                    mode: f.mode.clone(),
+                    owner: f.owner.clone(),
+                    group: f.group.clone(),
+                    size: 1,
+                    sha256: Some(m.installed[p].clone()),
+                    content: None,
+                },
+            )
+        })
+        .chain(b.directories.iter().map(|d| {
+            (
+                d.path.clone(),
+                crate::probe::PathState::Directory {
+                    mode: d.mode.clone(),
+                    owner: d.owner.clone(),
+                    group: d.group.clone(),
+                },
+            )
+        }))
+        .collect();
+    Observed {
+        host: b.host.clone(),
+        systemd: true,
+        paths,
+        packages: b.packages.iter().map(|p| (p.clone(), "1".into())).collect(),
+        users: b.users.iter().map(|u| u.name.clone()).collect(),
+        generation: Some(1),
+        manifest: Some(man),
+        guards: [("migrate".to_string(), 0)].into_iter().collect(),
+        units: [(
+            "infra-x.service".to_string(),
+            unit_state("active", "enabled"),
+        )]
+        .into_iter()
+        .collect(),
+        ..Observed::default()
+    }
+}
+
+fn plan_of(b: &HostBuild, o: &Observed) -> Vec<String> {
+    let m = materialize(b, &secrets()).unwrap_or_else(|_| panic!("secrets"));
+    let p = prepare(b, o, secret_sha256(b, &m));
+    p.plan
+        .actions
+        .iter()
+        .map(|a| {
+            serde_json::to_value(a)
+                .map(|v| v["action"].to_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn applied_build_plans_nothing_and_the_next_generation_follows_the_latest() {
+    let mut b = sample_build();
+    b.steps.retain(|s| s.unless.is_some());
+    let mut o = applied(&b);
+    assert_eq!(plan_of(&b, &o), Vec::<String>::new());
+    o.latest_generation = Some(7);
+    let p = prepare(&b, &o, BTreeMap::new());
+    assert_eq!(
+        p.generation, 8,
+        "after a rollback to 1, the next is above every existing one"
+    );
+}
+
+#[test]
+fn a_failing_guard_or_a_changed_file_of_its_instance_runs_the_step() {
+    let mut b = sample_build();
+    b.steps.retain(|s| s.unless.is_some());
+    let mut o = applied(&b);
+    o.guards.insert("migrate".into(), 1);
+    assert_eq!(plan_of(&b, &o), ["\"run_step\""]);
+    let mut o = applied(&b);
+    if let Some(f) = b.files.get_mut("/etc/x/app.conf") {
+        f.content = "port=81\n".into();
+        f.sha256 = sha256_hex(b"port=81\n");
+    }
+    assert_eq!(
+        plan_of(&b, &o),
+        ["\"update_file\"", "\"restart_unit\"", "\"run_step\""]
+    );
+    o.guards.clear();
+    assert!(plan_of(&b, &o).contains(&"\"run_step\"".to_string()));
+}
+
+#[test]
+fn settled_units_are_left_alone_and_failed_ones_started() {
+    let mut b = sample_build();
+    b.steps.clear();
+    let mut o = applied(&b);
+    // started by generation 1, inactive now without failing (a condition, a PartOf target)
+    o.units
+        .insert("infra-x.service".into(), unit_state("inactive", "enabled"));
+    assert_eq!(plan_of(&b, &o), Vec::<String>::new());
+    o.units
+        .insert("infra-x.service".into(), unit_state("failed", "enabled"));
+    assert_eq!(plan_of(&b, &o), ["\"start_unit\""]);
+    // a unit the current generation did not start yet is started
+    if let Some(m) = o.manifest.as_mut() {
+        m.units.clear();
+    }
+    o.units
+        .insert("infra-x.service".into(), unit_state("inactive", "enabled"));
+    assert_eq!(plan_of(&b, &o), ["\"start_unit\""]);
+}
+
+#[test]
+fn reload_on_reloads_and_removed_distribution_units_are_not_stopped() {
+    let mut b = sample_build();
+    b.steps.clear();
+    b.files.insert(
+        "/etc/keepalived/keepalived.conf".into(),
+        file("vrrp\n", "0644"),
+    );
+    b.units.push(UnitOut {
+        name: "keepalived.service".into(),
+        enable: true,
+        start: true,
+        restart_on: vec![],
+        reload_on: vec!["/etc/keepalived/keepalived.conf".into()],
+        origin: "failover".into(),
+    });
+    let mut o = applied(&b);
+    o.units
+        .insert("keepalived.service".into(), unit_state("active", "enabled"));
+    if let Some(f) = b.files.get_mut("/etc/keepalived/keepalived.conf") {
+        f.content = "vrrp 2\n".into();
+        f.sha256 = sha256_hex(b"vrrp 2\n");
+    }
+    assert_eq!(plan_of(&b, &o), ["\"update_file\"", "\"reload_unit\""]);
+    // keepalived leaves the configuration: its file goes, the distribution's unit
+    // is restarted (it runs), not stopped; infra's own unit is stopped and disabled.
+    let mut gone = b.clone();
+    gone.files.remove("/etc/keepalived/keepalived.conf");
+    gone.units.retain(|u| u.name != "keepalived.service");
+    if let Some(m) = o.manifest.as_mut() {
+        for u in &mut m.units {
+            if u.name == "keepalived.service" {
+                u.restart_on = vec!["/etc/keepalived/keepalived.conf".into()];
+            }
+        }
+    }
+    assert_eq!(plan_of(&gone, &o), ["\"delete_file\"", "\"restart_unit\""]);
+    gone.units.clear();
+    gone.files.remove("/etc/systemd/system/infra-x.service");
+    let p = plan_of(&gone, &o);
+    assert!(
+        p.contains(&"\"stop_unit\"".to_string()) && p.contains(&"\"disable_unit\"".to_string()),
+        "{p:?}"
+    );
+}
