@@ -569,6 +569,68 @@ impl Resolver<'_> {
         ok.then_some(out)
     }
 
+    /// Interpolate a resource label. A label that interpolates one list gives one
+    /// label per element (`package "php8.2-${extensions}" {}`); an empty list, none.
+    pub(crate) fn interpolate_label(&mut self, s: &ast::StrLit, env: &Env) -> Option<Vec<String>> {
+        let mut list: Option<(usize, Vec<Value>)> = None;
+        let mut values = Vec::new();
+        for (k, part) in s.parts.iter().enumerate() {
+            if let ast::StrPart::Interp(e) = part {
+                match self.eval(e, env)? {
+                    Value::List(items) => {
+                        if list.is_some() {
+                            self.diags.push(
+                                Diag::error(
+                                    "E0213",
+                                    "a resource label can expand one list, not two",
+                                )
+                                .at(e.span(), "a second list")
+                                .help("one label gives one resource per element of a single list"),
+                            );
+                            return None;
+                        }
+                        list = Some((k, items));
+                        values.push(None);
+                    }
+                    v => values.push(Some(v)),
+                }
+            }
+        }
+        let texts = |this: &mut Self, element: Option<&Value>| -> Option<String> {
+            let mut out = String::new();
+            let mut vi = 0;
+            for part in &s.parts {
+                match part {
+                    ast::StrPart::Lit(t) => out.push_str(t),
+                    ast::StrPart::Interp(e) => {
+                        let v = match &values[vi] {
+                            Some(v) => v,
+                            None => element?,
+                        };
+                        vi += 1;
+                        match this.to_text(v) {
+                            Some(t) => out.push_str(&t),
+                            None => {
+                                let what = this.describe(v);
+                                this.diags.push(
+                                    Diag::error("E0213", format!("cannot interpolate {what} into a string"))
+                                        .at(e.span(), "not text")
+                                        .help("interpolate single values: strings, numbers, hosts, groups, secrets"),
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+            Some(out)
+        };
+        match list {
+            None => texts(self, None).map(|t| vec![t]),
+            Some((_, items)) => items.iter().map(|v| texts(self, Some(v))).collect(),
+        }
+    }
+
     fn to_text(&self, v: &Value) -> Option<String> {
         Some(match v {
             Value::Str(s) => s.clone(),

@@ -1047,108 +1047,110 @@ impl<'a> Resolver<'a> {
             let Some(ast::BlockLabel::Str(label)) = &b.label else {
                 continue;
             };
-            let Some(label) = self.interpolate(label, &env) else {
+            let Some(labels) = self.interpolate_label(label, &env) else {
                 continue;
             };
-            let get = |r: &mut Self, key: &str, ty: &Type| -> Option<(Value, Span)> {
-                let a = b.body.entries.iter().find_map(|e| match e {
-                    ast::Entry::Attr(a) if a.name.name == key => Some(a),
+            for label in labels {
+                let get = |r: &mut Self, key: &str, ty: &Type| -> Option<(Value, Span)> {
+                    let a = b.body.entries.iter().find_map(|e| match e {
+                        ast::Entry::Attr(a) if a.name.name == key => Some(a),
+                        _ => None,
+                    })?;
+                    r.typed(&a.value, ty, &env).map(|v| (v, a.value.span()))
+                };
+                let str_of = |v: Option<(Value, Span)>| match v {
+                    Some((Value::Str(s), _)) => Some(s),
                     _ => None,
-                })?;
-                r.typed(&a.value, ty, &env).map(|v| (v, a.value.span()))
-            };
-            let str_of = |v: Option<(Value, Span)>| match v {
-                Some((Value::Str(s), _)) => Some(s),
-                _ => None,
-            };
-            let bool_of = |v: Option<(Value, Span)>, d: bool| match v {
-                Some((Value::Bool(x), _)) => x,
-                _ => d,
-            };
-            let only = match get(self, "only", &Type::String) {
-                None => Role::Any,
-                Some((Value::Str(s), span)) => match s.as_str() {
-                    "primary" => Role::Primary,
-                    "standby" => Role::Standby,
-                    "any" => Role::Any,
-                    other => {
-                        self.diags.push(
-                            Diag::error("E0211", format!("invalid role `{other}`"))
-                                .at(span, "expected \"primary\", \"standby\" or \"any\"")
-                                .help("`only` selects members of the placement group by role"),
-                        );
-                        Role::Any
-                    }
-                },
-                Some(_) => Role::Any,
-            };
-            let mode = |r: &mut Self, default: u32| -> u32 {
-                match get(r, "mode", &Type::String) {
-                    Some((Value::Str(s), span)) => match u32::from_str_radix(&s, 8) {
-                        Ok(m) if m <= 0o7777 && !s.is_empty() => m,
-                        _ => {
-                            r.diags.push(
+                };
+                let bool_of = |v: Option<(Value, Span)>, d: bool| match v {
+                    Some((Value::Bool(x), _)) => x,
+                    _ => d,
+                };
+                let only = match get(self, "only", &Type::String) {
+                    None => Role::Any,
+                    Some((Value::Str(s), span)) => match s.as_str() {
+                        "primary" => Role::Primary,
+                        "standby" => Role::Standby,
+                        "any" => Role::Any,
+                        other => {
+                            self.diags.push(
+                                Diag::error("E0211", format!("invalid role `{other}`"))
+                                    .at(span, "expected \"primary\", \"standby\" or \"any\"")
+                                    .help("`only` selects members of the placement group by role"),
+                            );
+                            Role::Any
+                        }
+                    },
+                    Some(_) => Role::Any,
+                };
+                let mode = |r: &mut Self, default: u32| -> u32 {
+                    match get(r, "mode", &Type::String) {
+                        Some((Value::Str(s), span)) => match u32::from_str_radix(&s, 8) {
+                            Ok(m) if m <= 0o7777 && !s.is_empty() => m,
+                            _ => {
+                                r.diags.push(
                                 Diag::error("E0212", format!("invalid file mode `{s}`"))
                                     .at(span, "not an octal mode")
                                     .help("write the mode in octal as a string, e.g. \"0644\" or \"0755\""),
                             );
-                            default
-                        }
+                                default
+                            }
+                        },
+                        _ => default,
+                    }
+                };
+                let source = |r: &mut Self| -> Source {
+                    if let Some(t) = str_of(get(r, "template", &Type::String)) {
+                        Source::Template(t)
+                    } else {
+                        Source::Inline(str_of(get(r, "content", &Type::String)).unwrap_or_default())
+                    }
+                };
+                let owner = |r: &mut Self, key: &str| {
+                    str_of(get(r, key, &Type::String)).unwrap_or_else(|| "root".into())
+                };
+                let kind = match kw {
+                    "package" => ResourceKind::Package { name: label },
+                    "user" => ResourceKind::User {
+                        name: label,
+                        home: str_of(get(self, "home", &Type::String)),
+                        system: bool_of(get(self, "system", &Type::Bool), true),
                     },
-                    _ => default,
-                }
-            };
-            let source = |r: &mut Self| -> Source {
-                if let Some(t) = str_of(get(r, "template", &Type::String)) {
-                    Source::Template(t)
-                } else {
-                    Source::Inline(str_of(get(r, "content", &Type::String)).unwrap_or_default())
-                }
-            };
-            let owner = |r: &mut Self, key: &str| {
-                str_of(get(r, key, &Type::String)).unwrap_or_else(|| "root".into())
-            };
-            let kind = match kw {
-                "package" => ResourceKind::Package { name: label },
-                "user" => ResourceKind::User {
-                    name: label,
-                    home: str_of(get(self, "home", &Type::String)),
-                    system: bool_of(get(self, "system", &Type::Bool), true),
-                },
-                "directory" => ResourceKind::Directory {
-                    path: label,
-                    mode: mode(self, 0o755),
-                    owner: owner(self, "owner"),
-                    group: owner(self, "group"),
-                },
-                "file" => ResourceKind::File {
-                    path: label,
-                    mode: mode(self, 0o644),
-                    owner: owner(self, "owner"),
-                    group: owner(self, "group"),
-                    source: source(self),
-                },
-                "unit" => ResourceKind::Unit {
-                    name: label,
-                    source: source(self),
-                    enable: bool_of(get(self, "enable", &Type::Bool), false),
-                    start: bool_of(get(self, "start", &Type::Bool), false),
-                },
-                "dropin" => ResourceKind::Dropin {
-                    unit: label,
-                    source: source(self),
-                },
-                _ => ResourceKind::Step {
-                    name: label,
-                    run: str_of(get(self, "run", &Type::String)).unwrap_or_default(),
-                    unless: str_of(get(self, "unless", &Type::String)),
-                },
-            };
-            out.push(Resource {
-                span: b.span,
-                only,
-                kind,
-            });
+                    "directory" => ResourceKind::Directory {
+                        path: label,
+                        mode: mode(self, 0o755),
+                        owner: owner(self, "owner"),
+                        group: owner(self, "group"),
+                    },
+                    "file" => ResourceKind::File {
+                        path: label,
+                        mode: mode(self, 0o644),
+                        owner: owner(self, "owner"),
+                        group: owner(self, "group"),
+                        source: source(self),
+                    },
+                    "unit" => ResourceKind::Unit {
+                        name: label,
+                        source: source(self),
+                        enable: bool_of(get(self, "enable", &Type::Bool), false),
+                        start: bool_of(get(self, "start", &Type::Bool), false),
+                    },
+                    "dropin" => ResourceKind::Dropin {
+                        unit: label,
+                        source: source(self),
+                    },
+                    _ => ResourceKind::Step {
+                        name: label,
+                        run: str_of(get(self, "run", &Type::String)).unwrap_or_default(),
+                        unless: str_of(get(self, "unless", &Type::String)),
+                    },
+                };
+                out.push(Resource {
+                    span: b.span,
+                    only,
+                    kind,
+                });
+            }
         }
         // Errors inside a kind body: say which instance was being expanded.
         for d in &mut self.diags[before..] {

@@ -1131,14 +1131,8 @@ fn lab_accounting_two_hosts() {
     );
     c.write(&v1);
     c.up(EXTRA);
-    // The application itself is deployed by other means: it answers the health
-    // check and has its uploads directory (the share does not create it).
-    for h in ["alpha", "beta"] {
-        c.sh(
-            h,
-            "mkdir -p /srv/accounting/public /srv/accounting/uploads && echo ok > /srv/accounting/public/health",
-        );
-    }
+    // Nothing is prepared by hand: php_app creates its root and answers the health
+    // check with php-fpm's ping, the share creates its directory.
 
     // First apply: nobody holds the VIP yet, so the usual primary goes first.
     let r = c.infra(&["apply"]);
