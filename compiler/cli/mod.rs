@@ -2,6 +2,7 @@
 //! reads files, calls one stage entry point after another, prints, returns the exit code.
 //! Exit codes: 0 success / no changes, 1 error, 2 plan has changes (`--detailed-exitcode`).
 
+pub mod demo;
 pub mod deploy;
 pub mod lab;
 
@@ -66,6 +67,13 @@ pub enum Command {
     Rollback(deploy::RollbackArgs),
     /// List a host's generations.
     Generations(deploy::GenerationsArgs),
+    /// The main job, on an embedded default: boot the accounting example as two local
+    /// machines, apply it, show where the VIP and the database primary are, and run a
+    /// failover drill. Leaves the lab running (`infra lab down --lab accounting`).
+    Demo {
+        /// Use this configuration instead of the embedded accounting example.
+        path: Option<PathBuf>,
+    },
     /// Boot the declared hosts locally as systemd machines; failover drills.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -97,6 +105,7 @@ pub fn main() -> i32 {
         Command::Generations(a) => deploy::generations(a),
         Command::Fmt { path, check } => fmt(&path.unwrap_or_else(|| PathBuf::from(".")), check),
         Command::Lab(c) => lab::run(c, Path::new(".")),
+        Command::Demo { path } => demo::run(path),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
         Command::Graph { path, format, out } => {
             graph(&path.unwrap_or_else(|| PathBuf::from(".")), format, out)

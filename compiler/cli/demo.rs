@@ -1,0 +1,236 @@
+//! `infra demo`: the main job on an embedded default. Boots the accounting example as
+//! two local machines (`infra lab up`), applies it (`infra apply --lab`), shows where
+//! the VIP and the PostgreSQL primary are, then runs a failover drill: alpha is
+//! powered off, beta takes the VIP and promotes its database; alpha comes back and
+//! stays a backup (nopreempt).
+
+use super::deploy::{self, ApplyArgs, Connection};
+use super::lab::{self as lab_cli, LabCommand};
+use crate::lab;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The accounting example, embedded so the demo runs from anywhere.
+const ACCOUNTING: &str = include_str!("../../examples/accounting/main.infra");
+
+pub fn run(dir: Option<PathBuf>) -> i32 {
+    let dir = match dir {
+        Some(d) => d,
+        None => match write_embedded() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: cannot write the embedded example: {e}");
+                return 1;
+            }
+        },
+    };
+    let (resolved, _) = match super::load(&dir) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let model = &resolved.model;
+    let name = lab::lab_name(&dir);
+    step(&format!(
+        "1/4 booting {} host(s) of {} as local systemd machines",
+        model.hosts.len(),
+        dir.display()
+    ));
+    // From scratch every time: a lab left by an earlier drill has a former primary
+    // that must be re-seeded before it can rejoin (see docs/stdlib.md).
+    if let Err(e) = lab::down(&name) {
+        eprintln!("error: {e}");
+        return 1;
+    }
+    let rc = lab_cli::run(
+        LabCommand::Up {
+            dir: Some(dir.clone()),
+            json: false,
+        },
+        &dir,
+    );
+    if rc != 0 {
+        return rc;
+    }
+    step("2/4 infra apply --lab (standbys first, health gate, then the primary)");
+    let rc = deploy::apply(ApplyArgs {
+        path: Some(dir.clone()),
+        conn: Connection {
+            lab: true,
+            accept_new_host_keys: false,
+        },
+        plan: None,
+        secrets: None,
+        confirm_timeout: 120,
+    });
+    if rc != 0 {
+        return rc;
+    }
+    let Some(group) = model.groups.first() else {
+        step("done: no failover group to drill");
+        return 0;
+    };
+    let vip = group.vip.value.addr.to_string();
+    let members: Vec<String> = group
+        .members
+        .iter()
+        .map(|m| model.hosts[m.value].name.value.clone())
+        .collect();
+    step("3/4 where things are");
+    let holder = wait_for(Duration::from_secs(30), || {
+        vip_holder(&name, &members, &vip)
+    });
+    let Some(primary) = holder else {
+        eprintln!("error: no member holds the VIP {vip} 30 s after apply: check `infra lab exec {} -- journalctl -u keepalived`", members[0]);
+        return 1;
+    };
+    println!(
+        "  VIP {vip} of failover group `{}` is on {primary}",
+        group.name.value
+    );
+    let has_pg = model.instances.iter().any(|i| i.kind.value == "postgres");
+    if has_pg && members.len() > 1 {
+        // The standby copies the primary with pg_basebackup, then streams.
+        let t = Instant::now();
+        let streaming = wait_for(Duration::from_secs(120), || {
+            sql(&name, &primary, "select string_agg(client_addr::text, ', ') from pg_stat_replication where state = 'streaming'")
+                .filter(|s| !s.is_empty())
+        });
+        match streaming {
+            Some(s) => println!(
+                "  PostgreSQL primary on {primary}; standby {s} streaming (after {:.0} s)",
+                t.elapsed().as_secs_f64()
+            ),
+            None => {
+                eprintln!("error: no standby streams from {primary} after 120 s: check `infra lab exec {} -- journalctl -u infra-postgres-main-bootstrap`", members.iter().find(|m| **m != primary).map(String::as_str).unwrap_or("beta"));
+                return 1;
+            }
+        }
+        let wrote = sql_in(&name, &primary, "accounting", "create table if not exists infra_demo(note text); insert into infra_demo values ('written on the primary before the drill'); select count(*) from infra_demo");
+        if let Some(n) = wrote {
+            println!("  wrote a row into `accounting` on {primary} ({n} row(s) in infra_demo)");
+        }
+    }
+    if members.len() < 2 {
+        step("done: one member, nothing to fail over to");
+        return 0;
+    }
+    step(&format!("4/4 failover drill: powering off {primary}"));
+    if let Err(e) = lab::kill(&name, &primary) {
+        eprintln!("error: {e}");
+        return 1;
+    }
+    let others: Vec<String> = members.iter().filter(|m| **m != primary).cloned().collect();
+    let t = Instant::now();
+    let Some(next) = wait_for(Duration::from_secs(30), || vip_holder(&name, &others, &vip)) else {
+        eprintln!("error: the VIP did not move within 30 s: check `infra lab exec {} -- journalctl -u keepalived`", others[0]);
+        return 1;
+    };
+    println!(
+        "  VIP {vip} moved to {next} in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    if has_pg {
+        let promoted = wait_for(Duration::from_secs(60), || {
+            (sql(&name, &next, "select pg_is_in_recovery()").as_deref() == Some("f")).then_some(())
+        });
+        match promoted {
+            Some(()) => {
+                println!(
+                    "  PostgreSQL on {next} promoted to primary ({:.1} s after the power-off)",
+                    t.elapsed().as_secs_f64()
+                );
+                if let Some(n) = sql_in(
+                    &name,
+                    &next,
+                    "accounting",
+                    "select count(*) from infra_demo",
+                ) {
+                    println!("  {next} has the {n} row(s) written on {primary}: nothing committed was lost");
+                }
+            }
+            None => {
+                eprintln!("error: PostgreSQL on {next} was not promoted within 60 s: check `infra lab exec {next} -- journalctl -u 'infra-postgres-*'`");
+                return 1;
+            }
+        }
+    }
+    println!("  powering {primary} on again");
+    if let Err(e) = lab::start(&name, &primary) {
+        eprintln!("error: {e}");
+        return 1;
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    match vip_holder(&name, &members, &vip) {
+        Some(h) if h == next => {
+            println!("  {primary} is back as a backup: the VIP stays on {next} (nopreempt)")
+        }
+        Some(h) => println!("  note: the VIP is now on {h}"),
+        None => println!("  note: no member holds the VIP right now"),
+    }
+    step("done");
+    println!("The lab is still running. Look around:");
+    println!("  infra lab status --lab {name}");
+    println!("  infra lab ssh {next} --lab {name}");
+    println!("  infra plan --lab {}", dir.display());
+    println!("and remove it with: infra lab down --lab {name}");
+    0
+}
+
+fn step(s: &str) {
+    println!("\n==> {s}");
+}
+
+fn write_embedded() -> std::io::Result<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    let dir = base.join("infra/demo/accounting");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("main.infra");
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(ACCOUNTING) {
+        std::fs::write(&file, ACCOUNTING)?;
+    }
+    Ok(dir)
+}
+
+fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let t = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if t.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The member whose interfaces carry `vip`.
+fn vip_holder(lab: &str, members: &[String], vip: &str) -> Option<String> {
+    members.iter().find_map(|m| {
+        let out = lab::exec(lab, m, &["ip", "-o", "addr", "show", "to", vip]).ok()?;
+        (out.status.success() && !out.stdout.is_empty()).then(|| m.clone())
+    })
+}
+
+/// One value from psql as the postgres user on a lab host.
+fn sql(lab: &str, host: &str, query: &str) -> Option<String> {
+    sql_in(lab, host, "postgres", query)
+}
+
+fn sql_in(lab: &str, host: &str, db: &str, query: &str) -> Option<String> {
+    let out = lab::exec(
+        lab,
+        host,
+        &[
+            "runuser", "-u", "postgres", "--", "psql", "-XtAd", db, "-c", query,
+        ],
+    )
+    .ok()?;
+    out.status.success().then(|| {
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().last().unwrap_or("").trim().to_string()
+    })
+}
