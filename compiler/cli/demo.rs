@@ -106,9 +106,29 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
             }
         }
         let wrote = sql_in(&name, &primary, "accounting", "create table if not exists infra_demo(note text); insert into infra_demo values ('written on the primary before the drill'); select count(*) from infra_demo");
-        if let Some(n) = wrote {
-            println!("  wrote a row into `accounting` on {primary} ({n} row(s) in infra_demo)");
+        let Some(n) = wrote else {
+            eprintln!("error: cannot write into database `accounting` on {primary}");
+            return 1;
+        };
+        println!("  wrote a row into `accounting` on {primary} ({n} row(s) in infra_demo)");
+        // Replication is asynchronous: a commit returns before the standby has it.
+        // Wait until every standby has replayed it, as an operator would before a drill.
+        let standbys: Vec<&String> = members.iter().filter(|m| **m != primary).collect();
+        let t = Instant::now();
+        for s in &standbys {
+            let replayed = wait_for(Duration::from_secs(30), || {
+                sql_in(&name, s, "accounting", "select count(*) from infra_demo")
+                    .filter(|c| *c == n)
+            });
+            if replayed.is_none() {
+                eprintln!("error: the row did not reach {s} within 30 s: check replication (`infra lab exec {s} -- journalctl -u postgresql@15-main`)");
+                return 1;
+            }
         }
+        println!(
+            "  the row is on the standby too (replayed in {:.1} s)",
+            t.elapsed().as_secs_f64()
+        );
     }
     if members.len() < 2 {
         step("done: one member, nothing to fail over to");
@@ -145,7 +165,10 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
                     "accounting",
                     "select count(*) from infra_demo",
                 ) {
-                    println!("  {next} has the {n} row(s) written on {primary}: nothing committed was lost");
+                    println!("  {next} has the {n} row(s) written on {primary}: nothing replicated was lost");
+                } else {
+                    eprintln!("error: cannot read the demo's row on {next} after the promotion");
+                    return 1;
                 }
             }
             None => {

@@ -1,6 +1,6 @@
 //! The README's main command, `infra demo`: the embedded accounting example booted as
 //! two lab hosts, applied, and a failover drill (VIP moves, the standby is promoted,
-//! a committed row survives). Lab only (INFRA_LAB_TESTS=1).
+//! a replicated row survives). Lab only (INFRA_LAB_TESTS=1).
 
 use std::process::Command;
 
@@ -29,7 +29,7 @@ fn demo_runs_the_failover_drill() {
         "streaming",
         "VIP 192.0.2.10 moved to beta",
         "PostgreSQL on beta promoted to primary",
-        "nothing committed was lost",
+        "nothing replicated was lost",
         "alpha is back as a backup",
     ] {
         assert!(
