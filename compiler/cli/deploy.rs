@@ -8,7 +8,7 @@ use super::{report, MessageFormat};
 use crate::apply::order::{self, GroupOrder, Step};
 use crate::apply::{self, ApplyError, Materialized, Prepared, SavedPlan};
 use crate::diag::Diag;
-use crate::plan::Plan;
+use crate::plan::{Action, Plan};
 use crate::probe::{Observed, ProbeError};
 use crate::render::Build;
 use crate::resolve::Model;
@@ -248,6 +248,53 @@ impl Ctx {
                 }
             })
             .collect()
+    }
+
+    /// Where each failover group's VIP is and whether the apply moves it, in the
+    /// operator's words (printed after the plan).
+    fn vip_story(&self, prepared: &BTreeMap<String, Prepared>) -> String {
+        let mut out = String::new();
+        for (g, order) in self.model.groups.iter().zip(self.group_orders(prepared)) {
+            let vip = g.vip.value.addr;
+            let others = |h: &str| {
+                order
+                    .members
+                    .iter()
+                    .filter(|m| *m != h)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let line = match &order.vip_holder {
+                None => match order.members.first() {
+                    Some(first) => format!(
+                        "no member holds VIP {vip} yet: {first}, the usual primary, is applied first and takes it"
+                    ),
+                    None => continue,
+                },
+                Some(h) => {
+                    let restarts = prepared.get(h).is_some_and(|p| {
+                        p.plan.actions.iter().any(|a| {
+                            matches!(a, Action::RestartUnit { unit, .. } | Action::StopUnit { unit }
+                                if unit == "keepalived.service")
+                        })
+                    });
+                    let changes = prepared.get(h).is_some_and(|p| p.plan.has_changes());
+                    if restarts {
+                        format!(
+                            "VIP {vip} is on {h}; keepalived restarts there, so the VIP moves to {} during the apply (and stays: nopreempt)",
+                            others(h)
+                        )
+                    } else if order.members.len() > 1 && changes {
+                        format!("VIP {vip} is on {h} and stays there: {} first, {h} last", others(h))
+                    } else {
+                        format!("VIP {vip} is on {h} and stays there")
+                    }
+                }
+            };
+            out.push_str(&format!("failover {}: {line}\n", g.name.value));
+        }
+        out
     }
 
     /// Secret values: from the lab (generated when missing), or from the secrets
@@ -563,6 +610,9 @@ pub fn plan(args: PlanArgs) -> i32 {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         print!("{}", plan.render_text(color()));
+        let by_host: BTreeMap<String, Prepared> =
+            saved.iter().map(|p| (p.host.clone(), p.clone())).collect();
+        print!("{}", ctx.vip_story(&by_host));
         for e in &errors {
             show(e);
         }
@@ -707,6 +757,7 @@ pub fn apply(args: ApplyArgs) -> i32 {
             .collect(),
     );
     print!("{}", plan.render_text(color()));
+    print!("{}", ctx.vip_story(&prepared));
     if !errors.is_empty() {
         for e in &errors {
             show(e);
