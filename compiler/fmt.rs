@@ -50,6 +50,10 @@ pub fn format_source(id: FileId, text: &str) -> Result<String, Vec<Diag>> {
     }
 }
 
+/// Attributes whose one-line value is longer than this are not aligned (they would
+/// push the line past the width).
+const ALIGN_VALUE_MAX: usize = 40;
+
 struct Fmt<'a> {
     text: &'a str,
     comments: &'a [Comment],
@@ -276,9 +280,10 @@ impl<'a> Fmt<'a> {
         self.indent += 1;
         self.last_end = None;
         self.trailing(start + 1);
-        for e in &body.entries {
+        let pads = self.alignment(&body.entries);
+        for (e, pad) in body.entries.iter().zip(pads) {
             match e {
-                Entry::Attr(a) => self.attr(a),
+                Entry::Attr(a) => self.attr(a, pad),
                 Entry::Block(b) => self.block(b),
             }
         }
@@ -289,10 +294,78 @@ impl<'a> Fmt<'a> {
         self.end_unit(end);
     }
 
-    fn attr(&mut self, a: &Attr) {
+    /// Name widths for aligning `=`: consecutive attributes with short one-line values
+    /// and no blank line or own-line comment between them form a run; each is padded to
+    /// the run's longest name. Decided from the tree and source positions only, so
+    /// formatting again gives the same runs (idempotent).
+    fn alignment(&self, entries: &[Entry]) -> Vec<usize> {
+        let mut pads = vec![0; entries.len()];
+        let mut run: Vec<usize> = Vec::new();
+        let name_len = |i: usize| match &entries[i] {
+            Entry::Attr(a) => a.name.name.chars().count(),
+            Entry::Block(_) => 0,
+        };
+        let flush = |run: &mut Vec<usize>, pads: &mut Vec<usize>| {
+            let w = run.iter().map(|&i| name_len(i)).max().unwrap_or(0);
+            for &i in run.iter() {
+                pads[i] = w;
+            }
+            run.clear();
+        };
+        for (i, e) in entries.iter().enumerate() {
+            let Entry::Attr(a) = e else {
+                flush(&mut run, &mut pads);
+                continue;
+            };
+            let (vs, ve) = (pos(a.value.span().start), pos(a.value.span().end));
+            let simple = !self.has_comments(vs, ve)
+                && flat_expr(&a.value).chars().count() <= ALIGN_VALUE_MAX;
+            if !simple {
+                flush(&mut run, &mut pads);
+                continue;
+            }
+            if let Some(&prev) = run.last() {
+                let prev_end = match &entries[prev] {
+                    Entry::Attr(p) => pos(p.span.end),
+                    Entry::Block(b) => pos(b.span.end),
+                };
+                let gap = self.text.get(prev_end..pos(a.span.start)).unwrap_or("\n\n");
+                if gap.matches('\n').count() >= 2 || !self.only_trailing_comment(prev_end, vs) {
+                    flush(&mut run, &mut pads);
+                }
+            }
+            run.push(i);
+        }
+        flush(&mut run, &mut pads);
+        pads
+    }
+
+    /// True if every comment starting in `from..to` is the one trailing comment on the
+    /// line that ends at `from` (any other comment gets a line of its own when
+    /// formatted, which would split an alignment run on the next pass).
+    fn only_trailing_comment(&self, from: usize, to: usize) -> bool {
+        let first = self.comments.partition_point(|c| pos(c.span.start) < from);
+        let inside: Vec<&Comment> = self.comments[first..]
+            .iter()
+            .take_while(|c| pos(c.span.start) < to)
+            .collect();
+        match inside.as_slice() {
+            [] => true,
+            [c] => self
+                .text
+                .get(from..pos(c.span.start))
+                .is_some_and(|g| g.chars().all(|ch| matches!(ch, ' ' | '\t' | ','))),
+            _ => false,
+        }
+    }
+
+    fn attr(&mut self, a: &Attr, pad: usize) {
         self.flush_before(pos(a.value.span().start));
         self.start_line(pos(a.span.start));
         self.out.push_str(&a.name.name);
+        for _ in a.name.name.chars().count()..pad {
+            self.out.push(' ');
+        }
         self.out.push_str(" = ");
         self.expr(&a.value, 0);
         self.end_unit(pos(a.span.end));

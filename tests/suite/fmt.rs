@@ -190,8 +190,8 @@ host beta {
 }
 failover office {
   members = [alpha, beta]
-  vip = "192.0.2.10/24"
-  check = http("http://127.0.0.1/health")
+  vip     = "192.0.2.10/24"
+  check   = http("http://127.0.0.1/health")
 }
 kind service(
   on: placement,
@@ -201,8 +201,8 @@ kind service(
 ) {
   unit "${name}.service" {
     template = "service/unit.hbs"
-    enable = true
-    start = true
+    enable   = true
+    start    = true
   }
   package "rsync" {}
 }
