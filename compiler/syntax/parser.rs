@@ -1078,55 +1078,7 @@ impl<'a> Parser<'a> {
         if !self.enter('[', "list".to_string()) {
             return Ok(None);
         }
-        let mut elems = Vec::new();
-        let mut need_elem = true;
-        let end = loop {
-            let t = *self.peek(0);
-            match t.tok {
-                Tok::RBracket => {
-                    self.bump();
-                    break t.end;
-                }
-                Tok::Eof => {
-                    self.unclosed(&t);
-                    break self.prev_end;
-                }
-                Tok::RBrace | Tok::RParen => {
-                    let d = if t.tok == Tok::RBrace { '{' } else { '(' };
-                    if self.is_open(d) {
-                        self.unclosed(&t);
-                        break self.prev_end;
-                    }
-                    self.bump();
-                    self.stray(&t);
-                }
-                Tok::Comma => {
-                    self.bump();
-                    if need_elem {
-                        self.err(
-                            Diag::error("E0014", "expected an expression, found `,`")
-                                .at(self.sp(&t), "expected an expression")
-                                .help("remove the extra `,`"),
-                        );
-                    }
-                    need_elem = true;
-                }
-                _ if self.starts_entry() => {
-                    self.unclosed(&t);
-                    break self.prev_end;
-                }
-                _ => {
-                    match self.expr() {
-                        Ok(Some(e)) => elems.push(e),
-                        Ok(None) => {}
-                        Err(Fail) => {
-                            self.bump();
-                        }
-                    }
-                    need_elem = false;
-                }
-            }
-        };
+        let (elems, end) = self.sequence(Tok::RBracket, false);
         self.leave();
         Ok(Some(Expr::List(elems, self.lx.span(open.start, end))))
     }
@@ -1137,12 +1089,26 @@ impl<'a> Parser<'a> {
         if !self.enter('(', format!("call `{}(`", name.name)) {
             return Ok(None);
         }
-        let mut args = Vec::new();
-        let mut need_arg = true;
+        let (args, end) = self.sequence(Tok::RParen, true);
+        self.leave();
+        Ok(Some(Expr::Call(
+            name,
+            args,
+            self.lx.span(name_tok.start, end),
+        )))
+    }
+
+    /// The elements of a list (`close` = `]`, commas optional) or the arguments of a
+    /// call (`close` = `)`, commas required), after the opening delimiter, through the
+    /// closing one. Returns the expressions and the end offset. An enclosing delimiter
+    /// or the start of the next entry ends the sequence as unclosed (reported once).
+    fn sequence(&mut self, close: Tok, commas: bool) -> (Vec<Expr>, usize) {
+        let mut items = Vec::new();
+        let mut need_item = true;
         let end = loop {
             let t = *self.peek(0);
             match t.tok {
-                Tok::RParen => {
+                tok if tok == close => {
                     self.bump();
                     break t.end;
                 }
@@ -1150,8 +1116,12 @@ impl<'a> Parser<'a> {
                     self.unclosed(&t);
                     break self.prev_end;
                 }
-                Tok::RBrace | Tok::RBracket => {
-                    let d = if t.tok == Tok::RBrace { '{' } else { '[' };
+                Tok::RBrace | Tok::RParen | Tok::RBracket => {
+                    let d = match t.tok {
+                        Tok::RBrace => '{',
+                        Tok::RParen => '(',
+                        _ => '[',
+                    };
                     if self.is_open(d) {
                         self.unclosed(&t);
                         break self.prev_end;
@@ -1161,21 +1131,21 @@ impl<'a> Parser<'a> {
                 }
                 Tok::Comma => {
                     self.bump();
-                    if need_arg {
+                    if need_item {
                         self.err(
                             Diag::error("E0014", "expected an expression, found `,`")
                                 .at(self.sp(&t), "expected an expression")
                                 .help("remove the extra `,`"),
                         );
                     }
-                    need_arg = true;
+                    need_item = true;
                 }
                 _ if self.starts_entry() => {
                     self.unclosed(&t);
                     break self.prev_end;
                 }
                 _ => {
-                    if !need_arg {
+                    if commas && !need_item {
                         let found = self.describe(&t);
                         self.err(
                             Diag::error("E0002", format!("expected `,` or `)`, found {found}"))
@@ -1184,22 +1154,17 @@ impl<'a> Parser<'a> {
                         );
                     }
                     match self.expr() {
-                        Ok(Some(e)) => args.push(e),
+                        Ok(Some(e)) => items.push(e),
                         Ok(None) => {}
                         Err(Fail) => {
                             self.bump();
                         }
                     }
-                    need_arg = false;
+                    need_item = false;
                 }
             }
         };
-        self.leave();
-        Ok(Some(Expr::Call(
-            name,
-            args,
-            self.lx.span(name_tok.start, end),
-        )))
+        (items, end)
     }
 }
 
