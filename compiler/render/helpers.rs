@@ -31,18 +31,7 @@ fn other(msg: impl Into<String>) -> RenderError {
 
 /// The rendered text of parameter `idx` of helper `name`; missing or object values are errors.
 fn text_param(h: &Helper<'_>, name: &str, idx: usize) -> Result<String, RenderError> {
-    let p = h.param(idx).ok_or_else(|| {
-        other(format!(
-            "`{name}` needs a parameter at position {}",
-            idx + 1
-        ))
-    })?;
-    if p.is_value_missing() {
-        return Err(RenderErrorReason::MissingVariable(Some(
-            p.relative_path().cloned().unwrap_or_default(),
-        ))
-        .into());
-    }
+    let p = present_param(h, name, idx)?;
     match p.value() {
         Json::String(s) => Ok(s.clone()),
         Json::Number(n) => Ok(n.to_string()),
@@ -58,7 +47,13 @@ fn text_param(h: &Helper<'_>, name: &str, idx: usize) -> Result<String, RenderEr
     }
 }
 
-fn int_param(h: &Helper<'_>, name: &str, idx: usize) -> Result<i64, RenderError> {
+/// Parameter `idx` of helper `name`: an error if it is not given, or names a variable
+/// the context does not have (strict mode, as for `{{var}}`).
+fn present_param<'h, 'rc>(
+    h: &'h Helper<'rc>,
+    name: &str,
+    idx: usize,
+) -> Result<&'h handlebars::PathAndJson<'rc>, RenderError> {
     let p = h.param(idx).ok_or_else(|| {
         other(format!(
             "`{name}` needs a parameter at position {}",
@@ -71,6 +66,11 @@ fn int_param(h: &Helper<'_>, name: &str, idx: usize) -> Result<i64, RenderError>
         ))
         .into());
     }
+    Ok(p)
+}
+
+fn int_param(h: &Helper<'_>, name: &str, idx: usize) -> Result<i64, RenderError> {
+    let p = present_param(h, name, idx)?;
     p.value().as_i64().ok_or_else(|| {
         other(format!(
             "`{name}` expects an integer, got {}",
