@@ -173,17 +173,6 @@ fn host_order(model: &Model) -> Vec<HostId> {
     order
 }
 
-/// Hosts an instance's resources go to.
-pub fn hosts_of(model: &Model, placement: Placement) -> Vec<HostId> {
-    match placement {
-        Placement::Host(h) => vec![h],
-        Placement::Group(g) | Placement::Active(g) => {
-            model.groups[g].members.iter().map(|m| m.value).collect()
-        }
-        Placement::All => (0..model.hosts.len()).collect(),
-    }
-}
-
 /// Graphviz DOT: one cluster per host with the instances placed there, `needs` edges
 /// inside hosts, and dashed "apply before" edges between members of a failover group.
 pub fn to_dot(model: &Model, graph: &Graph) -> String {
@@ -200,7 +189,7 @@ pub fn to_dot(model: &Model, graph: &Graph) -> String {
         );
         for &i in &graph.order {
             let inst = &model.instances[i];
-            if hosts_of(model, inst.placement.value).contains(&h) {
+            if model.placement_hosts(inst.placement.value).contains(&h) {
                 let active = matches!(inst.placement.value, Placement::Active(_));
                 let _ = writeln!(
                     s,
@@ -222,8 +211,11 @@ pub fn to_dot(model: &Model, graph: &Graph) -> String {
     for &i in &graph.order {
         let inst = &model.instances[i];
         for need in &inst.needs {
-            for h in hosts_of(model, inst.placement.value) {
-                if hosts_of(model, model.instances[need.value].placement.value).contains(&h) {
+            for h in model.placement_hosts(inst.placement.value) {
+                if model
+                    .placement_hosts(model.instances[need.value].placement.value)
+                    .contains(&h)
+                {
                     let hn = &model.hosts[h].name.value;
                     let _ = writeln!(
                         s,

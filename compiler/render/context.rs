@@ -118,17 +118,6 @@ pub fn group_json(model: &Model, gid: GroupId, h: HostId) -> Json {
     })
 }
 
-/// The hosts a placement puts resources on, in declaration order.
-pub fn placement_hosts(model: &Model, p: Placement) -> Vec<HostId> {
-    match p {
-        Placement::Host(h) => vec![h],
-        Placement::Group(g) | Placement::Active(g) => {
-            model.groups[g].members.iter().map(|m| m.value).collect()
-        }
-        Placement::All => (0..model.hosts.len()).collect(),
-    }
-}
-
 pub fn placement_group(p: Placement) -> Option<GroupId> {
     match p {
         Placement::Group(g) | Placement::Active(g) => Some(g),
@@ -143,7 +132,8 @@ pub fn placement_json(model: &Model, p: Placement, h: HostId) -> Json {
         Placement::Active(g) => ("active", Json::Null, group_json(model, g, h)),
         Placement::All => ("all", Json::Null, Json::Null),
     };
-    let hosts: Vec<Json> = placement_hosts(model, p)
+    let hosts: Vec<Json> = model
+        .placement_hosts(p)
         .into_iter()
         .map(|x| host_json(model, x))
         .collect();

@@ -59,7 +59,7 @@ pub fn render(
     let groups = failover::groups_by_host(model);
     let mut instances: Vec<Vec<InstanceId>> = vec![Vec::new(); model.hosts.len()];
     for i in full_order(model, order) {
-        for h in context::placement_hosts(model, model.instances[i].placement.value) {
+        for h in model.placement_hosts(model.instances[i].placement.value) {
             if let Some(v) = instances.get_mut(h) {
                 v.push(i);
             }

@@ -19,6 +19,19 @@ pub struct Model {
     pub sources: SourceMap,
 }
 
+impl Model {
+    /// The hosts a placement puts resources on, in declaration order.
+    pub fn placement_hosts(&self, p: Placement) -> Vec<HostId> {
+        match p {
+            Placement::Host(h) => vec![h],
+            Placement::Group(g) | Placement::Active(g) => {
+                self.groups[g].members.iter().map(|m| m.value).collect()
+            }
+            Placement::All => (0..self.hosts.len()).collect(),
+        }
+    }
+}
+
 /// A value with the span it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spanned<T> {
