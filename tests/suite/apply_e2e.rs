@@ -1438,6 +1438,22 @@ fn lab_three_host_mariadb() {
         )
     );
     let promote_secs = killed.elapsed().as_secs_f64();
+    // promote.sh did it (not some other path), and said so without noise.
+    let journal = c.out(
+        "web2",
+        "journalctl -q --no-pager -o cat -u infra-mariadb-shop-promote.service",
+    );
+    for line in [
+        "replication from the old primary removed",
+        "MariaDB on web2 is the writable primary of db",
+        "replication user and databases of MariaDB shop in place",
+    ] {
+        assert!(journal.lines().any(|l| l == line), "{line:?}: {journal}");
+    }
+    assert!(
+        !journal.lines().any(|l| l == "1"),
+        "stray output: {journal}"
+    );
     assert_eq!(mariadb(&c, "web2", "SELECT x FROM shop.t"), "42");
     let (code, out) = c.sh("web2", "mariadb -N -B -e 'INSERT INTO shop.t VALUES (43)'");
     assert_eq!(code, 0, "write on the new primary: {out}");
