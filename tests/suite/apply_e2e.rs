@@ -1309,3 +1309,157 @@ fn missing_secret_is_named_with_where_to_put_it() {
     assert!(err.contains("INFRA_SECRET_PG_REPL"), "{err}");
     assert!(err.contains("secrets.env"), "{err}");
 }
+
+/// `mariadb -N -B -e SQL` on a host (root, over the socket), trimmed output.
+fn mariadb(c: &LabConfig, host: &str, sql: &str) -> String {
+    let quoted = sql.replace('\'', "'\\''");
+    c.out(host, &format!("mariadb -N -B -e '{quoted}'"))
+}
+
+/// A host's replication status (`SHOW ALL SLAVES STATUS`, one `Field: value` per line).
+fn slave_status(c: &LabConfig, host: &str) -> String {
+    c.out(host, "mariadb -e 'SHOW ALL SLAVES STATUS\\G'")
+}
+
+#[test]
+fn lab_three_host_mariadb() {
+    if !lab_enabled("lab_three_host_mariadb") {
+        return;
+    }
+    let t0 = std::time::Instant::now();
+    let mut c = LabConfig::new("three-host", "mdb-three-host");
+    // The example's programs do not exist on lab hosts: the API is python's HTTP
+    // server on the same port (the `web` group's health check), the worker sleeps.
+    let v1 = c
+        .text()
+        .replace(
+            "\"/srv/api/bin/api --port 8080\"",
+            "\"/usr/bin/python3 -m http.server 8080\"",
+        )
+        .replace("\"/srv/api/bin/worker\"", "\"/bin/sleep infinity\"");
+    assert!(
+        v1.contains("http.server 8080") && v1.contains("sleep infinity"),
+        "example changed: {v1}"
+    );
+    c.write(&v1);
+    c.up(EXTRA);
+
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    let apply_secs = r.secs;
+
+    // keepalived holds the db VIP on its first member.
+    let has_vip = "ip -o addr show to 10.0.0.20 | grep -q 10.0.0.20";
+    assert!(c.wait("db1", has_vip, 30), "db VIP on db1");
+    assert_eq!(c.out("web2", "ip -o addr show to 10.0.0.20"), "");
+    assert_eq!(
+        mariadb(&c, "db1", "SELECT @@read_only"),
+        "0",
+        "db1 writable"
+    );
+
+    // web2 replicates from the primary with GTIDs, read-only.
+    let replicating = "mariadb -e 'SHOW ALL SLAVES STATUS\\G' > /tmp/s; \
+         grep -q 'Slave_IO_Running: Yes' /tmp/s && grep -q 'Slave_SQL_Running: Yes' /tmp/s";
+    assert!(
+        c.wait("web2", replicating, 60),
+        "web2 replicates: {}\n{}",
+        slave_status(&c, "web2"),
+        c.out(
+            "web2",
+            "journalctl -q --no-pager -o cat -u mariadb.service | tail -20"
+        )
+    );
+    let s = slave_status(&c, "web2");
+    assert!(s.contains("Using_Gtid: Slave_Pos"), "{s}");
+    assert!(s.contains("Master_Host: 10.0.0.20"), "{s}");
+    assert_eq!(
+        mariadb(&c, "web2", "SELECT @@read_only"),
+        "1",
+        "web2 read-only"
+    );
+    assert_eq!(slave_status(&c, "db1"), "", "db1 is no replica");
+
+    // The databases exist; a row written on db1 appears on web2.
+    for host in ["db1", "web2"] {
+        assert_eq!(
+            mariadb(
+                &c,
+                host,
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ('shop', 'shop_audit')"
+            ),
+            "2",
+            "databases on {host}"
+        );
+    }
+    let (code, out) = c.sh(
+        "db1",
+        "mariadb -N -B -e 'CREATE TABLE shop.t (x INT PRIMARY KEY); INSERT INTO shop.t VALUES (42)'",
+    );
+    assert_eq!(code, 0, "write on db1: {out}");
+    assert!(
+        c.wait(
+            "web2",
+            "mariadb -N -B -e 'SELECT x FROM shop.t' | grep -qx 42",
+            20
+        ),
+        "the row reached web2: {}",
+        slave_status(&c, "web2")
+    );
+
+    // Nothing left to do.
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // Failover: db1 loses power; the VIP moves to web2, which is promoted.
+    let out = Command::new(env!("CARGO_BIN_EXE_infra"))
+        .args(["lab", "kill", "db1", "--lab", &c.name])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run infra lab kill");
+    assert!(
+        out.status.success(),
+        "infra lab kill db1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let killed = std::time::Instant::now();
+    assert!(c.wait("web2", has_vip, 15), "db VIP moved to web2");
+    let vip_secs = killed.elapsed().as_secs_f64();
+    let promoted = "test \"$(mariadb -N -B -e 'SELECT @@read_only')\" = 0 && \
+         test -z \"$(mariadb -N -B -e 'SHOW ALL SLAVES STATUS')\"";
+    assert!(
+        c.wait("web2", promoted, 90),
+        "web2 promoted: read_only {}, {}\n{}",
+        mariadb(&c, "web2", "SELECT @@read_only"),
+        slave_status(&c, "web2"),
+        c.out(
+            "web2",
+            "journalctl -q --no-pager -o cat -u infra-mariadb-shop-promote.service | tail -20"
+        )
+    );
+    let promote_secs = killed.elapsed().as_secs_f64();
+    // promote.sh did it (not some other path), and said so without noise.
+    let journal = c.out(
+        "web2",
+        "journalctl -q --no-pager -o cat -u infra-mariadb-shop-promote.service",
+    );
+    for line in [
+        "replication from the old primary removed",
+        "MariaDB on web2 is the writable primary of db",
+        "replication user and databases of MariaDB shop in place",
+    ] {
+        assert!(journal.lines().any(|l| l == line), "{line:?}: {journal}");
+    }
+    assert!(
+        !journal.lines().any(|l| l == "1"),
+        "stray output: {journal}"
+    );
+    assert_eq!(mariadb(&c, "web2", "SELECT x FROM shop.t"), "42");
+    let (code, out) = c.sh("web2", "mariadb -N -B -e 'INSERT INTO shop.t VALUES (43)'");
+    assert_eq!(code, 0, "write on the new primary: {out}");
+    eprintln!(
+        "MEASURED three-host MariaDB: first apply {apply_secs:.1} s; after killing db1 the VIP \
+         was on web2 in {vip_secs:.1} s, MariaDB promoted in {promote_secs:.1} s; test {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+}

@@ -44,6 +44,6 @@ SQL
 sql <<'SQL'
 CREATE DATABASE IF NOT EXISTS `shop`;
 CREATE DATABASE IF NOT EXISTS `shop_audit`;
-SELECT 1;
+DO 1;
 SQL
 echo "replication user and databases of MariaDB shop in place"
