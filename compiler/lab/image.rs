@@ -27,9 +27,10 @@ pub const BASE_PACKAGES: &[&str] = &[
 
 /// Installed with apt-get afterwards: what the stdlib kinds render (concrete names, as
 /// in a build's package list, so that a configuration using them needs no other image),
-/// plus a few tools for looking around (`ps`, `ping`). No interpreter: infra never needs
-/// one on a host. Lab hosts have no internet: a package missing here cannot be installed
-/// by `infra apply` in the lab.
+/// plus a few tools for looking around (`ps`, `ping`). infra itself needs no interpreter
+/// on a host; python3 is here because the `share` kind installs it (Debian's rrsync, the
+/// receiving side, is a python3 script), so every lab uses one image. Lab hosts have no
+/// internet: a package missing here cannot be installed by `infra apply` in the lab.
 pub const DEFAULT_PACKAGES: &[&str] = &[
     "ca-certificates",
     "curl",
@@ -45,6 +46,7 @@ pub const DEFAULT_PACKAGES: &[&str] = &[
     "postgresql-15",
     "postgresql-client-15",
     "procps",
+    "python3",
     "rsync",
     "sudo",
 ];
