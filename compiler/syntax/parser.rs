@@ -440,21 +440,27 @@ impl<'a> Parser<'a> {
         Err(Fail)
     }
 
-    fn let_(&mut self, kw: Token) -> PResult<Option<Let>> {
+    /// The name after keyword `kw` (`let`, `kind`): consumed, or E0002 with `help`.
+    fn name_after(&mut self, kw: &str, help: &str) -> PResult<Token> {
         let t = *self.peek(0);
         if t.tok != Tok::Ident {
             let found = self.describe(&t);
             self.err(
                 Diag::error(
                     "E0002",
-                    format!("expected a name after `let`, found {found}"),
+                    format!("expected a name after `{kw}`, found {found}"),
                 )
                 .at(self.found_span(&t), self.found_label(&t, "expected a name"))
-                .help("write `let name = value`"),
+                .help(help),
             );
             return Err(Fail);
         }
         self.bump();
+        Ok(t)
+    }
+
+    fn let_(&mut self, kw: Token) -> PResult<Option<Let>> {
+        let t = self.name_after("let", "write `let name = value`")?;
         let name = self.name(&t, "a variable name");
         let what = format!("`let {}`", name.name);
         let eq = self.expect_eq(&name, &what)?;
@@ -496,20 +502,7 @@ impl<'a> Parser<'a> {
 
     /// `kind NAME(PARAMS) { BODY }`
     fn kind(&mut self, kw: Token) -> PResult<KindDef> {
-        let t = *self.peek(0);
-        if t.tok != Tok::Ident {
-            let found = self.describe(&t);
-            self.err(
-                Diag::error(
-                    "E0002",
-                    format!("expected a name after `kind`, found {found}"),
-                )
-                .at(self.found_span(&t), self.found_label(&t, "expected a name"))
-                .help("write `kind name(param: type, ...) { ... }`"),
-            );
-            return Err(Fail);
-        }
-        self.bump();
+        let t = self.name_after("kind", "write `kind name(param: type, ...) { ... }`")?;
         let name = self.name(&t, "a kind name");
         let t = *self.peek(0);
         let mut params = Vec::new();
