@@ -482,6 +482,19 @@ fn probe_error(e: ProbeError) -> ApplyError {
 }
 
 /// Materialize every host's files with `secrets`.
+/// What plan and apply both start from: the resolved and rendered configuration,
+/// and every host's files with the secret values filled in.
+fn prepare(
+    path: &Path,
+    conn: &Connection,
+    secrets_file: Option<&Path>,
+) -> Result<(Ctx, BTreeMap<String, Materialized>), i32> {
+    let ctx = context(path, conn)?;
+    let secrets = ctx.secrets(secrets_file)?;
+    let files = materialize_all(&ctx, &secrets)?;
+    Ok((ctx, files))
+}
+
 fn materialize_all(ctx: &Ctx, secrets: &Secrets) -> Result<BTreeMap<String, Materialized>, i32> {
     let mut out = BTreeMap::new();
     for (name, hb) in &ctx.build.hosts {
@@ -562,16 +575,8 @@ fn error_json(e: &ApplyError) -> serde_json::Value {
 pub fn plan(args: PlanArgs) -> i32 {
     let started_all = Instant::now();
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let ctx = match context(&path, &args.conn) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let secrets = match ctx.secrets(args.secrets.as_deref()) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let files = match materialize_all(&ctx, &secrets) {
-        Ok(f) => f,
+    let (ctx, files) = match prepare(&path, &args.conn, args.secrets.as_deref()) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let hosts = ctx.hosts();
@@ -682,16 +687,8 @@ fn health_timeout(confirm_timeout: u64) -> u64 {
 
 pub fn apply(args: ApplyArgs) -> i32 {
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let ctx = match context(&path, &args.conn) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let secrets = match ctx.secrets(args.secrets.as_deref()) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let files = match materialize_all(&ctx, &secrets) {
-        Ok(f) => f,
+    let (ctx, files) = match prepare(&path, &args.conn, args.secrets.as_deref()) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     if args.confirm_timeout < 10 {
