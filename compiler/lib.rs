@@ -18,6 +18,7 @@ pub mod probe;
 pub mod render;
 pub mod resolve;
 pub mod secrets;
+pub mod shell;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;

@@ -26,8 +26,8 @@
 //! be absolute and hold no newline or NUL (checked before anything is sent).
 
 use crate::render::HostBuild;
-use crate::transport::shell::{base64_decode, quote};
-use crate::transport::{Session, TransportError};
+use crate::shell::{base64_decode, quote};
+use crate::transport::{Remote, TransportError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -456,20 +456,17 @@ pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
     s
 }
 
-/// Probe a host: exactly one round trip.
-pub fn probe(session: &mut Session, build: &HostBuild) -> Result<Observed, ProbeError> {
-    probe_in(session, build, STATE_DIR)
-}
-
-/// [`probe`] with infra's state under `state_dir` (tests use a temp dir).
-pub fn probe_in(
-    session: &mut Session,
+/// Probe a host: exactly one round trip on `remote`, infra's state under
+/// `state_dir` ([`STATE_DIR`] on real hosts; tests use a temp dir). The only
+/// probe entry point.
+pub fn probe(
+    remote: &mut dyn Remote,
     build: &HostBuild,
     state_dir: &str,
 ) -> Result<Observed, ProbeError> {
     validate(build)?;
     check_path(&build.host, state_dir)?;
-    let out = session.run(&probe_script(build, state_dir), b"")?;
+    let out = remote.run(&probe_script(build, state_dir), b"")?;
     if !out.success() {
         return Err(ProbeError::Remote {
             host: build.host.clone(),

@@ -31,8 +31,8 @@ use crate::plan::{self, HostPlan, PlanOptions};
 use crate::probe::{Manifest, ManifestFile, ManifestUnit, Observed, ProbeError};
 use crate::render::{FileOut, HostBuild, UnitOut};
 use crate::secrets::Secrets;
-use crate::transport::shell::base64_decode;
-use crate::transport::{Output, Session, TransportError};
+use crate::shell::base64_decode;
+use crate::transport::{Remote, TransportError};
 use script::{HealthCheck, SwitchSpec};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -511,45 +511,6 @@ pub struct SwitchJob<'a> {
     pub holder: &'a str,
     pub token: &'a str,
     pub deadline: u64,
-}
-
-/// Where scripts run: an SSH [`Session`], or (tests, local use) anything else
-/// that runs a POSIX sh script as root with the given stdin.
-pub trait Remote {
-    fn host(&self) -> &str;
-    fn run(&mut self, script: &str, stdin: &[u8]) -> Result<Output, TransportError>;
-    /// Commands run so far.
-    fn round_trips(&self) -> usize;
-}
-
-impl Remote for Session {
-    fn host(&self) -> &str {
-        Session::host(self)
-    }
-    fn run(&mut self, script: &str, stdin: &[u8]) -> Result<Output, TransportError> {
-        Session::run(self, script, stdin)
-    }
-    fn round_trips(&self) -> usize {
-        Session::round_trips(self)
-    }
-}
-
-/// Probe a host through any [`Remote`] (the same one round trip as [`crate::probe::probe`]).
-pub fn probe(
-    remote: &mut dyn Remote,
-    build: &HostBuild,
-    state_dir: &str,
-) -> Result<Observed, ProbeError> {
-    crate::probe::validate(build)?;
-    let out = remote.run(&crate::probe::probe_script(build, state_dir), b"")?;
-    if !out.success() {
-        return Err(ProbeError::Remote {
-            host: build.host.clone(),
-            status: out.status,
-            stderr: out.stderr_text(),
-        });
-    }
-    crate::probe::parse_probe_output(build, &out.stdout)
 }
 
 /// A random token (hex).

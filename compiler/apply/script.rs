@@ -23,7 +23,7 @@
 use crate::plan::{Action, HostPlan};
 use crate::probe::{Manifest, FINGERPRINT_PIPE};
 use crate::render::HostBuild;
-use crate::transport::shell::quote;
+use crate::shell::quote;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 

@@ -238,9 +238,8 @@ fn generations_answer() {
         generation: 2,
         ..Manifest::default()
     };
-    let b64 = crate::transport::shell::base64_encode(
-        serde_json::to_string(&man).unwrap_or_default().as_bytes(),
-    );
+    let b64 =
+        crate::shell::base64_encode(serde_json::to_string(&man).unwrap_or_default().as_bytes());
     let out = format!(
         "CUR\t3\nGEN\t1\t2026-01-01T00:00:00Z\t4\t\nGEN\t3\td\t5\t2\nGEN\t2\td\t   5\t1\nMAN\t2\t{b64}\n"
     );

@@ -538,7 +538,8 @@ fn probe_all(
         let mut session = transport::connect(&target, &*dial)?;
         let t1 = Instant::now();
         progress.say(host, "probing");
-        let observed = crate::probe::probe(&mut session, build).map_err(probe_error)?;
+        let observed =
+            crate::probe::probe(&mut session, build, apply::STATE_DIR).map_err(probe_error)?;
         let timing = (
             (t1 - t0).as_secs_f64() * 1000.0,
             t1.elapsed().as_secs_f64() * 1000.0,
@@ -1153,7 +1154,7 @@ pub fn rollback(args: RollbackArgs) -> i32 {
         .map(|b| b.address.clone())
         .unwrap_or_default();
     let (build, hashes) = apply::rollback_build(host, &address, &target_manifest);
-    let observed = match crate::probe::probe(&mut session, &build) {
+    let observed = match crate::probe::probe(&mut session, &build, apply::STATE_DIR) {
         Ok(o) => o,
         Err(e) => return fail(e.into()),
     };

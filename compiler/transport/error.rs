@@ -173,7 +173,7 @@ pub fn known_hosts_name(address: &str, port: u16) -> String {
 pub fn keyscan_command(address: &str, port: u16, known_hosts: &std::path::Path) -> String {
     format!(
         "ssh-keyscan -p {port} {} >> {}",
-        super::shell::quote_word(address),
-        super::shell::quote_word(&known_hosts.display().to_string())
+        crate::shell::quote_word(address),
+        crate::shell::quote_word(&known_hosts.display().to_string())
     )
 }

@@ -4,8 +4,8 @@
 //! `accept_new`, an unknown key is appended to the file.
 
 use super::error::{known_hosts_name, TransportError};
-use super::shell::base64_encode;
 use super::Target;
+use crate::shell::base64_encode;
 use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, KnownHostFileKind};
 use std::io::Write;

@@ -5,71 +5,17 @@
 //! - `lab_*`: `infra` itself against real lab hosts (systemd-nspawn Debian 12,
 //!   `infra lab up`), over SSH. Only with INFRA_LAB_TESTS=1.
 
-use infra::apply::{self, script::HealthCheck, ApplyError, Prepared, Remote, Undo};
+use infra::apply::{self, script::HealthCheck, ApplyError, Prepared, Undo};
 use infra::plan::Action;
 use infra::probe::Manifest;
 use infra::render::{DirOut, FileOut, HostBuild, StepOut};
 use infra::secrets::Secrets;
-use infra::transport::{Output, TransportError};
+use infra::transport::{LocalSh, Remote};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 // ---------------------------------------------------------------------------
 // Local: the scripts under the local sh.
-
-/// Runs scripts with the local sh as the host would (`sh -s` with the script on
-/// stdin, or `sh -c SCRIPT` with stdin data). Counts round trips like a Session.
-struct LocalSh {
-    trips: usize,
-}
-
-impl Remote for LocalSh {
-    fn host(&self) -> &str {
-        "local"
-    }
-    fn run(&mut self, script: &str, stdin: &[u8]) -> Result<Output, TransportError> {
-        self.trips += 1;
-        let (args, input): (Vec<&str>, &[u8]) = if stdin.is_empty() {
-            (vec!["-s"], script.as_bytes())
-        } else {
-            (vec!["-c", script], stdin)
-        };
-        let mut child = Command::new("sh")
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| TransportError::Channel {
-                host: "local".into(),
-                detail: e.to_string(),
-            })?;
-        let mut sin = child.stdin.take();
-        let data = input.to_vec();
-        let writer = std::thread::spawn(move || {
-            if let Some(s) = sin.as_mut() {
-                let _ = s.write_all(&data);
-            }
-        });
-        let out = child
-            .wait_with_output()
-            .map_err(|e| TransportError::Channel {
-                host: "local".into(),
-                detail: e.to_string(),
-            })?;
-        let _ = writer.join();
-        Ok(Output {
-            stdout: out.stdout,
-            stderr: out.stderr,
-            status: out.status.code().unwrap_or(-1),
-            signal: None,
-        })
-    }
-    fn round_trips(&self) -> usize {
-        self.trips
-    }
-}
 
 fn whoami(flag: &str) -> String {
     Command::new("id")
@@ -100,7 +46,7 @@ impl Local {
         secrets.insert("db", "hunter2".into());
         Local {
             dir,
-            sh: LocalSh { trips: 0 },
+            sh: LocalSh::new("local"),
             secrets,
             user: whoami("-un"),
             group: whoami("-gn"),
@@ -198,7 +144,7 @@ impl Local {
     fn prepare(&mut self, build: &HostBuild) -> (Prepared, apply::Materialized) {
         let m = apply::materialize(build, &self.secrets).expect("secrets");
         let state = self.state();
-        let observed = apply::probe(&mut self.sh, build, &state).expect("probe");
+        let observed = infra::probe::probe(&mut self.sh, build, &state).expect("probe");
         let mut p = apply::prepare(build, &observed, apply::secret_sha256(build, &m));
         assert!(!p.systemd, "the local tests expect no systemd");
         p.systemd = false;
@@ -224,9 +170,13 @@ impl Local {
             token: "tok",
             deadline: 60,
         };
-        let before = self.sh.trips;
+        let before = self.sh.round_trips();
         let r = apply::switch(&mut self.sh, &job).map(|_| ());
-        assert_eq!(self.sh.trips, before + 1, "a switch is one round trip");
+        assert_eq!(
+            self.sh.round_trips(),
+            before + 1,
+            "a switch is one round trip"
+        );
         r
     }
 
@@ -440,7 +390,7 @@ fn local_rollback_and_failed_health_check() {
     // Roll back to 1: its files, the taken-over file included.
     let m1 = g.list[0].manifest.clone().expect("manifest 1");
     let (rb, hashes) = apply::rollback_build("local", "127.0.0.1", &m1);
-    let observed = apply::probe(&mut l.sh, &rb, &state).expect("probe");
+    let observed = infra::probe::probe(&mut l.sh, &rb, &state).expect("probe");
     let mut p = apply::prepare(&rb, &observed, hashes);
     p.systemd = false;
     p.generation = 1;

@@ -582,26 +582,11 @@ impl Scenario {
 }
 
 pub(crate) fn sh_local(script: &str) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new("sh")
-        .arg("-s")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    use infra::transport::Remote;
+    let out = infra::transport::LocalSh::new("local")
+        .run(script, b"")
         .expect("sh");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "probe script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.success(), "probe script failed: {}", out.stderr_text());
     out.stdout
 }
 
@@ -707,7 +692,7 @@ fn ssh_probe_is_one_round_trip_and_sees_what_local_sh_sees() {
     let sshd = Sshd::start();
     let mut s = sshd.connect();
     let sc = Scenario::new();
-    let o = probe::probe_in(&mut s, &sc.build, &sc.state()).expect("probe");
+    let o = probe::probe(&mut s, &sc.build, &sc.state()).expect("probe");
     assert_eq!(s.round_trips(), 1);
     check_scenario_observed(&sc, &o);
     assert_eq!(o, sc.probe_locally());
@@ -748,7 +733,7 @@ fn ssh_probe_round_trips_do_not_grow_with_files() {
         let build = many_files(dir.path(), n);
         let before = s.round_trips();
         let state = dir.path().join("state").display().to_string();
-        let o = probe::probe_in(&mut s, &build, &state).expect("probe");
+        let o = probe::probe(&mut s, &build, &state).expect("probe");
         assert_eq!(s.round_trips() - before, 1, "probe of {n} files");
         assert_eq!(o.paths.len(), n);
         for (i, (path, f)) in build.files.iter().enumerate() {
@@ -805,10 +790,10 @@ fn ssh_measure_connect_and_probe() {
         s.run("true", b"").expect("run");
         empty.push(t1.elapsed());
         let t2 = Instant::now();
-        probe::probe_in(&mut s, &b200, &state).expect("probe");
+        probe::probe(&mut s, &b200, &state).expect("probe");
         p200.push(t2.elapsed());
         let t3 = Instant::now();
-        probe::probe_in(&mut s, &b500, &state).expect("probe");
+        probe::probe(&mut s, &b500, &state).expect("probe");
         p500.push(t3.elapsed());
         let t4 = Instant::now();
         sh_local(&probe::probe_script(&b500, &state));
