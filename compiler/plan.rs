@@ -337,16 +337,6 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
         .map(|g| g.to_string())
         .unwrap_or_else(|| "?".into());
 
-    if let Some(holder) = &observed.lock {
-        warnings.push(format!(
-            "the host lock is held ({}): an apply is running or was interrupted",
-            if holder.is_empty() {
-                "holder unknown"
-            } else {
-                holder
-            }
-        ));
-    }
     if let Some(e) = &observed.manifest_error {
         warnings.push(format!(
             "the current generation's manifest cannot be read ({e}): no file will be pruned"

@@ -21,7 +21,7 @@
 //! or undoes itself).
 
 use crate::plan::{Action, HostPlan};
-use crate::probe::{Manifest, FINGERPRINT_PIPE};
+use crate::probe::{fingerprint_pipe, Manifest};
 use crate::render::HostBuild;
 use crate::shell::quote;
 use std::collections::{BTreeMap, BTreeSet};
@@ -323,7 +323,11 @@ locked=1
     // The state the plan was made from must still hold.
     s.push_str("probe_fp() (\n");
     s.push_str(sw.probe_script);
-    let _ = writeln!(s, "\n)\nfp=$(probe_fp 2>/dev/null | {FINGERPRINT_PIPE})");
+    let _ = writeln!(
+        s,
+        "\n)\nfp=$(probe_fp 2>/dev/null | {})",
+        fingerprint_pipe()
+    );
     let _ = writeln!(
         s,
         "if [ \"$fp\" != {} ]; then printf 'CHANGED\\t%s\\n' \"$fp\" >> \"$out\"; finish 1; fi",

@@ -1,5 +1,10 @@
 use super::*;
+use crate::probe::{Manifest, Observed};
 use crate::render::{DirOut, StepOut, UserOut};
+use crate::render::{FileOut, HostBuild, UnitOut};
+use crate::secrets::Secrets;
+use script::{HealthCheck, SwitchSpec};
+use std::collections::{BTreeMap, BTreeSet};
 
 fn file(content: &str, mode: &str) -> FileOut {
     FileOut {

@@ -778,7 +778,7 @@ pub fn apply(args: ApplyArgs) -> i32 {
             if p.plan.has_changes() {
                 show(&ApplyError::Locked {
                     host: h.clone(),
-                    holder: holder.clone(),
+                    holder: holder.describe(),
                 });
                 refused = true;
             }
@@ -1175,7 +1175,7 @@ pub fn rollback(args: RollbackArgs) -> i32 {
     if let Some(holder) = &prepared.lock {
         return fail(ApplyError::Locked {
             host: host.into(),
-            holder: holder.clone(),
+            holder: holder.describe(),
         });
     }
     let token = apply::token();

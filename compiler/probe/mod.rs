@@ -3,33 +3,22 @@
 //!
 //! The remote side is a POSIX sh script (no other interpreter) built by
 //! [`probe_script`]; it answers with NUL-terminated, tab-separated tagged records
-//! that [`parse_probe_output`] turns into an [`Observed`] value:
+//! (one definition: [`protocol::Tag`]; listed in docs/plan-apply.md) that
+//! [`parse_probe_output`] turns into an [`Observed`] value. The lock's facts are
+//! read by [`lock::LOCK_FACTS`] and classified by [`LockFacts::state`].
 //!
-//! ```text
-//! V 1                          protocol version
-//! I <hostname>  K <machine-id>
-//! G <target of generations/current>   M <base64 manifest.json>   L <base64 lock holder>
-//! N <highest generation number>        R <base64 `ip -o -4 addr show`>
-//! A <path>                     path absent
-//! S <rawmode hex> <perm> <owner> <group> <size> <path>   lstat of an existing path
-//! H <sha256> <path>            hash of a regular file
-//! X <base64 NUL-separated paths>  non-secret build files whose hash differs (<= 1 MiB)
-//! B <base64 bytes>             their contents, concatenated in X order (split by S sizes,
-//!                              each piece checked against its H hash)
-//! Y 0|1                        systemd running?
-//! Q <base64 unit list>  U <base64 `systemctl show` output>
-//! P <base64 dpkg-query output>     W <base64 existing user names>
-//! C <status> <step name>       exit status of the step's `unless` guard
-//! E 0                          end (a missing E means the answer was cut)
-//! ```
 //! Paths are the last field, so they may hold tabs and spaces; managed paths must
 //! be absolute and hold no newline or NUL (checked before anything is sent).
 
+pub mod lock;
 mod parse;
+pub mod protocol;
 mod script;
 
+pub use lock::{LockFacts, LockState, Phase};
 pub use parse::parse_probe_output;
-pub use script::{probe_script, FINGERPRINT_PIPE};
+pub use protocol::fingerprint_pipe;
+pub use script::probe_script;
 
 use crate::render::HostBuild;
 use crate::transport::{Remote, TransportError};
@@ -107,8 +96,15 @@ pub struct Observed {
     pub manifest: Option<Manifest>,
     /// Set when a manifest exists but cannot be read.
     pub manifest_error: Option<String>,
-    /// Holder of the host lock (`STATE_DIR/lock/holder`) if it is held.
-    pub lock: Option<String>,
+    /// The host lock (`STATE_DIR/lock/`), if it is held.
+    pub lock: Option<LockFacts>,
+    /// The kernel's boot id.
+    #[serde(default)]
+    pub boot_id: String,
+    /// What recoveries of interrupted switches did since the last confirmed one,
+    /// oldest first ("the switch to generation 7 ... was undone at boot").
+    #[serde(default)]
+    pub recovered: Vec<String>,
     /// Highest generation number present under `generations/` (apply makes the next).
     #[serde(default)]
     pub latest_generation: Option<u64>,

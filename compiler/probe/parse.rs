@@ -1,5 +1,7 @@
 //! Reading the probe's answer into an [`Observed`].
 
+use super::lock::LockFacts;
+use super::protocol::{Tag, VERSION};
 use super::{
     build_paths, Content, Manifest, Observed, PathState, ProbeError, UnitState, CONTENT_LIMIT,
 };
@@ -55,36 +57,39 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
     }
     let mut fp = Sha256::new();
     for rec in complete.split(|&b| b == 0) {
-        if matches!(rec.first(), Some(b'G' | b'N' | b'A' | b'S' | b'H'))
-            && rec.get(1) == Some(&b'\t')
-        {
+        let (tag, body) = match rec.iter().position(|&b| b == b'\t') {
+            Some(1) => (Tag::from_byte(rec[0]), &rec[2..]),
+            _ => (None, &rec[rec.len()..]),
+        };
+        if tag.is_some_and(Tag::in_fingerprint) {
             fp.update(rec);
             fp.update(b"\n");
         }
         if ended {
             return Err(bad("data after the end record".into()));
         }
-        let (tag, body) = match rec.iter().position(|&b| b == b'\t') {
-            Some(i) => (&rec[..i], &rec[i + 1..]),
-            None => (rec, &rec[rec.len()..]),
-        };
-        let tag = std::str::from_utf8(tag).unwrap_or("?");
-        if !version && tag != "V" {
+        if !version && tag != Some(Tag::Version) {
             let start = text(&rec[..rec.len().min(60)]);
             return Err(bad(format!(
                 "it does not start with the version record (got {start:?})"
             )));
         }
+        let Some(tag) = tag else {
+            let start = text(&rec[..rec.len().min(20)]);
+            return Err(bad(format!("unknown record {start:?}")));
+        };
+        let decode = |b: &[u8]| decode(&tag.letter().to_string(), b);
         match tag {
-            "V" => {
-                if body != b"1" {
+            Tag::Version => {
+                if body != VERSION.as_bytes() {
                     return Err(bad(format!("unknown protocol version {:?}", text(body))));
                 }
                 version = true;
             }
-            "I" => obs.hostname = text(body),
-            "K" => obs.machine_id = text(body),
-            "G" => {
+            Tag::Hostname => obs.hostname = text(body),
+            Tag::MachineId => obs.machine_id = text(body),
+            Tag::BootId => obs.boot_id = text(body),
+            Tag::Generation => {
                 let t = text(body);
                 let last = t.trim_end_matches('/').rsplit('/').next().unwrap_or("");
                 obs.generation = last.parse().ok();
@@ -94,18 +99,26 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                     ));
                 }
             }
-            "M" => {
-                let raw = decode("M", body)?;
+            Tag::Manifest => {
+                let raw = decode(body)?;
                 match serde_json::from_slice::<Manifest>(&raw) {
                     Ok(m) => obs.manifest = Some(m),
                     Err(e) => obs.manifest_error = Some(format!("manifest.json: {e}")),
                 }
             }
-            "L" => obs.lock = Some(text(&decode("L", body)?).trim().to_string()),
-            "N" => obs.latest_generation = text(body).parse().ok(),
-            "R" => {
+            Tag::Lock => obs.lock = Some(LockFacts::parse(&text(&decode(body)?))),
+            Tag::Recovered => {
+                let t = text(&decode(body)?);
+                obs.recovered = t
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| l.split_once('\t').map_or(l, |(_, v)| v).to_string())
+                    .collect();
+            }
+            Tag::Latest => obs.latest_generation = text(body).parse().ok(),
+            Tag::Addresses => {
                 // `ip -o -4 addr show`: "2: eth0    inet 192.0.2.11/24 brd ... scope global eth0\ ..."
-                for line in text(&decode("R", body)?).lines() {
+                for line in text(&decode(body)?).lines() {
                     let mut w = line.split_whitespace();
                     while let Some(word) = w.next() {
                         if word == "inet" {
@@ -116,10 +129,10 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                     }
                 }
             }
-            "A" => {
+            Tag::Absent => {
                 stats.insert(text(body), PathState::Absent);
             }
-            "S" => {
+            Tag::Stat => {
                 let f: Vec<&[u8]> = body.splitn(6, |&b| b == b'\t').collect();
                 if f.len() != 6 {
                     return Err(bad(format!("malformed stat record {:?}", text(body))));
@@ -145,7 +158,7 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                 };
                 stats.insert(text(f[5]), state);
             }
-            "H" => {
+            Tag::Hash => {
                 let (h, p) = split_once(body)
                     .ok_or_else(|| bad(format!("malformed hash record {:?}", text(body))))?;
                 let h = text(h);
@@ -154,32 +167,32 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                 }
                 hashes.insert(text(p), h);
             }
-            "X" => {
-                fetched = decode("X", body)?
+            Tag::Fetched => {
+                fetched = decode(body)?
                     .split(|&b| b == 0)
                     .filter(|n| !n.is_empty())
                     .map(text)
                     .collect();
             }
-            "B" => blob = decode("B", body)?,
-            "Y" => obs.systemd = body == b"1",
-            "Q" => {
-                asked_units = text(&decode("Q", body)?)
+            Tag::Blob => blob = decode(body)?,
+            Tag::Systemd => obs.systemd = body == b"1",
+            Tag::UnitList => {
+                asked_units = text(&decode(body)?)
                     .lines()
                     .filter(|l| !l.is_empty())
                     .map(str::to_string)
                     .collect();
             }
-            "U" => shown_units = Some(decode("U", body)?),
-            "P" => {
-                for line in text(&decode("P", body)?).lines() {
+            Tag::UnitShow => shown_units = Some(decode(body)?),
+            Tag::Packages => {
+                for line in text(&decode(body)?).lines() {
                     let f: Vec<&str> = line.split('\t').collect();
                     if f.len() == 3 && f[1].starts_with("ii") {
                         obs.packages.insert(f[0].to_string(), f[2].to_string());
                     }
                 }
             }
-            "C" => {
+            Tag::Guard => {
                 let (st, name) = split_once(body)
                     .ok_or_else(|| bad(format!("malformed guard record {:?}", text(body))))?;
                 let st: i32 = text(st)
@@ -187,15 +200,15 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                     .map_err(|_| bad(format!("bad guard status {:?}", text(body))))?;
                 obs.guards.insert(text(name), st);
             }
-            "W" => {
-                obs.users = text(&decode("W", body)?)
+            Tag::Users => {
+                obs.users = text(&decode(body)?)
                     .lines()
                     .filter(|l| !l.is_empty())
                     .map(str::to_string)
                     .collect();
             }
-            "E" if body == b"0" => ended = true,
-            other => return Err(bad(format!("unknown record {other:?}"))),
+            Tag::End if body == b"0" => ended = true,
+            Tag::End => return Err(bad(format!("bad end record {:?}", text(body)))),
         }
     }
     if !ended {
@@ -355,8 +368,8 @@ mod tests {
         };
         assert!(parse_probe_output(&build, b"V\t1\0").is_err());
         assert!(parse_probe_output(&build, b"Welcome!\nV\t1\0E\t0\0").is_err());
-        assert!(parse_probe_output(&build, b"V\t1\0Z\tx\0E\t0\0").is_err());
-        let ok = parse_probe_output(&build, b"V\t1\0I\thost\0Y\t0\0E\t0\0").expect("parses");
+        assert!(parse_probe_output(&build, b"V\t2\0?\tx\0E\t0\0").is_err());
+        let ok = parse_probe_output(&build, b"V\t2\0I\thost\0Y\t0\0E\t0\0").expect("parses");
         assert_eq!(ok.hostname, "host");
         assert!(!ok.systemd);
     }

@@ -1,110 +1,148 @@
-//! The probe script: one POSIX sh program per host (see the module docs of
-//! [`super`] for the records it prints).
+//! The probe script: one POSIX sh program per host. Every record it prints goes
+//! through [`Tag`] (see [`super::protocol`]).
 
+use super::lock::LOCK_FACTS;
+use super::protocol::{Tag, VERSION};
 use super::{build_paths, CONTENT_LIMIT};
 use crate::render::HostBuild;
 use crate::shell::quote;
+use std::fmt::Write as _;
 
-const SCRIPT_HEAD: &str = r#"set -u
+const SETUP: &str = r#"set -u
 LC_ALL=C; export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 umask 077
 cur="$S/generations/current"
 t=$(mktemp -d) || exit 90
 trap 'rm -rf "$t"' EXIT
-printf 'V\t1\0'
-h=; if [ -r /proc/sys/kernel/hostname ]; then read -r h < /proc/sys/kernel/hostname; fi
-printf 'I\t%s\0' "$h"
-m=; if [ -r /etc/machine-id ]; then read -r m < /etc/machine-id; fi
-printf 'K\t%s\0' "$m"
-if [ -L "$cur" ]; then printf 'G\t%s\0' "$(readlink -- "$cur")"; fi
-if [ -f "$cur/manifest.json" ]; then printf 'M\t'; base64 -w0 < "$cur/manifest.json"; printf '\0'; fi
-if [ -d "$S/lock" ]; then printf 'L\t'; if [ -f "$S/lock/holder" ]; then base64 -w0 < "$S/lock/holder"; fi; printf '\0'; fi
-n=; for d in "$S"/generations/[0-9]*; do d=${d##*/}; case $d in *[!0-9]*) ;; *) if [ -z "$n" ] || [ "$d" -gt "$n" ]; then n=$d; fi ;; esac; done
-if [ -n "$n" ]; then printf 'N\t%s\0' "$n"; fi
-printf 'R\t'; ip -o -4 addr show 2>/dev/null | base64 -w0; printf '\0'
-exec 4>"$t/all" 5>"$t/reg"
-c() {
-  if [ -L "$1" ] || [ -e "$1" ]; then
-    printf '%s\0' "$1" >&4
-    if [ -f "$1" ] && [ ! -L "$1" ]; then printf '%s\0' "$1" >&5; fi
-  else
-    printf 'A\t%s\0' "$1"
-  fi
-}
 "#;
-
-const SCRIPT_FILES: &str = r#"if [ -f "$cur/paths" ]; then
-  while IFS= read -r p; do case $p in /*) c "$p" ;; esac; done < "$cur/paths"
-fi
-exec 4>&- 5>&-
-xargs -0r stat --printf 'S\t%f\t%a\t%U\t%G\t%s\t%n\0' -- < "$t/all" 2>/dev/null
-xargs -0r sha256sum -z -- < "$t/reg" 2>/dev/null | tr '\0' '\n' > "$t/sum"
-"#;
-
-// Hashes of regular files, and the content of non-secret build files whose hash
-// differs from the build's (at most CONTENT_LIMIT bytes each), in one stream:
-// X lists them, B is their bytes concatenated; the reader splits B by the sizes
-// of the S records and checks each piece against its H record.
-const SCRIPT_COMPARE: &str = r#"exec 6>"$t/chg"
-while IFS= read -r l; do
-  h=${l%% *}; n=${l#* }; n=${n#[ *]}
-  printf 'H\t%s\t%s\0' "$h" "$n"
-  while [ $# -ge 2 ] && [ "$2" != "$n" ]; do shift 2; done
-  if [ $# -ge 2 ]; then
-    if [ "$1" != - ] && [ "$1" != "$h" ]; then printf '%s\0' "$n" >&6; fi
-    shift 2
-  fi
-done < "$t/sum"
-exec 6>&-
-xargs -0r sh -c 'exec find "$@" -maxdepth 0 -type f -size -LIMITk -print0' sh < "$t/chg" > "$t/small" 2>/dev/null
-printf 'X\t'; base64 -w0 < "$t/small"; printf '\0'
-printf 'B\t'; xargs -0r cat -- < "$t/small" 2>/dev/null | base64 -w0; printf '\0'
-"#;
-
-const SCRIPT_UNITS: &str = r#"if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  printf 'Y\t1\0'
-  { wanted; if [ -f "$cur/units" ]; then sed '/^$/d' "$cur/units"; fi; } > "$t/units"
-  printf 'Q\t'; base64 -w0 < "$t/units"; printf '\0'
-  printf 'U\t'
-  xargs -r -d '\n' systemctl show --no-pager --property=Id,LoadState,ActiveState,SubState,UnitFileState,ConditionResult,ConditionTimestampMonotonic -- < "$t/units" 2>/dev/null | base64 -w0
-  printf '\0'
-else
-  printf 'Y\t0\0'
-fi
-"#;
-
-/// The end of a sh pipeline that turns the probe's answer into
-/// [`Observed::fingerprint`]: `( PROBE SCRIPT ) | FINGERPRINT_PIPE` prints the same
-/// 64 hex digits the reader computed, if nothing the plan depends on changed.
-pub const FINGERPRINT_PIPE: &str =
-    "tr '\\0' '\\n' | grep -a -E \"^(G|N|A|S|H)$(printf '\\t')\" | sha256sum | cut -c1-64";
 
 /// The probe script for `build` with infra's state under `state_dir`.
 pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
-    let mut s = String::with_capacity(4096 + build.files.len() * 160);
-    s.push_str(&format!("S={}\n", quote(state_dir)));
-    s.push_str(SCRIPT_HEAD);
-    // Step guards (`unless` exits 0 when the step has nothing to do), run
-    // in the background while the rest of the probe runs: it waits for the
-    // slowest, not for their sum.
+    let mut s = String::with_capacity(8192 + build.files.len() * 160);
+    let _ = writeln!(s, "S={}", quote(state_dir));
+    s.push_str(SETUP);
+    s.push_str(LOCK_FACTS);
+    // Step guards (`unless` exits 0 when the step has nothing to do), run in the
+    // background while the rest of the probe runs: it waits for the slowest, not
+    // for their sum.
     let guards: Vec<(&str, &str)> = build
         .steps
         .iter()
         .filter_map(|st| st.unless.as_deref().map(|u| (st.name.as_str(), u)))
         .collect();
     for (i, (_, unless)) in guards.iter().enumerate() {
-        s.push_str(&format!(
-            "(sh -c {} </dev/null >/dev/null 2>&1; echo $? > \"$t/c{i}\") &\n",
+        let _ = writeln!(
+            s,
+            "(sh -c {} </dev/null >/dev/null 2>&1; echo $? > \"$t/c{i}\") &",
             quote(unless)
-        ));
+        );
     }
-    for p in build_paths(build) {
-        s.push_str("c ");
-        s.push_str(&quote(p));
+    head(&mut s);
+    files(&mut s, build);
+    units(&mut s, build);
+    if !build.packages.is_empty() {
+        let names: Vec<String> = build.packages.iter().map(|p| quote(p)).collect();
+        let _ = writeln!(
+            s,
+            "if command -v dpkg-query >/dev/null 2>&1; then\n  {}\nfi",
+            Tag::Packages.base64_of(&format!(
+                "dpkg-query -W -f='${{Package}}\\t${{db:Status-Abbrev}}\\t${{Version}}\\n' -- {} 2>/dev/null",
+                names.join(" ")
+            ))
+        );
+    }
+    if !build.users.is_empty() {
+        let names: Vec<String> = build.users.iter().map(|u| quote(&u.name)).collect();
+        let _ = writeln!(
+            s,
+            "{}",
+            Tag::Users.base64_of(&format!("getent passwd {} | cut -d: -f1", names.join(" ")))
+        );
+    }
+    if !guards.is_empty() {
+        s.push_str("wait\n");
+    }
+    for (i, (name, _)) in guards.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "{}",
+            Tag::Guard.printf(
+                "%s\\t%s",
+                &format!(
+                    "\"$(cat \"$t/c{i}\" 2>/dev/null || echo 127)\" {}",
+                    quote(name)
+                )
+            )
+        );
+    }
+    let _ = writeln!(s, "{}", Tag::End.printf("0", ""));
+    s
+}
+
+/// Who the host is, its generations, the lock, its addresses.
+fn head(s: &mut String) {
+    let lines = [
+        Tag::Version.printf(VERSION, ""),
+        "h=; if [ -r /proc/sys/kernel/hostname ]; then read -r h < /proc/sys/kernel/hostname; fi"
+            .into(),
+        Tag::Hostname.printf("%s", "\"$h\""),
+        "m=; if [ -r /etc/machine-id ]; then read -r m < /etc/machine-id; fi".into(),
+        Tag::MachineId.printf("%s", "\"$m\""),
+        "b=; if [ -r /proc/sys/kernel/random/boot_id ]; then read -r b < /proc/sys/kernel/random/boot_id; fi".into(),
+        Tag::BootId.printf("%s", "\"$b\""),
+        format!(
+            "if [ -L \"$cur\" ]; then {}; fi",
+            Tag::Generation.printf("%s", "\"$(readlink -- \"$cur\")\"")
+        ),
+        format!(
+            "if [ -f \"$cur/manifest.json\" ]; then {}; fi",
+            Tag::Manifest.base64_of("cat \"$cur/manifest.json\"")
+        ),
+        format!("if [ -d \"$S/lock\" ]; then {}; fi", Tag::Lock.base64_of("lock_facts")),
+        format!(
+            "if [ -f \"$S/recovered\" ]; then {}; fi",
+            Tag::Recovered.base64_of("tail -n 20 \"$S/recovered\"")
+        ),
+        "n=; for d in \"$S\"/generations/[0-9]*; do d=${d##*/}; case $d in *[!0-9]*) ;; *) if [ -z \"$n\" ] || [ \"$d\" -gt \"$n\" ]; then n=$d; fi ;; esac; done".into(),
+        format!("if [ -n \"$n\" ]; then {}; fi", Tag::Latest.printf("%s", "\"$n\"")),
+        Tag::Addresses.base64_of("ip -o -4 addr show 2>/dev/null"),
+    ];
+    for l in lines {
+        s.push_str(&l);
         s.push('\n');
     }
-    s.push_str(SCRIPT_FILES);
+}
+
+/// Existence, lstat and hashes of every path the build or the current
+/// generation manages; the content of non-secret build files that differ.
+fn files(s: &mut String, build: &HostBuild) {
+    let _ = writeln!(
+        s,
+        r#"exec 4>"$t/all" 5>"$t/reg"
+c() {{
+  if [ -L "$1" ] || [ -e "$1" ]; then
+    printf '%s\0' "$1" >&4
+    if [ -f "$1" ] && [ ! -L "$1" ]; then printf '%s\0' "$1" >&5; fi
+  else
+    {absent}
+  fi
+}}"#,
+        absent = Tag::Absent.printf("%s", "\"$1\"")
+    );
+    for p in build_paths(build) {
+        let _ = writeln!(s, "c {}", quote(p));
+    }
+    let _ = writeln!(
+        s,
+        r#"if [ -f "$cur/paths" ]; then
+  while IFS= read -r p; do case $p in /*) c "$p" ;; esac; done < "$cur/paths"
+fi
+exec 4>&- 5>&-
+xargs -0r stat --printf '{fmt}' -- < "$t/all" 2>/dev/null
+xargs -0r sha256sum -z -- < "$t/reg" 2>/dev/null | tr '\0' '\n' > "$t/sum""#,
+        fmt = Tag::Stat.format("%f\\t%a\\t%U\\t%G\\t%s\\t%n")
+    );
     // Expected hashes of non-secret build files ("-": never bring content back).
     s.push_str("set --");
     for (path, f) in &build.files {
@@ -114,38 +152,55 @@ pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
         s.push_str(&quote(path));
     }
     s.push('\n');
-    s.push_str(&SCRIPT_COMPARE.replace("LIMIT", &(CONTENT_LIMIT / 1024 + 1).to_string()));
+    // Hashes of regular files, and the content of non-secret build files whose
+    // hash differs from the build's (at most CONTENT_LIMIT bytes each), in one
+    // stream: the fetched list, then their bytes concatenated; the reader splits
+    // them by the sizes of the stat records and checks each piece's hash.
+    let _ = writeln!(
+        s,
+        r#"exec 6>"$t/chg"
+while IFS= read -r l; do
+  h=${{l%% *}}; n=${{l#* }}; n=${{n#[ *]}}
+  {hash}
+  while [ $# -ge 2 ] && [ "$2" != "$n" ]; do shift 2; done
+  if [ $# -ge 2 ]; then
+    if [ "$1" != - ] && [ "$1" != "$h" ]; then printf '%s\0' "$n" >&6; fi
+    shift 2
+  fi
+done < "$t/sum"
+exec 6>&-
+xargs -0r sh -c 'exec find "$@" -maxdepth 0 -type f -size -{limit}k -print0' sh < "$t/chg" > "$t/small" 2>/dev/null
+{fetched}
+{blob}"#,
+        hash = Tag::Hash.printf("%s\\t%s", "\"$h\" \"$n\""),
+        limit = CONTENT_LIMIT / 1024 + 1,
+        fetched = Tag::Fetched.base64_of("cat \"$t/small\""),
+        blob = Tag::Blob.base64_of("xargs -0r cat -- < \"$t/small\" 2>/dev/null"),
+    );
+}
+
+/// systemd's view of the build's units and the current generation's.
+fn units(s: &mut String, build: &HostBuild) {
     s.push_str("wanted() {\n  :\n");
     for u in &build.units {
-        s.push_str(&format!("  printf '%s\\n' {}\n", quote(&u.name)));
+        let _ = writeln!(s, "  printf '%s\\n' {}", quote(&u.name));
     }
     s.push_str("}\n");
-    s.push_str(SCRIPT_UNITS);
-    if !build.packages.is_empty() {
-        s.push_str("if command -v dpkg-query >/dev/null 2>&1; then\n  printf 'P\\t'; dpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\t${Version}\\n' --");
-        for p in &build.packages {
-            s.push(' ');
-            s.push_str(&quote(p));
-        }
-        s.push_str(" 2>/dev/null | base64 -w0; printf '\\0'\nfi\n");
-    }
-    if !build.users.is_empty() {
-        s.push_str("printf 'W\\t'; getent passwd");
-        for u in &build.users {
-            s.push(' ');
-            s.push_str(&quote(&u.name));
-        }
-        s.push_str(" | cut -d: -f1 | base64 -w0; printf '\\0'\n");
-    }
-    if !guards.is_empty() {
-        s.push_str("wait\n");
-    }
-    for (i, (name, _)) in guards.iter().enumerate() {
-        s.push_str(&format!(
-            "printf 'C\\t%s\\t%s\\0' \"$(cat \"$t/c{i}\" 2>/dev/null || echo 127)\" {}\n",
-            quote(name)
-        ));
-    }
-    s.push_str("printf 'E\\t0\\0'\n");
-    s
+    let _ = writeln!(
+        s,
+        r#"if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  {yes}
+  {{ wanted; if [ -f "$cur/units" ]; then sed '/^$/d' "$cur/units"; fi; }} > "$t/units"
+  {list}
+  {show}
+else
+  {no}
+fi"#,
+        yes = Tag::Systemd.printf("1", ""),
+        no = Tag::Systemd.printf("0", ""),
+        list = Tag::UnitList.base64_of("cat \"$t/units\""),
+        show = Tag::UnitShow.base64_of(
+            "xargs -r -d '\\n' systemctl show --no-pager --property=Id,LoadState,ActiveState,SubState,UnitFileState,ConditionResult,ConditionTimestampMonotonic -- < \"$t/units\" 2>/dev/null"
+        ),
+    );
 }

@@ -337,7 +337,10 @@ fn local_apply_generations_drift_prune_and_failures() {
     l.write("state/lock/holder", "ops@laptop pid 42\n");
     let b4 = l.build("v4\n", false, &[]);
     let (p, m) = l.prepare(&b4);
-    assert_eq!(p.lock.as_deref(), Some("ops@laptop pid 42"));
+    assert_eq!(
+        p.lock.as_ref().map(|l| l.holder.as_str()),
+        Some("ops@laptop pid 42")
+    );
     match l.switch(&b4, &p, &m) {
         Err(e @ ApplyError::Locked { .. }) => {
             assert!(e.to_string().contains("ops@laptop pid 42"), "{e}");

@@ -594,7 +594,10 @@ pub(crate) fn sh_local(script: &str) -> Vec<u8> {
 pub(crate) fn check_scenario_observed(sc: &Scenario, o: &Observed) {
     assert_eq!(o.host, "alpha");
     assert_eq!(o.generation, Some(3));
-    assert_eq!(o.lock.as_deref(), Some("ops@laptop pid 42"));
+    assert_eq!(
+        o.lock.as_ref().map(|l| l.holder.as_str()),
+        Some("ops@laptop pid 42")
+    );
     let m = o.manifest.as_ref().expect("manifest read");
     assert_eq!(m.generation, 3);
     assert!(o.manifest_error.is_none());

@@ -1,0 +1,240 @@
+//! Preparing a switch: contents with secrets, manifests, the plan a host's switch
+//! is made from, the payload.
+
+use super::script::HealthCheck;
+use super::{sha256_hex, tar, MANIFEST_FORMAT};
+use crate::plan::{self, HostPlan, PlanOptions};
+use crate::probe::{Manifest, ManifestFile, ManifestUnit, Observed};
+use crate::render::HostBuild;
+use crate::secrets::Secrets;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The files of a host build as they will be written: secrets substituted.
+pub struct Materialized {
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// sha256 of the bytes written, by path.
+    pub installed: BTreeMap<String, String>,
+}
+
+/// Substitute secrets into every file of `build`. `Err`: the missing names.
+pub fn materialize(build: &HostBuild, secrets: &Secrets) -> Result<Materialized, BTreeSet<String>> {
+    let mut files = BTreeMap::new();
+    let mut installed = BTreeMap::new();
+    let mut missing = BTreeSet::new();
+    for (path, f) in &build.files {
+        let bytes = if f.secret || crate::render::has_secret(&f.content) {
+            match secrets.substitute(&f.content) {
+                Ok(t) => t.into_bytes(),
+                Err(m) => {
+                    missing.extend(m);
+                    continue;
+                }
+            }
+        } else {
+            f.content.clone().into_bytes()
+        };
+        installed.insert(path.clone(), sha256_hex(&bytes));
+        files.insert(path.clone(), bytes);
+    }
+    if missing.is_empty() {
+        Ok(Materialized { files, installed })
+    } else {
+        Err(missing)
+    }
+}
+
+/// Secret names used by a build.
+pub fn secret_names(build: &HostBuild) -> BTreeSet<String> {
+    build
+        .files
+        .values()
+        .flat_map(|f| crate::secrets::placeholders(&f.content))
+        .collect()
+}
+
+/// Hashes of secret files as written (for [`plan::plan_with`]).
+pub fn secret_sha256(build: &HostBuild, m: &Materialized) -> BTreeMap<String, String> {
+    build
+        .files
+        .iter()
+        .filter(|(_, f)| f.secret || crate::render::has_secret(&f.content))
+        .filter_map(|(p, _)| m.installed.get(p).map(|h| (p.clone(), h.clone())))
+        .collect()
+}
+
+/// "644" → "0644".
+fn norm_mode(m: &str) -> String {
+    match u32::from_str_radix(m.trim(), 8) {
+        Ok(v) if v <= 0o7777 => format!("{v:04o}"),
+        _ => m.to_string(),
+    }
+}
+
+/// The manifest of a new generation.
+pub fn new_manifest(
+    build: &HostBuild,
+    generation: u64,
+    installed: &BTreeMap<String, String>,
+) -> Manifest {
+    Manifest {
+        format: MANIFEST_FORMAT,
+        host: build.host.clone(),
+        generation,
+        files: build
+            .files
+            .iter()
+            .map(|(p, f)| {
+                (
+                    p.clone(),
+                    ManifestFile {
+                        mode: norm_mode(&f.mode),
+                        owner: f.owner.clone(),
+                        group: f.group.clone(),
+                        sha256: f.sha256.clone(),
+                        installed_sha256: installed
+                            .get(p)
+                            .cloned()
+                            .unwrap_or_else(|| f.sha256.clone()),
+                        secret: f.secret || crate::render::has_secret(&f.content),
+                        origin: f.origin.clone(),
+                    },
+                )
+            })
+            .collect(),
+        units: build
+            .units
+            .iter()
+            .map(|u| ManifestUnit {
+                name: u.name.clone(),
+                enable: u.enable,
+                start: u.start,
+                restart_on: u.restart_on.clone(),
+                reload_on: u.reload_on.clone(),
+            })
+            .collect(),
+        packages: build.packages.clone(),
+        steps: build
+            .steps
+            .iter()
+            .map(|s| (s.name.clone(), sha256_hex(s.run.as_bytes())))
+            .collect(),
+    }
+}
+
+/// What a host's apply was planned from: enough to apply exactly this plan later
+/// (`infra plan --out`, `infra apply --plan`). No secret values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prepared {
+    pub host: String,
+    /// sha256 of the host's build (JSON): the configuration must render the same.
+    pub build_sha256: String,
+    /// The probed state the plan depends on (see [`Observed::fingerprint`]).
+    pub fingerprint: String,
+    /// The generation the apply creates.
+    pub generation: u64,
+    /// The generation current when probed.
+    pub previous: Option<u64>,
+    pub previous_manifest: Option<Manifest>,
+    /// Hashes of secret files as they will be written (a changed secret refuses the plan).
+    pub secret_sha256: BTreeMap<String, String>,
+    pub systemd: bool,
+    /// IPv4 addresses seen on the host (who holds a VIP).
+    pub addresses: Vec<String>,
+    /// The host lock when probed.
+    pub lock: Option<crate::probe::LockFacts>,
+    pub plan: HostPlan,
+}
+
+pub fn build_sha256(build: &HostBuild) -> String {
+    sha256_hex(serde_json::to_string(build).unwrap_or_default().as_bytes())
+}
+
+/// Plan one host from its probe.
+pub fn prepare(
+    build: &HostBuild,
+    observed: &Observed,
+    secret_sha256: BTreeMap<String, String>,
+) -> Prepared {
+    let options = PlanOptions {
+        secret_sha256: secret_sha256.clone(),
+    };
+    let plan = plan::plan_with(build, observed, &options);
+    let latest = observed
+        .latest_generation
+        .max(observed.generation)
+        .or_else(|| observed.manifest.as_ref().map(|m| m.generation));
+    Prepared {
+        host: build.host.clone(),
+        build_sha256: build_sha256(build),
+        fingerprint: observed.fingerprint.clone(),
+        generation: latest.map_or(1, |g| g + 1),
+        previous: observed.generation,
+        previous_manifest: observed.manifest.clone(),
+        secret_sha256,
+        systemd: observed.systemd,
+        addresses: observed.addresses.clone(),
+        lock: observed.lock.clone(),
+        plan,
+    }
+}
+
+impl Prepared {
+    /// Whether this host holds `vip` ("192.0.2.10/24" or an address).
+    pub fn holds(&self, vip: &str) -> bool {
+        let want = vip.split('/').next().unwrap_or(vip);
+        self.addresses
+            .iter()
+            .any(|a| a.split('/').next() == Some(want))
+    }
+}
+
+/// A saved plan (`infra plan --out FILE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format: u32,
+    pub hosts: Vec<Prepared>,
+}
+
+pub const SAVED_PLAN_FORMAT: u32 = 1;
+
+/// The health checks of a host: one per failover group it is a member of whose
+/// check script the generation installs.
+pub fn health_checks(groups: &[String], files: &BTreeSet<&str>) -> Vec<HealthCheck> {
+    groups
+        .iter()
+        .filter_map(|g| {
+            let script = format!("/etc/keepalived/infra-check-{g}.sh");
+            files.contains(script.as_str()).then(|| HealthCheck {
+                group: g.clone(),
+                script,
+            })
+        })
+        .collect()
+}
+
+/// The tar payload of a switch: `gen/` (new generations only) and `undo.sh`.
+pub fn payload(new: Option<(&Manifest, &Materialized)>, undo: &str) -> Vec<u8> {
+    let mut t = tar::Tar::new();
+    if let Some((manifest, m)) = new {
+        let json = serde_json::to_string_pretty(manifest).unwrap_or_default();
+        t.file("gen/manifest.json", 0o600, format!("{json}\n").as_bytes());
+        let mut paths = String::new();
+        for p in manifest.files.keys() {
+            paths.push_str(p);
+            paths.push('\n');
+        }
+        t.file("gen/paths", 0o600, paths.as_bytes());
+        let mut units = String::new();
+        for u in &manifest.units {
+            units.push_str(&u.name);
+            units.push('\n');
+        }
+        t.file("gen/units", 0o600, units.as_bytes());
+        for (p, bytes) in &m.files {
+            t.file(&format!("gen/files{p}"), 0o600, bytes);
+        }
+    }
+    t.file("undo.sh", 0o700, undo.as_bytes());
+    t.finish()
+}
