@@ -8,7 +8,9 @@
 
 pub mod apply;
 pub mod cli;
+pub mod deploy;
 pub mod diag;
+pub mod fault;
 pub mod fmt;
 pub mod graph;
 pub mod lab;

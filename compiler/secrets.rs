@@ -163,6 +163,88 @@ impl Secrets {
     }
 }
 
+/// Where a command's secret values come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A lab (`--lab`): its state directory's secrets.env; missing values are
+    /// generated and kept there.
+    Lab {
+        name: String,
+        state_dir: std::path::PathBuf,
+        config_dir: std::path::PathBuf,
+    },
+    /// The secrets file (given, or secrets.env next to the configuration) and
+    /// `INFRA_SECRET_*`: every name must have a value.
+    File(std::path::PathBuf),
+}
+
+/// The secrets policy of plan and apply: the values of `names` from `source`,
+/// or the diagnostics saying what is missing and where to put it.
+pub fn gather(
+    source: &Source,
+    names: &BTreeSet<String>,
+) -> Result<Secrets, Vec<crate::diag::Diag>> {
+    use crate::diag::Diag;
+    let err = |msg: String, help: String| vec![Diag::error("E0730", msg).help(help)];
+    match source {
+        Source::Lab {
+            name,
+            state_dir,
+            config_dir,
+        } => {
+            if !state_dir.is_dir() {
+                return Err(vec![Diag::error(
+                    "E0731",
+                    format!(
+                        "lab {name} is not up ({} does not exist)",
+                        state_dir.display()
+                    ),
+                )
+                .help(format!("run `infra lab up {}` first", config_dir.display()))]);
+            }
+            let file = state_dir.join("secrets.env");
+            let mut s = Secrets::load(Some(&file), names)
+                .map_err(|e| err(e, format!("remove {} to start over", file.display())))?;
+            let before: BTreeSet<String> = s.names().map(str::to_string).collect();
+            s.generate_missing(names).map_err(|e| {
+                err(
+                    format!("cannot generate lab secrets: {e}"),
+                    "install openssh-client (ssh-keygen)".into(),
+                )
+            })?;
+            if names.iter().any(|n| !before.contains(n)) {
+                s.write_file(&file).map_err(|e| {
+                    err(
+                        format!("cannot write {}: {e}", file.display()),
+                        "check the lab's state directory".into(),
+                    )
+                })?;
+            }
+            Ok(s)
+        }
+        Source::File(file) => {
+            let s = Secrets::load(Some(file), names)
+                .map_err(|e| err(e, "fix the secrets file: one `name=value` per line".into()))?;
+            let missing: Vec<Diag> = names
+                .iter()
+                .filter(|n| s.get(n).is_none())
+                .map(|n| {
+                    Diag::error("E0730", format!("secret `{n}` has no value")).help(format!(
+                        "add `{n}=...` to {} (keep it out of git), or set the environment variable {}",
+                        file.display(),
+                        env_var(n)
+                    ))
+                })
+                .collect();
+            if missing.is_empty() {
+                Ok(s)
+            } else {
+                Err(missing)
+            }
+        }
+    }
+}
+
 /// Secret names used in a text (by their placeholders), sorted.
 pub fn placeholders(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();

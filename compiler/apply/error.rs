@@ -1,7 +1,7 @@
 //! Everything that can go wrong applying to a host, and what happened to the switch.
 
 use super::STATE_DIR;
-use crate::probe::ProbeError;
+use crate::probe::{LockState, ProbeError};
 use crate::transport::TransportError;
 
 /// Everything that can go wrong applying to a host. Every message starts with
@@ -12,8 +12,22 @@ pub enum ApplyError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Probe(#[from] ProbeError),
-    #[error("{host}: another apply holds the host lock ({holder})")]
-    Locked { host: String, holder: String },
+    #[error("{host}: the host lock is held: {holder}")]
+    Locked {
+        host: String,
+        holder: String,
+        /// Live: an apply runs (waited `waited` seconds); Unknown: no phase recorded.
+        state: LockState,
+        waited: u64,
+    },
+    #[error("{host}: the connection broke during the switch to generation {generation} ({detail}); the host finishes or undoes the switch by itself")]
+    Interrupted {
+        host: String,
+        generation: u64,
+        detail: String,
+    },
+    #[error("there is no host `{host}` in the configuration")]
+    NoHost { host: String, known: String },
     #[error("{host} changed since the plan ({detail}): nothing was done")]
     Changed { host: String, detail: String },
     #[error("{host}: the plan has conflicts: {}", conflicts.join("; "))]
@@ -116,6 +130,8 @@ impl ApplyError {
             ApplyError::Undone { .. } => "E0726",
             ApplyError::Protocol { .. } => "E0727",
             ApplyError::NoGeneration { .. } => "E0728",
+            ApplyError::Interrupted { .. } => "E0729",
+            ApplyError::NoHost { .. } => "E0735",
         }
     }
 
@@ -136,7 +152,9 @@ impl ApplyError {
             | ApplyError::Unconfirmed { host, .. }
             | ApplyError::Undone { host, .. }
             | ApplyError::Protocol { host, .. }
-            | ApplyError::NoGeneration { host, .. } => host,
+            | ApplyError::NoGeneration { host, .. }
+            | ApplyError::Interrupted { host, .. }
+            | ApplyError::NoHost { host, .. } => host,
         }
     }
 
@@ -154,9 +172,20 @@ impl ApplyError {
         match self {
             ApplyError::Transport(e) => e.help(),
             ApplyError::Probe(e) => e.help(),
-            ApplyError::Locked { host, .. } => format!(
-                "wait for the other apply to finish; if it died, check {host} and remove {STATE_DIR}/lock (a switch awaiting confirmation is undone by its rollback timer, which also releases the lock)"
+            ApplyError::Locked {
+                host,
+                state: LockState::Unknown,
+                ..
+            } => format!(
+                "no phase is recorded in {STATE_DIR}/lock on {host} (made by hand, or by an older infra): if no apply runs there, `infra unlock {host}` removes it"
             ),
+            ApplyError::Locked { host, waited, .. } => format!(
+                "an apply is running on {host} (still after {waited} s): let it finish, then run the command again; an apply whose client is gone is recognised and recovered by the next one"
+            ),
+            ApplyError::Interrupted { .. } => {
+                "run `infra apply` again: it confirms the switch if the host ended on what the configuration builds and its health check passes, or rolls it back first".into()
+            }
+            ApplyError::NoHost { known, .. } => format!("hosts: {known}"),
             ApplyError::Changed { .. } => "run `infra plan` again and review the new plan".into(),
             ApplyError::Conflicts { .. } => {
                 "move the paths named above away on the host, then plan again".into()
@@ -172,7 +201,7 @@ impl ApplyError {
                 "the check script of {group} failed on {host} after the switch (its last lines follow); the change was undone and no host after it was touched"
             ),
             ApplyError::Unconfirmed { host, deadline, .. } => format!(
-                "if the change cut SSH off, {host} switches back by itself within {deadline} s of the switch; then check the configuration and apply again"
+                "if the change cut SSH off, {host} switches back by itself within {deadline} s of the switch (or at its next boot); otherwise the next `infra apply` confirms or rolls it back"
             ),
             ApplyError::Undone { .. } => {
                 "the confirmation came too late or the lock was removed: raise --confirm-timeout, check the host, and apply again".into()
@@ -183,6 +212,16 @@ impl ApplyError {
             ApplyError::NoGeneration { host, .. } => {
                 format!("`infra generations {host}` lists the generations")
             }
+        }
+    }
+
+    /// The exit code of a command that ends with this error: 3 when the host is
+    /// locked (an apply runs there, or an unknown lock), 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        if matches!(self, ApplyError::Locked { .. }) {
+            3
+        } else {
+            1
         }
     }
 

@@ -2,7 +2,7 @@
 
 use super::{b64text, records, script, tail, ApplyError};
 use crate::plan::{self, HostPlan};
-use crate::probe::Manifest;
+use crate::probe::{LockFacts, Manifest};
 use crate::render::{FileOut, HostBuild, UnitOut};
 use crate::shell::base64_decode;
 use crate::transport::Remote;
@@ -28,7 +28,7 @@ pub struct Generation {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Generations {
     pub current: Option<u64>,
-    pub lock: Option<String>,
+    pub lock: Option<LockFacts>,
     pub list: Vec<Generation>,
 }
 
@@ -61,11 +61,9 @@ pub fn parse_generations(stdout: &[u8]) -> Generations {
         match r.first().map(String::as_str) {
             Some("CUR") => g.current = r.get(1).and_then(|s| s.parse().ok()),
             Some("LOCK") => {
-                g.lock = Some(
-                    b64text(r.get(1).map_or("", String::as_str))
-                        .trim()
-                        .to_string(),
-                )
+                g.lock = Some(LockFacts::parse(&b64text(
+                    r.get(1).map_or("", String::as_str),
+                )))
             }
             Some("GEN") => {
                 if let Some(n) = r.get(1).and_then(|s| s.parse().ok()) {
@@ -101,6 +99,38 @@ pub fn parse_generations(stdout: &[u8]) -> Generations {
 }
 
 impl Generations {
+    /// The list as `infra generations` prints it.
+    pub fn render(&self, host: &str) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        if self.list.is_empty() {
+            let _ = writeln!(s, "{host}: no generations (infra never applied here)");
+            return s;
+        }
+        let _ = writeln!(
+            s,
+            "{host}: {} generation{}",
+            self.list.len(),
+            if self.list.len() == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(s, "     GEN  DATE (UTC)            FILES");
+        for x in &self.list {
+            let mark = if x.current { "*" } else { " " };
+            let _ = writeln!(
+                s,
+                "  {mark} {:>4}  {:20}  {:>5}{}",
+                x.number,
+                x.date,
+                x.files,
+                if x.current { "  (current)" } else { "" }
+            );
+        }
+        if let Some(l) = &self.lock {
+            let _ = writeln!(s, "  lock held: {}", l.describe());
+        }
+        s
+    }
+
     /// The generation `infra rollback` goes to by default: the one that was
     /// current before the current one, else the highest below it.
     pub fn default_target(&self) -> Option<u64> {

@@ -28,6 +28,7 @@ mod error;
 mod generations;
 pub mod order;
 mod prepare;
+mod recover;
 pub mod script;
 mod switch;
 pub mod tar;
@@ -39,8 +40,10 @@ pub use generations::{
 };
 pub use prepare::{
     build_sha256, health_checks, materialize, new_manifest, payload, prepare, secret_names,
-    secret_sha256, Materialized, Prepared, SavedPlan, SAVED_PLAN_FORMAT,
+    secret_sha256, Materialized, Prepared,
 };
+pub use recover::{recover, Recovered};
+pub use script::RecoverMode;
 pub use switch::{switch, SwitchJob, Switched};
 
 use crate::shell::base64_decode;

@@ -9,6 +9,9 @@
 //! takes the VIP and seeds the others. Hosts that share no group are switched
 //! in parallel.
 
+use super::Prepared;
+use crate::plan::Action;
+use crate::resolve::Model;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A failover group as the roll sees it.
@@ -19,6 +22,79 @@ pub struct GroupOrder {
     pub members: Vec<String>,
     /// The member holding the VIP now, if any.
     pub vip_holder: Option<String>,
+}
+
+/// Every failover group of `model` as the roll sees it: its members, and which
+/// of them holds the VIP according to the probes (`prepared`, by host).
+pub fn group_orders(model: &Model, prepared: &BTreeMap<String, Prepared>) -> Vec<GroupOrder> {
+    model
+        .groups
+        .iter()
+        .map(|g| {
+            let members: Vec<String> = g
+                .members
+                .iter()
+                .map(|m| model.hosts[m.value].name.value.clone())
+                .collect();
+            let vip = g.vip.value.addr.to_string();
+            let vip_holder = members
+                .iter()
+                .find(|m| prepared.get(*m).is_some_and(|p| p.holds(&vip)))
+                .cloned();
+            GroupOrder {
+                name: g.name.value.clone(),
+                members,
+                vip_holder,
+            }
+        })
+        .collect()
+}
+
+/// Where each failover group's VIP is and whether the apply moves it, in the
+/// operator's words: one line per group ("failover office: VIP ... stays there").
+pub fn vip_story(model: &Model, prepared: &BTreeMap<String, Prepared>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (g, order) in model.groups.iter().zip(group_orders(model, prepared)) {
+        let vip = g.vip.value.addr;
+        let others = |h: &str| {
+            order
+                .members
+                .iter()
+                .filter(|m| *m != h)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let line = match &order.vip_holder {
+            None => match order.members.first() {
+                Some(first) => format!(
+                    "no member holds VIP {vip} yet: {first}, the usual primary, is applied first and takes it"
+                ),
+                None => continue,
+            },
+            Some(h) => {
+                let restarts = prepared.get(h).is_some_and(|p| {
+                    p.plan.actions.iter().any(|a| {
+                        matches!(a, Action::RestartUnit { unit, .. } | Action::StopUnit { unit }
+                            if unit == "keepalived.service")
+                    })
+                });
+                let changes = prepared.get(h).is_some_and(|p| p.plan.has_changes());
+                if restarts {
+                    format!(
+                        "VIP {vip} is on {h}; keepalived restarts there, so the VIP moves to {} during the apply (and stays: nopreempt)",
+                        others(h)
+                    )
+                } else if order.members.len() > 1 && changes {
+                    format!("VIP {vip} is on {h} and stays there: {} first, {h} last", others(h))
+                } else {
+                    format!("VIP {vip} is on {h} and stays there")
+                }
+            }
+        };
+        out.push(format!("failover {}: {line}", g.name.value));
+    }
+    out
 }
 
 /// The order within one group, for the hosts in `changed`.

@@ -189,15 +189,6 @@ impl Prepared {
     }
 }
 
-/// A saved plan (`infra plan --out FILE`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedPlan {
-    pub format: u32,
-    pub hosts: Vec<Prepared>,
-}
-
-pub const SAVED_PLAN_FORMAT: u32 = 1;
-
 /// The health checks of a host: one per failover group it is a member of whose
 /// check script the generation installs.
 pub fn health_checks(groups: &[String], files: &BTreeSet<&str>) -> Vec<HealthCheck> {
@@ -213,8 +204,14 @@ pub fn health_checks(groups: &[String], files: &BTreeSet<&str>) -> Vec<HealthChe
         .collect()
 }
 
-/// The tar payload of a switch: `gen/` (new generations only) and `undo.sh`.
-pub fn payload(new: Option<(&Manifest, &Materialized)>, undo: &str) -> Vec<u8> {
+/// The tar payload of a switch: `gen/` (new generations only), `undo.sh`, and
+/// `runtime/` (infra's recovery script, and its boot unit where systemd runs).
+pub fn payload(
+    new: Option<(&Manifest, &Materialized)>,
+    undo: &str,
+    state_dir: &str,
+    systemd: bool,
+) -> Vec<u8> {
     let mut t = tar::Tar::new();
     if let Some((manifest, m)) = new {
         let json = serde_json::to_string_pretty(manifest).unwrap_or_default();
@@ -236,5 +233,17 @@ pub fn payload(new: Option<(&Manifest, &Materialized)>, undo: &str) -> Vec<u8> {
         }
     }
     t.file("undo.sh", 0o700, undo.as_bytes());
+    t.file(
+        "runtime/recover.sh",
+        0o700,
+        super::script::recover_script(state_dir).as_bytes(),
+    );
+    if systemd {
+        t.file(
+            "runtime/infra-recover.service",
+            0o644,
+            super::script::recover_unit(state_dir).as_bytes(),
+        );
+    }
     t.finish()
 }

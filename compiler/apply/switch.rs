@@ -3,7 +3,7 @@
 
 use super::script::{self, SwitchSpec};
 use super::{b64text, payload, records, tail, ApplyError, Materialized, Prepared, Undo};
-use crate::probe::Manifest;
+use crate::probe::{LockFacts, Manifest};
 use crate::render::HostBuild;
 use crate::transport::Remote;
 
@@ -64,8 +64,15 @@ pub fn switch(session: &mut dyn Remote, job: &SwitchJob) -> Result<Switched, App
     };
     let undo = script::undo_script(&spec);
     let text = script::switch_script(&spec);
-    let body = payload(job.files.map(|m| (job.target_manifest, m)), &undo);
-    let out = session.run(script::LOADER, &script::loader_input(&text, &body))?;
+    let body = payload(
+        job.files.map(|m| (job.target_manifest, m)),
+        &undo,
+        job.state_dir,
+        p.systemd,
+    );
+    let input = script::loader_input(&text, &body);
+    let mid = input.len() - body.len() / 2;
+    let out = crate::fault::sending("switch", mid, || session.run(script::LOADER, &input))?;
     let recs = records(&out.stdout);
     let protocol = |detail: String| ApplyError::Protocol {
         host: host.clone(),
@@ -82,12 +89,13 @@ pub fn switch(session: &mut dyn Remote, job: &SwitchJob) -> Result<Switched, App
     for r in &recs {
         match r.first().map(String::as_str) {
             Some("LOCKED") => {
+                let facts = LockFacts::parse(&b64text(r.get(1).map_or("", String::as_str)));
                 return Err(ApplyError::Locked {
                     host,
-                    holder: b64text(r.get(1).map_or("", String::as_str))
-                        .trim()
-                        .to_string(),
-                })
+                    holder: facts.describe(),
+                    state: facts.state(),
+                    waited: 0,
+                });
             }
             Some("CHANGED") => {
                 let d = r.get(1).cloned().unwrap_or_default();

@@ -185,6 +185,7 @@ fn scripts_are_valid_sh() {
         30,
     ));
     sh_syntax(&script::generations_script("/var/lib/infra", true));
+    sh_syntax(&script::recover_script("/var/lib/infra"));
     sh_syntax(script::LOADER);
     // What the plan says, in its order; secrets never in the script.
     assert!(!text.contains("hunter2"));
@@ -194,20 +195,24 @@ fn scripts_are_valid_sh() {
     };
     assert!(at("'install packages: curl' pkgs 'curl'") < at("'create user app' useradd"));
     assert!(at("'create user app'") < at("'create directory /srv/app'"));
-    assert!(at("'create directory /srv/app'") < at("switched=1"));
-    assert!(at("switched=1") < at("'install /etc/x/app.conf'"));
+    assert!(at("'create directory /srv/app'") < at("'stage /etc/x/app.conf' stage"));
+    // Every file is staged and synced before the first live change.
+    assert!(at("'stage /etc/x/app.conf' stage") < at("setphase switching"));
+    assert!(at("'stage /etc/x/db.pass' stage") < at("setphase switching"));
+    assert!(at("setphase switching") < at("'install /etc/x/app.conf' live"));
     assert!(at("'install /etc/x/app.conf'") < at("switch generations/current"));
     assert!(at("switch generations/current") < at("systemctl daemon-reload"));
     assert!(at("'enable infra-x.service'") < at("'start infra-x.service'"));
     assert!(at("'start infra-x.service'") < at("'run step migrate' guarded 'test -e /tmp/x'"));
     assert!(at("'run step once' sh -c 'true'") < at("arm the rollback timer"));
     assert!(text.contains("--unit=infra-rollback-1 --on-active=90"));
+    assert!(at("arm the rollback timer") < at("setphase switched"));
 }
 
 #[test]
 fn payload_holds_the_generation_and_the_undo_script() {
     let (_, p, man, m) = spec_parts();
-    let tar = payload(Some((&man, &m)), "#!/bin/sh\n");
+    let tar = payload(Some((&man, &m)), "#!/bin/sh\n", "/var/lib/infra", true);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut c = std::process::Command::new("tar")
         .args(["-x", "-f", "-", "-C"])
@@ -223,6 +228,13 @@ fn payload_holds_the_generation_and_the_undo_script() {
     let read = |p: &str| std::fs::read(dir.path().join(p)).unwrap_or_default();
     assert_eq!(read("gen/files/etc/x/db.pass"), b"hunter2\n");
     assert_eq!(read("undo.sh"), b"#!/bin/sh\n");
+    assert_eq!(
+        read("runtime/recover.sh"),
+        script::recover_script("/var/lib/infra").as_bytes()
+    );
+    assert!(String::from_utf8(read("runtime/infra-recover.service"))
+        .unwrap_or_default()
+        .contains("ExecStart=/bin/sh /var/lib/infra/recover.sh boot"));
     assert_eq!(
         String::from_utf8(read("gen/paths")).unwrap_or_default(),
         "/etc/systemd/system/infra-x.service\n/etc/x/app.conf\n/etc/x/db.pass\n"

@@ -61,6 +61,7 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
         plan: None,
         secrets: None,
         confirm_timeout: 120,
+        lock_wait: 60,
     });
     if rc != 0 {
         return rc;

@@ -1,10 +1,12 @@
 //! The command-line interface: a thin layer over the library. Parses arguments,
 //! reads files, calls one stage entry point after another, prints, returns the exit code.
-//! Exit codes: 0 success / no changes, 1 error, 2 plan has changes (`--detailed-exitcode`).
+//! Exit codes: 0 success / no changes, 1 error, 2 plan has changes (`--detailed-exitcode`),
+//! 3 a host is locked by another apply or awaits a confirmation.
 
 pub mod demo;
 pub mod deploy;
 pub mod lab;
+pub mod progress;
 
 use crate::diag::{self, Diag};
 use crate::source::SourceMap;
@@ -66,7 +68,10 @@ pub enum Command {
     /// Switch a host back to an earlier generation.
     Rollback(deploy::RollbackArgs),
     /// List a host's generations.
-    Generations(deploy::GenerationsArgs),
+    Generations(deploy::HostArgs),
+    /// Recover a host lock left by an apply that is gone (a switch not confirmed
+    /// is rolled back); refused while an apply runs there.
+    Unlock(deploy::HostArgs),
     /// The main job, on an embedded default: boot the accounting example as two local
     /// machines, apply it, show where the VIP and the database primary are, and run a
     /// failover drill. Leaves the lab running (`infra lab down --lab accounting`).
@@ -103,6 +108,7 @@ pub fn main() -> i32 {
         Command::Apply(a) => deploy::apply(a),
         Command::Rollback(a) => deploy::rollback(a),
         Command::Generations(a) => deploy::generations(a),
+        Command::Unlock(a) => deploy::unlock(a),
         Command::Fmt { path, check } => fmt(&path.unwrap_or_else(|| PathBuf::from(".")), check),
         Command::Lab(c) => lab::run(c, Path::new(".")),
         Command::Demo { path } => demo::run(path),

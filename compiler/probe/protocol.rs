@@ -189,4 +189,25 @@ mod tests {
         }
         assert_eq!(Tag::from_byte(b'?'), None);
     }
+
+    /// docs/plan-apply.md lists every tag with its meaning, and no other.
+    #[test]
+    fn documented() {
+        let doc = include_str!("../../docs/plan-apply.md");
+        for t in Tag::ALL {
+            let row = format!("| `{}` | {} |", t.letter(), t.doc().replace('|', "\\|"));
+            assert!(doc.contains(&row), "docs/plan-apply.md lacks the row {row}");
+        }
+        let table = doc
+            .split("| record | meaning |")
+            .nth(1)
+            .and_then(|t| t.split("\n\n").next())
+            .unwrap_or("");
+        let rows = table.lines().filter(|l| l.starts_with("| `")).count();
+        assert_eq!(
+            rows,
+            Tag::ALL.len(),
+            "the table has exactly one row per tag"
+        );
+    }
 }

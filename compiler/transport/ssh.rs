@@ -392,10 +392,14 @@ impl Session {
         loop {
             let mut progress = false;
             if written < input.len() {
-                match ch.write(&input[written..]) {
+                // At most 32 KiB a write: a fault-injection test can stop the
+                // client mid-payload (crate::fault).
+                let end = input.len().min(written + 32 * 1024);
+                match ch.write(&input[written..end]) {
                     Ok(n) => {
                         written += n;
                         progress |= n > 0;
+                        crate::fault::progress(written, input.len());
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     // The command stopped reading (exited or closed stdin): the

@@ -565,7 +565,7 @@ fn local_scripts_pass_shellcheck() {
 // ---------------------------------------------------------------------------
 // Lab: `infra` against real hosts.
 
-fn lab_enabled(test: &str) -> bool {
+pub(crate) fn lab_enabled(test: &str) -> bool {
     if std::env::var("INFRA_LAB_TESTS").as_deref() == Ok("1") {
         return true;
     }
@@ -574,15 +574,15 @@ fn lab_enabled(test: &str) -> bool {
 }
 
 /// What `infra` printed.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    secs: f64,
+pub(crate) struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub secs: f64,
 }
 
 impl Run {
-    fn all(&self) -> String {
+    pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 }
@@ -598,16 +598,30 @@ impl std::fmt::Debug for Run {
 }
 
 /// A copy of an example in a directory named after the lab, booted as a lab.
-struct LabConfig {
+pub(crate) struct LabConfig {
     _tmp: tempfile::TempDir,
-    dir: std::path::PathBuf,
-    name: String,
+    pub dir: std::path::PathBuf,
+    pub name: String,
     up: bool,
 }
 
 impl LabConfig {
+    /// A configuration of one file, `text`, in a temp dir called `lab`.
+    pub fn from_text(lab: &str, text: &str) -> LabConfig {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join(lab);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("main.infra"), text).expect("write main.infra");
+        LabConfig {
+            _tmp: tmp,
+            dir,
+            name: lab.to_string(),
+            up: false,
+        }
+    }
+
     /// Copy `examples/NAME` to a temp dir called `lab` (the lab's name).
-    fn new(example: &str, lab: &str) -> LabConfig {
+    pub fn new(example: &str, lab: &str) -> LabConfig {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join(lab);
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -628,20 +642,20 @@ impl LabConfig {
         }
     }
 
-    fn main(&self) -> std::path::PathBuf {
+    pub fn main(&self) -> std::path::PathBuf {
         self.dir.join("main.infra")
     }
 
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         std::fs::read_to_string(self.main()).expect("main.infra")
     }
 
-    fn write(&self, text: &str) {
+    pub fn write(&self, text: &str) {
         std::fs::write(self.main(), text).expect("write main.infra");
     }
 
     /// Boot the declared hosts (the lab image has every package the builds use).
-    fn up(&mut self, extra_packages: &[&str]) {
+    pub fn up(&mut self, extra_packages: &[&str]) {
         let _ = infra::lab::down(&self.name);
         let r = infra::resolve::resolve(&self.dir, &infra::resolve::FsLoader)
             .unwrap_or_else(|_| panic!("{} resolves", self.dir.display()));
@@ -655,11 +669,11 @@ impl LabConfig {
     }
 
     /// `infra CMD [ARGS] DIR --lab`.
-    fn infra(&self, cmd: &[&str]) -> Run {
+    pub fn infra(&self, cmd: &[&str]) -> Run {
         self.infra_env(cmd, &[])
     }
 
-    fn infra_env(&self, cmd: &[&str], env: &[(&str, &str)]) -> Run {
+    pub fn infra_env(&self, cmd: &[&str], env: &[(&str, &str)]) -> Run {
         let t = std::time::Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_infra"))
             .args(cmd)
@@ -685,7 +699,7 @@ impl LabConfig {
     }
 
     /// Run `sh -c CMD` in a host as root; (exit status, stdout + stderr).
-    fn sh(&self, host: &str, cmd: &str) -> (i32, String) {
+    pub fn sh(&self, host: &str, cmd: &str) -> (i32, String) {
         let out = infra::lab::exec(&self.name, host, &["sh", "-c", cmd])
             .unwrap_or_else(|e| panic!("exec on {host}: {e}"));
         (
@@ -698,12 +712,12 @@ impl LabConfig {
         )
     }
 
-    fn out(&self, host: &str, cmd: &str) -> String {
+    pub fn out(&self, host: &str, cmd: &str) -> String {
         self.sh(host, cmd).1.trim().to_string()
     }
 
     /// Poll `cmd` on `host` until it exits 0 (true) or `secs` pass (false).
-    fn wait(&self, host: &str, cmd: &str, secs: u64) -> bool {
+    pub fn wait(&self, host: &str, cmd: &str, secs: u64) -> bool {
         let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         loop {
             if self.sh(host, cmd).0 == 0 {
@@ -717,7 +731,7 @@ impl LabConfig {
     }
 
     /// The current generation on a host.
-    fn current(&self, host: &str) -> String {
+    pub fn current(&self, host: &str) -> String {
         self.out(
             host,
             "readlink /var/lib/infra/generations/current || echo none",
@@ -754,13 +768,18 @@ impl Drop for LabConfig {
     }
 }
 
-fn assert_ok(r: &Run) {
+pub(crate) fn assert_ok(r: &Run) {
     assert_eq!(r.code, 0, "{r:?}");
 }
 
 /// The failure of a run: exit 1, and the text names the host and step.
 fn assert_fails(r: &Run, needles: &[&str]) {
-    assert_eq!(r.code, 1, "{r:?}");
+    assert_fails_with(r, 1, needles)
+}
+
+/// A run that exits `code` and says each of `needles`.
+pub(crate) fn assert_fails_with(r: &Run, code: i32, needles: &[&str]) {
+    assert_eq!(r.code, code, "{r:?}");
     // miette wraps long messages inside a box: compare without the layout
     let flat = |s: &str| {
         s.replace(['│', '×'], " ")
@@ -776,7 +795,7 @@ fn assert_fails(r: &Run, needles: &[&str]) {
 
 /// The package the lab image needs beyond the defaults: the minimal example
 /// serves with python3.
-const EXTRA: &[&str] = &["python3"];
+pub(crate) const EXTRA: &[&str] = &["python3"];
 
 #[test]
 fn lab_minimal_apply_cycle() {
@@ -905,14 +924,31 @@ fn lab_minimal_apply_cycle() {
     let v3 = v1.replace("http.server 8000", "http.server 8001");
     c.write(&v3);
 
-    // A concurrent apply is refused, naming the holder.
+    // A lock this infra cannot read (made by hand, no phase recorded) is a
+    // state of its own: plan and apply exit 3 naming the holder, nothing is
+    // applied, and `infra unlock` removes it.
     c.sh(
         "solo",
         "mkdir /var/lib/infra/lock && echo 'ops@laptop pid 42' > /var/lib/infra/lock/holder",
     );
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("solo: ! the host lock is held (ops@laptop pid 42)"),
+        "{r:?}"
+    );
     let r = c.infra(&["apply"]);
-    assert_fails(&r, &["E0720", "solo", "ops@laptop pid 42"]);
-    c.sh("solo", "rm -rf /var/lib/infra/lock");
+    assert_fails_with(
+        &r,
+        3,
+        &["E0720", "solo", "ops@laptop pid 42", "infra unlock solo"],
+    );
+    assert_eq!(c.current("solo"), "4");
+    let r = c.infra(&["unlock", "solo"]);
+    assert_ok(&r);
+    assert!(r.stdout.contains("solo: removed the lock"), "{r:?}");
+    assert_eq!(c.sh("solo", "test -e /var/lib/infra/lock").0, 1);
 
     // An unknown host key is refused.
     let (key, known_hosts) = infra::lab::ssh_identity(&c.name);
@@ -1002,10 +1038,11 @@ fn lab_minimal_apply_cycle() {
         ],
     );
     assert_eq!(c.current("solo"), "5", "switched, not confirmed");
+    // The undo ends by releasing the lock: wait for both.
     assert!(
         c.wait(
             "solo",
-            "test \"$(readlink /var/lib/infra/generations/current)\" = 4",
+            "test \"$(readlink /var/lib/infra/generations/current)\" = 4 && ! test -e /var/lib/infra/lock",
             40
         ),
         "the rollback timer switched back: {}",

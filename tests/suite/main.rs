@@ -6,6 +6,7 @@ mod apply_e2e;
 mod demo;
 mod fmt;
 mod golden;
+mod interrupt;
 mod lab;
 mod plan;
 mod ssh;

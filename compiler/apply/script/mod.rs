@@ -1,0 +1,184 @@
+//! The POSIX sh scripts apply runs on a host. Pure: values in, text out.
+//!
+//! - [`LOADER`]: the `sh -c` command of every apply-side round trip. It reads a
+//!   length line and that many bytes of script from stdin, then runs the script
+//!   with the rest of stdin (the tar payload) still unread.
+//! - [`switch_script`]: lock, fingerprint check, unpack, packages, users,
+//!   directories, files staged (written and synced next to their targets),
+//!   then the switch (units removed, staged files renamed into place,
+//!   `current`, daemon-reload, units, steps, settle), then the rollback timer.
+//! - [`undo_script`]: restores the generation that was current before (files from
+//!   its directory, backups of files infra took over, units), points `current`
+//!   back, releases the lock. Run by the switch script on failure, by the confirm
+//!   script when the health check fails, by the rollback timer, and by
+//!   [`recover_script`] for an interrupted switch.
+//! - [`confirm_script`]: health checks, then cancels the timer and releases the lock.
+//! - [`recover_script`]: what to do about a lock nobody is left to release: at
+//!   boot (`infra-recover.service`, [`recover_unit`]), and for `infra apply` and
+//!   `infra unlock`.
+//! - [`generations_script`]: lists generations (and their manifests).
+//!
+//! The lock and its phases are described in [`crate::probe::lock`]: every phase
+//! change is a write and a rename, and the two that decide what a reboot does
+//! (`staged` → `switching`, and the release after `confirmed`) are synced.
+//!
+//! Answers are lines `TAG<TAB>fields`, free text base64. Every script writes its
+//! answer to a file and prints it at the end, ignoring SIGHUP and SIGPIPE (the
+//! commands it runs get the default dispositions back): a connection that
+//! breaks mid-way never stops a switch half-done (it finishes, or undoes itself).
+
+mod confirm;
+mod generations;
+mod recover;
+mod switch;
+mod undo;
+
+pub use confirm::confirm_script;
+pub use generations::generations_script;
+pub use recover::{recover_script, recover_unit, RecoverMode, RECOVER_UNIT};
+pub use switch::switch_script;
+pub use undo::undo_script;
+
+use crate::plan::HostPlan;
+use crate::probe::Manifest;
+use crate::render::HostBuild;
+use crate::shell::quote;
+
+/// Generations kept on a host (besides the current one).
+pub const KEEP_GENERATIONS: usize = 5;
+
+/// The loader: exec'ed as `sh -c LOADER`; stdin is `LEN\n` + script + payload.
+pub const LOADER: &str = r#"IFS= read -r n || exit 91
+f=$(mktemp) || exit 92
+dd bs="$n" count=1 iflag=fullblock of="$f" 2>/dev/null || { rm -f "$f"; exit 93; }
+sh "$f"; r=$?
+rm -f "$f"
+exit $r"#;
+
+/// stdin for [`LOADER`]: the script then the payload.
+pub fn loader_input(script: &str, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(script.len() + payload.len() + 16);
+    v.extend_from_slice(format!("{}\n", script.len()).as_bytes());
+    v.extend_from_slice(script.as_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// The start of every host script (after `S=STATE_DIR`): environment, signals,
+/// and the lock helpers.
+fn common() -> String {
+    let mut s = String::from(
+        r#"set -u
+umask 022
+LC_ALL=C; export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
+trap '' HUP PIPE
+G="$S/generations"
+"#,
+    );
+    s.push_str(crate::probe::lock::LOCK_FACTS);
+    s.push_str(
+        r#"setphase() {
+  printf '%s\n' "$1" > "$S/lock/phase.new" && mv -f "$S/lock/phase.new" "$S/lock/phase"
+}
+own() {
+  printf '%s %s\n' "$$" "$(pstart $$)" > "$S/lock/owner.new" && mv -f "$S/lock/owner.new" "$S/lock/owner"
+}
+note() {
+  printf '%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" >> "$S/recovered"
+  logger -t infra "$1" 2>/dev/null
+  return 0
+}
+lockinfo() { sed -n "s/^$1=//p" "$S/lock/info" 2>/dev/null; }
+"#,
+    );
+    s
+}
+
+/// Files: `stage SRC DST MODE OWNER GROUP` writes the new content next to DST
+/// (`.infra-new.NAME`, not live); `live DST` renames it over DST (atomic);
+/// `inst` does both; `unstage DST` removes a staged file; `unmanage DST` puts
+/// back the original infra took over (or removes DST).
+const FN_FILES: &str = r#"staged() { d=${1%/*}; d=${d:-/}; printf '%s/.infra-new.%s\n' "$d" "${1##*/}"; }
+stage() {
+  d=${2%/*}; d=${d:-/}
+  if [ ! -d "$d" ]; then mkdir -p "$d" || return 1; fi
+  tmp=$(staged "$2")
+  install -m "$3" -o "$4" -g "$5" -T "$1" "$tmp" || { rm -f "$tmp"; return 1; }
+}
+live() { mv -f "$(staged "$1")" "$1"; }
+inst() { stage "$@" && live "$2"; }
+unstage() { rm -f "$(staged "$1")"; }
+unmanage() {
+  if [ -f "$S/backup$1" ] || [ -L "$S/backup$1" ]; then
+    tmp=$(staged "$1")
+    rm -f "$tmp"
+    cp -P -p "$S/backup$1" "$tmp" && mv -f "$tmp" "$1"
+  else
+    rm -f "$1"
+  fi
+}
+"#;
+
+/// What to switch and how.
+pub struct SwitchSpec<'a> {
+    pub host: &'a str,
+    pub state_dir: &'a str,
+    /// Unique per switch: the undo script and the timer act only while the lock
+    /// holds this token.
+    pub token: &'a str,
+    /// Written to `lock/holder`.
+    pub holder: &'a str,
+    /// Expected fingerprint (from the probe the plan was made from).
+    pub fingerprint: &'a str,
+    /// The probe script the fingerprint came from (rerun on the host).
+    pub probe_script: &'a str,
+    /// The generation switched to.
+    pub target: u64,
+    /// True: `target` is a new generation whose directory is in the payload.
+    /// False: it exists on the host (rollback).
+    pub new: bool,
+    /// The generation current when the plan was made.
+    pub previous: Option<u64>,
+    pub previous_manifest: Option<&'a Manifest>,
+    pub target_manifest: &'a Manifest,
+    pub plan: &'a HostPlan,
+    /// Users, step commands and unit flags.
+    pub build: &'a HostBuild,
+    /// Seconds the rollback timer waits for a confirmation; 0: no timer.
+    pub deadline: u64,
+    /// Whether systemd runs on the host (no timer, no unit checks otherwise).
+    pub systemd: bool,
+}
+
+impl SwitchSpec<'_> {
+    /// Paths whose new content the switch stages: created or updated files.
+    fn staged_paths(&self) -> Vec<&str> {
+        self.plan
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                crate::plan::Action::CreateFile { path, .. }
+                | crate::plan::Action::UpdateFile { path, .. } => Some(path.as_str()),
+                _ => None,
+            })
+            .filter(|p| self.target_manifest.files.contains_key(*p))
+            .collect()
+    }
+}
+
+/// A failover group's health check on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub group: String,
+    /// The check script installed on the host.
+    pub script: String,
+}
+
+fn q(s: &str) -> String {
+    quote(s)
+}
+
+fn timer_unit(target: u64) -> String {
+    format!("infra-rollback-{target}")
+}

@@ -1,0 +1,219 @@
+//! The undo script of one switch (stored as `lock/undo.sh` on the host).
+
+use super::{common, q, timer_unit, SwitchSpec, FN_FILES};
+use crate::probe::Manifest;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+/// `phase_words PHASE`: when the switch was interrupted, in words.
+const PHASE_WORDS: &str = r#"phase_words() {
+  case $1 in
+    switching) printf 'during the switch' ;;
+    switched) printf 'after the switch, before its confirmation' ;;
+    confirming) printf 'during its confirmation' ;;
+    undoing) printf 'during a rollback' ;;
+    *) printf 'in phase %s' "$1" ;;
+  esac
+}
+"#;
+
+/// The undo script for a switch. `$1` says who runs it:
+/// - `claimed`: the switch or confirm script, which claimed the switch already
+///   (the client reports what happened);
+/// - `timer`: the rollback timer: claims the switch first, does nothing if it
+///   was confirmed;
+/// - `boot`: infra-recover.service at boot (systemctl jobs are queued, not
+///   waited for: the boot transaction is still running);
+/// - `reclaim`: a later infra command that found the switch interrupted;
+/// - `cleanup`: the switch failed before anything live changed.
+///
+/// A switch interrupted before its live changes (phase `locked` or `staged`) is
+/// only cleaned up: its staged files and generation directory removed.
+/// Interrupted cases (timer, boot, reclaim) leave a note in `STATE_DIR/recovered`
+/// that the next probe reports.
+pub fn undo_script(sw: &SwitchSpec) -> String {
+    let mut s = String::with_capacity(4096);
+    let _ = writeln!(
+        s,
+        "#!/bin/sh\n# infra: undo the switch of {} to generation {}",
+        sw.host, sw.target
+    );
+    let _ = writeln!(s, "S={}", q(sw.state_dir));
+    s.push_str(&common());
+    s.push_str(PHASE_WORDS);
+    let _ = writeln!(
+        s,
+        "[ \"$(cat \"$S/lock/token\" 2>/dev/null)\" = {} ] || exit 0",
+        q(sw.token)
+    );
+    s.push_str(
+        r#"mode=${1:-claimed}
+case $mode in
+  timer) mkdir "$S/lock/resolved" 2>/dev/null || exit 0 ;;
+  boot|reclaim) mkdir "$S/lock/resolved" 2>/dev/null ;;
+esac
+own
+phase=$(cat "$S/lock/phase" 2>/dev/null)
+nb=; if [ "$mode" = boot ]; then nb=--no-block; fi
+err=0
+e() { "$@" || { echo "undo: failed: $*" >&2; err=1; }; }
+since=$(lockinfo since)
+at=; if [ -n "$since" ]; then at=" at $(date -u -d "@$since" +%H:%M:%S 2>/dev/null) UTC"; fi
+"#,
+    );
+    s.push_str(FN_FILES);
+    let back = sw
+        .previous
+        .map(|p| format!("generation {p}"))
+        .unwrap_or_else(|| "the state before infra".into());
+    let who = format!("{} (switching to generation {}", sw.holder, sw.target);
+    // Notes, by who runs the undo.
+    let _ = writeln!(
+        s,
+        r#"why() {{
+  case $mode in
+    timer) printf '%s' {timer} ;;
+    boot) printf '%s' {who}"$at) was interrupted by a reboot $1" ;;
+    reclaim) printf '%s' {who}"$at) was interrupted $1" ;;
+  esac
+}}"#,
+        timer = q(&format!(
+            "generation {} ({}) was not confirmed within {} s: rolled back to {back}",
+            sw.target, sw.holder, sw.deadline
+        )),
+        who = q(&who),
+    );
+    // Staged files and the new generation's directory: what a switch leaves
+    // before its first live change.
+    s.push_str("cleanup() {\n  :\n");
+    for path in sw.staged_paths() {
+        let _ = writeln!(s, "  unstage {}", q(path));
+    }
+    if sw.new {
+        let _ = writeln!(
+            s,
+            "  if [ \"$(readlink \"$G/current\" 2>/dev/null)\" != {t} ]; then rm -rf \"${{G:?}}/{t}\"; fi",
+            t = sw.target
+        );
+    }
+    s.push_str("}\n");
+    let _ = writeln!(
+        s,
+        r#"case $phase in
+  locked|staged)
+    cleanup
+    case $mode in
+      boot|reclaim) note "$(why "before anything live changed"): removed what it had staged; the host stayed on {back}" ;;
+    esac
+    rm -rf "$S/lock"
+    exit 0 ;;
+esac
+if [ "$mode" = cleanup ]; then cleanup; rm -rf "$S/lock"; exit 0; fi
+setphase undoing"#,
+        back = back.replace('"', "")
+    );
+    let empty = Manifest::default();
+    let prev = sw.previous_manifest.unwrap_or(&empty);
+    let target = sw.target_manifest;
+    let prev_units: BTreeSet<&str> = prev.units.iter().map(|u| u.name.as_str()).collect();
+    let target_units: BTreeSet<&str> = target.units.iter().map(|u| u.name.as_str()).collect();
+    if sw.systemd {
+        // Units only the target has and whose unit file it installed: stop and
+        // disable while their files exist. (A distribution's unit it only
+        // configured is restarted below if the switch restarted it.)
+        for u in target.units.iter().filter(|u| {
+            !prev_units.contains(u.name.as_str())
+                && target
+                    .files
+                    .contains_key(&format!("/etc/systemd/system/{}", u.name))
+        }) {
+            if u.start {
+                let _ = writeln!(s, "e systemctl $nb stop -- {}", q(&u.name));
+            }
+            if u.enable {
+                let _ = writeln!(s, "e systemctl disable --quiet -- {}", q(&u.name));
+            }
+        }
+    }
+    // Files of the previous generation, from its directory.
+    if let Some(p) = sw.previous {
+        for (path, f) in &prev.files {
+            let same = target.files.get(path).is_some_and(|t| {
+                t.installed_sha256 == f.installed_sha256
+                    && t.mode == f.mode
+                    && t.owner == f.owner
+                    && t.group == f.group
+            });
+            if !same {
+                let _ = writeln!(
+                    s,
+                    "e inst \"$G/{p}/files\"{} {} {} {} {}",
+                    q(path),
+                    q(path),
+                    q(&f.mode),
+                    q(&f.owner),
+                    q(&f.group)
+                );
+            }
+        }
+    }
+    // Files only the target has: back to what was there before infra.
+    for path in target.files.keys().filter(|p| !prev.files.contains_key(*p)) {
+        let _ = writeln!(s, "e unmanage {}", q(path));
+    }
+    if sw.systemd {
+        s.push_str("e systemctl daemon-reload\n");
+        for u in prev
+            .units
+            .iter()
+            .filter(|u| !target_units.contains(u.name.as_str()))
+        {
+            if u.enable {
+                let _ = writeln!(s, "e systemctl enable --quiet -- {}", q(&u.name));
+            }
+            if u.start {
+                let _ = writeln!(s, "e systemctl $nb start -- {}", q(&u.name));
+            }
+        }
+        s.push_str(
+            "if [ -f \"$S/lock/restarted\" ]; then\n  while IFS= read -r u; do e systemctl $nb restart -- \"$u\"; done < \"$S/lock/restarted\"\nfi\n",
+        );
+        s.push_str(
+            "if [ -f \"$S/lock/reloaded\" ]; then\n  while IFS= read -r u; do e systemctl $nb reload-or-restart -- \"$u\"; done < \"$S/lock/reloaded\"\nfi\n",
+        );
+    }
+    match sw.previous {
+        Some(p) => {
+            let _ = writeln!(
+                s,
+                "e ln -sfn {p} \"$G/.current-new\"\ne mv -T \"$G/.current-new\" \"$G/current\""
+            );
+        }
+        None => s.push_str("e rm -f \"$G/current\"\n"),
+    }
+    s.push_str("cleanup\n");
+    if sw.systemd && sw.deadline > 0 {
+        let t = timer_unit(sw.target);
+        let _ = writeln!(
+            s,
+            "if [ \"$mode\" != timer ]; then systemctl stop {t}.timer >/dev/null 2>&1; fi\nsystemctl reset-failed {t}.timer >/dev/null 2>&1"
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"case $mode in
+  timer) note "$(why)" ;;
+  boot|reclaim) note "$(why "$(phase_words "$phase")"): rolled back to {back}" ;;
+  *) logger -t infra {plain} 2>/dev/null ;;
+esac
+rm -rf "$S/lock"
+sync
+exit $err"#,
+        back = back.replace('"', ""),
+        plain = q(&format!(
+            "rolled back from generation {} to {back}",
+            sw.target
+        )),
+    );
+    s
+}

@@ -1,0 +1,572 @@
+//! Plan, apply, rollback and unlock across the hosts of a configuration: the
+//! back end's orchestration. [`Fleet`] is the rendered configuration and how to
+//! reach each host (targets, dialer, known_hosts policy); [`HostRun`] is one
+//! host's SSH session from probe through lock recovery, plan, switch and
+//! confirm. Nothing here prints: progress and the plan go to [`Events`],
+//! results come back as values ([`ApplyOutcome`], ...) that the CLI renders.
+//!
+//! Invariants:
+//! - One SSH connection per host for a plan; apply adds one new connection per
+//!   switched host to prove SSH still works after the switch.
+//! - Nothing is switched anywhere unless every host was probed and its lock
+//!   settled (an interrupted apply recovered, or a live one waited for).
+//! - No outcome says a host is applied unless its switch was confirmed.
+
+pub mod host;
+pub mod saved;
+
+pub use host::{Applied, HostRun};
+pub use saved::SavedPlan;
+
+use crate::apply::order::{self, Step};
+use crate::apply::script::HealthCheck;
+use crate::apply::{self, ApplyError, Materialized, Prepared};
+use crate::diag::Diag;
+use crate::plan::Plan;
+use crate::render::Build;
+use crate::resolve::Model;
+use crate::secrets::{self, Secrets};
+use crate::transport::{self, Session, Target};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Opens the TCP connection to a host (plain, or from inside a lab's network).
+pub type Dial = dyn Fn(SocketAddr, Duration) -> std::io::Result<TcpStream> + Sync;
+
+/// How to reach the hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// The local lab of this name (`--lab`): its network, key and host keys.
+    pub lab: Option<String>,
+    pub known_hosts: PathBuf,
+    /// Key file for every host (the lab's); `None`: each host's `ssh { key }`,
+    /// else ssh-agent and the default keys.
+    pub key: Option<PathBuf>,
+    /// Record unknown host keys instead of refusing them.
+    pub accept_new: bool,
+}
+
+impl Access {
+    /// The local lab `name`: its network, key and pinned host keys.
+    pub fn lab(name: &str) -> Access {
+        let (key, known_hosts) = crate::lab::ssh_identity(name);
+        Access {
+            lab: Some(name.to_string()),
+            known_hosts,
+            key: Some(key),
+            accept_new: false,
+        }
+    }
+
+    /// Plain SSH with the user's known_hosts under `home`.
+    pub fn ssh(home: &Path) -> Access {
+        Access {
+            lab: None,
+            known_hosts: home.join(".ssh/known_hosts"),
+            key: None,
+            accept_new: false,
+        }
+    }
+}
+
+/// Where progress goes (a spinner per host on a terminal, lines otherwise).
+pub trait Events: Sync {
+    fn say(&self, host: &str, msg: &str);
+    fn done(&self, host: &str, msg: &str) {
+        self.say(host, msg);
+    }
+    /// The plan is known (after probing and settling locks), before anything is
+    /// switched: `story` says where the VIPs are, `notes` what recovering
+    /// interrupted applies did, by host.
+    fn planned(&self, _plan: &Plan, _story: &[String], _notes: &[(String, String)]) {}
+}
+
+/// Events nobody listens to.
+pub struct Silent;
+
+impl Events for Silent {
+    fn say(&self, _host: &str, _msg: &str) {}
+}
+
+/// What apply needs besides the configuration.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Seconds a switched host waits for its confirmation before it switches
+    /// back by itself.
+    pub confirm_timeout: u64,
+    /// How long to wait for an apply that is running on a host.
+    pub lock_wait: Duration,
+    /// Who applies, in words (written into the host lock).
+    pub holder: String,
+}
+
+impl ApplyOptions {
+    /// How long the health checks of a confirmation may take.
+    pub fn health_timeout(&self) -> u64 {
+        (self.confirm_timeout / 2).max(5)
+    }
+}
+
+/// How an apply ended.
+#[derive(Debug)]
+pub enum ApplyOutcome {
+    /// A host could not be probed or its lock settled: nothing was applied.
+    NotStarted { errors: Vec<ApplyError> },
+    /// Refused before anything was switched (conflicts, a lock).
+    Refused { errors: Vec<ApplyError> },
+    /// Every host is on the generation the configuration builds, confirmed.
+    NoChanges,
+    /// The roll ran: per host in roll order; `unchanged` hosts needed nothing.
+    Rolled {
+        results: Vec<(String, Step<Applied, ApplyError>)>,
+        unchanged: usize,
+    },
+}
+
+impl ApplyOutcome {
+    /// 0: every host converged and confirmed; 3: a host is locked by another
+    /// apply (or an unknown lock); 1: any other failure.
+    pub fn exit_code(&self) -> i32 {
+        let code = |errors: &mut dyn Iterator<Item = &ApplyError>| {
+            let codes: Vec<i32> = errors.map(ApplyError::exit_code).collect();
+            if !codes.is_empty() && codes.iter().all(|c| *c == 3) {
+                3
+            } else {
+                1
+            }
+        };
+        match self {
+            ApplyOutcome::NoChanges => 0,
+            ApplyOutcome::NotStarted { errors } | ApplyOutcome::Refused { errors } => {
+                code(&mut errors.iter())
+            }
+            ApplyOutcome::Rolled { results, .. } => {
+                let mut failed = results.iter().filter_map(|(_, s)| match s {
+                    Step::Failed(e) => Some(e),
+                    _ => None,
+                });
+                let failed: Vec<&ApplyError> = failed.by_ref().collect();
+                if failed.is_empty() {
+                    0
+                } else {
+                    code(&mut failed.into_iter())
+                }
+            }
+        }
+    }
+}
+
+/// The rendered configuration and how to reach its hosts.
+pub struct Fleet {
+    pub model: Model,
+    /// Host names in the graph's apply order.
+    pub host_order: Vec<String>,
+    pub build: Build,
+    /// The configuration's directory (relative key paths, secrets.env).
+    pub dir: PathBuf,
+    access: Access,
+    dial: Box<Dial>,
+}
+
+impl Fleet {
+    pub fn new(
+        model: Model,
+        host_order: Vec<String>,
+        build: Build,
+        dir: PathBuf,
+        access: Access,
+    ) -> Fleet {
+        let dial: Box<Dial> = match &access.lab {
+            Some(name) => {
+                let name = name.clone();
+                Box::new(move |a, t| crate::lab::connect(&name, a, t))
+            }
+            None => Box::new(transport::dial_tcp),
+        };
+        Fleet {
+            model,
+            host_order,
+            build,
+            dir,
+            access,
+            dial,
+        }
+    }
+
+    /// Hosts in the model's order.
+    pub fn hosts(&self) -> Vec<String> {
+        self.model
+            .hosts
+            .iter()
+            .map(|h| h.name.value.clone())
+            .collect()
+    }
+
+    /// How to reach `host`.
+    pub fn target(&self, host: &str) -> Result<Target, ApplyError> {
+        let Some(h) = self.model.hosts.iter().find(|h| h.name.value == host) else {
+            return Err(ApplyError::NoHost {
+                host: host.to_string(),
+                known: self.hosts().join(", "),
+            });
+        };
+        let mut t = Target::new(
+            host,
+            &h.address.value.to_string(),
+            self.access.known_hosts.clone(),
+        );
+        t.port = h.ssh.port;
+        t.user = h.ssh.user.clone();
+        t.key = self.access.key.clone().or_else(|| {
+            h.ssh.key.as_ref().map(|k| {
+                let p = PathBuf::from(k);
+                if p.is_relative() {
+                    self.dir.join(p)
+                } else {
+                    p
+                }
+            })
+        });
+        t.accept_new = self.access.accept_new;
+        t.command_timeout = Duration::from_secs(30 * 60);
+        Ok(t)
+    }
+
+    /// A new SSH connection to `host`.
+    pub fn connect(&self, host: &str) -> Result<Session, ApplyError> {
+        let t = self.target(host)?;
+        Ok(transport::connect(&t, &*self.dial)?)
+    }
+
+    /// The failover groups `host` is a member of.
+    pub fn groups_of(&self, host: &str) -> Vec<String> {
+        let Some(id) = self.model.hosts.iter().position(|h| h.name.value == host) else {
+            return Vec::new();
+        };
+        self.model
+            .groups
+            .iter()
+            .filter(|g| g.position(id).is_some())
+            .map(|g| g.name.value.clone())
+            .collect()
+    }
+
+    /// The health checks of `host` for a generation managing `files`.
+    pub fn health_checks<'a>(
+        &self,
+        host: &str,
+        files: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<HealthCheck> {
+        let files: BTreeSet<&str> = files.into_iter().map(String::as_str).collect();
+        apply::health_checks(&self.groups_of(host), &files)
+    }
+
+    /// Where this command's secret values come from.
+    pub fn secrets_source(&self, file: Option<&Path>) -> secrets::Source {
+        match &self.access.lab {
+            Some(name) => secrets::Source::Lab {
+                name: name.clone(),
+                state_dir: crate::lab::paths::state_dir(name),
+                config_dir: self.dir.clone(),
+            },
+            None => secrets::Source::File(
+                file.map(Path::to_path_buf)
+                    .unwrap_or_else(|| self.dir.join("secrets.env")),
+            ),
+        }
+    }
+
+    /// Every secret name the build uses.
+    pub fn secret_names(&self) -> BTreeSet<String> {
+        self.build
+            .hosts
+            .values()
+            .flat_map(apply::secret_names)
+            .collect()
+    }
+
+    /// Every host's files as they will be written (secrets substituted).
+    pub fn materialize(
+        &self,
+        secrets: &Secrets,
+    ) -> Result<BTreeMap<String, Materialized>, Box<Diag>> {
+        let mut out = BTreeMap::new();
+        for (name, hb) in &self.build.hosts {
+            match apply::materialize(hb, secrets) {
+                Ok(m) => {
+                    out.insert(name.clone(), m);
+                }
+                Err(missing) => {
+                    let list: Vec<String> = missing.into_iter().collect();
+                    return Err(Box::new(
+                        Diag::error(
+                            "E0730",
+                            format!("{name}: secrets without a value: {}", list.join(", ")),
+                        )
+                        .help("give them in the secrets file or INFRA_SECRET_* variables"),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Connect to every host of `hosts` (in parallel) and probe it: one
+    /// connection, one round trip each. Results in the order of `hosts`.
+    pub fn open(
+        &self,
+        hosts: &[String],
+        files: &BTreeMap<String, Materialized>,
+        events: &dyn Events,
+    ) -> Vec<(String, Result<HostRun, ApplyError>)> {
+        let results = transport::in_parallel(hosts, |h| HostRun::open(self, h, files, events));
+        hosts.iter().cloned().zip(results).collect()
+    }
+
+    /// Connect to the hosts of a saved plan (no probe: the plan's state is
+    /// re-checked by the switch itself).
+    pub fn open_saved(&self, saved: SavedPlan) -> Vec<(String, Result<HostRun, ApplyError>)> {
+        let hosts: Vec<String> = saved.hosts.iter().map(|p| p.host.clone()).collect();
+        let sessions = transport::in_parallel(&hosts, |h| self.connect(h));
+        saved
+            .hosts
+            .into_iter()
+            .zip(sessions)
+            .map(|(p, s)| (p.host.clone(), s.map(|s| HostRun::saved(s, p))))
+            .collect()
+    }
+
+    /// `infra apply`: probe every host, settle every lock, then roll the changed
+    /// hosts through their failover groups (non-holders of the VIP first),
+    /// health-gated and confirmed. With `saved`, apply exactly that plan.
+    pub fn apply(
+        &self,
+        files: &BTreeMap<String, Materialized>,
+        saved: Option<SavedPlan>,
+        opts: &ApplyOptions,
+        events: &dyn Events,
+    ) -> ApplyOutcome {
+        let from_saved = saved.is_some();
+        let opened = match saved {
+            Some(s) => self.open_saved(s),
+            None => self.open(&self.hosts(), files, events),
+        };
+        let mut runs: BTreeMap<String, HostRun> = BTreeMap::new();
+        let mut errors = Vec::new();
+        let mut order = Vec::new();
+        for (h, r) in opened {
+            order.push(h.clone());
+            match r {
+                Ok(run) => {
+                    runs.insert(h, run);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        // Interrupted applies are recovered and live ones waited for, before
+        // anything is planned for good.
+        if !from_saved {
+            let mut list: Vec<HostRun> = runs.into_values().collect();
+            let settled =
+                transport::in_parallel_mut(&mut list, |run| run.settle(self, files, opts, events));
+            for r in settled {
+                if let Err(e) = r {
+                    errors.push(e);
+                }
+            }
+            runs = list.into_iter().map(|r| (r.host.clone(), r)).collect();
+        }
+        let prepared: BTreeMap<String, Prepared> = runs
+            .iter()
+            .map(|(h, r)| (h.clone(), r.prepared.clone()))
+            .collect();
+        let plan = Plan::new(
+            order
+                .iter()
+                .filter_map(|h| prepared.get(h))
+                .map(|p| p.plan.clone())
+                .collect(),
+        );
+        let notes: Vec<(String, String)> = order
+            .iter()
+            .filter_map(|h| runs.get(h))
+            .flat_map(|r| r.notes.iter().map(|n| (r.host.clone(), n.clone())))
+            .collect();
+        events.planned(&plan, &order::vip_story(&self.model, &prepared), &notes);
+        if !errors.is_empty() {
+            return ApplyOutcome::NotStarted { errors };
+        }
+        // Refuse before touching anything.
+        let mut refused = Vec::new();
+        for h in &order {
+            let Some(r) = runs.get(h) else { continue };
+            let p = &r.prepared;
+            if !p.plan.conflicts.is_empty() {
+                refused.push(ApplyError::Conflicts {
+                    host: h.clone(),
+                    conflicts: p.plan.conflicts.clone(),
+                });
+            }
+            if let Some(l) = &p.lock {
+                refused.push(ApplyError::Locked {
+                    host: h.clone(),
+                    holder: l.describe(),
+                    state: l.state(),
+                    waited: 0,
+                });
+            }
+        }
+        if !refused.is_empty() {
+            return ApplyOutcome::Refused { errors: refused };
+        }
+        let changed: BTreeSet<String> = runs
+            .values()
+            .filter(|r| r.prepared.plan.has_changes())
+            .map(|r| r.host.clone())
+            .collect();
+        for r in runs.values_mut() {
+            if !changed.contains(&r.host) {
+                r.acknowledge_notes();
+            }
+        }
+        if changed.is_empty() {
+            return ApplyOutcome::NoChanges;
+        }
+        let waves = order::waves(
+            &self.host_order,
+            &order::group_orders(&self.model, &prepared),
+            &changed,
+        );
+        let unchanged = runs.len() - changed.len();
+        let slots: BTreeMap<String, std::sync::Mutex<HostRun>> = runs
+            .into_iter()
+            .map(|(h, r)| (h, std::sync::Mutex::new(r)))
+            .collect();
+        let results = order::roll(&waves, |host| {
+            let Some(slot) = slots.get(host) else {
+                return Err(ApplyError::Protocol {
+                    host: host.to_string(),
+                    what: "apply".into(),
+                    detail: "host missing from the plan".into(),
+                });
+            };
+            let mut run = slot.lock().unwrap_or_else(|e| e.into_inner());
+            run.apply(self, files.get(host), opts, events)
+        });
+        ApplyOutcome::Rolled { results, unchanged }
+    }
+
+    /// The generations of `host` (one connection, one round trip).
+    pub fn generations(&self, host: &str) -> Result<apply::Generations, ApplyError> {
+        let mut s = self.connect(host)?;
+        apply::generations(&mut s, apply::STATE_DIR, false)
+    }
+
+    /// `infra unlock HOST`: recover the lock of an apply that is gone (a
+    /// switch not confirmed is rolled back, a confirmed one finished, a lock
+    /// without a recorded phase removed); refused while an apply runs there.
+    pub fn unlock(&self, host: &str) -> Result<apply::Recovered, ApplyError> {
+        let mut s = self.connect(host)?;
+        let first = apply::recover(&mut s, apply::STATE_DIR, apply::RecoverMode::Undo)?;
+        match first {
+            apply::Recovered::Unknown => {
+                apply::recover(&mut s, apply::STATE_DIR, apply::RecoverMode::Force)
+            }
+            apply::Recovered::Live => {
+                let g = apply::generations(&mut s, apply::STATE_DIR, false)?;
+                let (holder, state) = g
+                    .lock
+                    .map(|l| (l.describe(), l.state()))
+                    .unwrap_or_else(|| ("an apply".into(), crate::probe::LockState::Live));
+                Err(ApplyError::Locked {
+                    host: host.to_string(),
+                    holder,
+                    state,
+                    waited: 0,
+                })
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// `infra rollback HOST [--to N]`: switch `host` to an earlier generation,
+    /// confirmed over a new connection like an apply.
+    pub fn rollback(
+        &self,
+        host: &str,
+        to: Option<u64>,
+        opts: &ApplyOptions,
+        events: &dyn Events,
+    ) -> Result<host::RolledBack, ApplyError> {
+        HostRun::rollback(self, host, to, opts, events)
+    }
+}
+
+/// `infra plan --json`: the plan, each locked host's lock, the recovery notes
+/// and the hosts that could not be planned.
+pub fn plan_json(plan: &Plan, runs: &[HostRun], errors: &[ApplyError]) -> serde_json::Value {
+    let mut v = serde_json::to_value(plan).unwrap_or_default();
+    if let serde_json::Value::Object(o) = &mut v {
+        o.insert(
+            "locks".into(),
+            runs.iter()
+                .filter_map(|r| r.lock_json().map(|l| (r.host.clone(), l)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        );
+        o.insert(
+            "notes".into(),
+            runs.iter()
+                .flat_map(|r| {
+                    r.notes
+                        .iter()
+                        .map(|n| serde_json::json!({"host": r.host, "note": n}))
+                })
+                .collect(),
+        );
+        o.insert(
+            "errors".into(),
+            errors
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "host": e.host(), "code": e.code(), "message": e.to_string(),
+                        "help": e.help(), "output": e.output(),
+                    })
+                })
+                .collect(),
+        );
+    }
+    v
+}
+
+/// `INFRA_DEBUG_ROUND_TRIPS`: round trips and timings per host of a plan that
+/// started probing at `started` after `front_end_ms` of compiling.
+pub fn round_trips(runs: &[HostRun], started: Instant, front_end_ms: f64) -> String {
+    let trips: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} {}", r.host, r.round_trips()))
+        .collect();
+    let timings: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            format!(
+                "{} connect {:.0} ms, probe {:.0} ms",
+                r.host, r.connect_ms, r.probe_ms
+            )
+        })
+        .collect();
+    format!(
+        "round trips: {} ({:.0} ms)\ntiming: front end and render {front_end_ms:.0} ms; {}\n",
+        trips.join(", "),
+        ms(started),
+        timings.join("; ")
+    )
+}
+
+/// Milliseconds since `t`.
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
