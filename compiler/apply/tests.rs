@@ -195,12 +195,17 @@ fn scripts_are_valid_sh() {
     };
     assert!(at("'install packages: curl' pkgs 'curl'") < at("'create user app' useradd"));
     assert!(at("'create user app'") < at("'create directory /srv/app'"));
-    assert!(at("'create directory /srv/app'") < at("'stage /etc/x/app.conf' stage"));
-    // Every file is staged and synced before the first live change.
-    assert!(at("'stage /etc/x/app.conf' stage") < at("setphase switching"));
-    assert!(at("'stage /etc/x/db.pass' stage") < at("setphase switching"));
-    assert!(at("setphase switching") < at("'install /etc/x/app.conf' live"));
-    assert!(at("'install /etc/x/app.conf'") < at("switch generations/current"));
+    assert!(at("'create directory /srv/app'") < at("step \"stage the new files\" stage_all"));
+    // Every file is staged (mode, owner, group, path) and synced before the
+    // first live change.
+    assert!(at("0644\troot\troot\t/etc/x/app.conf\n") < at("stage_all() {"));
+    assert!(at("0600\troot\troot\t/etc/x/db.pass\n") < at("stage_all() {"));
+    assert!(
+        at("step \"stage the new files\" stage_all") < at("step \"sync the staged files\" sync")
+    );
+    assert!(at("step \"sync the staged files\" sync") < at("setphase switching"));
+    assert!(at("setphase switching") < at("step \"install the new files\" live_all"));
+    assert!(at("step \"install the new files\" live_all") < at("switch generations/current"));
     assert!(at("switch generations/current") < at("systemctl daemon-reload"));
     assert!(at("'enable infra-x.service'") < at("'start infra-x.service'"));
     assert!(at("'start infra-x.service'") < at("'run step migrate' guarded 'test -e /tmp/x'"));

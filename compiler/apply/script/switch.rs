@@ -273,19 +273,31 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
             let _ = writeln!(s, "step {} bk {}", q(&format!("back up {path}")), q(path));
         }
     }
-    for path in sw.staged_paths() {
-        if let Some(f) = sw.target_manifest.files.get(path) {
-            let _ = writeln!(
-                s,
-                "step {} stage \"$G/$T/files\"{} {} {} {} {}",
-                q(&format!("stage {path}")),
-                q(path),
-                q(path),
-                q(&f.mode),
-                q(&f.owner),
-                q(&f.group)
-            );
+    // The files to stage, one line each: mode, owner, group, path (last: it may
+    // hold tabs). One step for all of them: no process per file but `install`.
+    let staged = sw.staged_paths();
+    if !staged.is_empty() {
+        s.push_str("cat > \"$S/lock/staged\" <<'INFRA_STAGED_EOF'\n");
+        for path in &staged {
+            if let Some(f) = sw.target_manifest.files.get(*path) {
+                let _ = writeln!(s, "{}\t{}\t{}\t{path}", f.mode, f.owner, f.group);
+            }
         }
+        s.push_str("INFRA_STAGED_EOF\n");
+        s.push_str(
+            r#"stage_all() {
+  while IFS="$(printf '\t')" read -r m o g p; do
+    stage "$G/$T/files$p" "$p" "$m" "$o" "$g" || { echo "cannot stage $p"; return 1; }
+  done < "$S/lock/staged"
+}
+live_all() {
+  while IFS="$(printf '\t')" read -r m o g p; do
+    live "$p" || { echo "cannot install $p"; return 1; }
+  done < "$S/lock/staged"
+}
+step "stage the new files" stage_all
+"#,
+        );
     }
     // Everything staged is on disk before the first live change; from here on
     // a reboot undoes the switch (infra-recover.service).
@@ -331,8 +343,8 @@ fn live_changes(s: &mut String, sw: &SwitchSpec) {
             }
         }
     }
-    for path in sw.staged_paths() {
-        let _ = writeln!(s, "step {} live {}", q(&format!("install {path}")), q(path));
+    if !sw.staged_paths().is_empty() {
+        s.push_str("step \"install the new files\" live_all\n");
     }
     for a in acts {
         if let Action::DeleteFile { path, .. } = a {
