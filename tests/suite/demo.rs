@@ -37,6 +37,12 @@ fn demo_runs_the_failover_drill() {
             "`{expected}` not in the demo's output:\n{stdout}\n{stderr}"
         );
     }
+    // A first deployment waits for its primary as designed: nothing on either
+    // host reads as a failure.
+    assert!(
+        !stdout.contains("failed and will be retried") && !stdout.contains("warning:"),
+        "a warning in the demo's apply:\n{stdout}"
+    );
     assert!(
         down.is_ok_and(|o| o.status.success()),
         "infra lab down failed"

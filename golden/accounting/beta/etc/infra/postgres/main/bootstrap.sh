@@ -32,15 +32,38 @@ if [ -e "$pgdata/infra-primary" ] && [ "$force" = no ]; then
     exit 3
 fi
 
-rm -rf "$new"
-install -d -o postgres -g postgres -m 0700 "$new"
-if ! runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_basebackup \
-    -d "host=192.0.2.10 port=5432 user=repl passfile=/etc/infra/postgres/main/pgpass application_name=beta" \
-    -D "$new" -S infra_beta -X stream -c fast; then
-    rm -rf "$new"
-    echo "base backup from 192.0.2.10 failed (primary not ready yet?): will be retried" >&2
-    exit 1
-fi
+# Wait for a primary: on a first deployment every member starts this unit before
+# keepalived has elected one. The member that takes the VIP keeps its own cluster
+# (nothing to do here); the others seed from it as soon as it answers. Bounded:
+# after 10 minutes without a base backup, fail (systemd retries, and says so).
+vip=192.0.2.10
+tries=0
+while :; do
+    if [ -e "$flag" ]; then
+        echo "this member holds the virtual IP of office: it keeps its own cluster (no standby to make here)"
+        exit 0
+    fi
+    if ! ip -o addr show to "$vip" | grep -q . \
+        && /usr/lib/postgresql/15/bin/pg_isready -q -h "$vip" -p 5432 -t 2; then
+        rm -rf "$new"
+        install -d -o postgres -g postgres -m 0700 "$new"
+        if runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_basebackup \
+            -d "host=$vip port=5432 user=repl passfile=/etc/infra/postgres/main/pgpass application_name=beta" \
+            -D "$new" -S infra_beta -X stream -c fast; then
+            break
+        fi
+        rm -rf "$new"
+        echo "base backup from $vip failed (the primary is not ready for replication yet?): trying again"
+    elif [ "$tries" -eq 0 ]; then
+        echo "waiting for the primary: no other member serves $vip yet"
+    fi
+    tries=$((tries + 1))
+    if [ "$tries" -ge 120 ]; then
+        echo "no base backup from $vip after 10 minutes: failing (systemd retries)" >&2
+        exit 1
+    fi
+    sleep 5
+done
 rm -f "$new/infra-primary"
 touch "$new/standby.signal"
 chown postgres:postgres "$new/standby.signal"
