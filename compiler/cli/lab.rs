@@ -167,7 +167,8 @@ fn up(dir: &Path, json: bool) -> Result<i32, LabError> {
 /// image must already have them. When the build cannot be rendered (apply will say why),
 /// the image's default packages are used.
 fn build_packages(r: &crate::resolve::Resolved, g: &crate::graph::Graph) -> Vec<String> {
-    let overrides = crate::stdlib::load_overrides(&r.root_dir).unwrap_or_default();
+    let overrides =
+        crate::stdlib::load_overrides(&crate::resolve::FsLoader, &r.root_dir).unwrap_or_default();
     let templates = crate::stdlib::Templates::with_overrides(overrides);
     match crate::render::render(&r.model, &g.order, &templates) {
         Ok(build) => {

@@ -158,7 +158,10 @@ pub fn load_build(
     i32,
 > {
     let (r, g) = load(path)?;
-    let overrides = match crate::stdlib::load_overrides(&r.root_dir.join("templates")) {
+    let overrides = match crate::stdlib::load_overrides(
+        &crate::resolve::FsLoader,
+        &r.root_dir.join("templates"),
+    ) {
         Ok(o) => o,
         Err(diags) => {
             report(&diags, &r.model.sources, MessageFormat::Human);

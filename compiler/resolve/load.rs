@@ -14,6 +14,11 @@ pub trait Loader {
     fn is_dir(&self, path: &Path) -> bool;
     /// Files directly inside a directory.
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+    /// Every file below `dir`, at any depth, as (path relative to `dir` with `/`
+    /// separators, UTF-8 text), sorted by path; a `dir` that does not exist holds
+    /// nothing. For the repo's `templates/` ([`crate::stdlib::load_overrides`]).
+    /// An error names the file or directory that could not be read.
+    fn read_tree(&self, dir: &Path) -> Result<Vec<(String, String)>, (PathBuf, io::Error)>;
 }
 
 /// The real filesystem.
@@ -30,6 +35,34 @@ impl Loader for FsLoader {
         let mut out = Vec::new();
         for e in std::fs::read_dir(dir)? {
             out.push(e?.path());
+        }
+        Ok(out)
+    }
+    fn read_tree(&self, dir: &Path) -> Result<Vec<(String, String)>, (PathBuf, io::Error)> {
+        fn walk(
+            root: &Path,
+            dir: &Path,
+            out: &mut Vec<(String, String)>,
+        ) -> Result<(), (PathBuf, io::Error)> {
+            let entries = std::fs::read_dir(dir).map_err(|e| (dir.to_path_buf(), e))?;
+            let mut paths = Vec::new();
+            for entry in entries {
+                paths.push(entry.map_err(|e| (dir.to_path_buf(), e))?.path());
+            }
+            paths.sort();
+            for path in paths {
+                if path.is_dir() {
+                    walk(root, &path, out)?;
+                } else {
+                    let text = std::fs::read_to_string(&path).map_err(|e| (path.clone(), e))?;
+                    out.push((relative(root, &path), text));
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        if dir.exists() {
+            walk(dir, dir, &mut out)?;
         }
         Ok(out)
     }
@@ -61,6 +94,35 @@ impl Loader for MemLoader {
             .cloned()
             .collect())
     }
+    fn read_tree(&self, dir: &Path) -> Result<Vec<(String, String)>, (PathBuf, io::Error)> {
+        let d = normalize(dir);
+        let mut out = Vec::new();
+        // Sorted by path (components), as a sorted directory walk finds them.
+        for (path, bytes) in &self.files {
+            if *path == d || !path.starts_with(&d) {
+                continue;
+            }
+            let text = String::from_utf8(bytes.clone()).map_err(|_| {
+                let e = io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "stream did not contain valid UTF-8",
+                );
+                (path.clone(), e)
+            })?;
+            out.push((relative(&d, path), text));
+        }
+        Ok(out)
+    }
+}
+
+/// `path` relative to `root`, with `/` separators.
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Lexically normalise `a/./b/../c` to `a/c` (no filesystem access).

@@ -58,8 +58,11 @@ pub fn build_example_with(name: &str, extra: BTreeMap<String, String>) -> Build 
         "examples/{name} has diagnostics:\n{}",
         infra::diag::render(&diags, &model.sources, false, 100)
     );
-    let mut overrides = infra::stdlib::load_overrides(&resolved.root_dir.join("templates"))
-        .unwrap_or_else(|d| panic!("examples/{name}/templates: {d:?}"));
+    let mut overrides = infra::stdlib::load_overrides(
+        &infra::resolve::FsLoader,
+        &resolved.root_dir.join("templates"),
+    )
+    .unwrap_or_else(|d| panic!("examples/{name}/templates: {d:?}"));
     overrides.extend(extra);
     match render::render(model, &order, &Templates::with_overrides(overrides)) {
         Ok(b) => b,
