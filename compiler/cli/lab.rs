@@ -139,12 +139,12 @@ pub fn run(cmd: LabCommand, config_dir: &Path) -> i32 {
 }
 
 fn up(dir: &Path, json: bool) -> Result<i32, LabError> {
-    let (resolved, graph) = match super::load(dir) {
-        Ok(x) => x,
+    let checked = match super::load(dir) {
+        Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let mut spec = LabSpec::from_model(&lab::lab_name(dir), &resolved.model);
-    spec.packages = build_packages(&resolved, &graph);
+    let mut spec = LabSpec::from_model(&lab::lab_name(dir), &checked.model);
+    spec.packages = build_packages(&checked);
     let status = lab::up(&spec, &Progress::auto())?;
     if json {
         println!(
@@ -166,11 +166,11 @@ fn up(dir: &Path, json: bool) -> Result<i32, LabError> {
 /// Every package the build installs on any host: the lab hosts have no internet, so the
 /// image must already have them. When the build cannot be rendered (apply will say why),
 /// the image's default packages are used.
-fn build_packages(r: &crate::resolve::Resolved, g: &crate::graph::Graph) -> Vec<String> {
+fn build_packages(c: &crate::Checked) -> Vec<String> {
     let overrides =
-        crate::stdlib::load_overrides(&crate::resolve::FsLoader, &r.root_dir).unwrap_or_default();
+        crate::stdlib::load_overrides(&crate::resolve::FsLoader, &c.root_dir).unwrap_or_default();
     let templates = crate::stdlib::Templates::with_overrides(overrides);
-    match crate::render::render(&r.model, &g.order, &templates) {
+    match crate::render::render(&c.model, &c.graph.order, &templates) {
         Ok(build) => {
             let mut v: Vec<String> = build
                 .hosts
