@@ -122,24 +122,16 @@ pub fn main() -> i32 {
 /// [`crate::check`] a configuration on the filesystem, printing its diagnostics.
 /// `Err(exit code)` when there is an error.
 pub fn load(path: &Path) -> Result<crate::Checked, i32> {
-    match crate::check(path, &crate::resolve::FsLoader) {
-        Ok(c) => {
-            report(&c.diags, &c.model.sources, MessageFormat::Human);
-            Ok(c)
-        }
-        Err(f) => Err(report_failure(&f)),
-    }
+    let c = crate::check(path, &crate::resolve::FsLoader).map_err(|f| report_failure(&f))?;
+    report(&c.diags, &c.model.sources, MessageFormat::Human);
+    Ok(c)
 }
 
 /// [`crate::compile`] a configuration on the filesystem, printing its diagnostics.
 pub fn load_build(path: &Path) -> Result<crate::Compilation, i32> {
-    match crate::compile(path, &crate::resolve::FsLoader) {
-        Ok(c) => {
-            report(&c.diags, &c.model.sources, MessageFormat::Human);
-            Ok(c)
-        }
-        Err(f) => Err(report_failure(&f)),
-    }
+    let c = crate::compile(path, &crate::resolve::FsLoader).map_err(|f| report_failure(&f))?;
+    report(&c.diags, &c.model.sources, MessageFormat::Human);
+    Ok(c)
 }
 
 /// Print a failure's diagnostics (the warnings of the stages that passed first);
