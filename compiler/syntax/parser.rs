@@ -1,5 +1,5 @@
-//! Recursive-descent parser over the tokens of [`lexer`] (whose token shapes are nom
-//! combinators). Invariants:
+//! Recursive-descent parser over the tokens of [`lexer`](super::lexer) (whose token
+//! shapes are nom combinators). Invariants:
 //! - never panics, never fails: returns the tree it could build plus every error;
 //! - recursion is bounded: blocks, lists, calls and parameter lists nest at most
 //!   [`MAX_DEPTH`] levels (deeper input is reported once, `E0009`, and skipped iteratively);
@@ -11,12 +11,10 @@
 //! the next line that starts with a name, or the body's `}`. At most [`MAX_ERRORS`]
 //! errors are reported per file.
 
-mod lexer;
-
 use super::ast::*;
+use super::lexer::{shorten, Lexer, Tok, Token, KEYWORDS};
 use crate::diag::Diag;
 use crate::source::{FileId, Span};
-use lexer::{shorten, Lexer, Tok, Token, KEYWORDS};
 use std::collections::VecDeque;
 
 /// Maximum nesting of blocks, lists, calls and parameter lists.
