@@ -4,14 +4,109 @@
 
 use super::model::*;
 use super::{
-    resource_attrs, Global, KindInfo, ParamDecl, Resolver, BUILTIN_BLOCKS, RESOURCE_KINDS,
+    resource_attrs, Blocks, Global, KindInfo, LetInfo, ParamDecl, Resolver, BUILTIN_BLOCKS,
+    RESOURCE_KINDS,
 };
 use crate::diag::{self, Diag};
-use crate::source::Span;
+use crate::source::{FileId, Span};
 use crate::syntax::ast;
 use std::collections::HashMap;
 
 impl<'a> Resolver<'a> {
+    /// Pass 1: every kind. The standard library's first, so a clash is reported at
+    /// the user's definition.
+    pub(super) fn declare_kinds(&mut self, files: &'a [(FileId, ast::File)]) {
+        let is_std = |fid: &FileId| self.sources.get(*fid).name.starts_with("std/");
+        let (std_files, user_files): (Vec<_>, Vec<_>) =
+            files.iter().partition(|(fid, _)| is_std(fid));
+        for (_, f) in std_files.into_iter().chain(user_files) {
+            for item in &f.items {
+                if let ast::Item::Kind(k) = item {
+                    self.declare_kind(k);
+                }
+            }
+        }
+    }
+
+    /// Pass 2: the names of lets, hosts, groups and instances; the blocks to resolve.
+    pub(super) fn declare_names(&mut self, files: &'a [(FileId, ast::File)]) -> Blocks<'a> {
+        let mut blocks = Blocks::default();
+        for (_, f) in files {
+            for item in &f.items {
+                match item {
+                    ast::Item::Let(l) => self.declare_let(l),
+                    ast::Item::Block(b) => self.declare_block(b, &mut blocks),
+                    ast::Item::Import(_) | ast::Item::Kind(_) => {}
+                }
+            }
+        }
+        blocks
+    }
+
+    fn declare_let(&mut self, l: &'a ast::Let) {
+        if self.declare_global(&l.name, Global::Let(self.lets.len())) {
+            self.lets.push(LetInfo {
+                name: l.name.name.clone(),
+                expr: &l.value,
+                span: l.span,
+                value: None,
+                evaluating: false,
+            });
+        }
+    }
+
+    fn declare_block(&mut self, b: &'a ast::Block, blocks: &mut Blocks<'a>) {
+        let kw = b.keyword.name.as_str();
+        if !BUILTIN_BLOCKS.contains(&kw) && !self.kinds.contains_key(kw) {
+            self.unknown_block(&b.keyword, kw);
+            return;
+        }
+        let Some(name) = self.block_name(b) else {
+            return;
+        };
+        match kw {
+            "host" => {
+                if self.declare_global(name, Global::Host(blocks.hosts.len())) {
+                    blocks.hosts.push((b, name));
+                }
+            }
+            "failover" => {
+                if self.declare_global(name, Global::Group(blocks.groups.len())) {
+                    blocks.groups.push((b, name));
+                }
+            }
+            kw if self.kinds.contains_key(kw) => self.declare_instance(b, name, blocks),
+            kw => self.unknown_block(&b.keyword, kw),
+        }
+    }
+
+    /// An instance is named per kind: `KIND.NAME` must be unique.
+    fn declare_instance(
+        &mut self,
+        b: &'a ast::Block,
+        name: &'a ast::Ident,
+        blocks: &mut Blocks<'a>,
+    ) {
+        let kw = b.keyword.name.as_str();
+        let key = (kw.to_string(), name.name.clone());
+        if let Some(&prev) = self.instance_index.get(&key) {
+            let (pb, _) = blocks.instances[prev];
+            let prev_span = self.block_name(pb).map(|i| i.span).unwrap_or(pb.span);
+            self.diags.push(
+                Diag::error(
+                    "E0101",
+                    format!("`{kw}.{}` is defined more than once", name.name),
+                )
+                .at(name.span, "defined again here")
+                .with(prev_span, "first defined here")
+                .help("give each instance of a kind its own name"),
+            );
+        } else {
+            self.instance_index.insert(key, blocks.instances.len());
+            blocks.instances.push((b, name));
+        }
+    }
+
     pub(super) fn block_name<'b>(&mut self, b: &'b ast::Block) -> Option<&'b ast::Ident> {
         match &b.label {
             Some(ast::BlockLabel::Name(i)) => Some(i),

@@ -10,6 +10,25 @@ use crate::syntax::ast;
 use std::collections::{BTreeMap, BTreeSet};
 
 impl Resolver<'_> {
+    /// Pass 3 for hosts, then failover groups (router ids derived once all are known).
+    pub(super) fn resolve_hosts_and_groups(
+        &mut self,
+        hosts: &[(&ast::Block, &ast::Ident)],
+        groups: &[(&ast::Block, &ast::Ident)],
+    ) {
+        for (b, name) in hosts {
+            let h = self.host(b, name);
+            self.hosts.push(h);
+        }
+        let mut explicit_ids = Vec::new();
+        for (b, name) in groups {
+            let (g, explicit) = self.group(b, name);
+            explicit_ids.push(explicit);
+            self.groups.push(g);
+        }
+        self.assign_router_ids(&explicit_ids);
+    }
+
     pub(super) fn host(&mut self, b: &ast::Block, name: &ast::Ident) -> Host {
         let mut address = None;
         let mut ssh = Ssh::default();

@@ -9,6 +9,27 @@ use crate::source::Span;
 use crate::syntax::ast;
 
 impl<'a> Resolver<'a> {
+    /// Pass 3 for instances: first a shell each, so `needs` and refs can point
+    /// anywhere, then each resolved and expanded.
+    pub(super) fn resolve_instances(&mut self, blocks: &[(&'a ast::Block, &'a ast::Ident)]) {
+        for (b, name) in blocks {
+            let kind = &self.kinds[b.keyword.name.as_str()];
+            let _ = kind;
+            self.instances.push(Instance {
+                kind: Spanned::new(b.keyword.name.clone(), b.keyword.span),
+                name: Spanned::new(name.name.clone(), name.span),
+                span: b.span,
+                placement: Spanned::new(Placement::All, name.span),
+                params: Vec::new(),
+                resources: Vec::new(),
+                needs: Vec::new(),
+            });
+        }
+        for (id, (b, _)) in blocks.iter().enumerate() {
+            self.instance(id, b);
+        }
+    }
+
     pub(super) fn instance(&mut self, id: InstanceId, b: &ast::Block) {
         let kind_name = b.keyword.name.clone();
         let Some(kind) = self.kinds.get(kind_name.as_str()) else {

@@ -128,6 +128,15 @@ pub(crate) struct Resolver<'a> {
     pub instances: Vec<Instance>,
 }
 
+/// The named top-level blocks of pass 2, each with its name, in declaration order
+/// (indices are `HostId`, `GroupId`, `InstanceId`).
+#[derive(Default)]
+pub(crate) struct Blocks<'a> {
+    pub hosts: Vec<(&'a ast::Block, &'a ast::Ident)>,
+    pub groups: Vec<(&'a ast::Block, &'a ast::Ident)>,
+    pub instances: Vec<(&'a ast::Block, &'a ast::Ident)>,
+}
+
 const RESOURCE_KINDS: &[&str] = &[
     "package",
     "user",
@@ -155,120 +164,17 @@ impl<'a> Resolver<'a> {
     }
 
     fn run(&mut self, files: &'a [(FileId, ast::File)]) {
-        // Pass 1: kinds (any file may use a kind from any loaded file). The standard
-        // library's first, so a clash is reported at the user's definition.
-        let is_std = |fid: &FileId| self.sources.get(*fid).name.starts_with("std/");
-        let (std_files, user_files): (Vec<_>, Vec<_>) =
-            files.iter().partition(|(fid, _)| is_std(fid));
-        for (_, f) in std_files.into_iter().chain(user_files) {
-            for item in &f.items {
-                if let ast::Item::Kind(k) = item {
-                    self.declare_kind(k);
-                }
-            }
-        }
+        // Pass 1: kinds (any file may use a kind from any loaded file).
+        self.declare_kinds(files);
         // Pass 2: names of hosts, groups, lets, instances.
-        let mut host_blocks = Vec::new();
-        let mut group_blocks = Vec::new();
-        let mut instance_blocks = Vec::new();
-        for (_, f) in files {
-            for item in &f.items {
-                match item {
-                    ast::Item::Let(l) => {
-                        if self.declare_global(&l.name, Global::Let(self.lets.len())) {
-                            self.lets.push(LetInfo {
-                                name: l.name.name.clone(),
-                                expr: &l.value,
-                                span: l.span,
-                                value: None,
-                                evaluating: false,
-                            });
-                        }
-                    }
-                    ast::Item::Block(b) => {
-                        let kw = b.keyword.name.as_str();
-                        if !BUILTIN_BLOCKS.contains(&kw) && !self.kinds.contains_key(kw) {
-                            self.unknown_block(&b.keyword, kw);
-                            continue;
-                        }
-                        let Some(name) = self.block_name(b) else {
-                            continue;
-                        };
-                        match b.keyword.name.as_str() {
-                            "host" => {
-                                if self.declare_global(name, Global::Host(host_blocks.len())) {
-                                    host_blocks.push((b, name));
-                                }
-                            }
-                            "failover" => {
-                                if self.declare_global(name, Global::Group(group_blocks.len())) {
-                                    group_blocks.push((b, name));
-                                }
-                            }
-                            kw if self.kinds.contains_key(kw) => {
-                                let key = (kw.to_string(), name.name.clone());
-                                if let Some(&prev) = self.instance_index.get(&key) {
-                                    let (pb, _): &(&ast::Block, &ast::Ident) =
-                                        &instance_blocks[prev];
-                                    let prev_span =
-                                        self.block_name(pb).map(|i| i.span).unwrap_or(pb.span);
-                                    self.diags.push(
-                                        Diag::error(
-                                            "E0101",
-                                            format!(
-                                                "`{kw}.{}` is defined more than once",
-                                                name.name
-                                            ),
-                                        )
-                                        .at(name.span, "defined again here")
-                                        .with(prev_span, "first defined here")
-                                        .help("give each instance of a kind its own name"),
-                                    );
-                                } else {
-                                    self.instance_index.insert(key, instance_blocks.len());
-                                    instance_blocks.push((b, name));
-                                }
-                            }
-                            kw => self.unknown_block(&b.keyword, kw),
-                        }
-                    }
-                    ast::Item::Import(_) | ast::Item::Kind(_) => {}
-                }
-            }
-        }
+        let blocks = self.declare_names(files);
         // Pass 3: hosts, groups (evaluating the lets they use on demand), the other
         // lets, instances.
-        for (b, name) in &host_blocks {
-            let h = self.host(b, name);
-            self.hosts.push(h);
-        }
-        let mut explicit_ids = Vec::new();
-        for (b, name) in &group_blocks {
-            let (g, explicit) = self.group(b, name);
-            explicit_ids.push(explicit);
-            self.groups.push(g);
-        }
-        self.assign_router_ids(&explicit_ids);
+        self.resolve_hosts_and_groups(&blocks.hosts, &blocks.groups);
         for i in 0..self.lets.len() {
             self.eval_let(i);
         }
-        // Instances: first create shells so `needs` and refs can point anywhere.
-        for (b, name) in &instance_blocks {
-            let kind = &self.kinds[b.keyword.name.as_str()];
-            let _ = kind;
-            self.instances.push(Instance {
-                kind: Spanned::new(b.keyword.name.clone(), b.keyword.span),
-                name: Spanned::new(name.name.clone(), name.span),
-                span: b.span,
-                placement: Spanned::new(Placement::All, name.span),
-                params: Vec::new(),
-                resources: Vec::new(),
-                needs: Vec::new(),
-            });
-        }
-        for (id, (b, _)) in instance_blocks.iter().enumerate() {
-            self.instance(id, b);
-        }
+        self.resolve_instances(&blocks.instances);
     }
 
     pub(crate) fn dup_attr(&mut self, name: &str, span: Span, prev: Span) {
