@@ -11,9 +11,12 @@
 //! - Drift: a managed file whose hash on the host differs from the hash the
 //!   current generation installed ("drift: edited on host since generation N").
 
+mod files;
+mod system;
 mod text;
+mod units;
 
-use crate::probe::{Content, Observed, PathState};
+use crate::probe::{Manifest, Observed};
 use crate::render::HostBuild;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -287,14 +290,6 @@ fn sha256_hex(s: &str) -> String {
 
 const PLACEHOLDER: &str = "@@INFRA_SECRET(";
 
-fn unified(path: &str, old: &str, new: &str, old_label: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("{path} ({old_label})"), &format!("{path} (new)"))
-        .to_string()
-}
-
 /// True for paths whose change needs `systemctl daemon-reload`.
 pub fn is_unit_file(path: &str) -> bool {
     const DIRS: [&str; 4] = [
@@ -311,378 +306,73 @@ pub fn plan(build: &HostBuild, observed: &Observed) -> HostPlan {
     plan_with(build, observed, &PlanOptions::default())
 }
 
+/// The plan for one host with [`PlanOptions`]: one section after another, in the order
+/// apply runs them (see the module docs).
 pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) -> HostPlan {
-    let mut actions = Vec::new();
-    let mut conflicts = Vec::new();
-    let mut warnings = Vec::new();
-    let mut drift = 0;
-    let generation = observed.generation;
-    let manifest = observed.manifest.as_ref();
-    let gen_label = generation
-        .or(manifest.map(|m| m.generation))
-        .map(|g| g.to_string())
-        .unwrap_or_else(|| "?".into());
-
+    let inp = Inputs::new(build, observed, options);
+    let mut out = Planned::default();
     if let Some(e) = &observed.manifest_error {
-        warnings.push(format!(
+        out.warnings.push(format!(
             "the current generation's manifest cannot be read ({e}): no file will be pruned"
         ));
     }
-
-    // Packages.
-    let installed: BTreeSet<&str> = observed.packages.keys().map(String::as_str).collect();
-    let missing: Vec<String> = build
-        .packages
-        .iter()
-        .filter(|p| !installed.contains(p.split(':').next().unwrap_or(p)))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        actions.push(Action::InstallPackages { packages: missing });
-    }
-
-    // Users.
-    for u in &build.users {
-        if !observed.users.contains(&u.name) {
-            actions.push(Action::CreateUser {
-                name: u.name.clone(),
-                system: u.system,
-            });
-        }
-    }
-
-    // Directories.
-    for d in &build.directories {
-        match observed.paths.get(&d.path) {
-            None | Some(PathState::Absent) => actions.push(Action::CreateDirectory {
-                path: d.path.clone(),
-                mode: norm_mode(&d.mode),
-                owner: d.owner.clone(),
-                group: d.group.clone(),
-            }),
-            Some(PathState::Directory { mode, owner, group }) => {
-                let changes = meta_changes(&d.mode, &d.owner, &d.group, mode, owner, group);
-                if !changes.is_empty() {
-                    actions.push(Action::FixDirectory {
-                        path: d.path.clone(),
-                        changes,
-                    });
-                }
-            }
-            Some(other) => conflicts.push(format!(
-                "{} is a {} on the host where the configuration wants a directory: move it away by hand",
-                d.path,
-                other.kind()
-            )),
-        }
-    }
-
-    // Files.
-    let mut changed: BTreeSet<String> = BTreeSet::new();
-    for (path, f) in &build.files {
-        let secret = f.secret || f.content.contains(PLACEHOLDER);
-        let recorded = manifest.and_then(|m| m.files.get(path));
-        match observed.paths.get(path).unwrap_or(&PathState::Absent) {
-            PathState::Absent => {
-                let drift_note = recorded.map(|_| {
-                    drift += 1;
-                    format!("drift: deleted on host since generation {gen_label}")
-                });
-                actions.push(Action::CreateFile {
-                    path: path.clone(),
-                    mode: norm_mode(&f.mode),
-                    owner: f.owner.clone(),
-                    group: f.group.clone(),
-                    secret,
-                    diff: (!secret).then(|| unified(path, "", &f.content, "absent")),
-                    drift: drift_note,
-                });
-                changed.insert(path.clone());
-            }
-            PathState::File {
-                mode,
-                owner,
-                group,
-                sha256,
-                content,
-                ..
-            } => {
-                let drift_note = match recorded {
-                    Some(m) if sha256.as_deref() != Some(m.installed_sha256.as_str()) => {
-                        drift += 1;
-                        Some(format!(
-                            "drift: edited on host since generation {gen_label}"
-                        ))
-                    }
-                    _ => None,
-                };
-                let content_changed = if !secret {
-                    sha256.as_deref() != Some(f.sha256.as_str())
-                } else if let Some(want) = options.secret_sha256.get(path) {
-                    sha256.as_deref() != Some(want.as_str())
-                } else {
-                    match recorded {
-                        Some(m) => {
-                            !(m.sha256 == f.sha256
-                                && sha256.as_deref() == Some(m.installed_sha256.as_str()))
-                        }
-                        None => true,
-                    }
-                };
-                let mut changes = Vec::new();
-                if content_changed {
-                    changes.push("content".to_string());
-                }
-                changes.extend(meta_changes(&f.mode, &f.owner, &f.group, mode, owner, group));
-                if changes.is_empty() {
-                    if let Some(d) = drift_note {
-                        warnings.push(format!(
-                            "{path}: {d}, but it already matches the configuration"
-                        ));
-                    }
-                    continue;
-                }
-                let (diff, note) = if !content_changed {
-                    (None, None)
-                } else if secret {
-                    (None, Some("(secret content changed)".to_string()))
-                } else {
-                    match content {
-                        Some(Content::Text { text }) => {
-                            (Some(unified(path, text, &f.content, "on host")), None)
-                        }
-                        Some(Content::Binary) => (
-                            None,
-                            Some("(the file on the host is binary; content replaced)".into()),
-                        ),
-                        Some(Content::TooLarge) => (
-                            None,
-                            Some("(the file on the host is too large to show; content replaced)".into()),
-                        ),
-                        None => (None, Some("(content changed)".into())),
-                    }
-                };
-                actions.push(Action::UpdateFile {
-                    path: path.clone(),
-                    changes,
-                    secret,
-                    diff,
-                    note,
-                    drift: drift_note,
-                });
-                changed.insert(path.clone());
-            }
-            // A symlink (Debian's /etc/nginx/sites-enabled/default, ...) is replaced
-            // by the file, atomically; apply keeps the link to restore it later.
-            PathState::Symlink { .. } => {
-                let drift_note = recorded.map(|_| {
-                    drift += 1;
-                    format!("drift: replaced by a symlink on host since generation {gen_label}")
-                });
-                actions.push(Action::UpdateFile {
-                    path: path.clone(),
-                    changes: vec!["symlink -> file".to_string()],
-                    secret,
-                    diff: (!secret).then(|| unified(path, "", &f.content, "symlink")),
-                    note: None,
-                    drift: drift_note,
-                });
-                changed.insert(path.clone());
-            }
-            other => conflicts.push(format!(
-                "{path} is a {} on the host where the configuration wants a file: move it away by hand",
-                other.kind()
-            )),
-        }
-    }
-
-    // Prune what the current generation installed and this build no longer has.
-    if let Some(m) = manifest {
-        let dirs: BTreeSet<&str> = build.directories.iter().map(|d| d.path.as_str()).collect();
-        for (path, mf) in &m.files {
-            if build.files.contains_key(path) || dirs.contains(path.as_str()) {
-                continue;
-            }
-            match observed.paths.get(path).unwrap_or(&PathState::Absent) {
-                PathState::Absent => {}
-                PathState::File { sha256, .. } => {
-                    let drift_note = (sha256.as_deref() != Some(mf.installed_sha256.as_str()))
-                        .then(|| {
-                            drift += 1;
-                            format!("drift: edited on host since generation {gen_label}")
-                        });
-                    actions.push(Action::DeleteFile {
-                        path: path.clone(),
-                        drift: drift_note,
-                    });
-                    changed.insert(path.clone());
-                }
-                other => warnings.push(format!(
-                    "{path} was installed by generation {gen_label} but is now a {}: left alone",
-                    other.kind()
-                )),
-            }
-        }
-    }
-
-    if changed.iter().any(|p| is_unit_file(p)) {
-        actions.push(Action::DaemonReload);
-    }
-
-    // Units.
-    if !observed.systemd
-        && (!build.units.is_empty() || manifest.is_some_and(|m| !m.units.is_empty()))
-    {
-        warnings.push(
-            "systemd is not running on the host: unit states are unknown, every unit is planned as stopped"
-                .into(),
-        );
-    }
-    let unknown = crate::probe::UnitState::default();
-    for u in &build.units {
-        let st = observed.units.get(&u.name).unwrap_or(&unknown);
-        if u.enable && !st.is_enabled() {
-            actions.push(Action::EnableUnit {
-                unit: u.name.clone(),
-            });
-        }
-        let changed_of = |list: &[String]| -> Vec<String> {
-            list.iter()
-                .filter(|p| changed.contains(*p))
-                .cloned()
-                .collect()
-        };
-        // A unit the current generation already started that is now inactive
-        // without having failed got there by systemd's rules (a `Condition...=`
-        // that does not hold, e.g. an active-only unit on a standby; its
-        // `PartOf=` target stopped; a one-shot that finished): left as it is,
-        // unless its own files change.
-        let started_before =
-            manifest.is_some_and(|m| m.units.iter().any(|mu| mu.name == u.name && mu.start));
-        let settled = st.skipped_by_condition()
-            || (started_before && st.exists() && st.active_state == "inactive");
-        let skipped = settled && changed_of(&u.restart_on).is_empty();
-        if u.start && !st.is_active() && !skipped {
-            actions.push(Action::StartUnit {
-                unit: u.name.clone(),
-            });
-        } else if u.start && st.is_active() {
-            let because = changed_of(&u.restart_on);
-            let reload = changed_of(&u.reload_on);
-            if !because.is_empty() {
-                actions.push(Action::RestartUnit {
-                    unit: u.name.clone(),
-                    because,
-                });
-            } else if !reload.is_empty() {
-                actions.push(Action::ReloadUnit {
-                    unit: u.name.clone(),
-                    because: reload,
-                });
-            }
-        }
-    }
-    if let Some(m) = manifest {
-        let wanted: BTreeSet<&str> = build.units.iter().map(|u| u.name.as_str()).collect();
-        for mu in &m.units {
-            if wanted.contains(mu.name.as_str()) {
-                continue;
-            }
-            let st = observed.units.get(&mu.name);
-            let known = observed.systemd && st.is_some();
-            // A unit infra did not install (a distribution's nginx.service it only
-            // had drop-ins or files for) is not stopped: it is restarted if it runs
-            // and its files changed, so that it drops infra's configuration.
-            let owned = m
-                .files
-                .contains_key(&format!("/etc/systemd/system/{}", mu.name));
-            if !owned {
-                let because: Vec<String> = mu
-                    .restart_on
-                    .iter()
-                    .filter(|p| changed.contains(*p))
-                    .cloned()
-                    .collect();
-                if !because.is_empty() && st.is_some_and(|s| s.is_active()) {
-                    actions.push(Action::RestartUnit {
-                        unit: mu.name.clone(),
-                        because,
-                    });
-                }
-                continue;
-            }
-            if !known || st.is_some_and(|s| s.is_active()) {
-                actions.push(Action::StopUnit {
-                    unit: mu.name.clone(),
-                });
-            }
-            if !known || st.is_some_and(|s| s.is_enabled() && s.unit_file_state != "static") {
-                actions.push(Action::DisableUnit {
-                    unit: mu.name.clone(),
-                });
-            }
-        }
-    }
-
-    // Steps.
-    for s in &build.steps {
-        if s.unless.is_some() {
-            // The probe ran the guard: 0 means nothing to do, unless a file of the
-            // same instance changes (the step's script may do more now).
-            let own_files_change = changed
-                .iter()
-                .any(|p| build.files.get(p).is_some_and(|f| f.origin == s.origin));
-            if observed.guards.get(&s.name) == Some(&0) && !own_files_change {
-                continue;
-            }
-            actions.push(Action::RunStep {
-                name: s.name.clone(),
-                guarded: true,
-                origin: s.origin.clone(),
-            });
-            continue;
-        }
-        let done = manifest
-            .and_then(|m| m.steps.get(&s.name))
-            .is_some_and(|h| *h == sha256_hex(&s.run));
-        if !done {
-            actions.push(Action::RunStep {
-                name: s.name.clone(),
-                guarded: false,
-                origin: s.origin.clone(),
-            });
-        }
-    }
-
-    let summary = Summary::count(&actions, drift);
+    system::packages(&inp, &mut out);
+    system::users(&inp, &mut out);
+    files::directories(&inp, &mut out);
+    files::files(&inp, &mut out);
+    files::prune(&inp, &mut out);
+    units::daemon_reload(&mut out);
+    units::units(&inp, &mut out);
+    units::removed_units(&inp, &mut out);
+    system::steps(&inp, &mut out);
+    let summary = Summary::count(&out.actions, out.drift);
     HostPlan {
         host: build.host.clone(),
-        generation,
-        actions,
-        conflicts,
-        warnings,
+        generation: observed.generation,
+        actions: out.actions,
+        conflicts: out.conflicts,
+        warnings: out.warnings,
         summary,
     }
 }
 
-fn meta_changes(
-    want_mode: &str,
-    want_owner: &str,
-    want_group: &str,
-    mode: &str,
-    owner: &str,
-    group: &str,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    let (want_mode, mode) = (norm_mode(want_mode), norm_mode(mode));
-    if want_mode != mode {
-        out.push(format!("mode {mode} -> {want_mode}"));
+/// What every section of [`plan_with`] reads.
+struct Inputs<'a> {
+    build: &'a HostBuild,
+    observed: &'a Observed,
+    options: &'a PlanOptions,
+    /// The current generation's manifest, if it could be read.
+    manifest: Option<&'a Manifest>,
+    /// The current generation's number for messages ("?" when unknown).
+    gen_label: String,
+}
+
+impl<'a> Inputs<'a> {
+    fn new(build: &'a HostBuild, observed: &'a Observed, options: &'a PlanOptions) -> Self {
+        let manifest = observed.manifest.as_ref();
+        let gen_label = observed
+            .generation
+            .or(manifest.map(|m| m.generation))
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "?".into());
+        Inputs {
+            build,
+            observed,
+            options,
+            manifest,
+            gen_label,
+        }
     }
-    if want_owner != owner {
-        out.push(format!("owner {owner} -> {want_owner}"));
-    }
-    if want_group != group {
-        out.push(format!("group {group} -> {want_group}"));
-    }
-    out
+}
+
+/// What the sections of [`plan_with`] add to, in order.
+#[derive(Default)]
+struct Planned {
+    actions: Vec<Action>,
+    conflicts: Vec<String>,
+    warnings: Vec<String>,
+    /// Managed files changed on the host since the current generation.
+    drift: usize,
+    /// Paths whose content or metadata this plan changes (for restarts and reloads).
+    changed: BTreeSet<String>,
 }
