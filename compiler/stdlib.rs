@@ -8,7 +8,7 @@
 //! disk is missing from the table (or the other way round). Documented in
 //! docs/stdlib.md.
 
-use crate::diag::Diag;
+use crate::diag::{codes, Diag};
 use crate::resolve::Loader;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -167,7 +167,7 @@ pub fn load_overrides(
     match loader.read_tree(dir) {
         Ok(files) => Ok(files.into_iter().collect()),
         Err((path, e)) => Err(vec![Diag::error(
-            "E0608",
+            codes::E0608,
             format!("cannot read template {}: {e}", path.display()),
         )
         .help("templates/ must hold readable UTF-8 handlebars files")]),

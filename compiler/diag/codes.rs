@@ -6,9 +6,10 @@
 //! docs/language.md; E06xx also in docs/stdlib.md), E070x–E073x transport, probe, plan and
 //! apply (docs/plan-apply.md), E078x–E079x the lab (docs/lab.md).
 //!
-//! Code can name a code through its constant (`codes::E0101`). The tests/suite/codes.rs
-//! test checks that every code the sources use is here, and that
-//! this table and the docs list the same codes.
+//! The front end (syntax, resolve, lint, graph, render, stdlib) names its codes through
+//! these constants (`codes::E0101`), so a code it uses is one the registry has; the back
+//! end still writes literals. tests/suite/codes.rs checks that every code the sources
+//! use is here, and that this table and the docs list the same codes.
 
 /// One registered code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

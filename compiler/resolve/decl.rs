@@ -7,7 +7,7 @@ use super::{
     resource_attrs, Blocks, Global, KindInfo, LetInfo, ParamDecl, Resolver, BUILTIN_BLOCKS,
     RESOURCE_KINDS,
 };
-use crate::diag::{self, Diag};
+use crate::diag::{self, codes, Diag};
 use crate::source::{FileId, Span};
 use crate::syntax::ast;
 use std::collections::HashMap;
@@ -94,7 +94,7 @@ impl<'a> Resolver<'a> {
             let prev_span = self.block_name(pb).map(|i| i.span).unwrap_or(pb.span);
             self.diags.push(
                 Diag::error(
-                    "E0101",
+                    codes::E0101,
                     format!("`{kw}.{}` is defined more than once", name.name),
                 )
                 .at(name.span, "defined again here")
@@ -113,7 +113,7 @@ impl<'a> Resolver<'a> {
             Some(ast::BlockLabel::Str(s)) => {
                 let what = b.keyword.name.as_str();
                 self.diags.push(
-                    Diag::error("E0109", format!("the name of a `{what}` must be an identifier, not a string"))
+                    Diag::error(codes::E0109, format!("the name of a `{what}` must be an identifier, not a string"))
                         .at(s.span, "a string here")
                         .help(format!("write `{what} NAME {{ ... }}` without quotes; top-level blocks are named by identifiers")),
                 );
@@ -123,7 +123,7 @@ impl<'a> Resolver<'a> {
                 let what = b.keyword.name.as_str();
                 if BUILTIN_BLOCKS.contains(&what) || self.kinds.contains_key(what) {
                     self.diags.push(
-                        Diag::error("E0109", format!("this `{what}` has no name"))
+                        Diag::error(codes::E0109, format!("this `{what}` has no name"))
                             .at(b.keyword.span, "expected a name after this")
                             .help(format!("write `{what} NAME {{ ... }}`")),
                     );
@@ -136,7 +136,7 @@ impl<'a> Resolver<'a> {
     }
 
     pub(super) fn unknown_block(&mut self, kw: &ast::Ident, name: &str) {
-        let mut d = Diag::error("E0104", format!("unknown block kind `{name}`"))
+        let mut d = Diag::error(codes::E0104, format!("unknown block kind `{name}`"))
             .at(kw.span, "not a built-in block or a known kind");
         if RESOURCE_KINDS.contains(&name) {
             d = d.help(format!(
@@ -170,7 +170,7 @@ impl<'a> Resolver<'a> {
     pub(super) fn declare_global(&mut self, name: &ast::Ident, g: Global) -> bool {
         if name.name == "all" {
             self.diags.push(
-                Diag::error("E0101", "`all` is a reserved name")
+                Diag::error(codes::E0101, "`all` is a reserved name")
                     .at(name.span, "reserved")
                     .help("`all` means every host (as in `on = all`); choose another name"),
             );
@@ -183,7 +183,7 @@ impl<'a> Resolver<'a> {
                 Global::Let(_) => "a `let`",
             };
             self.diags.push(
-                Diag::error("E0101", format!("the name `{}` is defined more than once", name.name))
+                Diag::error(codes::E0101, format!("the name `{}` is defined more than once", name.name))
                     .at(name.span, "defined again here")
                     .with(*prev_span, format!("first defined here, as {what}"))
                     .help("hosts, failover groups and `let` bindings share one namespace: rename one of them"),
@@ -200,7 +200,7 @@ impl<'a> Resolver<'a> {
         {
             self.diags.push(
                 Diag::error(
-                    "E0101",
+                    codes::E0101,
                     format!(
                         "`{}` is a built-in block and cannot be redefined",
                         k.name.name
@@ -220,7 +220,7 @@ impl<'a> Resolver<'a> {
             };
             self.diags.push(
                 Diag::error(
-                    "E0101",
+                    codes::E0101,
                     format!("the kind `{}` is defined more than once", k.name.name),
                 )
                 .at(k.name.span, "defined again here")
@@ -233,7 +233,7 @@ impl<'a> Resolver<'a> {
         for p in &k.params {
             if p.name.name == "name" || p.name.name == "needs" {
                 self.diags.push(
-                    Diag::error("E0101", format!("`{}` is reserved and cannot be a parameter", p.name.name))
+                    Diag::error(codes::E0101, format!("`{}` is reserved and cannot be a parameter", p.name.name))
                         .at(p.name.span, "reserved")
                         .help("every instance already has `name` (its label) and `needs`; rename the parameter"),
                 );
@@ -242,7 +242,7 @@ impl<'a> Resolver<'a> {
             if let Some(prev) = params.iter().find(|q| q.name == p.name.name) {
                 self.diags.push(
                     Diag::error(
-                        "E0101",
+                        codes::E0101,
                         format!("parameter `{}` is declared twice", p.name.name),
                     )
                     .at(p.name.span, "declared again here")
@@ -265,7 +265,7 @@ impl<'a> Resolver<'a> {
             .position(|p| matches!(p.ty, Type::Host | Type::Failover | Type::Placement));
         if placement.is_none() {
             self.diags.push(
-                Diag::error("E0110", format!("kind `{}` has no placement parameter", k.name.name))
+                Diag::error(codes::E0110, format!("kind `{}` has no placement parameter", k.name.name))
                     .at(k.name.span, "nothing says where its resources go")
                     .help("add a parameter of type `host`, `failover` or `placement`, e.g. `on: placement`"),
             );
@@ -317,7 +317,7 @@ impl<'a> Resolver<'a> {
                         None => format!("types are {}, and lists `[T]`", TYPES.join(", ")),
                     };
                     self.diags.push(
-                        Diag::error("E0205", format!("unknown type `{other}`"))
+                        Diag::error(codes::E0205, format!("unknown type `{other}`"))
                             .at(i.span, "not a type")
                             .help(help),
                     );
@@ -333,14 +333,14 @@ impl<'a> Resolver<'a> {
         for e in &k.body.entries {
             match e {
                 ast::Entry::Attr(a) => self.diags.push(
-                    Diag::error("E0105", format!("unexpected attribute `{}` in a kind body", a.name.name))
+                    Diag::error(codes::E0105, format!("unexpected attribute `{}` in a kind body", a.name.name))
                         .at(a.name.span, "attributes belong inside a resource block")
                         .help("a kind body lists resources: `package`, `user`, `directory`, `file`, `unit`, `dropin`, `step`"),
                 ),
                 ast::Entry::Block(b) => {
                     let kw = b.keyword.name.as_str();
                     let Some(allowed) = resource_attrs(kw) else {
-                        let mut d = Diag::error("E0104", format!("unknown resource `{kw}`"))
+                        let mut d = Diag::error(codes::E0104, format!("unknown resource `{kw}`"))
                             .at(b.keyword.span, "not a resource");
                         d = match diag::suggest(kw, RESOURCE_KINDS.iter().copied()) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
@@ -352,7 +352,7 @@ impl<'a> Resolver<'a> {
                     if !matches!(b.label, Some(ast::BlockLabel::Str(_))) {
                         let what = if kw == "package" || kw == "user" || kw == "step" { "name" } else if kw == "unit" || kw == "dropin" { "unit name" } else { "path" };
                         self.diags.push(
-                            Diag::error("E0109", format!("`{kw}` needs a quoted {what}"))
+                            Diag::error(codes::E0109, format!("`{kw}` needs a quoted {what}"))
                                 .at(b.keyword.span, format!("expected a string {what} after this"))
                                 .help(format!("write `{kw} \"...\" {{ ... }}`")),
                         );
@@ -361,14 +361,14 @@ impl<'a> Resolver<'a> {
                     for e in &b.body.entries {
                         match e {
                             ast::Entry::Block(nb) => self.diags.push(
-                                Diag::error("E0105", format!("unexpected block `{}` inside `{kw}`", nb.keyword.name))
+                                Diag::error(codes::E0105, format!("unexpected block `{}` inside `{kw}`", nb.keyword.name))
                                     .at(nb.keyword.span, "not allowed here")
                                     .help(format!("`{kw}` takes attributes: {}", allowed.join(", "))),
                             ),
                             ast::Entry::Attr(a) => {
                                 let n = a.name.name.as_str();
                                 if !allowed.contains(&n) {
-                                    let mut d = Diag::error("E0105", format!("unknown attribute `{n}` for `{kw}`"))
+                                    let mut d = Diag::error(codes::E0105, format!("unknown attribute `{n}` for `{kw}`"))
                                         .at(a.name.span, "unknown attribute");
                                     d = match diag::suggest(n, allowed.iter().copied()) {
                                         Some(s) => d.help(format!("did you mean `{s}`?")),
@@ -383,7 +383,7 @@ impl<'a> Resolver<'a> {
                     }
                     if kw == "step" && !seen.contains_key("run") {
                         self.diags.push(
-                            Diag::error("E0106", "`step` is missing `run`")
+                            Diag::error(codes::E0106, "`step` is missing `run`")
                                 .at(b.keyword.span, "this step has no command")
                                 .help("add `run = \"...\"` (and usually `unless = \"...\"` to guard it)"),
                         );
@@ -392,14 +392,14 @@ impl<'a> Resolver<'a> {
                     if matches!(kw, "file" | "unit" | "dropin") {
                         match (seen.get("template"), seen.get("content")) {
                             (Some(t), Some(c)) => self.diags.push(
-                                Diag::error("E0210", format!("`{kw}` has both `template` and `content`"))
+                                Diag::error(codes::E0210, format!("`{kw}` has both `template` and `content`"))
                                     .at(*c, "content given here")
                                     .with(*t, "template given here")
                                     .help("keep one of them"),
                             ),
                             (None, None) if kw == "unit" => {}
                             (None, None) => self.diags.push(
-                                Diag::error("E0106", format!("`{kw}` needs `template` or `content`"))
+                                Diag::error(codes::E0106, format!("`{kw}` needs `template` or `content`"))
                                     .at(b.keyword.span, "no content")
                                     .help("add `template = \"dir/name.hbs\"` or `content = \"...\"`"),
                             ),

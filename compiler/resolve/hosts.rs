@@ -4,7 +4,7 @@
 use super::eval::Env;
 use super::model::*;
 use super::Resolver;
-use crate::diag::Diag;
+use crate::diag::{codes, Diag};
 use crate::source::Span;
 use crate::syntax::ast;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,7 +49,7 @@ impl Resolver<'_> {
                         if let Some(Value::Str(s)) = self.typed(&a.value, &Type::String, &env) {
                             if s.is_empty() || s.contains(char::is_whitespace) {
                                 self.diags.push(
-                                    Diag::error("E0206", format!("invalid SSH user `{s}`"))
+                                    Diag::error(codes::E0206, format!("invalid SSH user `{s}`"))
                                         .at(a.value.span(), "not a user name")
                                         .help("a user name has no spaces, e.g. `admin`"),
                                 );
@@ -63,7 +63,7 @@ impl Resolver<'_> {
                             match u16::try_from(p) {
                                 Ok(p) if p > 0 => ssh.port = p,
                                 _ => self.diags.push(
-                                    Diag::error("E0206", format!("port {p} is out of range"))
+                                    Diag::error(codes::E0206, format!("port {p} is out of range"))
                                         .at(a.value.span(), "not a TCP port")
                                         .help("ports are 1 to 65535"),
                                 ),
@@ -99,7 +99,7 @@ impl Resolver<'_> {
     ) {
         self.diags.push(
             Diag::error(
-                "E0106",
+                codes::E0106,
                 format!(
                     "missing required attribute `{attr}` in {what} `{}`",
                     name.name
@@ -154,7 +154,7 @@ impl Resolver<'_> {
                         if let Some(prev) = members.iter().find(|m| m.value == h) {
                             self.diags.push(
                                 Diag::error(
-                                    "E0208",
+                                    codes::E0208,
                                     format!(
                                         "host `{}` is listed twice in `members`",
                                         self.hosts[h].name.value
@@ -170,7 +170,7 @@ impl Resolver<'_> {
                     }
                     if matches!(&a.value, ast::Expr::List(items, _) if items.is_empty()) {
                         self.diags.push(
-                            Diag::error("E0207", format!("failover group `{}` has no members", name.name))
+                            Diag::error(codes::E0207, format!("failover group `{}` has no members", name.name))
                                 .at(vspan, "empty list")
                                 .help("list the hosts in preference order, e.g. `members = [alpha, beta]`"),
                         );
@@ -188,7 +188,7 @@ impl Resolver<'_> {
                             || s.contains(|c: char| c.is_whitespace() || c == '/')
                         {
                             self.diags.push(
-                                Diag::error("E0206", format!("invalid interface name `{s}`"))
+                                Diag::error(codes::E0206, format!("invalid interface name `{s}`"))
                                     .at(vspan, "not a Linux interface name")
                                     .help("interface names are 1 to 15 characters without spaces or `/`, e.g. `eth0`"),
                             );
@@ -208,7 +208,7 @@ impl Resolver<'_> {
                             Ok(v) if v >= 1 => router_id = Some(Spanned::new(v, vspan)),
                             _ => self.diags.push(
                                 Diag::error(
-                                    "E0206",
+                                    codes::E0206,
                                     format!("virtual router id {i} is out of range"),
                                 )
                                 .at(vspan, "must be 1 to 255")
@@ -235,7 +235,7 @@ impl Resolver<'_> {
                             match u8::try_from(i) {
                                 Ok(p) if (1..=254).contains(&p) => ps.push(p),
                                 _ => self.diags.push(
-                                    Diag::error("E0206", format!("priority {i} is out of range"))
+                                    Diag::error(codes::E0206, format!("priority {i} is out of range"))
                                         .at(span, "must be 1 to 254")
                                         .help("keepalived priorities are 1 to 254; leave a gap of about 50 between members"),
                                 ),
@@ -269,7 +269,7 @@ impl Resolver<'_> {
         if let Some((written, span)) = priorities_count {
             if written != n && n > 0 {
                 self.diags.push(
-                    Diag::error("E0209", format!("{written} priorities for {n} members"))
+                    Diag::error(codes::E0209, format!("{written} priorities for {n} members"))
                         .at(span, "one priority per member, in member order")
                         .help("list exactly one priority for each member, or remove `priorities` to derive them"),
                 );
@@ -279,7 +279,7 @@ impl Resolver<'_> {
             Some(p) if p.value.len() == n || n == 0 => p,
             Some(p) => {
                 self.diags.push(
-                    Diag::error("E0209", format!("{} priorities for {n} members", p.value.len()))
+                    Diag::error(codes::E0209, format!("{} priorities for {n} members", p.value.len()))
                         .at(p.span, "one priority per member, in member order")
                         .help("list exactly one priority for each member, or remove `priorities` to derive them"),
                 );

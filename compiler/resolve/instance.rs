@@ -4,7 +4,7 @@
 use super::eval::Env;
 use super::model::*;
 use super::{example_for, resource_attrs, Resolver};
-use crate::diag::Diag;
+use crate::diag::{codes, Diag};
 use crate::source::Span;
 use crate::syntax::ast;
 
@@ -68,7 +68,7 @@ impl<'a> Resolver<'a> {
                         let inst_name = self.instances[id].name.clone();
                         self.diags.push(
                             Diag::error(
-                                "E0106",
+                                codes::E0106,
                                 format!(
                                     "missing required attribute `{pname}` in `{kind_name} {}`",
                                     inst_name.value
@@ -104,7 +104,7 @@ impl<'a> Resolver<'a> {
                     if t == id {
                         self.diags.push(
                             Diag::error(
-                                "E0401",
+                                codes::E0401,
                                 format!("`{}` needs itself", self.instances[id].qualified()),
                             )
                             .at(e.span(), "a dependency on itself")
@@ -185,7 +185,7 @@ impl<'a> Resolver<'a> {
                         "any" => Role::Any,
                         other => {
                             self.diags.push(
-                                Diag::error("E0211", format!("invalid role `{other}`"))
+                                Diag::error(codes::E0211, format!("invalid role `{other}`"))
                                     .at(span, "expected \"primary\", \"standby\" or \"any\"")
                                     .help("`only` selects members of the placement group by role"),
                             );
@@ -200,7 +200,7 @@ impl<'a> Resolver<'a> {
                             Ok(m) if m <= 0o7777 && !s.is_empty() => m,
                             _ => {
                                 r.diags.push(
-                                Diag::error("E0212", format!("invalid file mode `{s}`"))
+                                Diag::error(codes::E0212, format!("invalid file mode `{s}`"))
                                     .at(span, "not an octal mode")
                                     .help("write the mode in octal as a string, e.g. \"0644\" or \"0755\""),
                             );

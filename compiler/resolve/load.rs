@@ -1,7 +1,7 @@
 //! Loading sources: the root file or directory, then every import, transitively.
 //! The filesystem sits behind [`Loader`] so the compiler core does no IO of its own.
 
-use crate::diag::Diag;
+use crate::diag::{codes, Diag};
 use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::{self, ast};
 use std::collections::BTreeMap;
@@ -196,7 +196,7 @@ pub fn load(root: &Path, loader: &dyn Loader) -> Loaded {
                 if entries.is_empty() {
                     st.diags.push(
                         Diag::error(
-                            "E0305",
+                            codes::E0305,
                             format!("no `.infra` files in `{}`", root.display()),
                         )
                         .help("point `infra` at a directory containing your configuration, e.g. `examples/accounting`"),
@@ -208,7 +208,7 @@ pub fn load(root: &Path, loader: &dyn Loader) -> Loaded {
             }
             Err(e) => st.diags.push(
                 Diag::error(
-                    "E0301",
+                    codes::E0301,
                     format!("cannot read directory `{}`: {e}", root.display()),
                 )
                 .help("check the path and its permissions"),
@@ -238,7 +238,7 @@ impl State<'_> {
             // An import cycle: report it at the import that closes the cycle.
             let mut chain: Vec<String> = self.stack[pos..].iter().map(|(k, _)| k.clone()).collect();
             chain.push(key.clone());
-            let mut d = Diag::error("E0302", format!("import cycle: {}", chain.join(" → ")))
+            let mut d = Diag::error(codes::E0302, format!("import cycle: {}", chain.join(" → ")))
                 .help("imports must not form a cycle; move the shared declarations into a third file that both import");
             if let Some(span) = via {
                 d = d.at(span, "this import closes the cycle");
@@ -258,8 +258,10 @@ impl State<'_> {
             Origin::Std(name) => match crate::stdlib::module(name) {
                 Some(t) => t.to_string(),
                 None => {
-                    let mut d =
-                        Diag::error("E0301", format!("no standard library module `std/{name}`"));
+                    let mut d = Diag::error(
+                        codes::E0301,
+                        format!("no standard library module `std/{name}`"),
+                    );
                     if let Some(s) = via {
                         d = d.at(s, "imported here");
                     }
@@ -282,7 +284,7 @@ impl State<'_> {
             Origin::User(path) => match self.loader.read(path) {
                 Ok(bytes) if bytes.len() > MAX_FILE => {
                     let mut d = Diag::error(
-                        "E0304",
+                        codes::E0304,
                         format!(
                             "`{}` is too large ({} bytes, at most {MAX_FILE})",
                             path.display(),
@@ -306,7 +308,7 @@ impl State<'_> {
                         let id = self.sources.add(key.clone(), lossy);
                         self.loaded.insert(key, id);
                         self.diags.push(
-                            Diag::error("E0303", format!("`{}` is not valid UTF-8", path.display()))
+                            Diag::error(codes::E0303, format!("`{}` is not valid UTF-8", path.display()))
                                 .at(Span::new(id, start, start + 3), "invalid byte here")
                                 .help("infra files must be UTF-8: re-encode it, e.g. `iconv -f LATIN1 -t UTF-8`"),
                         );
@@ -315,7 +317,7 @@ impl State<'_> {
                 },
                 Err(e) => {
                     let mut d = Diag::error(
-                        "E0301",
+                        codes::E0301,
                         format!("cannot read `{}`: {}", path.display(), io_reason(&e)),
                     );
                     if let Some(s) = via {
@@ -344,7 +346,7 @@ impl State<'_> {
             if let ast::Item::Import(imp) = item {
                 let Some(target) = imp.path.as_plain() else {
                     self.diags.push(
-                        Diag::error("E0306", "import paths cannot use interpolation")
+                        Diag::error(codes::E0306, "import paths cannot use interpolation")
                             .at(imp.path.span, "interpolated import path")
                             .help("write the path literally, e.g. `import \"std/postgres\"`"),
                     );
@@ -355,7 +357,7 @@ impl State<'_> {
                 } else if is_std {
                     self.diags.push(
                         Diag::error(
-                            "E0306",
+                            codes::E0306,
                             "standard library modules can only import `std/...`",
                         )
                         .at(imp.path.span, "not a standard module"),

@@ -16,7 +16,7 @@ pub use hosts::default_priorities;
 pub use load::{FsLoader, Loader, MemLoader};
 pub use model::*;
 
-use crate::diag::{self, Diag};
+use crate::diag::{self, codes, Diag};
 use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::ast;
 use eval::Env;
@@ -179,10 +179,13 @@ impl<'a> Resolver<'a> {
 
     pub(crate) fn dup_attr(&mut self, name: &str, span: Span, prev: Span) {
         self.diags.push(
-            Diag::error("E0107", format!("attribute `{name}` is set more than once"))
-                .at(span, "set again here")
-                .with(prev, "first set here")
-                .help("remove one of them"),
+            Diag::error(
+                codes::E0107,
+                format!("attribute `{name}` is set more than once"),
+            )
+            .at(span, "set again here")
+            .with(prev, "first set here")
+            .help("remove one of them"),
         );
     }
 
@@ -198,7 +201,7 @@ impl<'a> Resolver<'a> {
             let span = self.lets[i].span;
             self.diags.push(
                 Diag::error(
-                    "E0111",
+                    codes::E0111,
                     format!("`let {}` refers to itself", self.lets[i].name),
                 )
                 .at(span, "defined in terms of itself")
