@@ -11,6 +11,7 @@ pub mod cli;
 pub mod compile;
 pub mod deploy;
 pub mod diag;
+pub mod encode;
 pub mod fault;
 pub mod fmt;
 pub mod graph;

@@ -1,7 +1,8 @@
 //! Directories and files: create, fix, update (with a diff, or a note for secrets and
 //! binaries), and delete what the current generation installed and the build dropped.
 
-use super::{norm_mode, Action, Inputs, Planned, PLACEHOLDER};
+use super::{Action, Inputs, Planned, PLACEHOLDER};
+use crate::encode::norm_mode;
 use crate::probe::{Content, PathState};
 use std::collections::BTreeSet;
 

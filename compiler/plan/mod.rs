@@ -273,14 +273,6 @@ impl Plan {
     }
 }
 
-/// "644", "0644", "00644" -> "0644"; anything else unchanged.
-fn norm_mode(m: &str) -> String {
-    match u32::from_str_radix(m.trim(), 8) {
-        Ok(v) if v <= 0o7777 => format!("{v:04o}"),
-        _ => m.to_string(),
-    }
-}
-
 fn sha256_hex(s: &str) -> String {
     Sha256::digest(s.as_bytes())
         .iter()
