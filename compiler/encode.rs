@@ -1,4 +1,17 @@
-//! Values written as text the same way everywhere: file modes as four octal digits.
+//! Values written as text the same way everywhere: bytes and digests as lowercase hex,
+//! file modes as four octal digits.
+
+use sha2::{Digest, Sha256};
+
+/// Lowercase hex, two digits a byte.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sha256 of `bytes`, in lowercase hex (what manifests and plans record).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
 
 /// "644", "0644", "00644" -> "0644"; anything else unchanged.
 pub fn norm_mode(m: &str) -> String {
@@ -11,6 +24,15 @@ pub fn norm_mode(m: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_and_sha256() {
+        assert_eq!(hex(&[0, 0x0f, 0xab]), "000fab");
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
 
     #[test]
     fn modes() {

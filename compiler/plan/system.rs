@@ -1,6 +1,7 @@
 //! Packages, users and steps: what apply installs, creates or runs besides files and units.
 
-use super::{sha256_hex, Action, Inputs, Planned};
+use super::{Action, Inputs, Planned};
+use crate::encode::sha256_hex;
 use std::collections::BTreeSet;
 
 /// Packages the host does not have, in one action.
@@ -58,7 +59,7 @@ pub(super) fn steps(inp: &Inputs, out: &mut Planned) {
         }
         let done = manifest
             .and_then(|m| m.steps.get(&s.name))
-            .is_some_and(|h| *h == sha256_hex(&s.run));
+            .is_some_and(|h| *h == sha256_hex(s.run.as_bytes()));
         if !done {
             actions.push(Action::RunStep {
                 name: s.name.clone(),

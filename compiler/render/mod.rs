@@ -21,11 +21,11 @@ pub use build::*;
 pub use output::{read_build, write_build};
 
 use crate::diag::{self, codes, Diag};
+use crate::encode::sha256_hex;
 use crate::resolve::model::{HostId, InstanceId, Model, ResourceKind, Role, Source};
 use crate::source::Span;
 use crate::stdlib::Templates;
 use engine::{Engine, Use};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where drop-ins go: `/etc/systemd/system/UNIT.d/infra.conf`.
@@ -181,7 +181,7 @@ impl HostState {
     ) {
         let secret = has_secret(&content);
         let mode = if secret { 0o600 } else { mode };
-        let sha256 = hex(&Sha256::digest(content.as_bytes()));
+        let sha256 = sha256_hex(content.as_bytes());
         let f = FileOut {
             mode: format!("{mode:04o}"),
             owner: owner.to_string(),
@@ -437,10 +437,6 @@ fn daemon_config(
     } else {
         related
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn render_instance(
