@@ -4,6 +4,12 @@
 //! Pipeline (one module per stage, each with one entry function):
 //! `syntax::parse` → `resolve::resolve` → `lint::lint` → `graph::graph` →
 //! `render::render` → `probe::probe` → `plan::plan` → `apply::apply`.
+//!
+//! The front end runs in one place, the driver in [`mod@compile`]: [`check`] (resolve,
+//! lint, graph; `infra check`, editors) and [`compile()`] (then the templates and
+//! render) return a [`Checked`] / [`Compilation`] or a [`Failure`]; every subcommand,
+//! test and benchmark starts from one of them. Files come through a
+//! [`resolve::Loader`] (the filesystem, or memory in tests and the fuzzer).
 //! See docs/ARCHITECTURE.md.
 
 pub mod apply;

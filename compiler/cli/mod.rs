@@ -127,7 +127,7 @@ pub fn load(path: &Path) -> Result<crate::Checked, i32> {
     Ok(c)
 }
 
-/// [`crate::compile`] a configuration on the filesystem, printing its diagnostics.
+/// [`crate::compile()`] a configuration on the filesystem, printing its diagnostics.
 pub fn load_build(path: &Path) -> Result<crate::Compilation, i32> {
     let c = crate::compile(path, &crate::resolve::FsLoader).map_err(|f| report_failure(&f))?;
     report(&c.diags, &c.model.sources, MessageFormat::Human);
