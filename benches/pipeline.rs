@@ -74,11 +74,9 @@ fn compile(text: &str) -> infra::render::Build {
     loader
         .files
         .insert("bench/main.infra".into(), text.as_bytes().to_vec());
-    let r = infra::resolve::resolve(std::path::Path::new("bench"), &loader).expect("resolves");
-    let _ = infra::lint::lint(&r.model);
-    let g = infra::graph::graph(&r.model).expect("no cycle");
-    infra::render::render(&r.model, &g.order, &infra::stdlib::Templates::embedded())
-        .expect("renders")
+    infra::compile(std::path::Path::new("bench"), &loader)
+        .expect("compiles")
+        .build
 }
 
 fn time<F: FnMut()>(mut f: F) -> Duration {

@@ -6,7 +6,7 @@
 //! primary come first, the primary last, so redundancy holds while a change rolls out.
 //! petgraph stays behind this module: callers get an order, or the cycle as a path.
 
-use crate::diag::Diag;
+use crate::diag::{codes, Diag};
 use crate::resolve::{HostId, InstanceId, Model, Placement};
 use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -47,7 +47,7 @@ pub fn graph(model: &Model) -> Result<Graph, Vec<Diag>> {
             names.rotate_right(1);
             let first = cycle[0];
             let mut d = Diag::error(
-                "E0401",
+                codes::E0401,
                 format!("dependency cycle: {} → {} (each needs the next)", names.join(" → "), names[0]),
             )
             .help("a cycle in `needs` has no order to start or apply in: remove one of these dependencies");

@@ -4,12 +4,20 @@
 //! Pipeline (one module per stage, each with one entry function):
 //! `syntax::parse` → `resolve::resolve` → `lint::lint` → `graph::graph` →
 //! `render::render` → `probe::probe` → `plan::plan` → `apply::apply`.
+//!
+//! The front end runs in one place, the driver in [`mod@compile`]: [`check`] (resolve,
+//! lint, graph; `infra check`, editors) and [`compile()`] (then the templates and
+//! render) return a [`Checked`] / [`Compilation`] or a [`Failure`]; every subcommand,
+//! test and benchmark starts from one of them. Files come through a
+//! [`resolve::Loader`] (the filesystem, or memory in tests and the fuzzer).
 //! See docs/ARCHITECTURE.md.
 
 pub mod apply;
 pub mod cli;
+pub mod compile;
 pub mod deploy;
 pub mod diag;
+pub mod encode;
 pub mod fault;
 pub mod fmt;
 pub mod graph;
@@ -26,37 +34,4 @@ pub mod stdlib;
 pub mod syntax;
 pub mod transport;
 
-use diag::Diag;
-use source::SourceMap;
-use std::path::Path;
-
-/// The front end on one in-memory file (no imports of user files): load, parse,
-/// resolve, lint. Pure; used by the fuzz target and benchmarks.
-pub fn check_str(name: &str, text: &str) -> (SourceMap, Vec<Diag>) {
-    let mut loader = resolve::MemLoader::default();
-    loader.files.insert(
-        resolve::load::normalize(Path::new(name)),
-        text.as_bytes().to_vec(),
-    );
-    front_end(Path::new(name), &loader)
-}
-
-/// The front end on a file or directory of the user's repo (reads the filesystem).
-/// Returns the loaded sources (for rendering diagnostics) and every diagnostic.
-pub fn check_path(path: &Path) -> (SourceMap, Vec<Diag>) {
-    front_end(path, &resolve::FsLoader)
-}
-
-fn front_end(path: &Path, loader: &dyn resolve::Loader) -> (SourceMap, Vec<Diag>) {
-    match resolve::resolve(path, loader) {
-        Ok(r) => {
-            let mut diags = lint::lint(&r.model);
-            if let Err(g) = graph::graph(&r.model) {
-                diags.extend(g);
-            }
-            diag::sort(&mut diags);
-            (r.model.sources, diags)
-        }
-        Err(f) => (f.sources, f.diags),
-    }
-}
+pub use compile::{check, check_path, check_str, compile, Checked, Compilation, Failure};

@@ -3,7 +3,7 @@
 //! cannot work (two groups fighting over one router id); warnings are ones that
 //! work but will surprise (a job that runs on both machines).
 
-use crate::diag::Diag;
+use crate::diag::{codes, Diag};
 use crate::resolve::{Instance, Model, Placement, Value};
 use std::collections::BTreeMap;
 
@@ -27,7 +27,7 @@ fn hosts(model: &Model, out: &mut Vec<Diag>) {
             let p = &model.hosts[j];
             out.push(
                 Diag::error(
-                    "E0510",
+                    codes::E0510,
                     format!(
                         "hosts `{}` and `{}` have the same address",
                         p.name.value, h.name.value
@@ -53,7 +53,7 @@ fn groups(model: &Model, out: &mut Vec<Diag>) {
             let p = &model.groups[prev];
             out.push(
                 Diag::error(
-                    "E0501",
+                    codes::E0501,
                     format!(
                         "failover groups `{}` and `{}` share virtual_router_id {} on `{}`",
                         p.name.value, g.name.value, g.router_id.value, g.interface.value
@@ -72,7 +72,7 @@ fn groups(model: &Model, out: &mut Vec<Diag>) {
             for j in 0..i {
                 if ps[i] == ps[j] {
                     out.push(
-                        Diag::error("E0502", format!("members of `{}` have equal priorities ({})", g.name.value, ps[i]))
+                        Diag::error(codes::E0502, format!("members of `{}` have equal priorities ({})", g.name.value, ps[i]))
                             .at(g.priorities.span, "two equal priorities")
                             .help("give every member a distinct priority, highest first, with a gap of about 50 (e.g. [150, 100])"),
                     );
@@ -82,7 +82,7 @@ fn groups(model: &Model, out: &mut Vec<Diag>) {
         // Descending order is what member order promises.
         if ps.windows(2).any(|w| w[0] < w[1]) {
             out.push(
-                Diag::warning("W0511", format!("priorities of `{}` do not follow member order", g.name.value))
+                Diag::warning(codes::W0511, format!("priorities of `{}` do not follow member order", g.name.value))
                     .at(g.priorities.span, "not descending")
                     .help("member order is preference order: list the priorities highest first, or reorder `members`"),
             );
@@ -94,7 +94,7 @@ fn groups(model: &Model, out: &mut Vec<Diag>) {
             if h.address.value == vip.addr {
                 out.push(
                     Diag::error(
-                        "E0504",
+                        codes::E0504,
                         format!(
                             "the VIP of `{}` is the address of member `{}`",
                             g.name.value, h.name.value
@@ -107,7 +107,7 @@ fn groups(model: &Model, out: &mut Vec<Diag>) {
             } else if !vip.contains(h.address.value) {
                 out.push(
                     Diag::error(
-                        "E0503",
+                        codes::E0503,
                         format!("the VIP {} is outside the subnet of member `{}` ({})", vip, h.name.value, h.address.value),
                     )
                     .at(g.vip.span, format!("{}/{} does not contain {}", vip.addr, vip.prefix, h.address.value))
@@ -144,7 +144,7 @@ fn shares(model: &Model, out: &mut Vec<Diag>) {
         if let Placement::Group(g) = place {
             out.push(
                 Diag::error(
-                    "E0505",
+                    codes::E0505,
                     format!("share `{}` is pushed in both directions", s.name.value),
                 )
                 .at(
@@ -163,7 +163,7 @@ fn shares(model: &Model, out: &mut Vec<Diag>) {
         if let Placement::All = place {
             out.push(
                 Diag::error(
-                    "E0505",
+                    codes::E0505,
                     format!("share `{}` is pushed in both directions", s.name.value),
                 )
                 .at(s.placement.span, "every host would push to the others")
@@ -174,7 +174,7 @@ fn shares(model: &Model, out: &mut Vec<Diag>) {
             if model.groups[g].members.len() < 2 {
                 out.push(
                     Diag::warning(
-                        "W0506",
+                        codes::W0506,
                         format!("share `{}` has nowhere to go", s.name.value),
                     )
                     .at(
@@ -199,7 +199,7 @@ fn shares(model: &Model, out: &mut Vec<Diag>) {
             {
                 out.push(
                     Diag::error(
-                        "E0505",
+                        codes::E0505,
                         format!(
                             "shares `{}` and `{}` replicate overlapping paths",
                             t.name.value, s.name.value
@@ -231,7 +231,7 @@ fn jobs(model: &Model, out: &mut Vec<Diag>) {
         let run = str_param(j, "run").unwrap_or("");
         match j.placement.value {
             Placement::Group(g) => out.push(
-                Diag::warning("W0509", format!("job `{}` runs on every member of `{}`", j.name.value, model.groups[g].name.value))
+                Diag::warning(codes::W0509, format!("job `{}` runs on every member of `{}`", j.name.value, model.groups[g].name.value))
                     .at(j.placement.span, "each member runs it")
                     .help(format!(
                         "to run it exactly once, on the machine holding the VIP, write `on = {}.active`",
@@ -242,7 +242,7 @@ fn jobs(model: &Model, out: &mut Vec<Diag>) {
                 for (s, p) in &share_paths {
                     if run.contains(p.trim_end_matches('/')) {
                         out.push(
-                            Diag::warning("W0507", format!("job `{}` runs on every host and writes into share `{}`", j.name.value, s.name.value))
+                            Diag::warning(codes::W0507, format!("job `{}` runs on every host and writes into share `{}`", j.name.value, s.name.value))
                                 .at(j.placement.span, "runs on all hosts")
                                 .with(s.span, format!("`{p}` is replicated from the active member"))
                                 .help("on a standby its writes are overwritten by the next push: use `on = GROUP.active`"),
@@ -267,7 +267,7 @@ fn databases(model: &Model, out: &mut Vec<Diag>) {
         if model.groups[g].members.len() < 2 {
             out.push(
                 Diag::warning(
-                    "W0506",
+                    codes::W0506,
                     format!(
                         "database `{}` is on a failover group with one member",
                         db.qualified()
@@ -295,7 +295,7 @@ fn databases(model: &Model, out: &mut Vec<Diag>) {
                 if dg != ag {
                     out.push(
                         Diag::warning(
-                            "W0508",
+                            codes::W0508,
                             format!(
                                 "`{}` follows `{}` but its database `{}` follows `{}`",
                                 app.qualified(),

@@ -2,13 +2,14 @@
 //! (`stdlib/*.infra`, imported as `std/NAME`) and their handlebars templates
 //! (`stdlib/templates/...`). A user's repo can override any template by putting a
 //! file at the same relative path under its own `templates/` directory
-//! ([`Templates`], [`load_overrides`]).
+//! ([`Templates`], [`load_overrides`], read through the [`Loader`]).
 //!
 //! Every file under `stdlib/` is listed in [`FILES`]; a test fails when a file on
 //! disk is missing from the table (or the other way round). Documented in
 //! docs/stdlib.md.
 
-use crate::diag::Diag;
+use crate::diag::{codes, Diag};
+use crate::resolve::Loader;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -111,8 +112,8 @@ pub enum TemplateOrigin {
 }
 
 /// The templates a build uses: the user's overrides (from their repo's
-/// `templates/` directory) layered over the embedded ones. Pure: the CLI loads
-/// the overrides ([`load_overrides`]) and passes them in.
+/// `templates/` directory) layered over the embedded ones. Pure: the overrides are
+/// read through a [`Loader`] ([`load_overrides`]) and passed in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Templates {
     overrides: BTreeMap<String, String>,
@@ -157,52 +158,26 @@ impl Templates {
 }
 
 /// Read every file under `dir` (the repo's `templates/`) into an override map keyed
-/// by its path relative to `dir`, with `/` separators. A missing directory is no
-/// overrides. Errors name the file (E0608).
-pub fn load_overrides(dir: &Path) -> Result<BTreeMap<String, String>, Vec<Diag>> {
-    let mut out = BTreeMap::new();
-    if !dir.exists() {
-        return Ok(out);
-    }
-    walk(dir, dir, &mut out)?;
-    Ok(out)
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> Result<(), Vec<Diag>> {
-    let read_err = |p: &Path, e: std::io::Error| {
-        vec![Diag::error(
-            "E0608",
-            format!("cannot read template {}: {e}", p.display()),
+/// by its path relative to `dir`, with `/` separators, through `loader`. A missing
+/// directory is no overrides. Errors name the file (E0608).
+pub fn load_overrides(
+    loader: &dyn Loader,
+    dir: &Path,
+) -> Result<BTreeMap<String, String>, Vec<Diag>> {
+    match loader.read_tree(dir) {
+        Ok(files) => Ok(files.into_iter().collect()),
+        Err((path, e)) => Err(vec![Diag::error(
+            codes::E0608,
+            format!("cannot read template {}: {e}", path.display()),
         )
-        .help("templates/ must hold readable UTF-8 handlebars files")]
-    };
-    let entries = std::fs::read_dir(dir).map_err(|e| read_err(dir, e))?;
-    let mut paths = Vec::new();
-    for entry in entries {
-        paths.push(entry.map_err(|e| read_err(dir, e))?.path());
+        .help("templates/ must hold readable UTF-8 handlebars files")]),
     }
-    paths.sort();
-    for path in paths {
-        if path.is_dir() {
-            walk(root, &path, out)?;
-        } else {
-            let text = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("/");
-            out.insert(rel, text);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resolve::{FsLoader, MemLoader};
     use std::path::PathBuf;
 
     fn on_disk(dir: &Path, root: &Path, out: &mut Vec<String>) {
@@ -269,13 +244,44 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("postgres")).expect("mkdir");
         std::fs::write(dir.path().join("postgres/infra.conf.hbs"), "x").expect("write");
-        let o = load_overrides(dir.path()).expect("loads");
+        let o = load_overrides(&FsLoader, dir.path()).expect("loads");
         assert_eq!(
             o.get("postgres/infra.conf.hbs").map(String::as_str),
             Some("x")
         );
-        assert!(load_overrides(&dir.path().join("absent"))
+        assert!(load_overrides(&FsLoader, &dir.path().join("absent"))
             .expect("ok")
             .is_empty());
+    }
+
+    #[test]
+    fn load_overrides_from_memory() {
+        let mut loader = MemLoader::default();
+        for (path, text) in [
+            ("repo/main.infra", "host a { address = \"192.0.2.1\" }"),
+            ("repo/templates/postgres/infra.conf.hbs", "x"),
+            ("repo/templates/mine/a/b.hbs", "b"),
+            ("repo/templates-old/ignored.hbs", "no"),
+        ] {
+            loader
+                .files
+                .insert(PathBuf::from(path), text.as_bytes().to_vec());
+        }
+        let o = load_overrides(&loader, Path::new("repo/./templates")).expect("loads");
+        let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["mine/a/b.hbs", "postgres/infra.conf.hbs"]);
+        assert!(load_overrides(&loader, Path::new("elsewhere/templates"))
+            .expect("ok")
+            .is_empty());
+        loader
+            .files
+            .insert(PathBuf::from("repo/templates/bad.hbs"), vec![0xff]);
+        let d = load_overrides(&loader, Path::new("repo/templates")).expect_err("not UTF-8");
+        assert_eq!(d[0].code, "E0608");
+        assert!(
+            d[0].message.contains("repo/templates/bad.hbs"),
+            "{}",
+            d[0].message
+        );
     }
 }

@@ -47,7 +47,6 @@ pub use script::RecoverMode;
 pub use switch::{switch, SwitchJob, Switched};
 
 use crate::shell::base64_decode;
-use sha2::{Digest, Sha256};
 
 pub use crate::probe::STATE_DIR;
 
@@ -55,11 +54,11 @@ pub use crate::probe::STATE_DIR;
 pub const MANIFEST_FORMAT: u32 = 1;
 
 fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::encode::hex(d)
 }
 
 pub fn sha256_hex(b: &[u8]) -> String {
-    hex(&Sha256::digest(b))
+    crate::encode::sha256_hex(b)
 }
 
 // Answers: lines of tab-separated fields.

@@ -65,10 +65,7 @@ pub fn secret_sha256(build: &HostBuild, m: &Materialized) -> BTreeMap<String, St
 
 /// "644" → "0644".
 fn norm_mode(m: &str) -> String {
-    match u32::from_str_radix(m.trim(), 8) {
-        Ok(v) if v <= 0o7777 => format!("{v:04o}"),
-        _ => m.to_string(),
-    }
+    crate::encode::norm_mode(m)
 }
 
 /// The manifest of a new generation.

@@ -24,11 +24,11 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
             }
         },
     };
-    let (resolved, _) = match super::load(&dir) {
-        Ok(x) => x,
+    let checked = match super::load(&dir) {
+        Ok(c) => c,
         Err(code) => return code,
     };
-    let model = &resolved.model;
+    let model = &checked.model;
     let name = lab::lab_name(&dir);
     step(&format!(
         "1/4 booting {} host(s) of {} as local systemd machines",

@@ -109,7 +109,7 @@ fn show(e: &ApplyError) {
 
 /// The configuration, rendered, and how to reach its hosts.
 fn fleet(path: &Path, conn: &Connection) -> Result<Fleet, i32> {
-    let (resolved, graph, build) = super::load_build(path)?;
+    let c = super::load_build(path)?;
     let dir = if path.is_file() {
         path.parent()
             .map(Path::to_path_buf)
@@ -117,7 +117,7 @@ fn fleet(path: &Path, conn: &Connection) -> Result<Fleet, i32> {
     } else {
         path.to_path_buf()
     };
-    let model = resolved.model;
+    let (model, graph, build) = (c.model, c.graph, c.build);
     let host_order = graph
         .host_order
         .iter()

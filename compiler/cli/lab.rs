@@ -139,12 +139,12 @@ pub fn run(cmd: LabCommand, config_dir: &Path) -> i32 {
 }
 
 fn up(dir: &Path, json: bool) -> Result<i32, LabError> {
-    let (resolved, graph) = match super::load(dir) {
-        Ok(x) => x,
+    let checked = match super::load(dir) {
+        Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let mut spec = LabSpec::from_model(&lab::lab_name(dir), &resolved.model);
-    spec.packages = build_packages(&resolved, &graph);
+    let mut spec = LabSpec::from_model(&lab::lab_name(dir), &checked.model);
+    spec.packages = build_packages(&checked, &crate::resolve::FsLoader);
     let status = lab::up(&spec, &Progress::auto())?;
     if json {
         println!(
@@ -164,12 +164,11 @@ fn up(dir: &Path, json: bool) -> Result<i32, LabError> {
 }
 
 /// Every package the build installs on any host: the lab hosts have no internet, so the
-/// image must already have them. When the build cannot be rendered (apply will say why),
-/// the image's default packages are used.
-fn build_packages(r: &crate::resolve::Resolved, g: &crate::graph::Graph) -> Vec<String> {
-    let overrides = crate::stdlib::load_overrides(&r.root_dir).unwrap_or_default();
-    let templates = crate::stdlib::Templates::with_overrides(overrides);
-    match crate::render::render(&r.model, &g.order, &templates) {
+/// image must already have them. The build is rendered as `infra apply` renders it (the
+/// repo's `templates/` read through `loader`); when it cannot be rendered (apply will
+/// say why), the image's default packages are used.
+fn build_packages(c: &crate::Checked, loader: &dyn crate::resolve::Loader) -> Vec<String> {
+    match c.render(loader) {
         Ok(build) => {
             let mut v: Vec<String> = build
                 .hosts
@@ -189,4 +188,46 @@ fn exit_code(s: &ExitStatus) -> i32 {
     s.code()
         .or_else(|| s.signal().map(|n| 128 + n))
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::MemLoader;
+
+    /// A user kind whose file comes from the repo's own `templates/`.
+    const APP: &str = r#"
+host solo { address = "192.0.2.5" }
+kind app(on: host) {
+  package "nginx" {}
+  file "/etc/app.conf" { template = "app/app.conf.hbs" }
+}
+app web { on = solo }
+"#;
+
+    fn repo(with_template: bool) -> MemLoader {
+        let mut loader = MemLoader::default();
+        loader
+            .files
+            .insert("repo/main.infra".into(), APP.as_bytes().to_vec());
+        if with_template {
+            loader.files.insert(
+                "repo/templates/app/app.conf.hbs".into(),
+                b"name={{name}}\n".to_vec(),
+            );
+        }
+        loader
+    }
+
+    #[test]
+    fn lab_packages_come_from_the_build_with_the_repos_templates() {
+        let loader = repo(true);
+        let checked = crate::check(Path::new("repo"), &loader).expect("checks");
+        let packages = build_packages(&checked, &loader);
+        assert!(packages.contains(&"nginx".to_string()), "{packages:?}");
+        // The same configuration without its template does not render: defaults.
+        let loader = repo(false);
+        let checked = crate::check(Path::new("repo"), &loader).expect("checks");
+        assert!(build_packages(&checked, &loader).is_empty());
+    }
 }

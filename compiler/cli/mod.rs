@@ -119,65 +119,32 @@ pub fn main() -> i32 {
     }
 }
 
-/// Resolve, lint and order a configuration, printing diagnostics. `Err(exit code)`
-/// when there is an error.
-pub fn load(path: &Path) -> Result<(crate::resolve::Resolved, crate::graph::Graph), i32> {
-    match crate::resolve::resolve(path, &crate::resolve::FsLoader) {
-        Err(f) => {
-            report(&f.diags, &f.sources, MessageFormat::Human);
-            Err(1)
-        }
-        Ok(r) => {
-            let mut diags = crate::lint::lint(&r.model);
-            let g = match crate::graph::graph(&r.model) {
-                Ok(g) => Some(g),
-                Err(d) => {
-                    diags.extend(d);
-                    None
-                }
-            };
-            diag::sort(&mut diags);
-            report(&diags, &r.model.sources, MessageFormat::Human);
-            match g {
-                Some(g) if !diag::has_errors(&diags) => Ok((r, g)),
-                _ => Err(1),
-            }
-        }
-    }
+/// [`crate::check`] a configuration on the filesystem, printing its diagnostics.
+/// `Err(exit code)` when there is an error.
+pub fn load(path: &Path) -> Result<crate::Checked, i32> {
+    let c = crate::check(path, &crate::resolve::FsLoader).map_err(|f| report_failure(&f))?;
+    report(&c.diags, &c.model.sources, MessageFormat::Human);
+    Ok(c)
 }
 
-/// Resolve, lint, order and render a configuration, printing diagnostics.
-pub fn load_build(
-    path: &Path,
-) -> Result<
-    (
-        crate::resolve::Resolved,
-        crate::graph::Graph,
-        crate::render::Build,
-    ),
-    i32,
-> {
-    let (r, g) = load(path)?;
-    let overrides = match crate::stdlib::load_overrides(&r.root_dir.join("templates")) {
-        Ok(o) => o,
-        Err(diags) => {
-            report(&diags, &r.model.sources, MessageFormat::Human);
-            return Err(1);
-        }
-    };
-    let templates = crate::stdlib::Templates::with_overrides(overrides);
-    match crate::render::render(&r.model, &g.order, &templates) {
-        Ok(b) => Ok((r, g, b)),
-        Err(diags) => {
-            report(&diags, &r.model.sources, MessageFormat::Human);
-            Err(1)
-        }
-    }
+/// [`crate::compile()`] a configuration on the filesystem, printing its diagnostics.
+pub fn load_build(path: &Path) -> Result<crate::Compilation, i32> {
+    let c = crate::compile(path, &crate::resolve::FsLoader).map_err(|f| report_failure(&f))?;
+    report(&c.diags, &c.model.sources, MessageFormat::Human);
+    Ok(c)
+}
+
+/// Print a failure's diagnostics (the warnings of the stages that passed first);
+/// returns the exit code.
+fn report_failure(f: &crate::Failure) -> i32 {
+    report(&f.warnings, &f.sources, MessageFormat::Human);
+    report(&f.diags, &f.sources, MessageFormat::Human);
+    1
 }
 
 fn build(path: &Path, out: &Path) -> i32 {
-    let (_, _, b) = match load_build(path) {
-        Ok(x) => x,
+    let b = match load_build(path) {
+        Ok(c) => c.build,
         Err(code) => return code,
     };
     if let Err(e) = crate::render::write_build(&b, out) {
@@ -198,11 +165,11 @@ fn build(path: &Path, out: &Path) -> i32 {
 }
 
 fn graph(path: &Path, format: GraphFormat, out: Option<PathBuf>) -> i32 {
-    let (r, g) = match load(path) {
-        Ok(x) => x,
+    let c = match load(path) {
+        Ok(c) => c,
         Err(code) => return code,
     };
-    let dot = crate::graph::to_dot(&r.model, &g);
+    let dot = crate::graph::to_dot(&c.model, &c.graph);
     let bytes = match format {
         GraphFormat::Dot => dot.into_bytes(),
         GraphFormat::Svg => {

@@ -3,7 +3,7 @@
 //! [`Templates`]. Errors come back as [`Diag`]s naming the template, the instance
 //! and pointing at the resource that uses the template.
 
-use crate::diag::{suggest, Diag};
+use crate::diag::{codes, suggest, Diag};
 use crate::render::helpers::{self, FAIL_PREFIX};
 use crate::source::Span;
 use crate::stdlib::{TemplateOrigin, Templates};
@@ -71,7 +71,7 @@ impl<'t> Engine<'t> {
         match self.loaded.get(path) {
             Some(Ok(origin)) => Ok(*origin),
             Some(Err(msg)) if msg.is_empty() => {
-                let mut d = Diag::error("E0601", format!("template `{path}` not found"))
+                let mut d = Diag::error(codes::E0601, format!("template `{path}` not found"))
                     .at(at.span, "this template does not exist")
                     .with(at.instance_span, format!("needed by {}", at.origin));
                 let paths = self.templates.paths();
@@ -84,14 +84,16 @@ impl<'t> Engine<'t> {
                 Err(d)
             }
             Some(Err(msg)) => Err(Diag::error(
-                "E0602",
+                codes::E0602,
                 format!("template `{path}` does not parse"),
             )
             .at(at.span, msg.clone())
             .with(at.instance_span, format!("needed by {}", at.origin))
             .help("fix the handlebars syntax (unclosed `{{#if}}`, a stray `}}`, ...)")),
-            None => Err(Diag::error("E0601", format!("template `{path}` not found"))
-                .at(at.span, "this template does not exist")),
+            None => Err(
+                Diag::error(codes::E0601, format!("template `{path}` not found"))
+                    .at(at.span, "this template does not exist"),
+            ),
         }
     }
 
@@ -126,7 +128,7 @@ impl<'t> Engine<'t> {
             Ok(out) => {
                 if out.contains("[object]") {
                     return Err(Diag::error(
-                        "E0607",
+                        codes::E0607,
                         format!("{label} printed a whole object for {}", at.origin),
                     )
                     .at(at.span, "rendered from this template")
@@ -149,7 +151,7 @@ impl<'t> Engine<'t> {
                             format!("`{var}`")
                         };
                         Diag::error(
-                            "E0603",
+                            codes::E0603,
                             format!(
                                 "{label}{pos} uses {var_text}, which {} does not have",
                                 at.origin
@@ -160,13 +162,13 @@ impl<'t> Engine<'t> {
                         .help(missing_help(&var, data.data()))
                     }
                     RenderErrorReason::Other(msg) if msg.starts_with(FAIL_PREFIX) => Diag::error(
-                        "E0604",
+                        codes::E0604,
                         format!("{}: {}", at.origin, &msg[FAIL_PREFIX.len()..]),
                     )
                     .at(at.instance_span, msg[FAIL_PREFIX.len()..].to_string())
                     .with(at.span, format!("checked by {label}")),
                     other => Diag::error(
-                        "E0604",
+                        codes::E0604,
                         format!("{label}{pos} failed for {}: {other}", at.origin),
                     )
                     .at(at.span, "rendered from this template")

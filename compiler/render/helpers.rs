@@ -13,16 +13,16 @@ use serde_json::Value as Json;
 pub(crate) fn register(hb: &mut Handlebars<'static>) {
     hb.register_helper("if", Box::new(StrictIf { positive: true }));
     hb.register_helper("unless", Box::new(StrictIf { positive: false }));
-    hb.register_helper("shq", Box::new(Fn1(shq)));
-    hb.register_helper("sql_str", Box::new(Fn1(sql_str)));
-    hb.register_helper("mysql_str", Box::new(Fn1(mysql_str)));
-    hb.register_helper("mysql_ident", Box::new(Fn1(mysql_ident)));
-    hb.register_helper("systemd_quote", Box::new(Fn1(systemd_quote)));
-    hb.register_helper("slot", Box::new(Fn1(slot)));
-    hb.register_helper("concat", Box::new(Concat));
-    hb.register_helper("rpad", Box::new(Rpad));
-    hb.register_helper("add", Box::new(Add));
-    hb.register_helper("fail", Box::new(Fail));
+    hb.register_helper("shq", Box::new(Plain::Text(shq)));
+    hb.register_helper("sql_str", Box::new(Plain::Text(sql_str)));
+    hb.register_helper("mysql_str", Box::new(Plain::Text(mysql_str)));
+    hb.register_helper("mysql_ident", Box::new(Plain::Text(mysql_ident)));
+    hb.register_helper("systemd_quote", Box::new(Plain::Text(systemd_quote)));
+    hb.register_helper("slot", Box::new(Plain::Text(slot)));
+    hb.register_helper("concat", Box::new(Plain::Value(concat)));
+    hb.register_helper("rpad", Box::new(Plain::Value(rpad)));
+    hb.register_helper("add", Box::new(Plain::Value(add)));
+    hb.register_helper("fail", Box::new(Plain::Value(fail)));
 }
 
 fn other(msg: impl Into<String>) -> RenderError {
@@ -114,10 +114,15 @@ impl HelperDef for StrictIf {
     }
 }
 
-/// A one-argument string function usable as `{{f x}}` and `(f x)`.
-struct Fn1(fn(&str) -> Result<String, String>);
+/// A helper that is a plain function, usable as `{{f x}}` and as `(f x)`.
+enum Plain {
+    /// One parameter, as text, to text.
+    Text(fn(&str) -> Result<String, String>),
+    /// Any parameters to a value.
+    Value(fn(&Helper<'_>) -> Result<Json, RenderError>),
+}
 
-impl HelperDef for Fn1 {
+impl HelperDef for Plain {
     fn call_inner<'reg: 'rc, 'rc>(
         &self,
         h: &Helper<'rc>,
@@ -125,9 +130,14 @@ impl HelperDef for Fn1 {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        let s = text_param(h, h.name(), 0)?;
-        let v = (self.0)(&s).map_err(|e| other(format!("`{}`: {e}", h.name())))?;
-        Ok(ScopedJson::Derived(Json::String(v)))
+        let v = match self {
+            Plain::Text(f) => {
+                let s = text_param(h, h.name(), 0)?;
+                Json::String(f(&s).map_err(|e| other(format!("`{}`: {e}", h.name())))?)
+            }
+            Plain::Value(f) => f(h)?,
+        };
+        Ok(ScopedJson::Derived(v))
     }
 }
 
@@ -200,85 +210,41 @@ pub fn slot(s: &str) -> Result<String, String> {
 }
 
 /// `(concat a b ...)`: the parameters' text, joined.
-struct Concat;
-
-impl HelperDef for Concat {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let mut s = String::new();
-        for i in 0..h.params().len() {
-            s.push_str(&text_param(h, "concat", i)?);
-        }
-        Ok(ScopedJson::Derived(Json::String(s)))
+fn concat(h: &Helper<'_>) -> Result<Json, RenderError> {
+    let mut s = String::new();
+    for i in 0..h.params().len() {
+        s.push_str(&text_param(h, "concat", i)?);
     }
+    Ok(Json::String(s))
 }
 
 /// `{{rpad text width}}`: text followed by spaces up to `width` (at least one).
-struct Rpad;
-
-impl HelperDef for Rpad {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let s = text_param(h, "rpad", 0)?;
-        let width = int_param(h, "rpad", 1)?.max(0) as usize;
-        let n = s.chars().count();
-        let pad = if n < width { width - n } else { 1 };
-        Ok(ScopedJson::Derived(Json::String(format!(
-            "{s}{}",
-            " ".repeat(pad)
-        ))))
-    }
+fn rpad(h: &Helper<'_>) -> Result<Json, RenderError> {
+    let s = text_param(h, "rpad", 0)?;
+    let width = int_param(h, "rpad", 1)?.max(0) as usize;
+    let n = s.chars().count();
+    let pad = if n < width { width - n } else { 1 };
+    Ok(Json::String(format!("{s}{}", " ".repeat(pad))))
 }
 
 /// `{{add a b}}`: integer sum.
-struct Add;
-
-impl HelperDef for Add {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let mut sum: i64 = 0;
-        for i in 0..h.params().len() {
-            sum = sum
-                .checked_add(int_param(h, "add", i)?)
-                .ok_or_else(|| other("`add` overflows"))?;
-        }
-        Ok(ScopedJson::Derived(Json::from(sum)))
+fn add(h: &Helper<'_>) -> Result<Json, RenderError> {
+    let mut sum: i64 = 0;
+    for i in 0..h.params().len() {
+        sum = sum
+            .checked_add(int_param(h, "add", i)?)
+            .ok_or_else(|| other("`add` overflows"))?;
     }
+    Ok(Json::from(sum))
 }
-
-/// `{{fail "message"}}`: stop rendering with this message (E0604).
-struct Fail;
 
 /// Marker prefix so the renderer can tell a `fail` from other errors.
 pub(crate) const FAIL_PREFIX: &str = "infra-fail: ";
 
-impl HelperDef for Fail {
-    fn call<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-        _: &mut dyn Output,
-    ) -> HelperResult {
-        let msg = text_param(h, "fail", 0)?;
-        Err(other(format!("{FAIL_PREFIX}{msg}")))
-    }
+/// `{{fail "message"}}`: stop rendering with this message (E0604).
+fn fail(h: &Helper<'_>) -> Result<Json, RenderError> {
+    let msg = text_param(h, "fail", 0)?;
+    Err(other(format!("{FAIL_PREFIX}{msg}")))
 }
 
 #[cfg(test)]

@@ -20,12 +20,12 @@ mod output;
 pub use build::*;
 pub use output::{read_build, write_build};
 
-use crate::diag::{self, Diag};
+use crate::diag::{self, codes, Diag};
+use crate::encode::sha256_hex;
 use crate::resolve::model::{HostId, InstanceId, Model, ResourceKind, Role, Source};
 use crate::source::Span;
 use crate::stdlib::Templates;
 use engine::{Engine, Use};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where drop-ins go: `/etc/systemd/system/UNIT.d/infra.conf`.
@@ -181,7 +181,7 @@ impl HostState {
     ) {
         let secret = has_secret(&content);
         let mode = if secret { 0o600 } else { mode };
-        let sha256 = hex(&Sha256::digest(content.as_bytes()));
+        let sha256 = sha256_hex(content.as_bytes());
         let f = FileOut {
             mode: format!("{mode:04o}"),
             owner: owner.to_string(),
@@ -205,7 +205,7 @@ impl HostState {
                 };
                 diags.push(
                     Diag::error(
-                        "E0605",
+                        codes::E0605,
                         format!(
                             "{} and {} both write {path} on {} with {what}",
                             first.origin, who.origin, self.out.host
@@ -271,7 +271,7 @@ impl HostState {
             if acc.own.is_some() && (acc.enable != enable || acc.start != start) {
                 diags.push(
                     Diag::error(
-                        "E0605",
+                        codes::E0605,
                         format!(
                             "{} and {} both declare unit {name} on {}",
                             acc.origin, who.origin, self.out.host
@@ -439,10 +439,6 @@ fn daemon_config(
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn render_instance(
     model: &Model,
     i: InstanceId,
@@ -563,7 +559,7 @@ fn render_instance(
             ResourceKind::Step { name, run, unless } => {
                 if has_secret(run) || unless.as_deref().is_some_and(has_secret) {
                     diags.push(
-                        Diag::error("E0609", format!("step `{name}` of {origin} contains a secret"))
+                        Diag::error(codes::E0609, format!("step `{name}` of {origin} contains a secret"))
                             .at(r.span, "a secret is interpolated into this command")
                             .with(inst.span, "in this instance")
                             .help("commands show up in process lists, plans and logs: write the secret into a file (it becomes 0600) and let the command read it"),
@@ -574,7 +570,7 @@ fn render_instance(
                     if prev.run != *run || prev.unless != *unless {
                         diags.push(
                             Diag::error(
-                                "E0605",
+                                codes::E0605,
                                 format!(
                                     "{} and {origin} both declare step `{name}` on {}",
                                     prev.origin, hb.out.host
@@ -600,7 +596,7 @@ fn render_instance(
 
 fn conflict(what: &str, host: &str, first: &Writer, who: &Writer) -> Diag {
     Diag::error(
-        "E0605",
+        codes::E0605,
         format!(
             "{} and {} declare {what} on {host} differently",
             first.origin, who.origin

@@ -2,30 +2,34 @@
 //! configurations written inline.
 
 use super::*;
-use crate::resolve::{self, load::normalize, FsLoader, MemLoader};
+use crate::resolve::{load::normalize, FsLoader, MemLoader};
 use std::path::{Path, PathBuf};
 
+/// An example's model, checked by the driver (resolve, lint, graph).
 fn example(name: &str) -> Model {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(name);
-    match resolve::resolve(&dir, &FsLoader) {
-        Ok(r) => r.model,
-        Err(f) => panic!("{}", diag::render(&f.diags, &f.sources, false, 100)),
-    }
+    checked(&dir, &FsLoader)
 }
 
+/// The model of one inline file, checked by the driver.
 fn model(src: &str) -> Model {
     let mut loader = MemLoader::default();
     loader
         .files
         .insert(normalize(Path::new("t.infra")), src.as_bytes().to_vec());
-    match resolve::resolve(Path::new("t.infra"), &loader) {
-        Ok(r) => r.model,
+    checked(Path::new("t.infra"), &loader)
+}
+
+fn checked(path: &Path, loader: &dyn crate::resolve::Loader) -> Model {
+    match crate::check(path, loader) {
+        Ok(c) => c.model,
         Err(f) => panic!("{}", diag::render(&f.diags, &f.sources, false, 100)),
     }
 }
 
+/// The render stage alone, with the embedded templates and no order (model order).
 fn build(model: &Model) -> Build {
     match render(model, &[], &Templates::embedded()) {
         Ok(b) => b,

@@ -3,7 +3,7 @@
 
 use super::model::*;
 use super::{Global, Resolver};
-use crate::diag::{self, Diag};
+use crate::diag::{self, codes, Diag};
 use crate::source::Span;
 use crate::syntax::ast;
 use std::collections::{BTreeSet, HashMap};
@@ -64,9 +64,11 @@ impl Resolver<'_> {
                         out.names.insert(n.to_string());
                         out.attrs.push((a.name.name.as_str(), a));
                     } else {
-                        let mut d =
-                            Diag::error("E0105", format!("unknown attribute `{n}` for `{what}`"))
-                                .at(a.name.span, "unknown attribute");
+                        let mut d = Diag::error(
+                            codes::E0105,
+                            format!("unknown attribute `{n}` for `{what}`"),
+                        )
+                        .at(a.name.span, "unknown attribute");
                         d = match diag::suggest(n, allowed.iter().copied()) {
                             Some(s) => {
                                 // Treat it as the attribute it almost is: no second
@@ -95,9 +97,11 @@ impl Resolver<'_> {
                         }
                         out.blocks.push(b);
                     } else {
-                        let mut d =
-                            Diag::error("E0105", format!("unexpected block `{n}` in `{what}`"))
-                                .at(b.keyword.span, "not allowed here");
+                        let mut d = Diag::error(
+                            codes::E0105,
+                            format!("unexpected block `{n}` in `{what}`"),
+                        )
+                        .at(b.keyword.span, "not allowed here");
                         d = if allowed.contains(&n) {
                             d.help(format!("`{n}` is an attribute: write `{n} = ...`"))
                         } else if blocks.is_empty() {
@@ -138,9 +142,12 @@ impl Resolver<'_> {
         let mismatch = |r: &mut Self, v: &Value| {
             let found = r.describe(v);
             r.diags.push(
-                Diag::error("E0201", format!("expected {}, found {found}", expected(ty)))
-                    .at(span, format!("this is {found}"))
-                    .help(format!("write `{}`", super::example_for(ty))),
+                Diag::error(
+                    codes::E0201,
+                    format!("expected {}, found {found}", expected(ty)),
+                )
+                .at(span, format!("this is {found}"))
+                .help(format!("write `{}`", super::example_for(ty))),
             );
             None
         };
@@ -152,7 +159,7 @@ impl Resolver<'_> {
                 Some(d) => Some(Value::Duration(d)),
                 None => {
                     self.diags.push(
-                        Diag::error("E0202", format!("invalid duration `{s}`"))
+                        Diag::error(codes::E0202, format!("invalid duration `{s}`"))
                             .at(span, "not a duration")
                             .help("write a number and a unit, e.g. \"30s\", \"2min\", \"1h\", \"1d\" or \"1h30min\""),
                     );
@@ -170,7 +177,7 @@ impl Resolver<'_> {
                             .to_string()
                     };
                     self.diags.push(
-                        Diag::error("E0203", format!("invalid IPv4 address `{s}`"))
+                        Diag::error(codes::E0203, format!("invalid IPv4 address `{s}`"))
                             .at(span, "not an IPv4 address")
                             .help(help),
                     );
@@ -182,7 +189,7 @@ impl Resolver<'_> {
                 Ok(c) => Some(Value::Cidr(c)),
                 Err(why) => {
                     self.diags.push(
-                        Diag::error("E0204", format!("invalid CIDR `{s}`: {why}"))
+                        Diag::error(codes::E0204, format!("invalid CIDR `{s}`: {why}"))
                             .at(span, "not ADDRESS/PREFIX")
                             .help("write an IPv4 address and a prefix length 0-32, e.g. \"192.0.2.10/24\""),
                     );
@@ -208,7 +215,7 @@ impl Resolver<'_> {
             (_, v) => {
                 if let (Type::Secret, Value::Str(_)) = (ty, &v) {
                     self.diags.push(
-                        Diag::error("E0201", "expected a secret, found a string")
+                        Diag::error(codes::E0201, "expected a secret, found a string")
                             .at(span, "a plain string here would end up in the repository")
                             .help("write `secret(\"name\")`; the value comes from the environment or the secrets file"),
                     );
@@ -226,7 +233,7 @@ impl Resolver<'_> {
                         let found = self.describe(&v);
                         self.diags.push(
                             Diag::error(
-                                "E0103",
+                                codes::E0103,
                                 format!("expected {}, found {found}", expected(ty)),
                             )
                             .at(span, format!("this is {found}"))
@@ -312,7 +319,7 @@ impl Resolver<'_> {
             "secret" | "http" | "exec" => Type::String,
             "tcp" => Type::Int,
             other => {
-                let mut d = Diag::error("E0112", format!("unknown function `{other}`"))
+                let mut d = Diag::error(codes::E0112, format!("unknown function `{other}`"))
                     .at(f.span, "not a function");
                 d = match diag::suggest(other, FUNCTIONS.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
@@ -325,7 +332,7 @@ impl Resolver<'_> {
         if args.len() != 1 {
             self.diags.push(
                 Diag::error(
-                    "E0208",
+                    codes::E0208,
                     format!(
                         "`{}` takes exactly one argument, got {}",
                         f.name,
@@ -347,7 +354,7 @@ impl Resolver<'_> {
                         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
                 {
                     self.diags.push(
-                        Diag::error("E0206", format!("invalid secret name `{s}`"))
+                        Diag::error(codes::E0206, format!("invalid secret name `{s}`"))
                             .at(arg_span, "letters, digits, `_` and `-` only")
                             .help("secret names become environment variables (INFRA_SECRET_NAME): e.g. `pg_repl`"),
                     );
@@ -360,7 +367,7 @@ impl Resolver<'_> {
                     || s.contains(char::is_whitespace)
                 {
                     self.diags.push(
-                        Diag::error("E0206", format!("invalid health check URL `{s}`"))
+                        Diag::error(codes::E0206, format!("invalid health check URL `{s}`"))
                             .at(arg_span, "not an http(s) URL")
                             .help("write a URL such as \"http://127.0.0.1/health\""),
                     );
@@ -371,7 +378,7 @@ impl Resolver<'_> {
             ("exec", Value::Str(s)) => {
                 if s.trim().is_empty() {
                     self.diags.push(
-                        Diag::error("E0206", "empty health check command")
+                        Diag::error(codes::E0206, "empty health check command")
                             .at(arg_span, "nothing to run")
                             .help("give a command that exits 0 when the service is healthy"),
                     );
@@ -383,7 +390,7 @@ impl Resolver<'_> {
                 Ok(p) if p > 0 => Some(Value::Check(Check::Tcp(p))),
                 _ => {
                     self.diags.push(
-                        Diag::error("E0206", format!("port {p} is out of range"))
+                        Diag::error(codes::E0206, format!("port {p} is out of range"))
                             .at(arg_span, "not a TCP port")
                             .help("ports are 1 to 65535"),
                     );
@@ -426,9 +433,11 @@ impl Resolver<'_> {
                             .filter(|(k, _)| k == head)
                             .map(|(_, n)| n.clone())
                             .collect();
-                        let mut d =
-                            Diag::error("E0102", format!("no `{head}` named `{}`", parts[1].name))
-                                .at(parts[1].span, format!("no such `{head}`"));
+                        let mut d = Diag::error(
+                            codes::E0102,
+                            format!("no `{head}` named `{}`", parts[1].name),
+                        )
+                        .at(parts[1].span, format!("no such `{head}`"));
                         d = match diag::suggest(
                             &parts[1].name,
                             candidates.iter().map(String::as_str),
@@ -456,7 +465,7 @@ impl Resolver<'_> {
                         names.push("name".into());
                     }
                     names.sort();
-                    let mut d = Diag::error("E0102", format!("unknown reference `{head}`"))
+                    let mut d = Diag::error(codes::E0102, format!("unknown reference `{head}`"))
                         .at(first.span, "not defined");
                     d = match diag::suggest(head, names.iter().map(String::as_str)) {
                         Some(s) => d.help(format!("did you mean `{s}`?")),
@@ -529,7 +538,7 @@ impl Resolver<'_> {
             return Some(o);
         }
         let what = self.describe(&v);
-        let mut d = Diag::error("E0113", format!("{what} has no field `{f}`"))
+        let mut d = Diag::error(codes::E0113, format!("{what} has no field `{f}`"))
             .at(field.span, "unknown field");
         d = if allowed.is_empty() {
             d.help("only hosts, failover groups and instances have fields")
@@ -555,7 +564,7 @@ impl Resolver<'_> {
                         None => {
                             let what = self.describe(&v);
                             self.diags.push(
-                                Diag::error("E0213", format!("cannot interpolate {what} into a string"))
+                                Diag::error(codes::E0213, format!("cannot interpolate {what} into a string"))
                                     .at(e.span(), "not text")
                                     .help("interpolate single values: strings, numbers, hosts, groups, secrets"),
                             );
@@ -581,7 +590,7 @@ impl Resolver<'_> {
                         if list.is_some() {
                             self.diags.push(
                                 Diag::error(
-                                    "E0213",
+                                    codes::E0213,
                                     "a resource label can expand one list, not two",
                                 )
                                 .at(e.span(), "a second list")
@@ -613,7 +622,7 @@ impl Resolver<'_> {
                             None => {
                                 let what = this.describe(v);
                                 this.diags.push(
-                                    Diag::error("E0213", format!("cannot interpolate {what} into a string"))
+                                    Diag::error(codes::E0213, format!("cannot interpolate {what} into a string"))
                                         .at(e.span(), "not text")
                                         .help("interpolate single values: strings, numbers, hosts, groups, secrets"),
                                 );

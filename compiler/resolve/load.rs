@@ -1,7 +1,7 @@
 //! Loading sources: the root file or directory, then every import, transitively.
 //! The filesystem sits behind [`Loader`] so the compiler core does no IO of its own.
 
-use crate::diag::Diag;
+use crate::diag::{codes, Diag};
 use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::{self, ast};
 use std::collections::BTreeMap;
@@ -14,6 +14,11 @@ pub trait Loader {
     fn is_dir(&self, path: &Path) -> bool;
     /// Files directly inside a directory.
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+    /// Every file below `dir`, at any depth, as (path relative to `dir` with `/`
+    /// separators, UTF-8 text), sorted by path; a `dir` that does not exist holds
+    /// nothing. For the repo's `templates/` ([`crate::stdlib::load_overrides`]).
+    /// An error names the file or directory that could not be read.
+    fn read_tree(&self, dir: &Path) -> Result<Vec<(String, String)>, (PathBuf, io::Error)>;
 }
 
 /// The real filesystem.
@@ -30,6 +35,34 @@ impl Loader for FsLoader {
         let mut out = Vec::new();
         for e in std::fs::read_dir(dir)? {
             out.push(e?.path());
+        }
+        Ok(out)
+    }
+    fn read_tree(&self, dir: &Path) -> Result<Vec<(String, String)>, (PathBuf, io::Error)> {
+        fn walk(
+            root: &Path,
+            dir: &Path,
+            out: &mut Vec<(String, String)>,
+        ) -> Result<(), (PathBuf, io::Error)> {
+            let entries = std::fs::read_dir(dir).map_err(|e| (dir.to_path_buf(), e))?;
+            let mut paths = Vec::new();
+            for entry in entries {
+                paths.push(entry.map_err(|e| (dir.to_path_buf(), e))?.path());
+            }
+            paths.sort();
+            for path in paths {
+                if path.is_dir() {
+                    walk(root, &path, out)?;
+                } else {
+                    let text = std::fs::read_to_string(&path).map_err(|e| (path.clone(), e))?;
+                    out.push((relative(root, &path), text));
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        if dir.exists() {
+            walk(dir, dir, &mut out)?;
         }
         Ok(out)
     }
@@ -61,6 +94,35 @@ impl Loader for MemLoader {
             .cloned()
             .collect())
     }
+    fn read_tree(&self, dir: &Path) -> Result<Vec<(String, String)>, (PathBuf, io::Error)> {
+        let d = normalize(dir);
+        let mut out = Vec::new();
+        // Sorted by path (components), as a sorted directory walk finds them.
+        for (path, bytes) in &self.files {
+            if *path == d || !path.starts_with(&d) {
+                continue;
+            }
+            let text = String::from_utf8(bytes.clone()).map_err(|_| {
+                let e = io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "stream did not contain valid UTF-8",
+                );
+                (path.clone(), e)
+            })?;
+            out.push((relative(&d, path), text));
+        }
+        Ok(out)
+    }
+}
+
+/// `path` relative to `root`, with `/` separators.
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Lexically normalise `a/./b/../c` to `a/c` (no filesystem access).
@@ -134,7 +196,7 @@ pub fn load(root: &Path, loader: &dyn Loader) -> Loaded {
                 if entries.is_empty() {
                     st.diags.push(
                         Diag::error(
-                            "E0305",
+                            codes::E0305,
                             format!("no `.infra` files in `{}`", root.display()),
                         )
                         .help("point `infra` at a directory containing your configuration, e.g. `examples/accounting`"),
@@ -146,7 +208,7 @@ pub fn load(root: &Path, loader: &dyn Loader) -> Loaded {
             }
             Err(e) => st.diags.push(
                 Diag::error(
-                    "E0301",
+                    codes::E0301,
                     format!("cannot read directory `{}`: {e}", root.display()),
                 )
                 .help("check the path and its permissions"),
@@ -176,7 +238,7 @@ impl State<'_> {
             // An import cycle: report it at the import that closes the cycle.
             let mut chain: Vec<String> = self.stack[pos..].iter().map(|(k, _)| k.clone()).collect();
             chain.push(key.clone());
-            let mut d = Diag::error("E0302", format!("import cycle: {}", chain.join(" → ")))
+            let mut d = Diag::error(codes::E0302, format!("import cycle: {}", chain.join(" → ")))
                 .help("imports must not form a cycle; move the shared declarations into a third file that both import");
             if let Some(span) = via {
                 d = d.at(span, "this import closes the cycle");
@@ -196,8 +258,10 @@ impl State<'_> {
             Origin::Std(name) => match crate::stdlib::module(name) {
                 Some(t) => t.to_string(),
                 None => {
-                    let mut d =
-                        Diag::error("E0301", format!("no standard library module `std/{name}`"));
+                    let mut d = Diag::error(
+                        codes::E0301,
+                        format!("no standard library module `std/{name}`"),
+                    );
                     if let Some(s) = via {
                         d = d.at(s, "imported here");
                     }
@@ -220,7 +284,7 @@ impl State<'_> {
             Origin::User(path) => match self.loader.read(path) {
                 Ok(bytes) if bytes.len() > MAX_FILE => {
                     let mut d = Diag::error(
-                        "E0304",
+                        codes::E0304,
                         format!(
                             "`{}` is too large ({} bytes, at most {MAX_FILE})",
                             path.display(),
@@ -244,7 +308,7 @@ impl State<'_> {
                         let id = self.sources.add(key.clone(), lossy);
                         self.loaded.insert(key, id);
                         self.diags.push(
-                            Diag::error("E0303", format!("`{}` is not valid UTF-8", path.display()))
+                            Diag::error(codes::E0303, format!("`{}` is not valid UTF-8", path.display()))
                                 .at(Span::new(id, start, start + 3), "invalid byte here")
                                 .help("infra files must be UTF-8: re-encode it, e.g. `iconv -f LATIN1 -t UTF-8`"),
                         );
@@ -253,7 +317,7 @@ impl State<'_> {
                 },
                 Err(e) => {
                     let mut d = Diag::error(
-                        "E0301",
+                        codes::E0301,
                         format!("cannot read `{}`: {}", path.display(), io_reason(&e)),
                     );
                     if let Some(s) = via {
@@ -282,7 +346,7 @@ impl State<'_> {
             if let ast::Item::Import(imp) = item {
                 let Some(target) = imp.path.as_plain() else {
                     self.diags.push(
-                        Diag::error("E0306", "import paths cannot use interpolation")
+                        Diag::error(codes::E0306, "import paths cannot use interpolation")
                             .at(imp.path.span, "interpolated import path")
                             .help("write the path literally, e.g. `import \"std/postgres\"`"),
                     );
@@ -293,7 +357,7 @@ impl State<'_> {
                 } else if is_std {
                     self.diags.push(
                         Diag::error(
-                            "E0306",
+                            codes::E0306,
                             "standard library modules can only import `std/...`",
                         )
                         .at(imp.path.span, "not a standard module"),

@@ -4,6 +4,7 @@
 //! build plus every syntax error found (recovering at the next item or entry).
 
 pub mod ast;
+mod lexer;
 mod parser;
 
 use crate::diag::Diag;

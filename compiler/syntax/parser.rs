@@ -1,5 +1,5 @@
-//! Recursive-descent parser over the tokens of [`lexer`] (whose token shapes are nom
-//! combinators). Invariants:
+//! Recursive-descent parser over the tokens of [`lexer`](super::lexer) (whose token
+//! shapes are nom combinators). Invariants:
 //! - never panics, never fails: returns the tree it could build plus every error;
 //! - recursion is bounded: blocks, lists, calls and parameter lists nest at most
 //!   [`MAX_DEPTH`] levels (deeper input is reported once, `E0009`, and skipped iteratively);
@@ -11,12 +11,10 @@
 //! the next line that starts with a name, or the body's `}`. At most [`MAX_ERRORS`]
 //! errors are reported per file.
 
-mod lexer;
-
 use super::ast::*;
-use crate::diag::Diag;
+use super::lexer::{shorten, Lexer, Tok, Token, KEYWORDS};
+use crate::diag::{codes, Diag};
 use crate::source::{FileId, Span};
-use lexer::{shorten, Lexer, Tok, Token, KEYWORDS};
 use std::collections::VecDeque;
 
 /// Maximum nesting of blocks, lists, calls and parameter lists.
@@ -70,7 +68,7 @@ pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diag>) {
                 let t = p.bump();
                 let found = p.describe(&t);
                 p.err(
-                    Diag::error("E0002", format!("expected an item, found {found}"))
+                    Diag::error(codes::E0002, format!("expected an item, found {found}"))
                         .at(p.sp(&t), "expected an item")
                         .help(ITEM_HELP),
                 );
@@ -85,7 +83,7 @@ pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diag>) {
         let at = diags[MAX_ERRORS].primary.as_ref().map(|l| l.span);
         diags.truncate(MAX_ERRORS);
         let mut d = Diag::error(
-            "E0019",
+            codes::E0019,
             format!("too many syntax errors: {rest} more not shown"),
         )
         .help("fix the errors above and check again");
@@ -203,7 +201,7 @@ impl<'a> Parser<'a> {
 
     fn stray(&mut self, t: &Token) {
         let c = self.text(t).to_string();
-        let d = Diag::error("E0016", format!("unexpected closing `{c}`"))
+        let d = Diag::error(codes::E0016, format!("unexpected closing `{c}`"))
             .at(self.sp(t), "no matching opening delimiter")
             .help(format!(
                 "remove this `{c}`, or add the opening delimiter it closes"
@@ -215,7 +213,7 @@ impl<'a> Parser<'a> {
     fn name(&mut self, t: &Token, what: &str) -> Ident {
         if KEYWORDS.contains(&self.text(t)) {
             let d = Diag::error(
-                "E0018",
+                codes::E0018,
                 format!("keyword `{}` cannot be used as {what}", self.text(t)),
             )
             .at(self.sp(t), "reserved keyword")
@@ -232,7 +230,7 @@ impl<'a> Parser<'a> {
     fn enter(&mut self, delim: char, what: String) -> bool {
         let t = self.bump();
         if self.open.len() >= MAX_DEPTH {
-            let d = Diag::error("E0009", "nesting too deep")
+            let d = Diag::error(codes::E0009, "nesting too deep")
                 .at(self.sp(&t), format!("more than {MAX_DEPTH} levels deep"))
                 .help(format!(
                     "blocks, lists and calls nest at most {MAX_DEPTH} levels; flatten this with `let`"
@@ -319,9 +317,9 @@ impl<'a> Parser<'a> {
             return;
         };
         let (code, close) = match inner.delim {
-            '{' => ("E0003", '}'),
-            '[' => ("E0004", ']'),
-            _ => ("E0005", ')'),
+            '{' => (codes::E0003, '}'),
+            '[' => (codes::E0004, ']'),
+            _ => (codes::E0005, ')'),
         };
         let mut d = Diag::error(code, format!("unclosed {}", inner.what))
             .at(
@@ -406,7 +404,7 @@ impl<'a> Parser<'a> {
             "true" | "false" => {
                 let found = self.describe(&kw);
                 self.err(
-                    Diag::error("E0002", format!("expected an item, found {found}"))
+                    Diag::error(codes::E0002, format!("expected an item, found {found}"))
                         .at(self.sp(&kw), "expected an item")
                         .help(ITEM_HELP),
                 );
@@ -428,7 +426,7 @@ impl<'a> Parser<'a> {
         let found = self.describe(&t);
         self.err(
             Diag::error(
-                "E0002",
+                codes::E0002,
                 format!("expected a string after `import`, found {found}"),
             )
             .at(
@@ -447,7 +445,7 @@ impl<'a> Parser<'a> {
             let found = self.describe(&t);
             self.err(
                 Diag::error(
-                    "E0002",
+                    codes::E0002,
                     format!("expected a name after `{kw}`, found {found}"),
                 )
                 .at(self.found_span(&t), self.found_label(&t, "expected a name"))
@@ -489,9 +487,12 @@ impl<'a> Parser<'a> {
             );
         let found = self.describe(&t);
         self.err(
-            Diag::error("E0006", format!("expected `=` after {what}, found {found}"))
-                .at(self.sp(&t), "expected `=` before this")
-                .help(format!("write `{} = value`", name.name)),
+            Diag::error(
+                codes::E0006,
+                format!("expected `=` after {what}, found {found}"),
+            )
+            .at(self.sp(&t), "expected `=` before this")
+            .help(format!("write `{} = value`", name.name)),
         );
         if value_follows {
             Ok(None)
@@ -517,7 +518,7 @@ impl<'a> Parser<'a> {
             let found = self.describe(&t);
             self.err(
                 Diag::error(
-                    "E0002",
+                    codes::E0002,
                     format!("expected `(` after `kind {}`, found {found}", name.name),
                 )
                 .at(self.found_span(&t), self.found_label(&t, "expected `(`"))
@@ -579,7 +580,7 @@ impl<'a> Parser<'a> {
                             let found = self.describe(&n);
                             self.err(
                                 Diag::error(
-                                    "E0002",
+                                    codes::E0002,
                                     format!("expected `,` or `)` after a parameter, found {found}"),
                                 )
                                 .at(self.sp(&n), "expected `,` or `)`")
@@ -595,9 +596,12 @@ impl<'a> Parser<'a> {
                     self.bump();
                     let found = self.describe(&t);
                     self.err(
-                        Diag::error("E0002", format!("expected a parameter name, found {found}"))
-                            .at(self.sp(&t), "expected a parameter")
-                            .help("write `name: type` or `name: type = default`"),
+                        Diag::error(
+                            codes::E0002,
+                            format!("expected a parameter name, found {found}"),
+                        )
+                        .at(self.sp(&t), "expected a parameter")
+                        .help("write `name: type` or `name: type = default`"),
                     );
                     self.recover_param();
                 }
@@ -633,7 +637,7 @@ impl<'a> Parser<'a> {
             let found = self.describe(&t);
             self.err(
                 Diag::error(
-                    "E0002",
+                    codes::E0002,
                     format!(
                         "expected `:` after parameter `{}`, found {found}",
                         name.name
@@ -703,7 +707,7 @@ impl<'a> Parser<'a> {
             _ => {
                 let found = self.describe(&t);
                 self.err(
-                    Diag::error("E0002", format!("expected a type, found {found}"))
+                    Diag::error(codes::E0002, format!("expected a type, found {found}"))
                         .at(self.found_span(&t), self.found_label(&t, "expected a type"))
                         .help("types are names like `string`, `int`, `host`, or lists like `[string]`"),
                 );
@@ -720,7 +724,7 @@ impl<'a> Parser<'a> {
             Tok::Eq => {
                 let eq = self.bump();
                 self.err(
-                    Diag::error("E0015", format!("attribute `{}` outside a block", keyword.name))
+                    Diag::error(codes::E0015, format!("attribute `{}` outside a block", keyword.name))
                         .at(keyword.span.to(self.sp(&eq)), "attributes belong inside a block")
                         .help(format!(
                             "to define a value, write `let {} = ...`; otherwise move it into a block like `host name {{ ... }}`",
@@ -738,7 +742,7 @@ impl<'a> Parser<'a> {
                 let found = self.describe(&t);
                 self.err(
                     Diag::error(
-                        "E0002",
+                        codes::E0002,
                         format!(
                             "expected a name or `{{` after `{}`, found {found}",
                             keyword.name
@@ -814,7 +818,7 @@ impl<'a> Parser<'a> {
             let found = self.describe(&t);
             self.err(
                 Diag::error(
-                    "E0002",
+                    codes::E0002,
                     format!("expected `{{` after {header}, found {found}"),
                 )
                 .at(self.found_span(&t), self.found_label(&t, "expected `{`"))
@@ -853,7 +857,7 @@ impl<'a> Parser<'a> {
                     self.bump();
                     let found = self.describe(&t);
                     self.err(
-                        Diag::error("E0002", format!("expected an attribute or a block, found {found}"))
+                        Diag::error(codes::E0002, format!("expected an attribute or a block, found {found}"))
                             .at(self.sp(&t), "expected `name = value` or `name { ... }`")
                             .help("a body holds attributes like `port = 22` and blocks like `ssh { ... }`"),
                     );
@@ -875,9 +879,12 @@ impl<'a> Parser<'a> {
         if self.is_kw(&nt, &["import", "let", "kind"]) && n1.tok != Tok::Eq {
             let kw = self.text(&nt);
             self.err(
-                Diag::error("E0002", format!("`{kw}` is only allowed at the top level"))
-                    .at(self.sp(&nt), "not allowed inside a block")
-                    .help(format!("move the `{kw}` out of the block")),
+                Diag::error(
+                    codes::E0002,
+                    format!("`{kw}` is only allowed at the top level"),
+                )
+                .at(self.sp(&nt), "not allowed inside a block")
+                .help(format!("move the `{kw}` out of the block")),
             );
             return Err(Fail);
         }
@@ -885,7 +892,7 @@ impl<'a> Parser<'a> {
             let found = self.describe(&nt);
             self.err(
                 Diag::error(
-                    "E0002",
+                    codes::E0002,
                     format!("expected an attribute or a block, found {found}"),
                 )
                 .at(self.sp(&nt), "expected `name = value` or `name { ... }`")
@@ -915,7 +922,7 @@ impl<'a> Parser<'a> {
                 let found = self.describe(&n1);
                 self.err(
                     Diag::error(
-                        "E0002",
+                        codes::E0002,
                         format!("expected `=` or `{{` after `{}`, found {found}", name.name),
                     )
                     .at(
@@ -931,7 +938,7 @@ impl<'a> Parser<'a> {
             }
             self.err(
                 Diag::error(
-                    "E0006",
+                    codes::E0006,
                     format!("expected `=` after attribute name `{}`", name.name),
                 )
                 .at(self.sp(&n1), "expected `=` before this")
@@ -961,7 +968,7 @@ impl<'a> Parser<'a> {
         };
         if missing {
             let found = self.describe(&t);
-            let mut d = Diag::error("E0014", format!("expected an expression, found {found}"))
+            let mut d = Diag::error(codes::E0014, format!("expected an expression, found {found}"))
                 .help("a value is a string, an integer, `true`/`false`, a list `[...]`, a call `f(...)` or a name");
             match eq {
                 Some(eq) if t.line_start || t.tok == Tok::Eof => {
@@ -997,9 +1004,12 @@ impl<'a> Parser<'a> {
                 "import" | "let" | "kind" => {
                     let found = self.describe(&t);
                     self.err(
-                        Diag::error("E0014", format!("expected an expression, found {found}"))
-                            .at(self.sp(&t), "expected an expression")
-                            .help("keywords cannot be used as values"),
+                        Diag::error(
+                            codes::E0014,
+                            format!("expected an expression, found {found}"),
+                        )
+                        .at(self.sp(&t), "expected an expression")
+                        .help("keywords cannot be used as values"),
                     );
                     Err(Fail)
                 }
@@ -1016,7 +1026,7 @@ impl<'a> Parser<'a> {
             _ => {
                 let found = self.describe(&t);
                 self.err(
-                    Diag::error("E0014", format!("expected an expression, found {found}"))
+                    Diag::error(codes::E0014, format!("expected an expression, found {found}"))
                         .at(self.sp(&t), "expected an expression")
                         .help("a value is a string, an integer, `true`/`false`, a list `[...]`, a call `f(...)` or a name"),
                 );
@@ -1042,9 +1052,12 @@ impl<'a> Parser<'a> {
             } else {
                 let found = self.describe(&n);
                 self.err(
-                    Diag::error("E0002", format!("expected a name after `.`, found {found}"))
-                        .at(self.sp(&dot), "expected a name after this `.`")
-                        .help("a path looks like `office.active` (no spaces around `.`)"),
+                    Diag::error(
+                        codes::E0002,
+                        format!("expected a name after `.`, found {found}"),
+                    )
+                    .at(self.sp(&dot), "expected a name after this `.`")
+                    .help("a path looks like `office.active` (no spaces around `.`)"),
                 );
                 return Ok(None);
             }
@@ -1126,7 +1139,7 @@ impl<'a> Parser<'a> {
                     self.bump();
                     if need_item {
                         self.err(
-                            Diag::error("E0014", "expected an expression, found `,`")
+                            Diag::error(codes::E0014, "expected an expression, found `,`")
                                 .at(self.sp(&t), "expected an expression")
                                 .help("remove the extra `,`"),
                         );
@@ -1141,9 +1154,12 @@ impl<'a> Parser<'a> {
                     if commas && !need_item {
                         let found = self.describe(&t);
                         self.err(
-                            Diag::error("E0002", format!("expected `,` or `)`, found {found}"))
-                                .at(self.sp(&t), "expected `,` or `)`")
-                                .help("separate arguments with `,`"),
+                            Diag::error(
+                                codes::E0002,
+                                format!("expected `,` or `)`, found {found}"),
+                            )
+                            .at(self.sp(&t), "expected `,` or `)`")
+                            .help("separate arguments with `,`"),
                         );
                     }
                     match self.expr() {

@@ -657,7 +657,7 @@ impl LabConfig {
     /// Boot the declared hosts (the lab image has every package the builds use).
     pub fn up(&mut self, extra_packages: &[&str]) {
         let _ = infra::lab::down(&self.name);
-        let r = infra::resolve::resolve(&self.dir, &infra::resolve::FsLoader)
+        let r = infra::check(&self.dir, &infra::resolve::FsLoader)
             .unwrap_or_else(|_| panic!("{} resolves", self.dir.display()));
         let mut spec = infra::lab::LabSpec::from_model(&self.name, &r.model);
         spec.packages = extra_packages.iter().map(|s| s.to_string()).collect();

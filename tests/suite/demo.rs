@@ -6,8 +6,10 @@ use std::process::Command;
 
 #[test]
 fn demo_runs_the_failover_drill() {
-    if std::env::var("INFRA_LAB_TESTS").as_deref() != Ok("1") {
-        eprintln!("skipped demo_runs_the_failover_drill: needs root and network namespaces (set INFRA_LAB_TESTS=1)");
+    if !crate::lab_tests(
+        "demo_runs_the_failover_drill",
+        "root and network namespaces",
+    ) {
         return;
     }
     let infra = env!("CARGO_BIN_EXE_infra");

@@ -6,7 +6,7 @@
 //! Regenerate after reviewing the change: `INFRA_BLESS=1 cargo test --test suite golden`.
 
 use infra::render::{self, Build};
-use infra::stdlib::Templates;
+use infra::resolve::{FsLoader, Loader};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -26,9 +26,9 @@ pub fn example_names() -> Vec<String> {
     names
 }
 
-/// Compile one example the way `infra build` does: resolve, lint, graph, render
-/// with the example's own templates/ over the stdlib's. Panics with the rendered
-/// diagnostics (warnings included: examples must be clean).
+/// Compile one example the way `infra build` does ([`infra::compile`]: resolve, lint,
+/// graph, render with the example's own templates/ over the stdlib's). Panics with
+/// the rendered diagnostics (warnings included: examples must be clean).
 pub fn build_example(name: &str) -> Build {
     build_example_with(name, BTreeMap::new())
 }
@@ -37,36 +37,39 @@ pub fn build_example(name: &str) -> Build {
 /// (the validators break templates this way).
 pub fn build_example_with(name: &str, extra: BTreeMap<String, String>) -> Build {
     let dir = repo().join("examples").join(name);
-    let resolved = match infra::resolve::resolve(&dir, &infra::resolve::FsLoader) {
-        Ok(r) => r,
+    let c = match infra::compile(&dir, &ExtraTemplates(extra)) {
+        Ok(c) => c,
         Err(f) => panic!(
-            "examples/{name} does not resolve:\n{}",
+            "examples/{name} does not compile:\n{}{}",
+            infra::diag::render(&f.warnings, &f.sources, false, 100),
             infra::diag::render(&f.diags, &f.sources, false, 100)
         ),
     };
-    let model = &resolved.model;
-    let mut diags = infra::lint::lint(model);
-    let order = match infra::graph::graph(model) {
-        Ok(g) => g.order,
-        Err(d) => {
-            diags.extend(d);
-            Vec::new()
-        }
-    };
     assert!(
-        diags.is_empty(),
+        c.diags.is_empty(),
         "examples/{name} has diagnostics:\n{}",
-        infra::diag::render(&diags, &model.sources, false, 100)
+        infra::diag::render(&c.diags, &c.model.sources, false, 100)
     );
-    let mut overrides = infra::stdlib::load_overrides(&resolved.root_dir.join("templates"))
-        .unwrap_or_else(|d| panic!("examples/{name}/templates: {d:?}"));
-    overrides.extend(extra);
-    match render::render(model, &order, &Templates::with_overrides(overrides)) {
-        Ok(b) => b,
-        Err(d) => panic!(
-            "examples/{name} does not render:\n{}",
-            infra::diag::render(&d, &model.sources, false, 100)
-        ),
+    c.build
+}
+
+/// The filesystem, with templates laid over the ones in the repo's templates/.
+struct ExtraTemplates(BTreeMap<String, String>);
+
+impl Loader for ExtraTemplates {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        FsLoader.read(path)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        FsLoader.is_dir(path)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        FsLoader.list(dir)
+    }
+    fn read_tree(&self, dir: &Path) -> Result<Vec<(String, String)>, (PathBuf, std::io::Error)> {
+        let mut files: BTreeMap<String, String> = FsLoader.read_tree(dir)?.into_iter().collect();
+        files.extend(self.0.clone());
+        Ok(files.into_iter().collect())
     }
 }
 

@@ -298,11 +298,7 @@ fn cli_status_of_a_lab_that_is_not_up() {
 // ---------------------------------------------------------------- real hosts
 
 fn enabled() -> bool {
-    if std::env::var("INFRA_LAB_TESTS").as_deref() != Ok("1") {
-        eprintln!("skipped: lab tests boot containers as root; set INFRA_LAB_TESTS=1 to run them");
-        return false;
-    }
-    true
+    crate::lab_tests("lab_end_to_end", "root to boot containers")
 }
 
 /// Powers the lab down even when an assertion fails half-way.

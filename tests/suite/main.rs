@@ -3,6 +3,7 @@
 //! (CI sets it) and print why when skipped.
 
 mod apply_e2e;
+mod codes;
 mod demo;
 mod fmt;
 mod golden;
@@ -12,3 +13,14 @@ mod plan;
 mod ssh;
 mod ui;
 mod validators;
+
+/// True when the tests that need root (a real sshd, network namespaces, lab hosts)
+/// run: INFRA_LAB_TESTS=1, which CI sets. Otherwise says on stderr which test is
+/// skipped and what it needs.
+pub(crate) fn lab_tests(test: &str, needs: &str) -> bool {
+    if std::env::var("INFRA_LAB_TESTS").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("skipping {test}: needs {needs}; set INFRA_LAB_TESTS=1 to run it");
+    false
+}

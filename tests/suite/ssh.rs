@@ -10,11 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub(crate) fn enabled(test: &str) -> bool {
-    if std::env::var("INFRA_LAB_TESTS").as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!("skipping {test}: needs root and a real sshd; set INFRA_LAB_TESTS=1 to run it");
-    false
+    crate::lab_tests(test, "root and a real sshd")
 }
 
 fn keygen(path: &Path) {

@@ -65,11 +65,7 @@ fn have(test: &str, tools: &[&str]) -> bool {
 }
 
 fn lab(test: &str) -> bool {
-    if std::env::var("INFRA_LAB_TESTS").as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!("skipping {test}: needs root and network namespaces (set INFRA_LAB_TESTS=1)");
-    false
+    crate::lab_tests(test, "root and network namespaces")
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {

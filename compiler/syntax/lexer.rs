@@ -7,7 +7,7 @@
 //! Characters that cannot start any token are reported (one diagnostic per run)
 //! and skipped: the parser never sees them.
 
-use crate::diag::Diag;
+use crate::diag::{codes, Diag};
 use crate::source::{FileId, Span};
 use crate::syntax::ast::{Comment, Expr, Ident, StrLit, StrPart};
 use nom::branch::alt;
@@ -273,7 +273,7 @@ impl<'a> Lexer<'a> {
                 if n > 20 { "…" } else { "" }
             )
         };
-        let mut d = Diag::error("E0001", msg).at(self.span(start, end), "not valid here");
+        let mut d = Diag::error(codes::E0001, msg).at(self.span(start, end), "not valid here");
         if !text.is_ascii() && text.chars().any(|c| c.is_alphabetic()) {
             d = d.help("names may contain only ASCII letters, digits, `_` and `-`; other text goes in a string: \"...\"");
         } else if text.chars().any(|c| c.is_whitespace()) {
@@ -299,7 +299,7 @@ impl<'a> Lexer<'a> {
             self.pos = end;
             let text = &self.src[start..end];
             self.diags.push(
-                Diag::error("E0017", format!("invalid number `{text}`"))
+                Diag::error(codes::E0017, format!("invalid number `{text}`"))
                     .at(self.span(start, end), "not an integer")
                     .help(format!(
                         "durations, sizes and addresses are strings: write \"{text}\""
@@ -311,7 +311,7 @@ impl<'a> Lexer<'a> {
             Ok(v) => Some(v),
             Err(_) => {
                 self.diags.push(
-                    Diag::error("E0013", "integer out of range")
+                    Diag::error(codes::E0013, "integer out of range")
                         .at(self.span(start, self.pos), "does not fit in 64 bits")
                         .help(format!(
                             "integers must be between {} and {}",
@@ -364,7 +364,7 @@ impl<'a> Lexer<'a> {
                             let end = self.pos + 1 + e.len_utf8();
                             self.diags.push(
                                 Diag::error(
-                                    "E0007",
+                                    codes::E0007,
                                     format!("unknown escape `\\{}`", e.escape_debug()),
                                 )
                                 .at(self.span(self.pos, end), "unknown escape")
@@ -416,7 +416,7 @@ impl<'a> Lexer<'a> {
 
     fn unterminated(&mut self, start: usize) {
         self.diags.push(
-            Diag::error("E0008", "unterminated string")
+            Diag::error(codes::E0008, "unterminated string")
                 .at(self.span(start, self.pos), "this string is never closed")
                 .help("strings end on the line they start on: add a closing `\"`"),
         );
@@ -442,7 +442,7 @@ impl<'a> Lexer<'a> {
                 let lead = inner.len() - inner.trim_start_matches([' ', '\t']).len();
                 if trimmed.is_empty() {
                     self.diags.push(
-                        Diag::error("E0011", "empty interpolation")
+                        Diag::error(codes::E0011, "empty interpolation")
                             .at(self.span(open, end), "nothing to interpolate")
                             .help("put a name inside, like `${name}`, or write `\\${` for a literal `${`"),
                     );
@@ -470,7 +470,7 @@ impl<'a> Lexer<'a> {
                     _ => {
                         self.diags.push(
                             Diag::error(
-                                "E0012",
+                                codes::E0012,
                                 format!("invalid interpolation `${{{}}}`", shorten(inner, 30)),
                             )
                             .at(self.span(open, end), "expected a name")
@@ -492,7 +492,7 @@ impl<'a> Lexer<'a> {
                 };
                 self.pos = stop;
                 self.diags.push(
-                    Diag::error("E0010", "unterminated interpolation")
+                    Diag::error(codes::E0010, "unterminated interpolation")
                         .at(self.span(open, open + 2), "this `${` is never closed")
                         .help("close it with `}`, or write `\\${` for a literal `${`"),
                 );

@@ -1,10 +1,14 @@
 //! Diagnostics as values. Every stage returns `Vec<Diag>` (or `Result<T, Vec<Diag>>`);
 //! nothing prints. The CLI renders them with miette (graphical) or as JSON.
 //!
-//! Codes are stable and documented in docs/language.md ("Diagnostics"):
+//! Codes are stable; every one is listed in [`codes`] with a one-line summary and
+//! documented in docs/language.md ("Diagnostics"), docs/stdlib.md, docs/plan-apply.md
+//! or docs/lab.md:
 //! - E00xx syntax, E01xx names and references, E02xx types and values,
 //!   E03xx imports and files, E04xx graph, E05xx/W05xx distributed-systems lints,
 //!   E06xx rendering and templates, E07xx transport/plan/apply/lab.
+
+pub mod codes;
 
 use crate::source::{SourceMap, Span};
 use serde::Serialize;

@@ -1,0 +1,200 @@
+//! The plan as text for people: one block per host, a line per action, diffs, colours.
+
+use super::{Action, HostPlan, Plan};
+use std::fmt::Write as _;
+
+impl Plan {
+    /// Human text; ANSI colours when `color`.
+    pub fn render_text(&self, color: bool) -> String {
+        let mut out = String::new();
+        for h in &self.hosts {
+            render_host(&mut out, h, color);
+            out.push('\n');
+        }
+        let n = self.hosts.len();
+        let _ = writeln!(
+            out,
+            "total ({n} host{}): {}",
+            if n == 1 { "" } else { "s" },
+            self.summary.describe()
+        );
+        out
+    }
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn c(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn add(&self, s: &str) -> String {
+        self.c("32", s)
+    }
+    fn change(&self, s: &str) -> String {
+        self.c("33", s)
+    }
+    fn remove(&self, s: &str) -> String {
+        self.c("31", s)
+    }
+    fn other(&self, s: &str) -> String {
+        self.c("36", s)
+    }
+    fn bold(&self, s: &str) -> String {
+        self.c("1", s)
+    }
+}
+
+fn render_diff(out: &mut String, diff: &str, p: &Paint) {
+    for line in diff.lines() {
+        let painted = if line.starts_with("+++") || line.starts_with("---") {
+            p.bold(line)
+        } else if line.starts_with('+') {
+            p.add(line)
+        } else if line.starts_with('-') {
+            p.remove(line)
+        } else if line.starts_with("@@") {
+            p.other(line)
+        } else {
+            line.to_string()
+        };
+        let _ = writeln!(out, "      {painted}");
+    }
+}
+
+fn render_host(out: &mut String, h: &HostPlan, color: bool) {
+    let p = Paint(color);
+    let gen = match h.generation {
+        Some(g) => format!("generation {g}"),
+        None => "no generation yet".to_string(),
+    };
+    let _ = writeln!(out, "{} ({gen})", p.bold(&h.host));
+    for c in &h.conflicts {
+        let _ = writeln!(out, "  {} {c}", p.remove("! conflict:"));
+    }
+    for w in &h.warnings {
+        let _ = writeln!(out, "  {} {w}", p.change("! warning:"));
+    }
+    let drift = |d: &Option<String>| d.as_ref().map(|d| format!("  [{d}]")).unwrap_or_default();
+    for a in &h.actions {
+        match a {
+            Action::InstallPackages { packages } => {
+                let _ = writeln!(
+                    out,
+                    "  {} install packages: {}",
+                    p.add("+"),
+                    packages.join(", ")
+                );
+            }
+            Action::CreateUser { name, system } => {
+                let kind = if *system { "system user" } else { "user" };
+                let _ = writeln!(out, "  {} create {kind} {name}", p.add("+"));
+            }
+            Action::CreateDirectory {
+                path,
+                mode,
+                owner,
+                group,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "  {} create directory {path} ({mode} {owner}:{group})",
+                    p.add("+")
+                );
+            }
+            Action::FixDirectory { path, changes } => {
+                let _ = writeln!(
+                    out,
+                    "  {} fix directory {path}: {}",
+                    p.change("~"),
+                    changes.join(", ")
+                );
+            }
+            Action::CreateFile {
+                path,
+                mode,
+                owner,
+                group,
+                secret,
+                diff,
+                drift: d,
+            } => {
+                let s = if *secret { ", secret" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "  {} create file {path} ({mode} {owner}:{group}{s}){}",
+                    p.add("+"),
+                    drift(d)
+                );
+                if let Some(diff) = diff {
+                    render_diff(out, diff, &p);
+                }
+            }
+            Action::UpdateFile {
+                path,
+                changes,
+                diff,
+                note,
+                drift: d,
+                ..
+            } => {
+                let _ = writeln!(
+                    out,
+                    "  {} update file {path}: {}{}",
+                    p.change("~"),
+                    changes.join(", "),
+                    drift(d)
+                );
+                if let Some(note) = note {
+                    let _ = writeln!(out, "      {note}");
+                }
+                if let Some(diff) = diff {
+                    render_diff(out, diff, &p);
+                }
+            }
+            Action::DeleteFile { path, drift: d } => {
+                let _ = writeln!(out, "  {} delete file {path}{}", p.remove("-"), drift(d));
+            }
+            Action::DaemonReload => {
+                let _ = writeln!(out, "  {} systemctl daemon-reload", p.other("*"));
+            }
+            Action::EnableUnit { unit } => {
+                let _ = writeln!(out, "  {} enable {unit}", p.add("+"));
+            }
+            Action::StartUnit { unit } => {
+                let _ = writeln!(out, "  {} start {unit}", p.add("+"));
+            }
+            Action::RestartUnit { unit, because } => {
+                let _ = writeln!(
+                    out,
+                    "  {} restart {unit} (changed: {})",
+                    p.change("~"),
+                    because.join(", ")
+                );
+            }
+            Action::ReloadUnit { unit, because } => {
+                let _ = writeln!(
+                    out,
+                    "  {} reload {unit} (changed: {})",
+                    p.change("~"),
+                    because.join(", ")
+                );
+            }
+            Action::StopUnit { unit } => {
+                let _ = writeln!(out, "  {} stop {unit}", p.remove("-"));
+            }
+            Action::DisableUnit { unit } => {
+                let _ = writeln!(out, "  {} disable {unit}", p.remove("-"));
+            }
+            Action::RunStep { name, guarded, .. } => {
+                let g = if *guarded { " (guarded)" } else { "" };
+                let _ = writeln!(out, "  {} run step {name}{g}", p.other(">"));
+            }
+        }
+    }
+    let _ = writeln!(out, "{}", h.summary_line());
+}

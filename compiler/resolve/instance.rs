@@ -1,0 +1,281 @@
+//! Instances of kinds: parameters checked against the kind's declaration (defaults
+//! applied), `needs`, placement, and the expansion of the kind body into resources.
+
+use super::eval::Env;
+use super::model::*;
+use super::{example_for, resource_attrs, Resolver};
+use crate::diag::{codes, Diag};
+use crate::source::Span;
+use crate::syntax::ast;
+
+impl<'a> Resolver<'a> {
+    /// Pass 3 for instances: first a shell each, so `needs` and refs can point
+    /// anywhere, then each resolved and expanded.
+    pub(super) fn resolve_instances(&mut self, blocks: &[(&'a ast::Block, &'a ast::Ident)]) {
+        for (b, name) in blocks {
+            let kind = &self.kinds[b.keyword.name.as_str()];
+            let _ = kind;
+            self.instances.push(Instance {
+                kind: Spanned::new(b.keyword.name.clone(), b.keyword.span),
+                name: Spanned::new(name.name.clone(), name.span),
+                span: b.span,
+                placement: Spanned::new(Placement::All, name.span),
+                params: Vec::new(),
+                resources: Vec::new(),
+                needs: Vec::new(),
+            });
+        }
+        for (id, (b, _)) in blocks.iter().enumerate() {
+            self.instance(id, b);
+        }
+    }
+
+    pub(super) fn instance(&mut self, id: InstanceId, b: &ast::Block) {
+        let kind_name = b.keyword.name.clone();
+        let Some(kind) = self.kinds.get(kind_name.as_str()) else {
+            return;
+        };
+        let def = kind.def;
+        let placement_idx = kind.placement;
+        let decls: Vec<(String, Type, Option<&'a ast::Expr>, Span)> = kind
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.ty.clone(), p.default, p.span))
+            .collect();
+        let mut allowed: Vec<&str> = decls.iter().map(|d| d.0.as_str()).collect();
+        allowed.push("needs");
+        let what = kind_name.clone();
+        let attrs = self.attrs(&b.body, &allowed, &[], &what);
+        let env = Env::top();
+        let mut params = Vec::new();
+        let mut ok = true;
+        for (pname, ty, default, pspan) in &decls {
+            let given = attrs
+                .attrs
+                .iter()
+                .find(|(n, _)| n == pname)
+                .map(|(_, a)| *a);
+            let (value, span) = match (given, default) {
+                (Some(a), _) => (self.typed(&a.value, ty, &env), a.value.span()),
+                (None, Some(d)) => {
+                    // Defaults see the instance's `name` and the parameters before them.
+                    let inst_name = self.instances[id].name.value.clone();
+                    let denv = Env::kind(&inst_name, &params);
+                    (self.typed(d, ty, &denv), d.span())
+                }
+                (None, None) => {
+                    if !attrs.names.contains(pname.as_str()) {
+                        let inst_name = self.instances[id].name.clone();
+                        self.diags.push(
+                            Diag::error(
+                                codes::E0106,
+                                format!(
+                                    "missing required attribute `{pname}` in `{kind_name} {}`",
+                                    inst_name.value
+                                ),
+                            )
+                            .at(inst_name.span, format!("`{pname}` is required"))
+                            .with(*pspan, format!("`{pname}: {ty}` declared here"))
+                            .help(format!("add `{pname} = {}`", example_for(ty))),
+                        );
+                    }
+                    (None, inst_span(b))
+                }
+            };
+            match value {
+                Some(v) => params.push(Param {
+                    name: pname.clone(),
+                    ty: ty.clone(),
+                    value: v,
+                    span,
+                }),
+                None => ok = false,
+            }
+        }
+        // needs
+        let mut needs = Vec::new();
+        if let Some((_, a)) = attrs.attrs.iter().find(|(n, _)| *n == "needs") {
+            let elems: Vec<&ast::Expr> = match &a.value {
+                ast::Expr::List(items, _) => items.iter().collect(),
+                other => vec![other],
+            };
+            for e in elems {
+                if let Some(Value::Instance(t)) = self.typed(e, &Type::Ref, &env) {
+                    if t == id {
+                        self.diags.push(
+                            Diag::error(
+                                codes::E0401,
+                                format!("`{}` needs itself", self.instances[id].qualified()),
+                            )
+                            .at(e.span(), "a dependency on itself")
+                            .help("remove it from `needs`"),
+                        );
+                    } else {
+                        needs.push(Spanned::new(t, e.span()));
+                    }
+                }
+            }
+        }
+        self.instances[id].needs = needs;
+        if !ok {
+            self.instances[id].params = params;
+            return;
+        }
+        if let Some(pi) = placement_idx {
+            let p = &params[pi];
+            let placement = match &p.value {
+                Value::Host(h) => Placement::Host(*h),
+                Value::Group(g) => Placement::Group(*g),
+                Value::Placement(pl) => *pl,
+                _ => Placement::All,
+            };
+            self.instances[id].placement = Spanned::new(placement, p.span);
+        }
+        let name = self.instances[id].name.value.clone();
+        let resources = self.expand(def, &name, &params, id);
+        self.instances[id].params = params;
+        self.instances[id].resources = resources;
+    }
+
+    fn expand(
+        &mut self,
+        def: &ast::KindDef,
+        name: &str,
+        params: &[Param],
+        id: InstanceId,
+    ) -> Vec<Resource> {
+        let env = Env::kind(name, params);
+        let inst_span = self.instances[id].name.span;
+        let qualified = self.instances[id].qualified();
+        let mut out = Vec::new();
+        let before = self.diags.len();
+        for e in &def.body.entries {
+            let ast::Entry::Block(b) = e else { continue };
+            let kw = b.keyword.name.as_str();
+            if resource_attrs(kw).is_none() {
+                continue;
+            }
+            let Some(ast::BlockLabel::Str(label)) = &b.label else {
+                continue;
+            };
+            let Some(labels) = self.interpolate_label(label, &env) else {
+                continue;
+            };
+            for label in labels {
+                let get = |r: &mut Self, key: &str, ty: &Type| -> Option<(Value, Span)> {
+                    let a = b.body.entries.iter().find_map(|e| match e {
+                        ast::Entry::Attr(a) if a.name.name == key => Some(a),
+                        _ => None,
+                    })?;
+                    r.typed(&a.value, ty, &env).map(|v| (v, a.value.span()))
+                };
+                let str_of = |v: Option<(Value, Span)>| match v {
+                    Some((Value::Str(s), _)) => Some(s),
+                    _ => None,
+                };
+                let bool_of = |v: Option<(Value, Span)>, d: bool| match v {
+                    Some((Value::Bool(x), _)) => x,
+                    _ => d,
+                };
+                let only = match get(self, "only", &Type::String) {
+                    None => Role::Any,
+                    Some((Value::Str(s), span)) => match s.as_str() {
+                        "primary" => Role::Primary,
+                        "standby" => Role::Standby,
+                        "any" => Role::Any,
+                        other => {
+                            self.diags.push(
+                                Diag::error(codes::E0211, format!("invalid role `{other}`"))
+                                    .at(span, "expected \"primary\", \"standby\" or \"any\"")
+                                    .help("`only` selects members of the placement group by role"),
+                            );
+                            Role::Any
+                        }
+                    },
+                    Some(_) => Role::Any,
+                };
+                let mode = |r: &mut Self, default: u32| -> u32 {
+                    match get(r, "mode", &Type::String) {
+                        Some((Value::Str(s), span)) => match u32::from_str_radix(&s, 8) {
+                            Ok(m) if m <= 0o7777 && !s.is_empty() => m,
+                            _ => {
+                                r.diags.push(
+                                Diag::error(codes::E0212, format!("invalid file mode `{s}`"))
+                                    .at(span, "not an octal mode")
+                                    .help("write the mode in octal as a string, e.g. \"0644\" or \"0755\""),
+                            );
+                                default
+                            }
+                        },
+                        _ => default,
+                    }
+                };
+                let source = |r: &mut Self| -> Source {
+                    if let Some(t) = str_of(get(r, "template", &Type::String)) {
+                        Source::Template(t)
+                    } else {
+                        Source::Inline(str_of(get(r, "content", &Type::String)).unwrap_or_default())
+                    }
+                };
+                let owner = |r: &mut Self, key: &str| {
+                    str_of(get(r, key, &Type::String)).unwrap_or_else(|| "root".into())
+                };
+                let kind = match kw {
+                    "package" => ResourceKind::Package { name: label },
+                    "user" => ResourceKind::User {
+                        name: label,
+                        home: str_of(get(self, "home", &Type::String)),
+                        system: bool_of(get(self, "system", &Type::Bool), true),
+                    },
+                    "directory" => ResourceKind::Directory {
+                        path: label,
+                        mode: mode(self, 0o755),
+                        owner: owner(self, "owner"),
+                        group: owner(self, "group"),
+                    },
+                    "file" => ResourceKind::File {
+                        path: label,
+                        mode: mode(self, 0o644),
+                        owner: owner(self, "owner"),
+                        group: owner(self, "group"),
+                        source: source(self),
+                    },
+                    "unit" => ResourceKind::Unit {
+                        name: label,
+                        source: source(self),
+                        enable: bool_of(get(self, "enable", &Type::Bool), false),
+                        start: bool_of(get(self, "start", &Type::Bool), false),
+                    },
+                    "dropin" => ResourceKind::Dropin {
+                        unit: label,
+                        source: source(self),
+                    },
+                    _ => ResourceKind::Step {
+                        name: label,
+                        run: str_of(get(self, "run", &Type::String)).unwrap_or_default(),
+                        unless: str_of(get(self, "unless", &Type::String)),
+                    },
+                };
+                out.push(Resource {
+                    span: b.span,
+                    only,
+                    kind,
+                });
+            }
+        }
+        // Errors inside a kind body: say which instance was being expanded.
+        for d in &mut self.diags[before..] {
+            if d.secondary.iter().all(|l| l.span != inst_span) {
+                d.secondary.push(crate::diag::Label {
+                    span: inst_span,
+                    text: format!("while expanding `{qualified}`"),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn inst_span(b: &ast::Block) -> Span {
+    b.keyword.span
+}
