@@ -512,7 +512,8 @@ fn postgres_replication_pieces() {
     assert!(!conf.contains("INFRA_SECRET"));
     let boot = &beta["/etc/infra/postgres/main/bootstrap.sh"].content;
     assert!(boot.contains("-S infra_beta -X stream -c fast"));
-    assert!(boot.contains("host=192.0.2.10 port=5432 user=repl passfile="));
+    assert!(boot.contains("vip=192.0.2.10\n"));
+    assert!(boot.contains("host=$vip port=5432 user=repl passfile="));
     let promote = &beta["/etc/infra/postgres/main/promote.sh"].content;
     assert!(promote.contains("pg_promote(true, 60)") && promote.contains("pg_is_in_recovery()"));
     let unit = &beta["/etc/systemd/system/infra-postgres-main-promote.service"].content;
