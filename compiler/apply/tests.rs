@@ -40,6 +40,7 @@ pub(crate) fn sample_build() -> HostBuild {
             name: "app".into(),
             home: Some("/srv/app".into()),
             system: true,
+            ..UserOut::default()
         }],
         directories: vec![DirOut {
             path: "/srv/app".into(),

@@ -42,6 +42,11 @@ pub enum Action {
         name: String,
         system: bool,
     },
+    /// An existing user lacks supplementary groups the build gives it.
+    AddUserGroups {
+        name: String,
+        groups: Vec<String>,
+    },
     CreateDirectory {
         path: String,
         mode: String,
@@ -137,7 +142,7 @@ impl Summary {
         for a in actions {
             match a {
                 Action::InstallPackages { packages } => s.packages += packages.len(),
-                Action::CreateUser { .. } => s.users += 1,
+                Action::CreateUser { .. } | Action::AddUserGroups { .. } => s.users += 1,
                 Action::CreateDirectory { .. } | Action::FixDirectory { .. } => s.directories += 1,
                 Action::CreateFile { .. } => s.create += 1,
                 Action::UpdateFile { .. } => s.update += 1,

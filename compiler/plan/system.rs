@@ -30,6 +30,20 @@ pub(super) fn users(inp: &Inputs, out: &mut Planned) {
                 name: u.name.clone(),
                 system: u.system,
             });
+            continue;
+        }
+        let has = observed.user_groups.get(&u.name);
+        let missing: Vec<String> = u
+            .groups
+            .iter()
+            .filter(|g| !has.is_some_and(|h| h.contains(*g)))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            actions.push(Action::AddUserGroups {
+                name: u.name.clone(),
+                groups: missing,
+            });
         }
     }
 }

@@ -94,6 +94,14 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
                 let kind = if *system { "system user" } else { "user" };
                 let _ = writeln!(out, "  {} create {kind} {name}", p.add("+"));
             }
+            Action::AddUserGroups { name, groups } => {
+                let _ = writeln!(
+                    out,
+                    "  {} add user {name} to groups {}",
+                    p.change("~"),
+                    groups.join(", ")
+                );
+            }
             Action::CreateDirectory {
                 path,
                 mode,

@@ -91,6 +91,9 @@ pub struct Observed {
     pub packages: BTreeMap<String, String>,
     /// Users (among those the build declares) that exist.
     pub users: BTreeSet<String>,
+    /// Their groups (primary and supplementary).
+    #[serde(default)]
+    pub user_groups: BTreeMap<String, BTreeSet<String>>,
     /// Current generation number, if any.
     pub generation: Option<u64>,
     pub manifest: Option<Manifest>,

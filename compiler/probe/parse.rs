@@ -201,11 +201,14 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                 obs.guards.insert(text(name), st);
             }
             Tag::Users => {
-                obs.users = text(&decode(body)?)
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_string)
-                    .collect();
+                for line in text(&decode(body)?).lines().filter(|l| !l.is_empty()) {
+                    let (name, groups) = line.split_once('\t').unwrap_or((line, ""));
+                    obs.users.insert(name.to_string());
+                    obs.user_groups.insert(
+                        name.to_string(),
+                        groups.split_whitespace().map(str::to_string).collect(),
+                    );
+                }
             }
             Tag::End if body == b"0" => ended = true,
             Tag::End => return Err(bad(format!("bad end record {:?}", text(body)))),

@@ -110,7 +110,7 @@ impl Tag {
             Tag::UnitList => "base64 of the units asked about",
             Tag::UnitShow => "base64 of `systemctl show` for them",
             Tag::Packages => "base64 of `dpkg-query -W` for the build's packages",
-            Tag::Users => "base64 of the build's users that exist",
+            Tag::Users => "base64 of the build's users that exist, each with its groups",
             Tag::Guard => "<status> <step>: exit status of a step's `unless` guard",
             Tag::End => "0: the end (a missing end record means the answer was cut)",
         }

@@ -57,7 +57,10 @@ pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
         let _ = writeln!(
             s,
             "{}",
-            Tag::Users.base64_of(&format!("getent passwd {} | cut -d: -f1", names.join(" ")))
+            Tag::Users.base64_of(&format!(
+                "for u in {}; do if getent passwd \"$u\" >/dev/null; then printf '%s\\t%s\\n' \"$u\" \"$(id -nG -- \"$u\")\"; fi; done",
+                names.join(" ")
+            ))
         );
     }
     if !guards.is_empty() {

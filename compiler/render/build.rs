@@ -28,11 +28,17 @@ pub struct HostBuild {
     pub roles: Vec<RoleOut>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserOut {
     pub name: String,
     pub home: Option<String>,
     pub system: bool,
+    /// Login shell; None: the default (/usr/sbin/nologin for system users).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// Supplementary groups, sorted (declarations of one user merge theirs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

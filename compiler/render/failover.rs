@@ -90,6 +90,7 @@ pub(super) fn render_groups(
         let who = Writer {
             origin: origin.clone(),
             span: g.span,
+            place: g.name.span,
             instance: None,
         };
         let at = Use {
@@ -151,6 +152,7 @@ pub(super) fn render_groups(
     let who = Writer {
         origin: origin.clone(),
         span: first.span,
+        place: first.name.span,
         instance: None,
     };
     let at = Use {
@@ -176,6 +178,7 @@ pub(super) fn finish_groups(model: &Model, gids: &[GroupId], hb: &mut HostState)
         let who = Writer {
             origin: "failover".into(),
             span: model.groups[g].span,
+            place: model.groups[g].name.span,
             instance: None,
         };
         hb.distro_unit("keepalived.service", vec![CONF.to_string()], who);

@@ -117,8 +117,26 @@ fn matches_role(only: Role, role: Role) -> bool {
 #[derive(Clone)]
 struct Writer {
     origin: String,
+    /// The resource's declaration (in a kind body: often the stdlib's).
     span: Span,
+    /// Where the user declared what made it: the instance's (or group's) name
+    /// in the user's file. Conflicts point here first.
+    place: Span,
     instance: Option<InstanceId>,
+}
+
+/// E0605: `first` and `who` declare one thing differently. Labels the user's
+/// declarations first (what they can change), then the kinds' resources.
+fn conflict_diag(message: String, first: &Writer, who: &Writer, help: String) -> Diag {
+    let mut d = Diag::error(codes::E0605, message)
+        .at(who.place, format!("{} declares it", who.origin))
+        .with(first.place, format!("{} declares it too", first.origin));
+    for w in [who, first] {
+        if w.span != w.place {
+            d = d.with(w.span, format!("the resource of {}", w.origin));
+        }
+    }
+    d.help(help)
 }
 
 /// One unit under construction.
@@ -131,6 +149,7 @@ struct UnitAcc {
     extra_reload: Vec<String>,
     origin: String,
     span: Span,
+    place: Span,
 }
 
 struct HostState {
@@ -203,18 +222,16 @@ impl HostState {
                 } else {
                     "different mode or owner"
                 };
-                diags.push(
-                    Diag::error(
-                        codes::E0605,
-                        format!(
-                            "{} and {} both write {path} on {} with {what}",
-                            first.origin, who.origin, self.out.host
-                        ),
-                    )
-                    .at(who.span, format!("{} writes {path} here", who.origin))
-                    .with(first.span, format!("{} already writes it here", first.origin))
-                    .help("give the resources different paths (most stdlib paths contain the instance name)"),
-                );
+                diags.push(conflict_diag(
+                    format!(
+                        "{} and {} both write {path} on {} with {what}",
+                        first.origin, who.origin, self.out.host
+                    ),
+                    first,
+                    &who,
+                    "give the resources different paths (most stdlib paths contain the instance name)"
+                        .into(),
+                ));
             }
             return;
         }
@@ -243,6 +260,7 @@ impl HostState {
                         extra_reload: Vec::new(),
                         origin: who.origin.clone(),
                         span: who.span,
+                        place: who.place,
                     },
                 ));
                 self.units.len() - 1
@@ -269,18 +287,21 @@ impl HostState {
         let path = unit_path(name);
         if let Some((_, acc)) = self.units.iter().find(|(n, _)| n == name) {
             if acc.own.is_some() && (acc.enable != enable || acc.start != start) {
-                diags.push(
-                    Diag::error(
-                        codes::E0605,
-                        format!(
-                            "{} and {} both declare unit {name} on {}",
-                            acc.origin, who.origin, self.out.host
-                        ),
-                    )
-                    .at(who.span, "declared again here")
-                    .with(acc.span, "first declared here")
-                    .help("unit names must be unique per host"),
-                );
+                let first = Writer {
+                    origin: acc.origin.clone(),
+                    span: acc.span,
+                    place: acc.place,
+                    instance: None,
+                };
+                diags.push(conflict_diag(
+                    format!(
+                        "{} and {} both declare unit {name} on {}",
+                        acc.origin, who.origin, self.out.host
+                    ),
+                    &first,
+                    &who,
+                    "unit names must be unique per host".into(),
+                ));
                 return;
             }
         }
@@ -458,6 +479,7 @@ fn render_instance(
         let who = Writer {
             origin: origin.clone(),
             span: r.span,
+            place: inst.name.span,
             instance: Some(i),
         };
         let at = Use {
@@ -479,17 +501,42 @@ fn render_instance(
         };
         match &r.kind {
             ResourceKind::Package { name } => hb.package(name),
-            ResourceKind::User { name, home, system } => {
-                let u = UserOut {
+            ResourceKind::User {
+                name,
+                home,
+                system,
+                shell,
+                groups,
+            } => {
+                let mut u = UserOut {
                     name: name.clone(),
                     home: home.clone(),
                     system: *system,
+                    shell: shell.clone(),
+                    groups: groups.clone(),
                 };
-                match hb.users.get(name) {
-                    Some((prev, first)) if *prev != u => {
-                        diags.push(conflict(&format!("user {name}"), &hb.out.host, first, &who))
+                u.groups.sort();
+                u.groups.dedup();
+                // One user declared by several resources: the same account, the
+                // union of the supplementary groups they need.
+                let same = |a: &UserOut, b: &UserOut| {
+                    a.home == b.home && a.system == b.system && a.shell == b.shell
+                };
+                match hb.users.get_mut(name) {
+                    Some((prev, first)) if !same(prev, &u) => {
+                        let first = first.clone();
+                        diags.push(conflict(
+                            &format!("user {name}"),
+                            &hb.out.host,
+                            &first,
+                            &who,
+                        ))
                     }
-                    Some(_) => {}
+                    Some((prev, _)) => {
+                        prev.groups.extend(u.groups);
+                        prev.groups.sort();
+                        prev.groups.dedup();
+                    }
                     None => {
                         hb.users.insert(name.clone(), (u, who));
                     }
@@ -507,14 +554,30 @@ fn render_instance(
                     owner: owner.clone(),
                     group: group.clone(),
                 };
-                match hb.dirs.get(path) {
-                    Some((prev, first)) if *prev != d => diags.push(conflict(
-                        &format!("directory {path}"),
-                        &hb.out.host,
-                        first,
-                        &who,
-                    )),
-                    Some(_) => {}
+                // One directory, several declarations (a share's tree that an
+                // application also writes): one owner and group, the union of
+                // the permission bits they ask for.
+                match hb.dirs.get_mut(path) {
+                    Some((prev, first)) if prev.owner != d.owner || prev.group != d.group => {
+                        diags.push(conflict_diag(
+                            format!(
+                                "{} and {} declare directory {path} on {} with different owners",
+                                first.origin, who.origin, hb.out.host
+                            ),
+                            first,
+                            &who,
+                            format!(
+                                "{} wants it {}:{} {}, {} wants it {}:{} {}: give both the same owner and group (their modes merge), e.g. `owner = \"{}\"` and `group = \"{}\"` on `{}`",
+                                first.origin, prev.owner, prev.group, prev.mode,
+                                who.origin, d.owner, d.group, d.mode,
+                                d.owner, d.group, first.origin
+                            ),
+                        ))
+                    }
+                    Some((prev, _)) => {
+                        let a = u32::from_str_radix(&prev.mode, 8).unwrap_or(0);
+                        prev.mode = format!("{:04o}", a | *mode);
+                    }
                     None => {
                         hb.dirs.insert(path.clone(), (d, who));
                     }
@@ -595,16 +658,15 @@ fn render_instance(
 }
 
 fn conflict(what: &str, host: &str, first: &Writer, who: &Writer) -> Diag {
-    Diag::error(
-        codes::E0605,
+    conflict_diag(
         format!(
             "{} and {} declare {what} on {host} differently",
             first.origin, who.origin
         ),
+        first,
+        who,
+        "declare it once, or make both declarations identical".into(),
     )
-    .at(who.span, format!("{} declares it here", who.origin))
-    .with(first.span, format!("{} declares it here", first.origin))
-    .help("declare it once, or make both declarations identical")
 }
 
 #[cfg(test)]

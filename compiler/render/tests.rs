@@ -323,7 +323,39 @@ php_app two { on = solo  root = "/srv/two"  server_name = "two.example" }
         "{}",
         e.message
     );
-    assert!(primary_text(&m, e).starts_with("file \"/etc/infra/service/hello/run.sh\""));
+    // The label the user can act on is in their own file: the instance.
+    assert_eq!(primary_text(&m, e), "c");
+    assert!(e
+        .secondary
+        .iter()
+        .any(|l| l.text == "the resource of clash.c"));
+
+    // One directory, two declarations with one owner and group: modes merge.
+    let m = model(&format!(
+        "{SOLO}\nkind a(on: host) {{ directory \"/srv/d\" {{ mode = \"0755\" owner = \"www-data\" group = \"www-data\" }} }}\nkind b(on: host) {{ directory \"/srv/d\" {{ mode = \"2770\" owner = \"www-data\" group = \"www-data\" }} }}\na x {{ on = solo }}\nb y {{ on = solo }}\n"
+    ));
+    let b = build(&m);
+    let d = b.hosts["solo"]
+        .directories
+        .iter()
+        .find(|d| d.path == "/srv/d")
+        .expect("dir");
+    assert_eq!((d.mode.as_str(), d.owner.as_str()), ("2775", "www-data"));
+    // Different owners: E0605 at the user's instance, with what to write.
+    let m = model(&format!(
+        "{SOLO}\nkind a(on: host) {{ directory \"/srv/d\" {{ owner = \"root\" }} }}\nkind b(on: host) {{ directory \"/srv/d\" {{ owner = \"www-data\" group = \"www-data\" }} }}\na x {{ on = solo }}\nb y {{ on = solo }}\n"
+    ));
+    let d = errors(&m, &Templates::embedded());
+    let e = d.iter().find(|d| d.code == "E0605").expect("E0605");
+    assert_eq!(primary_text(&m, e), "y");
+    assert!(
+        e.help
+            .as_deref()
+            .unwrap_or("")
+            .contains("give both the same owner and group"),
+        "{:?}",
+        e.help
+    );
 }
 
 #[test]

@@ -226,6 +226,17 @@ impl<'a> Resolver<'a> {
                         name: label,
                         home: str_of(get(self, "home", &Type::String)),
                         system: bool_of(get(self, "system", &Type::Bool), true),
+                        shell: str_of(get(self, "shell", &Type::String)),
+                        groups: match get(self, "groups", &Type::List(Box::new(Type::String))) {
+                            Some((Value::List(items), _)) => items
+                                .into_iter()
+                                .filter_map(|v| match v {
+                                    Value::Str(s) => Some(s),
+                                    _ => None,
+                                })
+                                .collect(),
+                            _ => Vec::new(),
+                        },
                     },
                     "directory" => ResourceKind::Directory {
                         path: label,

@@ -221,7 +221,7 @@ impl<'a> Resolver<'a> {
 pub(crate) fn resource_attrs(kw: &str) -> Option<&'static [&'static str]> {
     Some(match kw {
         "package" => &["only"],
-        "user" => &["home", "system", "only"],
+        "user" => &["home", "system", "shell", "groups", "only"],
         "directory" => &["mode", "owner", "group", "only"],
         "file" => &["template", "content", "mode", "owner", "group", "only"],
         "unit" => &["template", "content", "enable", "start", "only"],

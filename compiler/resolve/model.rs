@@ -265,11 +265,15 @@ pub enum Source {
 pub enum ResourceKind {
     /// `package "postgresql-15" {}`
     Package { name: String },
-    /// `user "app" { home = "/srv/app" system = true }`
+    /// `user "app" { home = "/srv/app" system = true shell = "/bin/sh" groups = ["www-data"] }`
     User {
         name: String,
         home: Option<String>,
         system: bool,
+        /// Login shell (default: /usr/sbin/nologin for system users).
+        shell: Option<String>,
+        /// Supplementary groups (they must exist).
+        groups: Vec<String>,
     },
     /// `directory "/srv/app" { mode = "0755" owner = "app" group = "app" }`
     Directory {

@@ -1148,7 +1148,10 @@ fn lab_accounting_two_hosts() {
     // The standby streams from the primary.
     // (pg_basebackup itself shows as a streaming `beta` while it copies: wait for
     // the standby to run first)
-    let standby = "runuser -u postgres -- psql -XAtc 'select pg_is_in_recovery()' | grep -qx t";
+    // (and for systemd to see the new cluster started: the bootstrap restarts it)
+    let standby = "test \"$(systemctl show -p SubState --value infra-postgres-main-bootstrap.service)\" = exited && \
+         systemctl is-active --quiet postgresql@15-main.service && \
+         runuser -u postgres -- psql -XAtc 'select pg_is_in_recovery()' | grep -qx t";
     assert!(
         c.wait("beta", standby, 120),
         "beta became a standby: {}",
@@ -1176,8 +1179,26 @@ fn lab_accounting_two_hosts() {
         "the row reached the standby"
     );
 
-    // A file written into the share on the active member appears on the other.
-    c.sh("alpha", "echo invoice > /srv/accounting/uploads/inv-1.txt");
+    // An upload: PHP (www-data), reached through the VIP, writes into the share
+    // on the active member; it appears on the other, and PHP could write it there
+    // too (the tree's group and group write are kept; the receiver is the
+    // unprivileged infra-share, not root).
+    c.sh(
+        "alpha",
+        "mkdir -p /srv/accounting/public && printf '%s\n' \
+         '<?php file_put_contents(\"/srv/accounting/uploads/inv-1.txt\", \"invoice\\n\"); echo \"stored\";' \
+         > /srv/accounting/public/upload.php",
+    );
+    let (code, out) = c.sh("beta", "curl -fsS http://192.0.2.10/upload.php");
+    assert_eq!(
+        (code, out.trim()),
+        (0, "stored"),
+        "PHP writes an upload through the VIP"
+    );
+    assert_eq!(
+        c.out("alpha", "stat -c '%U %G' /srv/accounting/uploads/inv-1.txt"),
+        "www-data www-data"
+    );
     assert!(
         c.wait(
             "beta",
@@ -1189,6 +1210,28 @@ fn lab_accounting_two_hosts() {
             "alpha",
             "journalctl -q --no-pager -o cat -u infra-share-uploads.service | tail -20"
         )
+    );
+
+    assert_eq!(
+        c.out(
+            "beta",
+            "stat -c '%G %A' /srv/accounting/uploads /srv/accounting/uploads/inv-1.txt"
+        ),
+        "www-data drwxrwsr-x\nwww-data -rw-rw-r--",
+        "the pushed tree stays the application's group, group-writable"
+    );
+    let (code, out) = c.sh(
+        "beta",
+        "runuser -u www-data -- sh -c 'echo more >> /srv/accounting/uploads/inv-1.txt'",
+    );
+    assert_eq!(
+        code, 0,
+        "www-data can write the pushed upload on beta: {out}"
+    );
+    assert!(
+        c.out("beta", "journalctl -q --no-pager -o cat -u ssh.service")
+            .contains("Accepted publickey for infra-share"),
+        "pushed as infra-share"
     );
 
     // The active-only job's timer runs on exactly one member.

@@ -12,6 +12,7 @@ fn brief(a: &Action) -> String {
     match a {
         Action::InstallPackages { packages } => format!("install {}", packages.join(",")),
         Action::CreateUser { name, .. } => format!("user {name}"),
+        Action::AddUserGroups { name, groups } => format!("groups {name} {}", groups.join(",")),
         Action::CreateDirectory { path, mode, .. } => format!("mkdir {path} {mode}"),
         Action::FixDirectory { path, changes } => format!("fixdir {path} {}", changes.join(",")),
         Action::CreateFile { path, drift, .. } => {
@@ -449,6 +450,51 @@ fn secret_files_compare_by_hash_and_never_show_content() {
     );
     assert!(!text.contains("pw="), "{text}");
     assert!(!Plan::new(vec![p]).to_json().contains("pw="));
+}
+
+#[test]
+fn users_get_the_supplementary_groups_the_build_gives_them() {
+    use infra::render::UserOut;
+    let build = HostBuild {
+        host: "alpha".into(),
+        users: vec![
+            UserOut {
+                name: "infra-share".into(),
+                groups: vec!["infra-share".into(), "www-data".into()],
+                ..UserOut::default()
+            },
+            UserOut {
+                name: "new".into(),
+                groups: vec!["www-data".into()],
+                ..UserOut::default()
+            },
+        ],
+        ..HostBuild::default()
+    };
+    let mut observed = Observed {
+        host: "alpha".into(),
+        ..Observed::default()
+    };
+    observed.users.insert("infra-share".into());
+    observed
+        .user_groups
+        .insert("infra-share".into(), ["infra-share".to_string()].into());
+    let p = plan::plan(&build, &observed);
+    // A new user is created with its groups (the switch passes them to useradd);
+    // an existing one gets only what it lacks.
+    assert_eq!(
+        briefs(&p),
+        vec!["groups infra-share www-data".to_string(), "user new".into()]
+    );
+    observed.user_groups.insert(
+        "infra-share".into(),
+        ["infra-share".to_string(), "www-data".into()].into(),
+    );
+    observed.users.insert("new".into());
+    observed
+        .user_groups
+        .insert("new".into(), ["new".to_string(), "www-data".into()].into());
+    assert!(briefs(&plan::plan(&build, &observed)).is_empty());
 }
 
 #[test]

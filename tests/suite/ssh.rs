@@ -455,11 +455,13 @@ impl Scenario {
                     name: "root".into(),
                     home: None,
                     system: true,
+                    ..UserOut::default()
                 },
                 UserOut {
                     name: "no-such-user-infra".into(),
                     home: None,
                     system: true,
+                    ..UserOut::default()
                 },
             ],
             directories: vec![DirOut {

@@ -178,7 +178,7 @@ fn a_broken_script_fails_sh_n_and_shellcheck() {
     );
     // and a script that parses but is wrong: shellcheck alone catches it
     let build = broken("accounting", "share/push.sh.hbs", |t| {
-        t.replace("rsync -aHAX", "rsync $extra -aHAX")
+        t.replace("rsync -rlptH", "rsync $extra -rlptH")
     });
     let problems = check_scripts(&build.hosts["alpha"]);
     assert!(

@@ -211,23 +211,54 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
                 );
             }
             Action::CreateUser { name, system } => {
-                let home = users.get(name.as_str()).and_then(|u| u.home.clone());
+                let u = users.get(name.as_str());
+                let home = u.and_then(|u| u.home.clone());
+                let shell = u.and_then(|u| u.shell.clone());
                 let mut cmd = String::from("useradd");
                 if *system {
-                    cmd.push_str(" --system --user-group --shell /usr/sbin/nologin");
+                    let _ = write!(
+                        cmd,
+                        " --system --user-group --shell {}",
+                        q(shell.as_deref().unwrap_or("/usr/sbin/nologin"))
+                    );
                     if let Some(h) = &home {
                         let _ = write!(cmd, " --home-dir {} --no-create-home", q(h));
                     }
                 } else {
                     cmd.push_str(" --user-group --create-home");
+                    if let Some(sh) = &shell {
+                        let _ = write!(cmd, " --shell {}", q(sh));
+                    }
                     if let Some(h) = &home {
                         let _ = write!(cmd, " --home-dir {}", q(h));
                     }
+                }
+                // Its own group is made by --user-group.
+                let groups: Vec<&str> = u
+                    .map(|u| {
+                        u.groups
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|g| g != name)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !groups.is_empty() {
+                    let _ = write!(cmd, " --groups {}", q(&groups.join(",")));
                 }
                 let _ = writeln!(
                     s,
                     "step {} {cmd} -- {}",
                     q(&format!("create user {name}")),
+                    q(name)
+                );
+            }
+            Action::AddUserGroups { name, groups } => {
+                let _ = writeln!(
+                    s,
+                    "step {} usermod --append --groups {} -- {}",
+                    q(&format!("add user {name} to groups {}", groups.join(", "))),
+                    q(&groups.join(",")),
                     q(name)
                 );
             }

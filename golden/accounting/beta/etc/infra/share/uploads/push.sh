@@ -27,9 +27,11 @@ status=0
 push() {
     peer=$1
     port=$2
-    rsync -aHAX --numeric-ids --delete --delete-delay --partial-dir=.rsync-partial \
+    # received by the unprivileged infra-share: no owners to keep; the tree's
+    # group (setgid) and group write let the application's user work on it
+    rsync -rlptH --chmod=Dg+rwxs,Fg+rw --delete --delete-delay --partial-dir=.rsync-partial \
         -e "ssh -i $key -p $port -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=$known_hosts" \
-        "$src/" "root@$peer:/"
+        "$src/" "infra-share@$peer:/"
     rc=$?
     case $rc in
         0) echo "pushed $src to $peer" ;;
