@@ -103,8 +103,13 @@ fn main() {
             "generated config has errors: {:?}",
             diags.first()
         );
+        let mut loader = infra::resolve::MemLoader::default();
+        loader.files.insert(
+            infra::resolve::load::normalize(std::path::Path::new("bench.infra")),
+            text.as_bytes().to_vec(),
+        );
         let t = time(|| {
-            let _ = infra::check_str("bench.infra", &text);
+            let _ = infra::check(std::path::Path::new("bench.infra"), &loader);
         });
         let tp = time(|| {
             let _ = infra::syntax::parse(infra::source::FileId(0), &text);

@@ -118,8 +118,9 @@ pub fn compile(path: &Path, loader: &dyn Loader) -> Result<Compilation, Failure>
     }
 }
 
-/// [`check`] on one in-memory file (imports of user files find nothing): the loaded
-/// sources and every diagnostic. Pure; used by the fuzz target and benchmarks.
+/// `infra check` on one in-memory file (imports of user files find nothing): the
+/// whole front end, render included, without writing anything: the loaded sources
+/// and every diagnostic. Pure; used by the fuzz target and tests.
 pub fn check_str(name: &str, text: &str) -> (SourceMap, Vec<Diag>) {
     let mut loader = resolve::MemLoader::default();
     loader.files.insert(
@@ -129,15 +130,22 @@ pub fn check_str(name: &str, text: &str) -> (SourceMap, Vec<Diag>) {
     check_all(Path::new(name), &loader)
 }
 
-/// [`check`] on a file or directory of the user's repo (reads the filesystem).
-/// Returns the loaded sources (for rendering diagnostics) and every diagnostic.
+/// `infra check` on a file or directory of the user's repo (reads the
+/// filesystem): [`compile`] without writing anything, so everything that would
+/// make `infra build` fail fails here. Returns the loaded sources (for rendering
+/// diagnostics) and every diagnostic.
 pub fn check_path(path: &Path) -> (SourceMap, Vec<Diag>) {
     check_all(path, &resolve::FsLoader)
 }
 
 fn check_all(path: &Path, loader: &dyn Loader) -> (SourceMap, Vec<Diag>) {
-    match check(path, loader) {
+    match compile(path, loader) {
         Ok(c) => (c.model.sources, c.diags),
-        Err(f) => (f.sources, f.diags),
+        Err(f) => {
+            let mut diags = f.warnings;
+            diags.extend(f.diags);
+            diag::sort(&mut diags);
+            (f.sources, diags)
+        }
     }
 }

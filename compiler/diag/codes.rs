@@ -109,6 +109,7 @@ codes! {
     E0607: "a template printed a whole object",
     E0608: "a file under the repository's `templates/` cannot be read",
     E0609: "a secret inside a step's command",
+    E0610: "a secret where it would be world-readable or unusable (a command, a unit, the environment)",
     // Transport and probe.
     E0701: "address cannot be resolved (or is empty)",
     E0702: "TCP connect failed: refused, or no answer within the connect timeout",

@@ -78,6 +78,8 @@ pub fn render(
     }
     if diag::has_errors(&diags) {
         diag::sort(&mut diags);
+        // The same mistake on every member of a group is said once.
+        diags.dedup();
         diags.dedup();
         Err(diags)
     } else {
@@ -123,6 +125,54 @@ struct Writer {
     /// in the user's file. Conflicts point here first.
     place: Span,
     instance: Option<InstanceId>,
+}
+
+/// E0610: a secret that would land in a script (0600 root: the unit's user
+/// cannot run it, and the command line shows in process lists) or in a unit
+/// (`systemctl show` prints it to every local user). Points at the parameter of
+/// the user's instance that carries it.
+fn misplaced_secret(inst: &crate::resolve::Instance, content: &str, place: &str) -> Diag {
+    let names = crate::secrets::placeholders(content);
+    let name = names.iter().next().cloned().unwrap_or_default();
+    let marker = secret_placeholder(&name);
+    use crate::resolve::Value;
+    let holds = |v: &Value| -> bool {
+        match v {
+            Value::Secret(n) => *n == name,
+            Value::Str(s) => s.contains(&marker),
+            Value::List(items) => items.iter().any(|i| match i {
+                Value::Secret(n) => *n == name,
+                Value::Str(s) => s.contains(&marker),
+                _ => false,
+            }),
+            _ => false,
+        }
+    };
+    let param = inst.params.iter().find(|p| holds(&p.value));
+    let mut d = Diag::error(
+        codes::E0610,
+        format!(
+            "secret `{name}` of {} would be in {place}",
+            inst.qualified()
+        ),
+    );
+    d = match param {
+        Some(p) => d
+            .at(p.span, format!("`{}` carries secret `{name}`", p.name))
+            .with(inst.name.span, "in this instance"),
+        None => d.at(
+            inst.name.span,
+            format!("this instance puts secret `{name}` there"),
+        ),
+    };
+    let help = if inst.kind.value == "job" || inst.kind.value == "service" {
+        format!(
+            "commands and units are visible to every local user: give the secret as a credential, `credentials = [\"{name}\"]`, and let the command read the file \"$CREDENTIALS_DIRECTORY/{name}\""
+        )
+    } else {
+        "commands and units are visible to every local user: write the secret into a file of its own (`content = secret(\"NAME\")`, it becomes 0600) and let the command read it".to_string()
+    };
+    d.help(help)
 }
 
 /// E0605: `first` and `who` declare one thing differently. Labels the user's
@@ -559,18 +609,23 @@ fn render_instance(
                 // the permission bits they ask for.
                 match hb.dirs.get_mut(path) {
                     Some((prev, first)) if prev.owner != d.owner || prev.group != d.group => {
+                        // Suggest the owner that is not the default root.
+                        let (from, to, o, g) = if d.owner == "root" && prev.owner != "root" {
+                            (&first.origin, &who.origin, &prev.owner, &prev.group)
+                        } else {
+                            (&who.origin, &first.origin, &d.owner, &d.group)
+                        };
                         diags.push(conflict_diag(
                             format!(
-                                "{} and {} declare directory {path} on {} with different owners",
-                                first.origin, who.origin, hb.out.host
+                                "{} and {} declare directory {path} with different owners",
+                                first.origin, who.origin
                             ),
                             first,
                             &who,
                             format!(
-                                "{} wants it {}:{} {}, {} wants it {}:{} {}: give both the same owner and group (their modes merge), e.g. `owner = \"{}\"` and `group = \"{}\"` on `{}`",
+                                "{} wants it {}:{} {}, {} wants it {}:{} {}: give both the same owner and group (their modes merge), e.g. `owner = \"{o}\"` and `group = \"{g}\"` on `{to}` like {from}",
                                 first.origin, prev.owner, prev.group, prev.mode,
                                 who.origin, d.owner, d.group, d.mode,
-                                d.owner, d.group, first.origin
                             ),
                         ))
                     }
@@ -591,6 +646,14 @@ fn render_instance(
                 source,
             } => {
                 if let Some(content) = text(source) {
+                    if mode & 0o111 != 0 && has_secret(&content) {
+                        diags.push(misplaced_secret(
+                            inst,
+                            &content,
+                            &format!("the script {path}"),
+                        ));
+                        continue;
+                    }
                     let plain = mode & 0o111 == 0;
                     hb.file(path, *mode, owner, group, content, who, plain, diags);
                 }
@@ -611,11 +674,23 @@ fn render_instance(
                 start,
             } => {
                 if let Some(content) = text(source) {
+                    if has_secret(&content) {
+                        diags.push(misplaced_secret(inst, &content, &format!("unit {name}")));
+                        continue;
+                    }
                     hb.unit(name, content, *enable, *start, who, diags);
                 }
             }
             ResourceKind::Dropin { unit, source } => {
                 if let Some(content) = text(source) {
+                    if has_secret(&content) {
+                        diags.push(misplaced_secret(
+                            inst,
+                            &content,
+                            &format!("a drop-in of {unit}"),
+                        ));
+                        continue;
+                    }
                     hb.dropin(unit, content, who, diags);
                 }
             }

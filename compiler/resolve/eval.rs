@@ -15,6 +15,10 @@ pub(crate) struct Env<'p> {
     kind: Option<(&'p str, &'p [Param])>,
 }
 
+/// One element of the list a resource label expands: the kind parameter's name
+/// and the element's value.
+pub(crate) type Element = (String, Value);
+
 impl<'p> Env<'p> {
     pub fn top() -> Env<'static> {
         Env { kind: None }
@@ -580,8 +584,17 @@ impl Resolver<'_> {
 
     /// Interpolate a resource label. A label that interpolates one list gives one
     /// label per element (`package "php8.2-${extensions}" {}`); an empty list, none.
-    pub(crate) fn interpolate_label(&mut self, s: &ast::StrLit, env: &Env) -> Option<Vec<String>> {
+    /// The labels a resource label gives: one, or one per element of the one
+    /// list it interpolates, each with that element and the name of the kind
+    /// parameter the list came from (`"${writable}"`), so the resource's body can
+    /// see the element under that name.
+    pub(crate) fn interpolate_label(
+        &mut self,
+        s: &ast::StrLit,
+        env: &Env,
+    ) -> Option<Vec<(String, Option<Element>)>> {
         let mut list: Option<(usize, Vec<Value>)> = None;
+        let mut list_param: Option<String> = None;
         let mut values = Vec::new();
         for (k, part) in s.parts.iter().enumerate() {
             if let ast::StrPart::Interp(e) = part {
@@ -599,6 +612,11 @@ impl Resolver<'_> {
                             return None;
                         }
                         list = Some((k, items));
+                        if let ast::Expr::Path(parts) = e {
+                            if parts.len() == 1 {
+                                list_param = Some(parts[0].name.clone());
+                            }
+                        }
                         values.push(None);
                     }
                     v => values.push(Some(v)),
@@ -635,8 +653,13 @@ impl Resolver<'_> {
             Some(out)
         };
         match list {
-            None => texts(self, None).map(|t| vec![t]),
-            Some((_, items)) => items.iter().map(|v| texts(self, Some(v))).collect(),
+            None => texts(self, None).map(|t| vec![(t, None)]),
+            Some((_, items)) => items
+                .iter()
+                .map(|v| {
+                    texts(self, Some(v)).map(|t| (t, list_param.clone().map(|p| (p, v.clone()))))
+                })
+                .collect(),
         }
     }
 

@@ -161,13 +161,32 @@ impl<'a> Resolver<'a> {
             let Some(labels) = self.interpolate_label(label, &env) else {
                 continue;
             };
-            for label in labels {
+            for (label, element) in labels {
+                // One resource per element of a list parameter: in its body the
+                // parameter names that element.
+                let bound: Vec<Param>;
+                let benv = match &element {
+                    Some((pname, v)) => {
+                        bound = params
+                            .iter()
+                            .map(|p| {
+                                let mut p = p.clone();
+                                if p.name == *pname {
+                                    p.value = v.clone();
+                                }
+                                p
+                            })
+                            .collect();
+                        Env::kind(name, &bound)
+                    }
+                    None => Env::kind(name, params),
+                };
                 let get = |r: &mut Self, key: &str, ty: &Type| -> Option<(Value, Span)> {
                     let a = b.body.entries.iter().find_map(|e| match e {
                         ast::Entry::Attr(a) if a.name.name == key => Some(a),
                         _ => None,
                     })?;
-                    r.typed(&a.value, ty, &env).map(|v| (v, a.value.span()))
+                    r.typed(&a.value, ty, &benv).map(|v| (v, a.value.span()))
                 };
                 let str_of = |v: Option<(Value, Span)>| match v {
                     Some((Value::Str(s), _)) => Some(s),
@@ -212,10 +231,22 @@ impl<'a> Resolver<'a> {
                 };
                 let source = |r: &mut Self| -> Source {
                     if let Some(t) = str_of(get(r, "template", &Type::String)) {
-                        Source::Template(t)
-                    } else {
-                        Source::Inline(str_of(get(r, "content", &Type::String)).unwrap_or_default())
+                        return Source::Template(t);
                     }
+                    // `content = secret("x")`: the whole file is the secret.
+                    let is_secret = b.body.entries.iter().any(|e| {
+                        matches!(e, ast::Entry::Attr(a) if a.name.name == "content"
+                            && matches!(&a.value, ast::Expr::Call(f, _, _) if f.name == "secret"))
+                    });
+                    if is_secret {
+                        return match get(r, "content", &Type::Secret) {
+                            Some((Value::Secret(n), _)) => {
+                                Source::Inline(crate::render::secret_placeholder(&n))
+                            }
+                            _ => Source::Inline(String::new()),
+                        };
+                    }
+                    Source::Inline(str_of(get(r, "content", &Type::String)).unwrap_or_default())
                 };
                 let owner = |r: &mut Self, key: &str| {
                     str_of(get(r, key, &Type::String)).unwrap_or_else(|| "root".into())
