@@ -16,12 +16,20 @@ pub fn quote(s: &str) -> String {
     out
 }
 
-/// Quote only when needed: for commands shown to people.
-pub fn quote_word(s: &str) -> String {
-    let plain = !s.is_empty()
+/// Whether `s` is one shell word that means itself in every context of a
+/// script (unquoted, inside double quotes, in a comment, in a here-document):
+/// ASCII letters, digits and `/._-:@%+=,`.
+pub fn is_plain_word(s: &str) -> bool {
+    !s.is_empty()
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-:@%+=,".contains(c));
-    if plain {
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:@%+=,".contains(c))
+}
+
+/// Quote only when needed: a plain word as is, anything else single-quoted.
+/// The quoting of every value that reaches a shell script (templates' `shq`,
+/// apply's scripts, commands shown to people).
+pub fn quote_word(s: &str) -> String {
+    if is_plain_word(s) {
         s.to_string()
     } else {
         quote(s)

@@ -110,6 +110,7 @@ codes! {
     E0608: "a file under the repository's `templates/` cannot be read",
     E0609: "a secret inside a step's command",
     E0610: "a secret where it would be world-readable or unusable (a command, a unit, the environment)",
+    E0611: "a shell template interpolates a value that is not a plain word without quoting it",
     // Transport and probe.
     E0701: "address cannot be resolved (or is empty)",
     E0702: "TCP connect failed: refused, or no answer within the connect timeout",

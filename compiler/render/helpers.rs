@@ -139,6 +139,30 @@ impl HelperDef for Plain {
         };
         Ok(ScopedJson::Derived(v))
     }
+
+    /// `{{f x}}`: a quoting helper's output is written as it is (it is quoted
+    /// for its target language already); a value helper's goes through the
+    /// template's escaping like any value.
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        rc: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let v = self.call_inner(h, r, ctx, rc)?;
+        let text = match v.as_json() {
+            Json::String(s) => s.clone(),
+            Json::Null => String::new(),
+            other => other.to_string(),
+        };
+        match self {
+            Plain::Text(_) => out.write(&text)?,
+            Plain::Value(_) => out.write(&r.get_escape_fn()(&text))?,
+        }
+        Ok(())
+    }
 }
 
 fn no_control(s: &str) -> Result<(), String> {
@@ -150,14 +174,7 @@ fn no_control(s: &str) -> Result<(), String> {
 
 /// Shell word: unchanged when it only holds safe characters, else single-quoted.
 pub fn shq(s: &str) -> Result<String, String> {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c));
-    if safe {
-        Ok(s.to_string())
-    } else {
-        Ok(format!("'{}'", s.replace('\'', r"'\''")))
-    }
+    Ok(crate::shell::quote_word(s))
 }
 
 /// PostgreSQL string literal (standard_conforming_strings).

@@ -203,7 +203,7 @@ fn strict_if_and_each_reject_a_missing_variable() {
     // a null group is present, not missing: `{{#if group}}` works on a host placement
     let t = with_override(
         "service/run.sh.hbs",
-        "#!/bin/sh\n{{#if group}}x{{else}}exec {{run}}{{/if}}\n",
+        "#!/bin/sh\n{{#if group}}x{{else}}exec {{{run}}}{{/if}}\n",
     );
     let b = render(&model(SOLO), &[], &t).expect("renders");
     assert!(b.hosts["solo"].files["/etc/infra/service/hello/run.sh"]
@@ -747,4 +747,43 @@ fn a_unit_without_template_or_content_is_an_existing_unit() {
     assert!(nginx
         .restart_on
         .contains(&"/etc/nginx/sites-enabled/infra-accounting.conf".to_string()));
+}
+
+#[test]
+fn shell_templates_quote_what_is_not_a_plain_word() {
+    let src = format!(
+        "{SOLO}\nkind k(on: host, v: string) {{ file \"/etc/k.sh\" {{ template = \"k.sh.hbs\" mode = \"0755\" }} }}\nk x {{ on = solo  v = \"a b$(touch /tmp/pwned)\" }}\n"
+    );
+    let m = model(&src);
+    // raw: refused, naming the value and the fix
+    let d = errors(&m, &with_override("k.sh.hbs", "#!/bin/sh\necho {{v}}\n"));
+    let e = d.iter().find(|d| d.code == "E0611").expect("E0611");
+    assert!(
+        e.message.contains("a b$(touch /tmp/pwned)"),
+        "{}",
+        e.message
+    );
+    assert!(e.help.as_deref().unwrap_or("").contains("{{shq value}}"));
+    // quoted with shq: one literal word
+    let b = render(
+        &m,
+        &[],
+        &with_override("k.sh.hbs", "#!/bin/sh\necho {{shq v}}\n"),
+    )
+    .expect("renders");
+    assert_eq!(
+        b.hosts["solo"].files["/etc/k.sh"].content,
+        "#!/bin/sh\necho 'a b$(touch /tmp/pwned)'\n"
+    );
+    // code on purpose: triple braces
+    let b = render(&m, &[], &with_override("k.sh.hbs", "#!/bin/sh\n{{{v}}}\n")).expect("renders");
+    assert!(b.hosts["solo"].files["/etc/k.sh"]
+        .content
+        .contains("a b$(touch"));
+    // other templates are not shell: no check
+    let src = src
+        .replace("/etc/k.sh\"", "/etc/k.conf\"")
+        .replace("k.sh.hbs", "k.conf.hbs");
+    let m = model(&src);
+    assert!(render(&m, &[], &with_override("k.conf.hbs", "v={{v}}\n")).is_ok());
 }
