@@ -53,7 +53,10 @@ pub(super) fn units(inp: &Inputs, out: &mut Planned) {
             actions.push(Action::StartUnit {
                 unit: u.name.clone(),
             });
-        } else if u.start && st.is_active() {
+        } else if st.is_active() {
+            // Running, whoever started it (a distribution's service that was up
+            // before infra managed its configuration, or one a step starts):
+            // what changed under it takes effect now.
             let because = changed_of(&u.restart_on);
             let reload = changed_of(&u.reload_on);
             if !because.is_empty() {

@@ -1377,6 +1377,19 @@ fn lab_three_host_mariadb() {
     c.write(&v1);
     c.up(EXTRA);
 
+    // The migration case: both servers already hold a `shop` database, the
+    // future replica a different one. The replica must end up with the
+    // primary's data (seeded from it), not replicate on top of its own.
+    for (host, x) in [("db1", 41), ("web2", 7)] {
+        let (code, out) = c.sh(
+            host,
+            &format!(
+                "systemctl start mariadb && mariadb -e 'CREATE DATABASE shop; CREATE TABLE shop.t (x INT PRIMARY KEY); INSERT INTO shop.t VALUES ({x})'"
+            ),
+        );
+        assert_eq!(code, 0, "existing data on {host}: {out}");
+    }
+
     let r = c.infra(&["apply"]);
     assert_ok(&r);
     let apply_secs = r.secs;
@@ -1425,10 +1438,12 @@ fn lab_three_host_mariadb() {
             "databases on {host}"
         );
     }
-    let (code, out) = c.sh(
-        "db1",
-        "mariadb -N -B -e 'CREATE TABLE shop.t (x INT PRIMARY KEY); INSERT INTO shop.t VALUES (42)'",
+    assert_eq!(
+        mariadb(&c, "web2", "SELECT GROUP_CONCAT(x) FROM shop.t"),
+        "41",
+        "web2 was seeded from db1 (its own row 7 is gone)"
     );
+    let (code, out) = c.sh("db1", "mariadb -N -B -e 'INSERT INTO shop.t VALUES (42)'");
     assert_eq!(code, 0, "write on db1: {out}");
     assert!(
         c.wait(
@@ -1441,6 +1456,78 @@ fn lab_three_host_mariadb() {
     );
 
     // Nothing left to do.
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // Replication breaks (a row written on the replica by hand collides with one
+    // from the primary): the replica's check fails, so the plan has its step;
+    // promote.sh refuses to make the stale copy writable; apply seeds it again.
+    c.sh(
+        "web2",
+        "mariadb -e 'SET GLOBAL read_only = 0; INSERT INTO shop.t VALUES (43); SET GLOBAL read_only = 1'",
+    );
+    c.sh("db1", "mariadb -e 'INSERT INTO shop.t VALUES (43), (44)'");
+    assert!(
+        c.wait(
+            "web2",
+            "mariadb -e 'SHOW SLAVE STATUS\\G' | grep -q 'Slave_SQL_Running: No'",
+            20
+        ),
+        "replication stopped (a duplicate key, or strict GTID order): {}",
+        slave_status(&c, "web2")
+    );
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("run step mariadb-shop-replica"), "{r:?}");
+    let (code, out) = c.sh("web2", "/etc/infra/mariadb/shop/promote.sh");
+    assert_eq!(code, 1, "promote.sh refuses a broken replica: {out}");
+    assert!(out.contains("not promoting MariaDB on web2"), "{out}");
+    assert_eq!(mariadb(&c, "web2", "SELECT @@read_only"), "1");
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    assert!(
+        c.wait("web2", replicating, 60),
+        "web2 replicates again: {}",
+        slave_status(&c, "web2")
+    );
+    assert_eq!(
+        mariadb(&c, "web2", "SELECT GROUP_CONCAT(x ORDER BY x) FROM shop.t"),
+        "41,42,43,44",
+        "seeded again from db1"
+    );
+
+    // A new replication password reaches both ends.
+    let secrets = infra::lab::paths::state_dir(&c.name).join("secrets.env");
+    let text = std::fs::read_to_string(&secrets).expect("lab secrets");
+    let rotated: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("mariadb_repl=") {
+                "mariadb_repl=rotated-Secret-2".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&secrets, format!("{rotated}\n")).expect("rotate");
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    let (code, out) = c.sh(
+        "web2",
+        "mariadb -h 10.0.0.20 -u repl -protated-Secret-2 -N -e 'SELECT 1'",
+    );
+    assert_eq!((code, out.trim()), (0, "1"), "db1 takes the new password");
+    c.sh("db1", "mariadb -e 'INSERT INTO shop.t VALUES (45)'");
+    assert!(
+        c.wait(
+            "web2",
+            "mariadb -N -B -e 'SELECT x FROM shop.t' | grep -qx 45",
+            30
+        ),
+        "web2 replicates with the new password: {}",
+        slave_status(&c, "web2")
+    );
     let r = c.infra(&["plan", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{r:?}");
 
@@ -1487,8 +1574,11 @@ fn lab_three_host_mariadb() {
         !journal.lines().any(|l| l == "1"),
         "stray output: {journal}"
     );
-    assert_eq!(mariadb(&c, "web2", "SELECT x FROM shop.t"), "42");
-    let (code, out) = c.sh("web2", "mariadb -N -B -e 'INSERT INTO shop.t VALUES (43)'");
+    assert_eq!(
+        mariadb(&c, "web2", "SELECT GROUP_CONCAT(x ORDER BY x) FROM shop.t"),
+        "41,42,43,44,45"
+    );
+    let (code, out) = c.sh("web2", "mariadb -N -B -e 'INSERT INTO shop.t VALUES (46)'");
     assert_eq!(code, 0, "write on the new primary: {out}");
     eprintln!(
         "MEASURED three-host MariaDB: first apply {apply_secs:.1} s; after killing db1 the VIP \

@@ -242,6 +242,57 @@ fn unit(name: &str, restart_on: &[&str]) -> UnitOut {
 }
 
 #[test]
+fn a_running_distribution_service_restarts_when_infra_creates_its_configuration() {
+    // mariadb.service was running before infra (the migration case); infra only
+    // adds its configuration and a drop-in (the unit is not started by infra).
+    let conf = "/etc/mysql/mariadb.conf.d/60-infra-shop.cnf";
+    let mut build = HostBuild {
+        host: "db1".into(),
+        ..HostBuild::default()
+    };
+    build.files.insert(
+        conf.into(),
+        file("[mariadb]\nbind-address = 0.0.0.0\n", "0644", false),
+    );
+    build.units.push(UnitOut {
+        enable: false,
+        start: false,
+        ..unit("mariadb.service", &[conf])
+    });
+    let mut observed = Observed {
+        host: "db1".into(),
+        systemd: true,
+        ..Observed::default()
+    };
+    observed.paths.insert(conf.into(), PathState::Absent);
+    observed
+        .units
+        .insert("mariadb.service".into(), active_enabled());
+    let p = plan::plan(&build, &observed);
+    assert!(
+        briefs(&p)
+            .iter()
+            .any(|b| b.starts_with("restart mariadb.service")),
+        "{:?}",
+        briefs(&p)
+    );
+    // Not running: nothing to restart (and infra does not start it).
+    observed.units.insert(
+        "mariadb.service".into(),
+        UnitState {
+            active_state: "inactive".into(),
+            ..active_enabled()
+        },
+    );
+    let p = plan::plan(&build, &observed);
+    assert!(
+        !briefs(&p).iter().any(|b| b.contains("mariadb.service")),
+        "{:?}",
+        briefs(&p)
+    );
+}
+
+#[test]
 fn restarts_follow_restart_on_and_unit_files_reload_systemd() {
     let unit_path = "/etc/systemd/system/web.service";
     let conf = "/etc/web/web.conf";

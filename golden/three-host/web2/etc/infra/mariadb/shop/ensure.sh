@@ -21,8 +21,14 @@ if ! mariadb-admin --protocol=socket ping >/dev/null 2>&1; then
     exit 0
 fi
 
-users=$(sql <<'SQL'
-SELECT COUNT(*) FROM mysql.user WHERE User = 'repl' AND Host IN ('10.0.0.21');
+password=$(cat "$password_file")
+password_sql=$(printf '%s' "$password" | sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g")
+# the replication account of every other member: with the current password and
+# the privileges to replicate and to seed a replica (a consistent dump)
+users=$(sql <<SQL
+SELECT COUNT(*) FROM mysql.user WHERE User = 'repl' AND Host IN ('10.0.0.21')
+  AND authentication_string = PASSWORD('$password_sql')
+  AND Repl_slave_priv = 'Y' AND Reload_priv = 'Y' AND Select_priv = 'Y' AND Repl_client_priv = 'Y';
 SQL
 )
 missing=$(sql <<'SQL'
@@ -34,12 +40,10 @@ if [ "${1:-}" = --check ]; then
     if [ "$users" = 1 ] && [ -z "$missing" ]; then exit 0; else exit 1; fi
 fi
 
-password=$(cat "$password_file")
-password_sql=$(printf '%s' "$password" | sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g")
 sql <<SQL
 CREATE USER IF NOT EXISTS 'repl'@'10.0.0.21';
 ALTER USER 'repl'@'10.0.0.21' IDENTIFIED BY '$password_sql';
-GRANT REPLICATION SLAVE ON *.* TO 'repl'@'10.0.0.21';
+GRANT REPLICATION SLAVE, REPLICATION CLIENT, RELOAD, SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT ON *.* TO 'repl'@'10.0.0.21';
 SQL
 sql <<'SQL'
 CREATE DATABASE IF NOT EXISTS `shop`;

@@ -5,8 +5,16 @@
 # the replication users and databases (ensure.sh).
 # --if-active: do nothing unless this host holds the virtual IP (used after
 # every start of mariadb.service).
+# A replica whose replication had stopped with an error is behind the old
+# primary: it is not made writable (the unit fails, the journal says why);
+# --force promotes it anyway, when that copy is all there is.
 set -eu
 flag=/run/infra/db/active
+served=/var/lib/mysql/infra-shop-primary
+force=no
+if [ "${1:-}" = --force ]; then
+    force=yes
+fi
 
 sql() {
     mariadb --protocol=socket -N -B "$@"
@@ -26,7 +34,16 @@ until mariadb-admin --protocol=socket ping >/dev/null 2>&1; do
     sleep 1
 done
 
+field() {
+    mariadb --protocol=socket -e 'SHOW SLAVE STATUS\G' | sed -n "s/^ *$1: *//p"
+}
+
 if [ "$(sql -e 'SHOW SLAVE STATUS' | wc -l)" -gt 0 ]; then
+    errno=$(field Last_SQL_Errno)
+    if [ "$errno" != 0 ] && [ "$force" = no ]; then
+        echo "not promoting MariaDB on web2: its replication stopped with error $errno ($(field Last_SQL_Error)), so it lacks writes the old primary took; it stays read-only. If this copy is all there is: $0 --force" >&2
+        exit 1
+    fi
     sql -e 'STOP SLAVE IO_THREAD'
     io_pos=$(mariadb --protocol=socket -e 'SHOW SLAVE STATUS\G' | sed -n 's/^ *Gtid_IO_Pos: *//p')
     if [ -n "$io_pos" ]; then
@@ -40,5 +57,7 @@ if [ "$(sql -e 'SHOW SLAVE STATUS' | wc -l)" -gt 0 ]; then
     echo "replication from the old primary removed"
 fi
 sql -e 'SET GLOBAL read_only = 0'
+# remembered: this server's data may be the only copy of what it accepts now
+touch "$served"
 echo "MariaDB on web2 is the writable primary of db"
 /etc/infra/mariadb/shop/ensure.sh
