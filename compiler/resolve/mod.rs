@@ -5,6 +5,7 @@
 //! Invariant: every error of every file is collected; the Model is returned only
 //! when there are none. Nothing downstream sees the AST or an unresolved name.
 
+pub mod calendar;
 mod decl;
 mod eval;
 mod hosts;
