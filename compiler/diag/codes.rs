@@ -79,6 +79,10 @@ codes! {
     E0211: "invalid `only` role",
     E0212: "invalid file mode",
     E0213: "a value that cannot be interpolated into a string",
+    E0214: "invalid systemd calendar expression",
+    E0215: "a resource path that is not absolute and normalised",
+    E0216: "an invalid unit, package, user or step name",
+    E0217: "a secret in a resource's name or path",
     // Imports and files.
     E0301: "file or module not found, or unreadable",
     E0302: "import cycle",

@@ -285,6 +285,10 @@ impl Parser<'_> {
         let rest = String::from_utf8_lossy(&self.s[self.pos.min(self.s.len())..]);
         match rest.chars().next() {
             None => "the expression ends too early".into(),
+            Some(c) if self.pos == 0 && c.is_ascii_alphabetic() => {
+                let word: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                format!("`{word}` is not a weekday, a date or a time")
+            }
             Some(c) if self.pos == 0 => format!("`{c}` cannot start an expression"),
             Some(_) => format!("`{rest}` is not understood here"),
         }

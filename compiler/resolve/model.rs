@@ -180,8 +180,14 @@ pub struct Param {
 pub enum Type {
     String,
     Int,
+    /// An integer 0 or above (counts, ids, offsets).
+    Uint,
+    /// A TCP/UDP port, 1 to 65535.
+    Port,
     Bool,
     Duration,
+    /// A systemd calendar expression (`OnCalendar=`); `""` means none.
+    Calendar,
     Ip,
     Cidr,
     Host,
@@ -199,8 +205,11 @@ impl std::fmt::Display for Type {
         match self {
             Type::String => write!(f, "string"),
             Type::Int => write!(f, "int"),
+            Type::Uint => write!(f, "uint"),
+            Type::Port => write!(f, "port"),
             Type::Bool => write!(f, "bool"),
             Type::Duration => write!(f, "duration"),
+            Type::Calendar => write!(f, "calendar"),
             Type::Ip => write!(f, "ip"),
             Type::Cidr => write!(f, "cidr"),
             Type::Host => write!(f, "host"),
