@@ -170,6 +170,31 @@ fn shares(model: &Model, out: &mut Vec<Diag>) {
                 .help("push from the active member of a failover group: `from = GROUP.active`"),
             );
         }
+        if let Placement::Host(h) = place {
+            let host = &model.hosts[h].name.value;
+            let groups: Vec<&str> = model
+                .groups
+                .iter()
+                .filter(|g| g.position(h).is_some())
+                .map(|g| g.name.value.as_str())
+                .collect();
+            let help = match groups.as_slice() {
+                [] => format!("a share pushes from the member of a failover group that holds the VIP to the other members: declare `failover GROUP {{ members = [{host}, ...] ... }}` and write `from = GROUP.active`"),
+                [g, ..] => format!("a share pushes from the member of a failover group that holds the VIP to the other members: write `from = {g}.active`"),
+            };
+            out.push(
+                Diag::error(
+                    codes::E0513,
+                    format!(
+                        "share `{}` pushes from host `{host}`, not from a failover group's active member",
+                        s.name.value
+                    ),
+                )
+                .at(s.placement.span, "a host, not `GROUP.active`")
+                .help(help),
+            );
+        }
+        share_path(s, out);
         if let Some(g) = group_of(place) {
             if model.groups[g].members.len() < 2 {
                 out.push(
@@ -185,32 +210,155 @@ fn shares(model: &Model, out: &mut Vec<Diag>) {
                 );
             }
         }
-        // Two shares of overlapping paths on one group push against each other.
-        let Some(path) = str_param(s, "path") else {
+        // Two shares of overlapping paths on one host push against each other (and
+        // the outer one's --delete removes what the inner one pushed).
+        let Some((path, path_span)) = str_param_at(s, "path") else {
             continue;
         };
+        let hosts = model.placement_hosts(place);
         for t in &shares[..k] {
-            let Some(tp) = str_param(t, "path") else {
+            let Some((tp, tp_span)) = str_param_at(t, "path") else {
                 continue;
             };
-            if paths_overlap(path, tp)
-                && group_of(t.placement.value).is_some()
-                && group_of(t.placement.value) == group_of(place)
-            {
+            let shared = model
+                .placement_hosts(t.placement.value)
+                .into_iter()
+                .find(|h| hosts.contains(h));
+            if let (true, Some(h)) = (paths_overlap(path, tp), shared) {
+                let how = if path == tp {
+                    "the same directory".to_string()
+                } else if path.starts_with(tp) {
+                    format!("inside `{tp}`")
+                } else {
+                    format!("around `{tp}`")
+                };
                 out.push(
                     Diag::error(
                         codes::E0505,
                         format!(
-                            "shares `{}` and `{}` replicate overlapping paths",
-                            t.name.value, s.name.value
+                            "shares `{}` and `{}` replicate overlapping paths on `{}`",
+                            t.name.value, s.name.value, model.hosts[h].name.value
                         ),
                     )
-                    .at(s.span, format!("`{path}`"))
-                    .with(t.span, format!("`{tp}`"))
-                    .help("one directory tree must be replicated by one share, in one direction"),
+                    .at(path_span, how)
+                    .with(tp_span, format!("share `{}` replicates this", t.name.value))
+                    .help("one directory tree must be replicated by one share, in one direction: merge the shares, or give them separate directories"),
                 );
             }
         }
+    }
+}
+
+/// Directories a share must not replicate: the system's own, and trees that belong to
+/// the packages, the kernel or a database (nothing inside them either).
+const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/local",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/lib/mysql",
+    "/var/lib/postgresql",
+    "/var/log",
+    "/var/tmp",
+];
+const SYSTEM_TREES: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/var/lib/mysql",
+    "/var/lib/postgresql",
+];
+/// Characters rsync, rrsync (the authorized_keys command) or a shell would split or
+/// interpret.
+const SHARE_PATH_SPECIALS: &str = "'\"$`\\*?[]{};&|<>()#!";
+
+/// A share's `path`: absolute and normalised are resolve's (E0215); here, not a
+/// system directory and nothing the receiving side's shell or rsync would interpret.
+fn share_path(s: &Instance, out: &mut Vec<Diag>) {
+    let Some((path, span)) = str_param_at(s, "path") else {
+        return;
+    };
+    let top = path.split('/').nth(1).unwrap_or("");
+    let lib = matches!(top, "lib" | "lib32" | "lib64" | "libx32");
+    let in_tree = SYSTEM_TREES
+        .iter()
+        .copied()
+        .find(|t| path.starts_with(&format!("{t}/")))
+        .or_else(|| (lib && path.len() > top.len() + 1).then_some("/lib"))
+        .or_else(|| {
+            (path.starts_with("/usr/") && !path.starts_with("/usr/local/")).then_some("/usr")
+        });
+    let problem = if SYSTEM_DIRS.contains(&path) || (lib && path.len() == top.len() + 1) {
+        Some((
+            format!("`{path}` is a system directory"),
+            "a system directory".to_string(),
+            "a share replicates its directory with `rsync --delete`: give it a directory of its own, e.g. `/srv/APP/uploads`".to_string(),
+        ))
+    } else if let Some(tree) = in_tree {
+        Some((
+            format!("`{path}` is inside `{tree}`"),
+            format!("inside `{tree}`"),
+            format!("`{tree}` belongs to the system (its packages, the kernel or a database): replicate a directory of your own, e.g. under `/srv`"),
+        ))
+    } else if path.split('/').any(|seg| seg == ".ssh") {
+        Some((
+            format!("`{path}` is an SSH directory"),
+            "`.ssh`".to_string(),
+            "a share's pushes would replace authorized_keys and keys: replicate application data only".to_string(),
+        ))
+    } else if let Some(c) = path
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || SHARE_PATH_SPECIALS.contains(*c))
+    {
+        Some((
+            format!("the share path `{}` contains {c:?}", path.escape_debug()),
+            format!("{c:?} here"),
+            "rsync, the receiver's restricted command (rrsync) and the shell would split or interpret it: use letters, digits, `.`, `_`, `-` and `/`".to_string(),
+        ))
+    } else if path.split('/').any(|seg| seg.starts_with('-')) {
+        Some((
+            format!("a directory in the share path `{path}` starts with `-`"),
+            "starts with `-`".to_string(),
+            "rsync and rrsync would take it for an option: rename the directory".to_string(),
+        ))
+    } else {
+        None
+    };
+    if let Some((message, label, help)) = problem {
+        out.push(
+            Diag::error(codes::E0515, format!("share `{}`: {message}", s.name.value))
+                .at(span, label)
+                .help(help),
+        );
+    }
+}
+
+fn str_param_at<'a>(i: &'a Instance, name: &str) -> Option<(&'a str, crate::source::Span)> {
+    match i.param(name) {
+        Some(p) => match &p.value {
+            Value::Str(s) => Some((s, p.span)),
+            _ => None,
+        },
+        None => None,
     }
 }
 
@@ -228,6 +376,7 @@ fn jobs(model: &Model, out: &mut Vec<Diag>) {
         .filter_map(|i| str_param(i, "path").map(|p| (i, p)))
         .collect();
     for j in model.instances.iter().filter(|i| i.kind.value == "job") {
+        schedule(j, out);
         let run = str_param(j, "run").unwrap_or("");
         match j.placement.value {
             Placement::Group(g) => out.push(
@@ -255,7 +404,55 @@ fn jobs(model: &Model, out: &mut Vec<Diag>) {
     }
 }
 
+/// A job runs on `calendar` or on `every`: exactly one.
+fn schedule(j: &Instance, out: &mut Vec<Diag>) {
+    let calendar = j
+        .param("calendar")
+        .filter(|p| matches!(&p.value, Value::Str(s) if !s.is_empty()));
+    let every = j
+        .param("every")
+        .filter(|p| matches!(p.value, Value::Duration(d) if d > 0));
+    match (calendar, every) {
+        (None, None) => out.push(
+            Diag::error(codes::E0512, format!("job `{}` has no schedule", j.name.value))
+                .at(j.name.span, "neither `calendar` nor `every` is set")
+                .help("add `calendar = \"*-*-* 03:00\"` (at times of the clock) or `every = \"1h\"` (a period)"),
+        ),
+        (Some(c), Some(e)) => out.push(
+            Diag::error(codes::E0512, format!("job `{}` has two schedules", j.name.value))
+                .at(e.span, "`every` given")
+                .with(c.span, "and `calendar` too")
+                .help("keep one: `calendar` runs at times of the clock, `every` after a period"),
+        ),
+        _ => {}
+    }
+}
+
+/// PostgreSQL major versions the target distribution (Debian 12) packages.
+const POSTGRES_VERSIONS: &[i64] = &[15];
+
 fn databases(model: &Model, out: &mut Vec<Diag>) {
+    for db in model
+        .instances
+        .iter()
+        .filter(|i| i.kind.value == "postgres")
+    {
+        let Some(p) = db.param("version") else {
+            continue;
+        };
+        if let Value::Int(v) = p.value {
+            if !POSTGRES_VERSIONS.contains(&v) {
+                out.push(
+                    Diag::error(
+                        codes::E0514,
+                        format!("PostgreSQL {v} is not packaged for the target distribution"),
+                    )
+                    .at(p.span, format!("Debian 12 has no postgresql-{v}"))
+                    .help("Debian 12 ships PostgreSQL 15: write `version = 15`, or leave `version` out"),
+                );
+            }
+        }
+    }
     for db in model
         .instances
         .iter()

@@ -104,6 +104,10 @@ codes! {
     W0509: "a job on a whole group (runs on every member)",
     E0510: "two hosts with one address",
     W0511: "priorities not in member order",
+    E0512: "a job without a schedule, or with both `calendar` and `every`",
+    E0513: "a share pushed from a host, not from a failover group's active member",
+    E0514: "a PostgreSQL version the target distribution does not ship",
+    E0515: "a share path that is a system directory, or holds characters rsync or a shell would interpret",
     // Rendering and templates.
     E0601: "template not found",
     E0602: "template does not parse",
