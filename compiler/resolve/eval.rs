@@ -86,15 +86,28 @@ pub(crate) struct Attrs<'b> {
 const FUNCTIONS: &[&str] = &["secret", "http", "tcp", "exec"];
 
 impl Resolver<'_> {
-    /// Split a body into known attributes and nested blocks, reporting unknown and
-    /// duplicate ones.
+    /// Split a body into known attributes and nested blocks (each given with the
+    /// attributes it takes, for the help), reporting unknown and duplicate ones.
     pub(crate) fn attrs<'b>(
         &mut self,
         body: &'b ast::Body,
         allowed: &[&str],
-        blocks: &[&str],
+        nested: &[(&str, &[&str])],
         what: &str,
     ) -> Attrs<'b> {
+        let blocks: Vec<&str> = nested.iter().map(|(n, _)| *n).collect();
+        let blocks = blocks.as_slice();
+        // `host` takes: address, ssh { user port key }
+        let takes: Vec<String> = allowed
+            .iter()
+            .map(|a| a.to_string())
+            .chain(
+                nested
+                    .iter()
+                    .map(|(b, inner)| format!("{b} {{ {} }}", inner.join(" "))),
+            )
+            .collect();
+        let takes = takes.join(", ");
         let mut out = Attrs {
             attrs: Vec::new(),
             blocks: Vec::new(),
@@ -128,10 +141,15 @@ impl Resolver<'_> {
                             None if blocks.contains(&n) => {
                                 d.help(format!("`{n}` is a block: write `{n} {{ ... }}`"))
                             }
-                            None if allowed.is_empty() => {
-                                d.help(format!("`{what}` takes no attributes"))
-                            }
-                            None => d.help(format!("`{what}` takes: {}", allowed.join(", "))),
+                            None => match nested.iter().find(|(_, inner)| inner.contains(&n)) {
+                                Some((b, _)) => d.help(format!(
+                                    "`{n}` belongs in the `{b}` block: `{b} {{ {n} = ... }}`"
+                                )),
+                                None if takes.is_empty() => {
+                                    d.help(format!("`{what}` takes no attributes"))
+                                }
+                                None => d.help(format!("`{what}` takes: {takes}")),
+                            },
                         };
                         self.diags.push(d);
                         out.names.insert(n.to_string());
@@ -154,10 +172,7 @@ impl Resolver<'_> {
                         d = if allowed.contains(&n) {
                             d.help(format!("`{n}` is an attribute: write `{n} = ...`"))
                         } else if blocks.is_empty() {
-                            d.help(format!(
-                                "`{what}` takes attributes only: {}",
-                                allowed.join(", ")
-                            ))
+                            d.help(format!("`{what}` takes attributes only: {takes}"))
                         } else {
                             d.help(format!("blocks allowed here: {}", blocks.join(", ")))
                         };
