@@ -659,3 +659,29 @@ fn fmt_check_follows_imports() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The README's first code block (the configuration it opens with) is what `infra
+/// fmt` writes, and a configuration `infra check` accepts.
+#[test]
+fn readme_example_is_formatted_and_checks() {
+    let readme = fs::read_to_string("README.md").expect("README.md");
+    let block = readme
+        .split("```")
+        .nth(1)
+        .and_then(|b| b.split_once('\n'))
+        .map(|(_, body)| body)
+        .expect("README.md opens with a code block");
+    match format_source(FileId(0), block) {
+        Ok(out) => assert_eq!(
+            out, block,
+            "README.md's first code block is not formatted: replace it with `infra fmt`'s output"
+        ),
+        Err(d) => panic!("README.md's first code block does not parse: {d:?}"),
+    }
+    let (sources, diags) = infra::check_str("README.infra", block);
+    assert!(
+        !infra::diag::has_errors(&diags),
+        "{}",
+        infra::diag::render(&diags, &sources, false, 100)
+    );
+}
