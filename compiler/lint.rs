@@ -4,8 +4,9 @@
 //! work but will surprise (a job that runs on both machines).
 
 use crate::diag::{codes, Diag};
-use crate::resolve::{Instance, Model, Placement, Value};
-use std::collections::BTreeMap;
+use crate::resolve::{Instance, Model, Placement, ResourceKind, Role, Value};
+use crate::source::Span;
+use std::collections::{BTreeMap, BTreeSet};
 
 const DATABASES: &[&str] = &["postgres", "mariadb"];
 
@@ -16,6 +17,7 @@ pub fn lint(model: &Model) -> Vec<Diag> {
     shares(model, &mut d);
     jobs(model, &mut d);
     databases(model, &mut d);
+    host_paths(model, &mut d);
     crate::diag::sort(&mut d);
     d
 }
@@ -508,5 +510,135 @@ fn databases(model: &Model, out: &mut Vec<Diag>) {
                 }
             }
         }
+    }
+}
+
+/// What a host gets at one path: a file or a directory, and who declared it.
+struct PathUse<'m> {
+    dir: bool,
+    inst: &'m Instance,
+    /// The resource block.
+    span: Span,
+}
+
+/// On each host, a file where another resource needs a directory: a path below a
+/// file, or a file and a directory at one path (the build could not be written, nor
+/// the host's tree made). Units and drop-ins count as the files they become. Each
+/// clash is reported once, for the first host it is on.
+fn host_paths(model: &Model, out: &mut Vec<Diag>) {
+    let mut seen: BTreeSet<(Span, Span)> = BTreeSet::new();
+    for h in 0..model.hosts.len() {
+        let mut uses: BTreeMap<&str, Vec<PathUse>> = BTreeMap::new();
+        let mut generated: Vec<(String, bool, &Instance, Span)> = Vec::new();
+        for inst in &model.instances {
+            if !model.placement_hosts(inst.placement.value).contains(&h) {
+                continue;
+            }
+            let role = match group_of(inst.placement.value) {
+                Some(g) => match model.groups[g].position(h) {
+                    Some(0) => Role::Primary,
+                    Some(_) => Role::Standby,
+                    None => Role::Any,
+                },
+                None => Role::Primary,
+            };
+            for r in &inst.resources {
+                if r.only != Role::Any && r.only != role {
+                    continue;
+                }
+                let u = |dir| PathUse {
+                    dir,
+                    inst,
+                    span: r.span,
+                };
+                match &r.kind {
+                    ResourceKind::File { path, .. } => uses.entry(path).or_default().push(u(false)),
+                    ResourceKind::Directory { path, .. } => {
+                        uses.entry(path).or_default().push(u(true))
+                    }
+                    ResourceKind::Unit { name, .. } => {
+                        generated.push((format!("/etc/systemd/system/{name}"), false, inst, r.span))
+                    }
+                    ResourceKind::Dropin { unit, .. } => {
+                        generated.push((
+                            format!("/etc/systemd/system/{unit}.d"),
+                            true,
+                            inst,
+                            r.span,
+                        ));
+                        generated.push((
+                            format!("/etc/systemd/system/{unit}.d/infra.conf"),
+                            false,
+                            inst,
+                            r.span,
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (path, dir, inst, span) in &generated {
+            uses.entry(path.as_str()).or_default().push(PathUse {
+                dir: *dir,
+                inst,
+                span: *span,
+            });
+        }
+        let host = &model.hosts[h].name.value;
+        let mut push = |d: Diag, a: Span, b: Span| {
+            if seen.insert((a, b)) {
+                out.push(d);
+            }
+        };
+        for (path, us) in &uses {
+            // A file and a directory at one path.
+            if let (Some(f), Some(d)) = (us.iter().find(|u| !u.dir), us.iter().find(|u| u.dir)) {
+                let (fs, ds) = (user_span(model, f), user_span(model, d));
+                push(
+                    Diag::error(
+                        codes::E0516,
+                        format!(
+                            "on `{host}`, `{path}` is declared both as a file and as a directory"
+                        ),
+                    )
+                    .at(fs, format!("a file (`{}`)", f.inst.qualified()))
+                    .with(ds, format!("a directory (`{}`)", d.inst.qualified()))
+                    .help(
+                        "a path is a file or a directory on a host, not both: rename one of them",
+                    ),
+                    fs,
+                    ds,
+                );
+            }
+            // A path inside a file.
+            let mut parent = *path;
+            while let Some(i) = parent.rfind('/') {
+                parent = &path[..i];
+                let Some(f) = uses.get(parent).and_then(|p| p.iter().find(|u| !u.dir)) else {
+                    continue;
+                };
+                let inner = &us[0];
+                let (is, fs) = (user_span(model, inner), user_span(model, f));
+                push(
+                    Diag::error(codes::E0516, format!("on `{host}`, `{path}` would be inside the file `{parent}`"))
+                        .at(is, format!("inside a file (`{}`)", inner.inst.qualified()))
+                        .with(fs, format!("`{parent}` is a file (`{}`)", f.inst.qualified()))
+                        .help(format!("files go inside directories: make `{parent}` a directory, or move `{path}` elsewhere")),
+                    is,
+                    fs,
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// Where to point for a resource: into the user's own file, the resource if its kind
+/// is the user's, else the instance's name.
+fn user_span(model: &Model, u: &PathUse) -> Span {
+    if model.sources.get(u.span.file).name.starts_with("std/") {
+        u.inst.name.span
+    } else {
+        u.span
     }
 }

@@ -108,6 +108,7 @@ codes! {
     E0513: "a share pushed from a host, not from a failover group's active member",
     E0514: "a PostgreSQL version the target distribution does not ship",
     E0515: "a share path that is a system directory, or holds characters rsync or a shell would interpret",
+    E0516: "a file where another resource on the host needs a directory",
     // Rendering and templates.
     E0601: "template not found",
     E0602: "template does not parse",
