@@ -105,6 +105,27 @@ pub fn path(p: &str) -> Option<Problem> {
             "remove the trailing `/`",
         );
     }
+    // Linux: NAME_MAX 255 bytes a component, PATH_MAX 4096 with the NUL.
+    let mut start = 1;
+    for seg in p[1..].split('/') {
+        if seg.len() > 255 {
+            return problem(
+                start,
+                "has a name longer than 255 bytes",
+                "too long",
+                "Linux file names have at most 255 bytes: shorten it",
+            );
+        }
+        start += seg.len() + 1;
+    }
+    if p.len() > 4095 {
+        return problem(
+            0,
+            "is longer than 4095 bytes",
+            "too long",
+            "Linux paths have at most 4095 bytes: shorten it",
+        );
+    }
     None
 }
 
@@ -298,6 +319,8 @@ mod tests {
         assert_eq!(at("/"), Some(0));
         assert_eq!(at(""), Some(0));
         assert_eq!(at("/a\nb"), Some(2));
+        assert_eq!(at(&format!("/srv/{}", "x".repeat(256))), Some(5));
+        assert_eq!(path(&format!("/srv/{}", "x".repeat(255))), None);
     }
 
     #[test]
