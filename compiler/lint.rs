@@ -232,7 +232,7 @@ fn shares(model: &Model, out: &mut Vec<Diag>) {
                 } else if path.starts_with(tp) {
                     format!("inside `{tp}`")
                 } else {
-                    format!("around `{tp}`")
+                    format!("contains `{tp}`")
                 };
                 out.push(
                     Diag::error(
