@@ -4,8 +4,9 @@
 //! work but will surprise (a job that runs on both machines).
 
 use crate::diag::{codes, Diag};
-use crate::resolve::{Instance, Model, Placement, Value};
-use std::collections::BTreeMap;
+use crate::resolve::{Instance, Model, Placement, ResourceKind, Role, Value};
+use crate::source::Span;
+use std::collections::{BTreeMap, BTreeSet};
 
 const DATABASES: &[&str] = &["postgres", "mariadb"];
 
@@ -16,6 +17,7 @@ pub fn lint(model: &Model) -> Vec<Diag> {
     shares(model, &mut d);
     jobs(model, &mut d);
     databases(model, &mut d);
+    host_paths(model, &mut d);
     crate::diag::sort(&mut d);
     d
 }
@@ -170,6 +172,31 @@ fn shares(model: &Model, out: &mut Vec<Diag>) {
                 .help("push from the active member of a failover group: `from = GROUP.active`"),
             );
         }
+        if let Placement::Host(h) = place {
+            let host = &model.hosts[h].name.value;
+            let groups: Vec<&str> = model
+                .groups
+                .iter()
+                .filter(|g| g.position(h).is_some())
+                .map(|g| g.name.value.as_str())
+                .collect();
+            let help = match groups.as_slice() {
+                [] => format!("a share pushes from the member of a failover group that holds the VIP to the other members: declare `failover GROUP {{ members = [{host}, ...] ... }}` and write `from = GROUP.active`"),
+                [g, ..] => format!("a share pushes from the member of a failover group that holds the VIP to the other members: write `from = {g}.active`"),
+            };
+            out.push(
+                Diag::error(
+                    codes::E0513,
+                    format!(
+                        "share `{}` pushes from host `{host}`, not from a failover group's active member",
+                        s.name.value
+                    ),
+                )
+                .at(s.placement.span, "a host, not `GROUP.active`")
+                .help(help),
+            );
+        }
+        share_path(s, out);
         if let Some(g) = group_of(place) {
             if model.groups[g].members.len() < 2 {
                 out.push(
@@ -185,32 +212,155 @@ fn shares(model: &Model, out: &mut Vec<Diag>) {
                 );
             }
         }
-        // Two shares of overlapping paths on one group push against each other.
-        let Some(path) = str_param(s, "path") else {
+        // Two shares of overlapping paths on one host push against each other (and
+        // the outer one's --delete removes what the inner one pushed).
+        let Some((path, path_span)) = str_param_at(s, "path") else {
             continue;
         };
+        let hosts = model.placement_hosts(place);
         for t in &shares[..k] {
-            let Some(tp) = str_param(t, "path") else {
+            let Some((tp, tp_span)) = str_param_at(t, "path") else {
                 continue;
             };
-            if paths_overlap(path, tp)
-                && group_of(t.placement.value).is_some()
-                && group_of(t.placement.value) == group_of(place)
-            {
+            let shared = model
+                .placement_hosts(t.placement.value)
+                .into_iter()
+                .find(|h| hosts.contains(h));
+            if let (true, Some(h)) = (paths_overlap(path, tp), shared) {
+                let how = if path == tp {
+                    "the same directory".to_string()
+                } else if path.starts_with(tp) {
+                    format!("inside `{tp}`")
+                } else {
+                    format!("contains `{tp}`")
+                };
                 out.push(
                     Diag::error(
                         codes::E0505,
                         format!(
-                            "shares `{}` and `{}` replicate overlapping paths",
-                            t.name.value, s.name.value
+                            "shares `{}` and `{}` replicate overlapping paths on `{}`",
+                            t.name.value, s.name.value, model.hosts[h].name.value
                         ),
                     )
-                    .at(s.span, format!("`{path}`"))
-                    .with(t.span, format!("`{tp}`"))
-                    .help("one directory tree must be replicated by one share, in one direction"),
+                    .at(path_span, how)
+                    .with(tp_span, format!("share `{}` replicates this", t.name.value))
+                    .help("one directory tree must be replicated by one share, in one direction: merge the shares, or give them separate directories"),
                 );
             }
         }
+    }
+}
+
+/// Directories a share must not replicate: the system's own, and trees that belong to
+/// the packages, the kernel or a database (nothing inside them either).
+const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/local",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/lib/mysql",
+    "/var/lib/postgresql",
+    "/var/log",
+    "/var/tmp",
+];
+const SYSTEM_TREES: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/var/lib/mysql",
+    "/var/lib/postgresql",
+];
+/// Characters rsync, rrsync (the authorized_keys command) or a shell would split or
+/// interpret.
+const SHARE_PATH_SPECIALS: &str = "'\"$`\\*?[]{};&|<>()#!";
+
+/// A share's `path`: absolute and normalised are resolve's (E0215); here, not a
+/// system directory and nothing the receiving side's shell or rsync would interpret.
+fn share_path(s: &Instance, out: &mut Vec<Diag>) {
+    let Some((path, span)) = str_param_at(s, "path") else {
+        return;
+    };
+    let top = path.split('/').nth(1).unwrap_or("");
+    let lib = matches!(top, "lib" | "lib32" | "lib64" | "libx32");
+    let in_tree = SYSTEM_TREES
+        .iter()
+        .copied()
+        .find(|t| path.starts_with(&format!("{t}/")))
+        .or_else(|| (lib && path.len() > top.len() + 1).then_some("/lib"))
+        .or_else(|| {
+            (path.starts_with("/usr/") && !path.starts_with("/usr/local/")).then_some("/usr")
+        });
+    let problem = if SYSTEM_DIRS.contains(&path) || (lib && path.len() == top.len() + 1) {
+        Some((
+            format!("`{path}` is a system directory"),
+            "a system directory".to_string(),
+            "a share replicates its directory with `rsync --delete`: give it a directory of its own, e.g. `/srv/APP/uploads`".to_string(),
+        ))
+    } else if let Some(tree) = in_tree {
+        Some((
+            format!("`{path}` is inside `{tree}`"),
+            format!("inside `{tree}`"),
+            format!("`{tree}` belongs to the system (its packages, the kernel or a database): replicate a directory of your own, e.g. under `/srv`"),
+        ))
+    } else if path.split('/').any(|seg| seg == ".ssh") {
+        Some((
+            format!("`{path}` is an SSH directory"),
+            "`.ssh`".to_string(),
+            "a share's pushes would replace authorized_keys and keys: replicate application data only".to_string(),
+        ))
+    } else if let Some(c) = path
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || SHARE_PATH_SPECIALS.contains(*c))
+    {
+        Some((
+            format!("the share path `{}` contains {c:?}", path.escape_debug()),
+            format!("{c:?} here"),
+            "rsync, the receiver's restricted command (rrsync) and the shell would split or interpret it: use letters, digits, `.`, `_`, `-` and `/`".to_string(),
+        ))
+    } else if path.split('/').any(|seg| seg.starts_with('-')) {
+        Some((
+            format!("a directory in the share path `{path}` starts with `-`"),
+            "starts with `-`".to_string(),
+            "rsync and rrsync would take it for an option: rename the directory".to_string(),
+        ))
+    } else {
+        None
+    };
+    if let Some((message, label, help)) = problem {
+        out.push(
+            Diag::error(codes::E0515, format!("share `{}`: {message}", s.name.value))
+                .at(span, label)
+                .help(help),
+        );
+    }
+}
+
+fn str_param_at<'a>(i: &'a Instance, name: &str) -> Option<(&'a str, crate::source::Span)> {
+    match i.param(name) {
+        Some(p) => match &p.value {
+            Value::Str(s) => Some((s, p.span)),
+            _ => None,
+        },
+        None => None,
     }
 }
 
@@ -228,6 +378,7 @@ fn jobs(model: &Model, out: &mut Vec<Diag>) {
         .filter_map(|i| str_param(i, "path").map(|p| (i, p)))
         .collect();
     for j in model.instances.iter().filter(|i| i.kind.value == "job") {
+        schedule(j, out);
         let run = str_param(j, "run").unwrap_or("");
         match j.placement.value {
             Placement::Group(g) => out.push(
@@ -255,7 +406,55 @@ fn jobs(model: &Model, out: &mut Vec<Diag>) {
     }
 }
 
+/// A job runs on `calendar` or on `every`: exactly one.
+fn schedule(j: &Instance, out: &mut Vec<Diag>) {
+    let calendar = j
+        .param("calendar")
+        .filter(|p| matches!(&p.value, Value::Str(s) if !s.is_empty()));
+    let every = j
+        .param("every")
+        .filter(|p| matches!(p.value, Value::Duration(d) if d > 0));
+    match (calendar, every) {
+        (None, None) => out.push(
+            Diag::error(codes::E0512, format!("job `{}` has no schedule", j.name.value))
+                .at(j.name.span, "neither `calendar` nor `every` is set")
+                .help("add `calendar = \"*-*-* 03:00\"` (at times of the clock) or `every = \"1h\"` (a period)"),
+        ),
+        (Some(c), Some(e)) => out.push(
+            Diag::error(codes::E0512, format!("job `{}` has two schedules", j.name.value))
+                .at(e.span, "`every` given")
+                .with(c.span, "and `calendar` too")
+                .help("keep one: `calendar` runs at times of the clock, `every` after a period"),
+        ),
+        _ => {}
+    }
+}
+
+/// PostgreSQL major versions the target distribution (Debian 12) packages.
+const POSTGRES_VERSIONS: &[i64] = &[15];
+
 fn databases(model: &Model, out: &mut Vec<Diag>) {
+    for db in model
+        .instances
+        .iter()
+        .filter(|i| i.kind.value == "postgres")
+    {
+        let Some(p) = db.param("version") else {
+            continue;
+        };
+        if let Value::Int(v) = p.value {
+            if !POSTGRES_VERSIONS.contains(&v) {
+                out.push(
+                    Diag::error(
+                        codes::E0514,
+                        format!("PostgreSQL {v} is not packaged for the target distribution"),
+                    )
+                    .at(p.span, format!("Debian 12 has no postgresql-{v}"))
+                    .help("Debian 12 ships PostgreSQL 15: write `version = 15`, or leave `version` out"),
+                );
+            }
+        }
+    }
     for db in model
         .instances
         .iter()
@@ -311,5 +510,135 @@ fn databases(model: &Model, out: &mut Vec<Diag>) {
                 }
             }
         }
+    }
+}
+
+/// What a host gets at one path: a file or a directory, and who declared it.
+struct PathUse<'m> {
+    dir: bool,
+    inst: &'m Instance,
+    /// The resource block.
+    span: Span,
+}
+
+/// On each host, a file where another resource needs a directory: a path below a
+/// file, or a file and a directory at one path (the build could not be written, nor
+/// the host's tree made). Units and drop-ins count as the files they become. Each
+/// clash is reported once, for the first host it is on.
+fn host_paths(model: &Model, out: &mut Vec<Diag>) {
+    let mut seen: BTreeSet<(Span, Span)> = BTreeSet::new();
+    for h in 0..model.hosts.len() {
+        let mut uses: BTreeMap<&str, Vec<PathUse>> = BTreeMap::new();
+        let mut generated: Vec<(String, bool, &Instance, Span)> = Vec::new();
+        for inst in &model.instances {
+            if !model.placement_hosts(inst.placement.value).contains(&h) {
+                continue;
+            }
+            let role = match group_of(inst.placement.value) {
+                Some(g) => match model.groups[g].position(h) {
+                    Some(0) => Role::Primary,
+                    Some(_) => Role::Standby,
+                    None => Role::Any,
+                },
+                None => Role::Primary,
+            };
+            for r in &inst.resources {
+                if r.only != Role::Any && r.only != role {
+                    continue;
+                }
+                let u = |dir| PathUse {
+                    dir,
+                    inst,
+                    span: r.span,
+                };
+                match &r.kind {
+                    ResourceKind::File { path, .. } => uses.entry(path).or_default().push(u(false)),
+                    ResourceKind::Directory { path, .. } => {
+                        uses.entry(path).or_default().push(u(true))
+                    }
+                    ResourceKind::Unit { name, .. } => {
+                        generated.push((format!("/etc/systemd/system/{name}"), false, inst, r.span))
+                    }
+                    ResourceKind::Dropin { unit, .. } => {
+                        generated.push((
+                            format!("/etc/systemd/system/{unit}.d"),
+                            true,
+                            inst,
+                            r.span,
+                        ));
+                        generated.push((
+                            format!("/etc/systemd/system/{unit}.d/infra.conf"),
+                            false,
+                            inst,
+                            r.span,
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (path, dir, inst, span) in &generated {
+            uses.entry(path.as_str()).or_default().push(PathUse {
+                dir: *dir,
+                inst,
+                span: *span,
+            });
+        }
+        let host = &model.hosts[h].name.value;
+        let mut push = |d: Diag, a: Span, b: Span| {
+            if seen.insert((a, b)) {
+                out.push(d);
+            }
+        };
+        for (path, us) in &uses {
+            // A file and a directory at one path.
+            if let (Some(f), Some(d)) = (us.iter().find(|u| !u.dir), us.iter().find(|u| u.dir)) {
+                let (fs, ds) = (user_span(model, f), user_span(model, d));
+                push(
+                    Diag::error(
+                        codes::E0516,
+                        format!(
+                            "on `{host}`, `{path}` is declared both as a file and as a directory"
+                        ),
+                    )
+                    .at(fs, format!("a file (`{}`)", f.inst.qualified()))
+                    .with(ds, format!("a directory (`{}`)", d.inst.qualified()))
+                    .help(
+                        "a path is a file or a directory on a host, not both: rename one of them",
+                    ),
+                    fs,
+                    ds,
+                );
+            }
+            // A path inside a file.
+            let mut parent = *path;
+            while let Some(i) = parent.rfind('/') {
+                parent = &path[..i];
+                let Some(f) = uses.get(parent).and_then(|p| p.iter().find(|u| !u.dir)) else {
+                    continue;
+                };
+                let inner = &us[0];
+                let (is, fs) = (user_span(model, inner), user_span(model, f));
+                push(
+                    Diag::error(codes::E0516, format!("on `{host}`, `{path}` would be inside the file `{parent}`"))
+                        .at(is, format!("inside a file (`{}`)", inner.inst.qualified()))
+                        .with(fs, format!("`{parent}` is a file (`{}`)", f.inst.qualified()))
+                        .help(format!("files go inside directories: make `{parent}` a directory, or move `{path}` elsewhere")),
+                    is,
+                    fs,
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// Where to point for a resource: into the user's own file, the resource if its kind
+/// is the user's, else the instance's name.
+fn user_span(model: &Model, u: &PathUse) -> Span {
+    if model.sources.get(u.span.file).name.starts_with("std/") {
+        u.inst.name.span
+    } else {
+        u.span
     }
 }

@@ -82,7 +82,8 @@ pub enum Command {
     /// Boot the declared hosts locally as systemd machines; failover drills.
     #[command(subcommand)]
     Lab(lab::LabCommand),
-    /// Format `.infra` files canonically (comments are kept).
+    /// Format `.infra` files canonically (comments are kept): a file or a directory's
+    /// `*.infra`, and the files of the repo they import.
     Fmt {
         path: Option<PathBuf>,
         /// Do not write; exit 1 if any file is not formatted.
@@ -262,8 +263,25 @@ fn infra_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     }
 }
 
+/// The files `infra fmt PATH` formats: PATH's own (`*.infra` of a directory, or the
+/// file), then every file of the repo they import, recursively (the files `infra
+/// check PATH` reads, without `std/`).
+fn fmt_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files: Vec<PathBuf> = infra_files(path)?
+        .iter()
+        .map(|p| crate::resolve::load::normalize(p))
+        .collect();
+    let loaded = crate::resolve::load::load(path, &crate::resolve::FsLoader);
+    for f in loaded.user_files {
+        if !files.contains(&f) {
+            files.push(f);
+        }
+    }
+    Ok(files)
+}
+
 fn fmt(path: &Path, check: bool) -> i32 {
-    let files = match infra_files(path) {
+    let files = match fmt_files(path) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");

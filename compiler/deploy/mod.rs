@@ -220,14 +220,8 @@ impl Fleet {
         t.port = h.ssh.port;
         t.user = h.ssh.user.clone();
         t.key = self.access.key.clone().or_else(|| {
-            h.ssh.key.as_ref().map(|k| {
-                let p = PathBuf::from(k);
-                if p.is_relative() {
-                    self.dir.join(p)
-                } else {
-                    p
-                }
-            })
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            h.ssh.key_path(&self.dir, home.as_deref())
         });
         t.accept_new = self.access.accept_new;
         t.command_timeout = Duration::from_secs(30 * 60);

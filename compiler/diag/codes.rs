@@ -79,6 +79,10 @@ codes! {
     E0211: "invalid `only` role",
     E0212: "invalid file mode",
     E0213: "a value that cannot be interpolated into a string",
+    E0214: "invalid systemd calendar expression",
+    E0215: "a resource path that is not absolute and normalised",
+    E0216: "an invalid unit, package, user or step name",
+    E0217: "a secret in a resource's name or path",
     // Imports and files.
     E0301: "file or module not found, or unreadable",
     E0302: "import cycle",
@@ -100,6 +104,11 @@ codes! {
     W0509: "a job on a whole group (runs on every member)",
     E0510: "two hosts with one address",
     W0511: "priorities not in member order",
+    E0512: "a job without a schedule, or with both `calendar` and `every`",
+    E0513: "a share pushed from a host, not from a failover group's active member",
+    E0514: "a PostgreSQL version the target distribution does not ship",
+    E0515: "a share path that is a system directory, or holds characters rsync or a shell would interpret",
+    E0516: "a file where another resource on the host needs a directory",
     // Rendering and templates.
     E0601: "template not found",
     E0602: "template does not parse",

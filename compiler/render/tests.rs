@@ -22,6 +22,20 @@ fn model(src: &str) -> Model {
     checked(Path::new("t.infra"), &loader)
 }
 
+/// The model of one inline file, resolved but not linted: for what render must still
+/// catch when `infra check`'s lints are bypassed (a job without a schedule, a version
+/// the distribution lacks).
+fn unlinted(src: &str) -> Model {
+    let mut loader = MemLoader::default();
+    loader
+        .files
+        .insert(normalize(Path::new("t.infra")), src.as_bytes().to_vec());
+    match crate::resolve::resolve(Path::new("t.infra"), &loader) {
+        Ok(r) => r.model,
+        Err(f) => panic!("{}", diag::render(&f.diags, &f.sources, false, 100)),
+    }
+}
+
 fn checked(path: &Path, loader: &dyn crate::resolve::Loader) -> Model {
     match crate::check(path, loader) {
         Ok(c) => c.model,
@@ -238,7 +252,7 @@ thing t { on = solo }
 #[test]
 fn fail_helper_reports_the_kind_message() {
     let src = format!("{SOLO}\njob never {{ on = all  run = \"true\" }}\n");
-    let m = model(&src);
+    let m = unlinted(&src);
     let d = errors(&m, &Templates::embedded());
     let e = d.iter().find(|d| d.code == "E0604").expect("E0604");
     assert!(
@@ -255,7 +269,7 @@ fn fail_helper_reports_the_kind_message() {
     let src = format!(
         "{SOLO}\njob both {{ on = all  run = \"true\"  calendar = \"daily\"  every = \"1h\" }}\n"
     );
-    let d = errors(&model(&src), &Templates::embedded());
+    let d = errors(&unlinted(&src), &Templates::embedded());
     assert!(
         d.iter()
             .any(|d| d.code == "E0604" && d.message.contains("not both")),
@@ -560,7 +574,7 @@ fn postgres_replication_pieces() {
             .contains("ExecStartPre=/etc/infra/postgres/main/guard.sh")
     );
     // version 16 changes the package and every path
-    let m = model(
+    let m = unlinted(
         r#"
 import "std/postgres"
 host a { address = "192.0.2.1" }

@@ -287,8 +287,11 @@ impl<'a> Resolver<'a> {
             ast::TypeExpr::Named(i) => Some(match i.name.as_str() {
                 "string" => Type::String,
                 "int" => Type::Int,
+                "uint" => Type::Uint,
+                "port" => Type::Port,
                 "bool" => Type::Bool,
                 "duration" => Type::Duration,
+                "calendar" => Type::Calendar,
                 "ip" => Type::Ip,
                 "cidr" => Type::Cidr,
                 "host" => Type::Host,
@@ -301,8 +304,11 @@ impl<'a> Resolver<'a> {
                     const TYPES: &[&str] = &[
                         "string",
                         "int",
+                        "uint",
+                        "port",
                         "bool",
                         "duration",
+                        "calendar",
                         "ip",
                         "cidr",
                         "host",

@@ -13,6 +13,10 @@ use std::net::Ipv4Addr;
 pub(crate) struct Env<'p> {
     /// Instance name and its parameters, when expanding a kind body.
     kind: Option<(&'p str, &'p [Param])>,
+    /// When expanding an instance: the span of its name, and per parameter (in the
+    /// order of `kind`'s) the spans of the elements of a list written literally, so a
+    /// problem in a resource label can be blamed on the argument that caused it.
+    trace: Option<(Span, &'p [Vec<Span>])>,
 }
 
 /// One element of the list a resource label expands: the kind parameter's name
@@ -21,12 +25,53 @@ pub(crate) type Element = (String, Value);
 
 impl<'p> Env<'p> {
     pub fn top() -> Env<'static> {
-        Env { kind: None }
+        Env {
+            kind: None,
+            trace: None,
+        }
     }
     pub fn kind(name: &'p str, params: &'p [Param]) -> Env<'p> {
         Env {
             kind: Some((name, params)),
+            trace: None,
         }
+    }
+    /// [`Env::kind`] that knows where the instance's arguments were written.
+    pub fn expanding(
+        name: &'p str,
+        name_span: Span,
+        params: &'p [Param],
+        elems: &'p [Vec<Span>],
+    ) -> Env<'p> {
+        Env {
+            kind: Some((name, params)),
+            trace: Some((name_span, elems)),
+        }
+    }
+}
+
+/// An interpolated string with, for each piece of it, where that piece came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Traced {
+    pub text: String,
+    /// `(end, origin)` of consecutive pieces of `text`: `None` is literal text of the
+    /// string itself, `Some(span)` the argument (or expression) an interpolation took
+    /// its value from.
+    pub pieces: Vec<(usize, Option<Span>)>,
+}
+
+impl Traced {
+    /// Where the byte at `at` came from (the end of the text counts as its last piece),
+    /// and that piece's text.
+    pub fn origin(&self, at: usize) -> (Option<Span>, &str) {
+        let mut start = 0;
+        for (end, origin) in &self.pieces {
+            if at < *end || *end == self.text.len() {
+                return (*origin, &self.text[start..*end]);
+            }
+            start = *end;
+        }
+        (None, &self.text)
     }
 }
 
@@ -41,15 +86,28 @@ pub(crate) struct Attrs<'b> {
 const FUNCTIONS: &[&str] = &["secret", "http", "tcp", "exec"];
 
 impl Resolver<'_> {
-    /// Split a body into known attributes and nested blocks, reporting unknown and
-    /// duplicate ones.
+    /// Split a body into known attributes and nested blocks (each given with the
+    /// attributes it takes, for the help), reporting unknown and duplicate ones.
     pub(crate) fn attrs<'b>(
         &mut self,
         body: &'b ast::Body,
         allowed: &[&str],
-        blocks: &[&str],
+        nested: &[(&str, &[&str])],
         what: &str,
     ) -> Attrs<'b> {
+        let blocks: Vec<&str> = nested.iter().map(|(n, _)| *n).collect();
+        let blocks = blocks.as_slice();
+        // `host` takes: address, ssh { user port key }
+        let takes: Vec<String> = allowed
+            .iter()
+            .map(|a| a.to_string())
+            .chain(
+                nested
+                    .iter()
+                    .map(|(b, inner)| format!("{b} {{ {} }}", inner.join(" "))),
+            )
+            .collect();
+        let takes = takes.join(", ");
         let mut out = Attrs {
             attrs: Vec::new(),
             blocks: Vec::new(),
@@ -83,10 +141,15 @@ impl Resolver<'_> {
                             None if blocks.contains(&n) => {
                                 d.help(format!("`{n}` is a block: write `{n} {{ ... }}`"))
                             }
-                            None if allowed.is_empty() => {
-                                d.help(format!("`{what}` takes no attributes"))
-                            }
-                            None => d.help(format!("`{what}` takes: {}", allowed.join(", "))),
+                            None => match nested.iter().find(|(_, inner)| inner.contains(&n)) {
+                                Some((b, _)) => d.help(format!(
+                                    "`{n}` belongs in the `{b}` block: `{b} {{ {n} = ... }}`"
+                                )),
+                                None if takes.is_empty() => {
+                                    d.help(format!("`{what}` takes no attributes"))
+                                }
+                                None => d.help(format!("`{what}` takes: {takes}")),
+                            },
                         };
                         self.diags.push(d);
                         out.names.insert(n.to_string());
@@ -109,10 +172,7 @@ impl Resolver<'_> {
                         d = if allowed.contains(&n) {
                             d.help(format!("`{n}` is an attribute: write `{n} = ...`"))
                         } else if blocks.is_empty() {
-                            d.help(format!(
-                                "`{what}` takes attributes only: {}",
-                                allowed.join(", ")
-                            ))
+                            d.help(format!("`{what}` takes attributes only: {takes}"))
                         } else {
                             d.help(format!("blocks allowed here: {}", blocks.join(", ")))
                         };
@@ -158,6 +218,44 @@ impl Resolver<'_> {
         match (ty, v) {
             (Type::String, Value::Str(s)) => Some(Value::Str(s)),
             (Type::Int, Value::Int(i)) => Some(Value::Int(i)),
+            (Type::Uint, Value::Int(i)) => {
+                if i >= 0 {
+                    return Some(Value::Int(i));
+                }
+                self.diags.push(
+                    Diag::error(codes::E0206, format!("{i} is negative"))
+                        .at(span, "must be 0 or more")
+                        .help("this is a count or an id: write a whole number 0 or above"),
+                );
+                None
+            }
+            (Type::Port, Value::Int(i)) => {
+                if (1..=65535).contains(&i) {
+                    return Some(Value::Int(i));
+                }
+                self.diags.push(
+                    Diag::error(codes::E0206, format!("port {i} is out of range"))
+                        .at(span, "not a TCP port")
+                        .help("ports are 1 to 65535"),
+                );
+                None
+            }
+            (Type::Calendar, Value::Str(s)) => {
+                if s.is_empty() {
+                    return Some(Value::Str(s));
+                }
+                match super::calendar::check(&s) {
+                    Ok(()) => Some(Value::Str(s)),
+                    Err(why) => {
+                        self.diags.push(
+                            Diag::error(codes::E0214, format!("invalid calendar expression `{s}`: {why}"))
+                                .at(span, "systemd would refuse this OnCalendar=")
+                                .help("write [WEEKDAY] YEAR-MONTH-DAY HOUR:MINUTE[:SECOND] with `*` for any: \"*-*-* 03:00\" is every day at 3:00, \"Mon..Fri 09:00\" weekdays at 9:00, \"*-*-01 02:00\" monthly; or \"daily\", \"weekly\" (see `man systemd.time`)"),
+                        );
+                        None
+                    }
+                }
+            }
             (Type::Bool, Value::Bool(b)) => Some(Value::Bool(b)),
             (Type::Duration, Value::Str(s)) => match parse_duration(&s) {
                 Some(d) => Some(Value::Duration(d)),
@@ -587,12 +685,13 @@ impl Resolver<'_> {
     /// The labels a resource label gives: one, or one per element of the one
     /// list it interpolates, each with that element and the name of the kind
     /// parameter the list came from (`"${writable}"`), so the resource's body can
-    /// see the element under that name.
+    /// see the element under that name. Each label is [`Traced`]: where each piece of
+    /// it came from.
     pub(crate) fn interpolate_label(
         &mut self,
         s: &ast::StrLit,
         env: &Env,
-    ) -> Option<Vec<(String, Option<Element>)>> {
+    ) -> Option<Vec<(Traced, Option<Element>)>> {
         let mut list: Option<(usize, Vec<Value>)> = None;
         let mut list_param: Option<String> = None;
         let mut values = Vec::new();
@@ -623,20 +722,32 @@ impl Resolver<'_> {
                 }
             }
         }
-        let texts = |this: &mut Self, element: Option<&Value>| -> Option<String> {
-            let mut out = String::new();
+        let texts = |this: &mut Self, element: Option<(usize, &Value)>| -> Option<Traced> {
+            let mut out = Traced {
+                text: String::new(),
+                pieces: Vec::new(),
+            };
             let mut vi = 0;
             for part in &s.parts {
                 match part {
-                    ast::StrPart::Lit(t) => out.push_str(t),
+                    ast::StrPart::Lit(t) => {
+                        out.text.push_str(t);
+                        out.pieces.push((out.text.len(), None));
+                    }
                     ast::StrPart::Interp(e) => {
-                        let v = match &values[vi] {
-                            Some(v) => v,
-                            None => element?,
+                        let (v, elem) = match &values[vi] {
+                            Some(v) => (v, None),
+                            None => {
+                                let (k, v) = element?;
+                                (v, Some(k))
+                            }
                         };
                         vi += 1;
                         match this.to_text(v) {
-                            Some(t) => out.push_str(&t),
+                            Some(t) => {
+                                out.text.push_str(&t);
+                                out.pieces.push((out.text.len(), Some(blame(e, env, elem))));
+                            }
                             None => {
                                 let what = this.describe(v);
                                 this.diags.push(
@@ -656,8 +767,10 @@ impl Resolver<'_> {
             None => texts(self, None).map(|t| vec![(t, None)]),
             Some((_, items)) => items
                 .iter()
-                .map(|v| {
-                    texts(self, Some(v)).map(|t| (t, list_param.clone().map(|p| (p, v.clone()))))
+                .enumerate()
+                .map(|(k, v)| {
+                    texts(self, Some((k, v)))
+                        .map(|t| (t, list_param.clone().map(|p| (p, v.clone()))))
                 })
                 .collect(),
         }
@@ -691,12 +804,37 @@ impl Resolver<'_> {
     }
 }
 
+/// The span to blame for the value of an interpolation: the argument of the kind
+/// parameter it names (the element, for one element of a list written literally), the
+/// instance's name for `${name}`, else the expression itself.
+fn blame(e: &ast::Expr, env: &Env, elem: Option<usize>) -> Span {
+    let (ast::Expr::Path(parts), Some((_, params))) = (e, env.kind) else {
+        return e.span();
+    };
+    let [head] = parts.as_slice() else {
+        return e.span();
+    };
+    if head.name == "name" {
+        return env.trace.map_or(e.span(), |(name_span, _)| name_span);
+    }
+    let Some(i) = params.iter().position(|p| p.name == head.name) else {
+        return e.span();
+    };
+    let element = elem
+        .zip(env.trace)
+        .and_then(|(k, (_, elems))| elems.get(i)?.get(k).copied());
+    element.unwrap_or(params[i].span)
+}
+
 fn expected(ty: &Type) -> String {
     match ty {
         Type::String => "a string".into(),
         Type::Int => "an integer".into(),
+        Type::Uint => "an integer 0 or above".into(),
+        Type::Port => "a port".into(),
         Type::Bool => "a boolean".into(),
         Type::Duration => "a duration".into(),
+        Type::Calendar => "a calendar expression".into(),
         Type::Ip => "an IPv4 address".into(),
         Type::Cidr => "an address with prefix (CIDR)".into(),
         Type::Host => "a host".into(),

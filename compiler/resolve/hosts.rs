@@ -9,6 +9,8 @@ use crate::source::Span;
 use crate::syntax::ast;
 use std::collections::{BTreeMap, BTreeSet};
 
+const SSH_ATTRS: &[&str] = &["user", "port", "key"];
+
 impl Resolver<'_> {
     /// Pass 3 for hosts, then failover groups (router ids derived once all are known).
     pub(super) fn resolve_hosts_and_groups(
@@ -33,7 +35,7 @@ impl Resolver<'_> {
         let mut address = None;
         let mut ssh = Ssh::default();
         let env = Env::top();
-        let attrs = self.attrs(&b.body, &["address"], &["ssh"], "host");
+        let attrs = self.attrs(&b.body, &["address"], &[("ssh", SSH_ATTRS)], "host");
         for (n, a) in &attrs.attrs {
             if *n == "address" {
                 if let Some(Value::Ip(ip)) = self.typed(&a.value, &Type::Ip, &env) {
@@ -42,7 +44,7 @@ impl Resolver<'_> {
             }
         }
         for nb in attrs.blocks {
-            let sattrs = self.attrs(&nb.body, &["user", "port", "key"], &[], "ssh");
+            let sattrs = self.attrs(&nb.body, SSH_ATTRS, &[], "ssh");
             for (n, a) in &sattrs.attrs {
                 match *n {
                     "user" => {
@@ -72,7 +74,22 @@ impl Resolver<'_> {
                     }
                     _ => {
                         if let Some(Value::Str(s)) = self.typed(&a.value, &Type::String, &env) {
-                            ssh.key = Some(s);
+                            if s.trim().is_empty() {
+                                self.diags.push(
+                                    Diag::error(codes::E0206, "empty SSH key path")
+                                        .at(a.value.span(), "no file")
+                                        .help("give the private key's file, e.g. `key = \"~/.ssh/id_ed25519\"`, or remove `key` to use ssh-agent and the default keys"),
+                                );
+                            } else if s.starts_with('~') && !(s == "~" || s.starts_with("~/")) {
+                                let user = s[1..].split('/').next().unwrap_or("");
+                                self.diags.push(
+                                    Diag::error(codes::E0206, format!("`~{user}` in an SSH key path is not supported"))
+                                        .at(a.value.span(), "another user's home")
+                                        .help("write `~/...` (your own home) or the full path, e.g. `/home/USER/.ssh/id_ed25519`"),
+                                );
+                            } else {
+                                ssh.key = Some(s);
+                            }
                         }
                     }
                 }

@@ -1,8 +1,9 @@
 //! Instances of kinds: parameters checked against the kind's declaration (defaults
 //! applied), `needs`, placement, and the expansion of the kind body into resources.
 
-use super::eval::Env;
+use super::eval::{Env, Traced};
 use super::model::*;
+use super::names;
 use super::{example_for, resource_attrs, Resolver};
 use crate::diag::{codes, Diag};
 use crate::source::Span;
@@ -48,6 +49,8 @@ impl<'a> Resolver<'a> {
         let attrs = self.attrs(&b.body, &allowed, &[], &what);
         let env = Env::top();
         let mut params = Vec::new();
+        // Per parameter, the spans of a list's elements (when written as a list).
+        let mut elems: Vec<Vec<Span>> = Vec::new();
         let mut ok = true;
         for (pname, ty, default, pspan) in &decls {
             let given = attrs
@@ -55,6 +58,11 @@ impl<'a> Resolver<'a> {
                 .iter()
                 .find(|(n, _)| n == pname)
                 .map(|(_, a)| *a);
+            let written = given.map(|a| &a.value).or(*default);
+            let elem_spans = match written {
+                Some(ast::Expr::List(items, _)) => items.iter().map(ast::Expr::span).collect(),
+                _ => Vec::new(),
+            };
             let (value, span) = match (given, default) {
                 (Some(a), _) => (self.typed(&a.value, ty, &env), a.value.span()),
                 (None, Some(d)) => {
@@ -83,12 +91,15 @@ impl<'a> Resolver<'a> {
                 }
             };
             match value {
-                Some(v) => params.push(Param {
-                    name: pname.clone(),
-                    ty: ty.clone(),
-                    value: v,
-                    span,
-                }),
+                Some(v) => {
+                    params.push(Param {
+                        name: pname.clone(),
+                        ty: ty.clone(),
+                        value: v,
+                        span,
+                    });
+                    elems.push(elem_spans);
+                }
                 None => ok = false,
             }
         }
@@ -132,7 +143,7 @@ impl<'a> Resolver<'a> {
             self.instances[id].placement = Spanned::new(placement, p.span);
         }
         let name = self.instances[id].name.value.clone();
-        let resources = self.expand(def, &name, &params, id);
+        let resources = self.expand(def, &name, &params, &elems, id);
         self.instances[id].params = params;
         self.instances[id].resources = resources;
     }
@@ -142,10 +153,11 @@ impl<'a> Resolver<'a> {
         def: &ast::KindDef,
         name: &str,
         params: &[Param],
+        elems: &[Vec<Span>],
         id: InstanceId,
     ) -> Vec<Resource> {
-        let env = Env::kind(name, params);
         let inst_span = self.instances[id].name.span;
+        let env = Env::expanding(name, inst_span, params, elems);
         let qualified = self.instances[id].qualified();
         let mut out = Vec::new();
         let before = self.diags.len();
@@ -161,7 +173,9 @@ impl<'a> Resolver<'a> {
             let Some(labels) = self.interpolate_label(label, &env) else {
                 continue;
             };
-            for (label, element) in labels {
+            for (traced, element) in labels {
+                self.check_label(kw, label, &traced);
+                let label = traced.text;
                 // One resource per element of a list parameter: in its body the
                 // parameter names that element.
                 let bound: Vec<Param>;
@@ -315,6 +329,72 @@ impl<'a> Resolver<'a> {
             }
         }
         out
+    }
+}
+
+impl Resolver<'_> {
+    /// A resource's label as the host's tools need it (no secret in any; an absolute,
+    /// normalised path; a unit, package or user name), reported at the argument that
+    /// put the problem there when the label interpolates one.
+    fn check_label(&mut self, kw: &str, lit: &ast::StrLit, label: &Traced) {
+        let text = label.text.as_str();
+        let what = match kw {
+            "package" => "package name",
+            "user" => "user name",
+            "directory" => "directory path",
+            "file" => "file path",
+            "unit" => "unit name",
+            "dropin" => "drop-in's unit name",
+            _ => "step name",
+        };
+        if let Some((at, secret)) = names::secret_at(text) {
+            let mut d = Diag::error(
+                codes::E0217,
+                format!("the secret `{secret}` would be part of a {what}"),
+            );
+            d = match label.origin(at).0 {
+                Some(span) => d
+                    .at(span, format!("the secret `{secret}` comes from here"))
+                    .with(lit.span, format!("the {what} is built here")),
+                None => d.at(
+                    lit.span,
+                    format!("the secret `{secret}` is interpolated here"),
+                ),
+            };
+            self.diags.push(d.help(format!(
+                "{what}s show up in plans, logs and the build: keep a secret in a file's content (a template) and pass that file's path instead"
+            )));
+            return;
+        }
+        let (code, problem) = {
+            let p = match kw {
+                "directory" | "file" => names::path(text),
+                "unit" => names::unit(text),
+                "dropin" => names::unit(text).map(|p| names::Problem {
+                    help: "a drop-in names the unit it changes (e.g. `nginx.service`); infra writes /etc/systemd/system/UNIT.d/infra.conf".into(),
+                    ..p
+                }),
+                "package" => names::package(text),
+                "user" => names::user(text),
+                _ => names::step(text),
+            };
+            let Some(p) = p else { return };
+            let code = if matches!(kw, "directory" | "file") {
+                codes::E0215
+            } else {
+                codes::E0216
+            };
+            (code, p)
+        };
+        let (origin, piece) = label.origin(problem.at);
+        let mut d = Diag::error(code, format!("the {what} `{text}` {}", problem.what));
+        d = match origin {
+            Some(span) => d
+                .at(span, format!("{}: from `{piece}`", problem.label))
+                .with(lit.span, format!("the {what} is built here")),
+            None => d.at(lit.span, problem.label),
+        };
+        self.diags.push(d.help(problem.help));
     }
 }
 

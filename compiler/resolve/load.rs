@@ -157,6 +157,9 @@ pub struct Loaded {
     pub diags: Vec<Diag>,
     /// The directory of the root (for templates/ overrides).
     pub root_dir: PathBuf,
+    /// Every file of the user's that exists (the root's and those imported, not
+    /// `std/`), normalised, in the order they were reached: what `infra fmt` formats.
+    pub user_files: Vec<PathBuf>,
 }
 
 enum Origin {
@@ -173,6 +176,7 @@ struct State<'a> {
     loaded: BTreeMap<String, FileId>,
     /// Import stack for cycle detection: (key, span of the import that led here).
     stack: Vec<(String, Option<Span>)>,
+    user_files: Vec<PathBuf>,
 }
 
 /// Load the root (a `.infra` file, or a directory of them) and every import.
@@ -184,6 +188,7 @@ pub fn load(root: &Path, loader: &dyn Loader) -> Loaded {
         diags: Vec::new(),
         loaded: BTreeMap::new(),
         stack: Vec::new(),
+        user_files: Vec::new(),
     };
     let root = normalize(root);
     let root_dir;
@@ -225,6 +230,7 @@ pub fn load(root: &Path, loader: &dyn Loader) -> Loaded {
         files: st.files,
         diags: st.diags,
         root_dir,
+        user_files: st.user_files,
     }
 }
 
@@ -283,6 +289,7 @@ impl State<'_> {
             },
             Origin::User(path) => match self.loader.read(path) {
                 Ok(bytes) if bytes.len() > MAX_FILE => {
+                    self.user_files.push(path.clone());
                     let mut d = Diag::error(
                         codes::E0304,
                         format!(
@@ -299,8 +306,12 @@ impl State<'_> {
                     return;
                 }
                 Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(t) => t,
+                    Ok(t) => {
+                        self.user_files.push(path.clone());
+                        t
+                    }
                     Err(e) => {
+                        self.user_files.push(path.clone());
                         let valid = e.utf8_error().valid_up_to();
                         let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
                         // Point at the first bad byte (it became U+FFFD, 3 bytes, in the lossy text).

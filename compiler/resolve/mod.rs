@@ -5,12 +5,14 @@
 //! Invariant: every error of every file is collected; the Model is returned only
 //! when there are none. Nothing downstream sees the AST or an unresolved name.
 
+pub mod calendar;
 mod decl;
 mod eval;
 mod hosts;
 mod instance;
 pub mod load;
 pub mod model;
+pub mod names;
 
 pub use hosts::default_priorities;
 pub use load::{FsLoader, Loader, MemLoader};
@@ -234,9 +236,11 @@ pub(crate) fn resource_attrs(kw: &str) -> Option<&'static [&'static str]> {
 fn example_for(ty: &Type) -> String {
     match ty {
         Type::String => "\"...\"".into(),
-        Type::Int => "1".into(),
+        Type::Int | Type::Uint => "1".into(),
+        Type::Port => "8080".into(),
         Type::Bool => "true".into(),
         Type::Duration => "\"5min\"".into(),
+        Type::Calendar => "\"*-*-* 03:00:00\"".into(),
         Type::Ip => "\"192.0.2.11\"".into(),
         Type::Cidr => "\"192.0.2.10/24\"".into(),
         Type::Host => "alpha".into(),

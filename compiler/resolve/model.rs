@@ -5,6 +5,7 @@
 
 use crate::source::{SourceMap, Span};
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 
 pub type HostId = usize;
 pub type GroupId = usize;
@@ -60,8 +61,31 @@ pub struct Ssh {
     pub user: String,
     /// Default 22.
     pub port: u16,
-    /// Private key file; default: ssh-agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
+    /// Private key file as written (`~/` is the user's home, a relative path is under
+    /// the configuration's directory: [`Ssh::key_path`]); default: ssh-agent, then
+    /// ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
     pub key: Option<String>,
+}
+
+impl Ssh {
+    /// The key file to use: `~` or `~/...` under `home` (the user's $HOME), a relative
+    /// path under `dir` (the configuration's directory), an absolute one as is.
+    /// Without `home`, `~/...` stays as written (the file is then not found, and the
+    /// error names it).
+    pub fn key_path(&self, dir: &Path, home: Option<&Path>) -> Option<PathBuf> {
+        let k = self.key.as_deref()?;
+        let under_home = match k.strip_prefix('~') {
+            Some("") => Some(""),
+            Some(rest) => rest.strip_prefix('/'),
+            None => None,
+        };
+        Some(match (under_home, home) {
+            (Some(rest), Some(home)) => home.join(rest),
+            (Some(_), None) => PathBuf::from(k),
+            (None, _) if Path::new(k).is_relative() => dir.join(k),
+            (None, _) => PathBuf::from(k),
+        })
+    }
 }
 
 impl Default for Ssh {
@@ -180,8 +204,14 @@ pub struct Param {
 pub enum Type {
     String,
     Int,
+    /// An integer 0 or above (counts, ids, offsets).
+    Uint,
+    /// A TCP/UDP port, 1 to 65535.
+    Port,
     Bool,
     Duration,
+    /// A systemd calendar expression (`OnCalendar=`); `""` means none.
+    Calendar,
     Ip,
     Cidr,
     Host,
@@ -199,8 +229,11 @@ impl std::fmt::Display for Type {
         match self {
             Type::String => write!(f, "string"),
             Type::Int => write!(f, "int"),
+            Type::Uint => write!(f, "uint"),
+            Type::Port => write!(f, "port"),
             Type::Bool => write!(f, "bool"),
             Type::Duration => write!(f, "duration"),
+            Type::Calendar => write!(f, "calendar"),
             Type::Ip => write!(f, "ip"),
             Type::Cidr => write!(f, "cidr"),
             Type::Host => write!(f, "host"),
@@ -308,4 +341,30 @@ pub enum ResourceKind {
         run: String,
         unless: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ssh;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn key_paths() {
+        let key = |k: &str| Ssh {
+            key: Some(k.into()),
+            ..Ssh::default()
+        };
+        let (dir, home) = (Path::new("/repo"), Some(Path::new("/home/me")));
+        let at = |k: &str, home| key(k).key_path(dir, home);
+        assert_eq!(
+            at("~/.ssh/id", home),
+            Some(PathBuf::from("/home/me/.ssh/id"))
+        );
+        assert_eq!(at("~", home), Some(PathBuf::from("/home/me")));
+        assert_eq!(at("keys/id", home), Some(PathBuf::from("/repo/keys/id")));
+        assert_eq!(at("/etc/k", home), Some(PathBuf::from("/etc/k")));
+        // `~user/` is refused by resolve; without a HOME, `~` stays as written.
+        assert_eq!(at("~/id", None), Some(PathBuf::from("~/id")));
+        assert_eq!(Ssh::default().key_path(dir, home), None);
+    }
 }

@@ -595,3 +595,93 @@ fn examples_and_stdlib_are_formatted() {
         "not formatted (run `infra fmt` on them): {unformatted:?}"
     );
 }
+
+/// `infra fmt --check DIR` checks DIR's files and every file of the repo they import
+/// (relative imports, recursively; `std/` excluded), and `infra fmt DIR` rewrites them.
+#[test]
+fn fmt_check_follows_imports() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(p, text).expect("write");
+    };
+    write(
+        "conf/main.infra",
+        "import \"std/postgres\"\nimport \"lib/hosts.infra\"\n",
+    );
+    write(
+        "conf/lib/hosts.infra",
+        "import \"../../shared/groups.infra\"\n",
+    );
+    // Two files reached only through imports, neither formatted.
+    write(
+        "shared/groups.infra",
+        "import \"more.infra\"\nlet   x = 1\n",
+    );
+    write("shared/more.infra", "let y   =   2\n");
+    let infra = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_infra"))
+            .args(args)
+            .arg(root.join("conf"))
+            .output()
+            .expect("run infra")
+    };
+    let out = infra(&["fmt", "--check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("shared/groups.infra is not formatted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("shared/more.infra is not formatted"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("main.infra is not"), "{stderr}");
+    let out = infra(&["fmt"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("shared/more.infra")).expect("read"),
+        "let y = 2\n"
+    );
+    let out = infra(&["fmt", "--check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The README's first code block (the configuration it opens with) is what `infra
+/// fmt` writes, and a configuration `infra check` accepts.
+#[test]
+fn readme_example_is_formatted_and_checks() {
+    let readme = fs::read_to_string("README.md").expect("README.md");
+    let block = readme
+        .split("```")
+        .nth(1)
+        .and_then(|b| b.split_once('\n'))
+        .map(|(_, body)| body)
+        .expect("README.md opens with a code block");
+    match format_source(FileId(0), block) {
+        Ok(out) => assert_eq!(
+            out, block,
+            "README.md's first code block is not formatted: replace it with `infra fmt`'s output"
+        ),
+        Err(d) => panic!("README.md's first code block does not parse: {d:?}"),
+    }
+    let (sources, diags) = infra::check_str("README.infra", block);
+    assert!(
+        !infra::diag::has_errors(&diags),
+        "{}",
+        infra::diag::render(&diags, &sources, false, 100)
+    );
+}

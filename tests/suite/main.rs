@@ -3,6 +3,7 @@
 //! (CI sets it) and print why when skipped.
 
 mod apply_e2e;
+mod calendar;
 mod codes;
 mod demo;
 mod fmt;
