@@ -18,6 +18,7 @@ pub fn lint(model: &Model) -> Vec<Diag> {
     jobs(model, &mut d);
     databases(model, &mut d);
     host_paths(model, &mut d);
+    formats(model, &mut d);
     crate::diag::sort(&mut d);
     d
 }
@@ -352,6 +353,219 @@ fn share_path(s: &Instance, out: &mut Vec<Diag>) {
                 .help(help),
         );
     }
+}
+
+/// A parameter's value in the configuration file it lands in: what the file's
+/// syntax (nginx, postgresql.conf, my.cnf, ssh options) accepts for it.
+struct Format {
+    kind: &'static str,
+    param: &'static str,
+    /// `None`: well formed; `Some(label, help)`: not.
+    check: fn(&str) -> Option<(&'static str, &'static str)>,
+}
+
+const FORMATS: &[Format] = &[
+    Format {
+        kind: "php_app",
+        param: "server_name",
+        check: server_names,
+    },
+    Format {
+        kind: "php_app",
+        param: "health",
+        check: url_path,
+    },
+    Format {
+        kind: "php_app",
+        param: "web_root",
+        check: web_root,
+    },
+    Format {
+        kind: "php_app",
+        param: "php",
+        check: version,
+    },
+    Format {
+        kind: "postgres",
+        param: "listen",
+        check: listen_addresses,
+    },
+    Format {
+        kind: "postgres",
+        param: "max_slot_wal_keep_size",
+        check: wal_size,
+    },
+    Format {
+        kind: "mariadb",
+        param: "bind",
+        check: bind_address,
+    },
+    Format {
+        kind: "share",
+        param: "host_key_checking",
+        check: host_key_checking,
+    },
+    Format {
+        kind: "php_app",
+        param: "root",
+        check: plain_path,
+    },
+    Format {
+        kind: "php_app",
+        param: "writable",
+        check: plain_path,
+    },
+    Format {
+        kind: "service",
+        param: "writable",
+        check: plain_path,
+    },
+    Format {
+        kind: "postgres",
+        param: "databases",
+        check: database,
+    },
+    Format {
+        kind: "mariadb",
+        param: "databases",
+        check: database,
+    },
+];
+
+fn formats(model: &Model, out: &mut Vec<Diag>) {
+    for i in &model.instances {
+        for f in FORMATS.iter().filter(|f| f.kind == i.kind.value) {
+            let Some(p) = i.param(f.param) else {
+                continue;
+            };
+            let values: Vec<&str> = match &p.value {
+                Value::Str(s) => vec![s],
+                Value::List(items) => items
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::Str(s) => Some(s.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let span = p.span;
+            for v in values {
+                let Some((label, help)) = (f.check)(v) else {
+                    continue;
+                };
+                out.push(
+                    Diag::error(
+                        codes::E0206,
+                        format!(
+                            "{} `{}`: `{}` = {:?} is malformed",
+                            f.kind, i.name.value, f.param, v
+                        ),
+                    )
+                    .at(span, label)
+                    .help(help),
+                );
+            }
+        }
+    }
+}
+
+fn database(v: &str) -> Option<(&'static str, &'static str)> {
+    let ok = !v.is_empty()
+        && v.len() <= 63
+        && v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && only(v, "_");
+    (!ok).then_some((
+        "not a plain database name",
+        "a database name of letters, digits and `_`, starting with a letter or `_`, at most 63 characters, e.g. \"accounting\" (no quoting is needed in SQL, psql or mariadb for it)",
+    ))
+}
+
+fn only(v: &str, extra: &str) -> bool {
+    v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+}
+
+fn server_names(v: &str) -> Option<(&'static str, &'static str)> {
+    let ok = !v.trim().is_empty()
+        && v.split(' ')
+            .all(|n| !n.is_empty() && only(n, ".-_*") && !n.starts_with('-'));
+    (!ok).then_some((
+        "not a list of host names",
+        "nginx's server_name: host names separated by one space, e.g. \"accounting.example.org www.example.org\" (`*.example.org` for a wildcard, \"_\" for any)",
+    ))
+}
+
+fn url_path(v: &str) -> Option<(&'static str, &'static str)> {
+    let ok = v.starts_with('/') && v.len() > 1 && only(v, "/._-~");
+    (!ok).then_some((
+        "not a URL path",
+        "an absolute URL path of letters, digits, `/`, `.`, `_`, `-` and `~`, e.g. \"/health\"",
+    ))
+}
+
+/// A path that lands in nginx, php-fpm or a unit file unquoted: absolute and
+/// normalised (E0215's rule) and of characters none of them splits or expands.
+fn plain_path(v: &str) -> Option<(&'static str, &'static str)> {
+    let ok = crate::resolve::names::path(v).is_none() && only(v, "/._-+@");
+    (!ok).then_some((
+        "not a plain absolute path",
+        "nginx, php-fpm and systemd take this path as it is: an absolute path of letters, digits, `/`, `.`, `_`, `-`, `+` and `@`, e.g. \"/srv/accounting/public\"",
+    ))
+}
+
+fn web_root(v: &str) -> Option<(&'static str, &'static str)> {
+    if v.is_empty() {
+        None
+    } else {
+        plain_path(v)
+    }
+}
+
+fn version(v: &str) -> Option<(&'static str, &'static str)> {
+    let ok = !v.is_empty() && only(v, ".") && !v.starts_with('.') && !v.ends_with('.');
+    (!ok).then_some((
+        "not a version",
+        "a PHP version as Debian names its packages, e.g. \"8.2\"",
+    ))
+}
+
+fn listen_addresses(v: &str) -> Option<(&'static str, &'static str)> {
+    let ok = v == "*"
+        || v.split(',')
+            .all(|a| !a.trim().is_empty() && only(a.trim(), ".:-_"));
+    (!ok).then_some((
+        "not a list of addresses",
+        "PostgreSQL's listen_addresses: \"*\" for every address, or addresses and host names separated by commas, e.g. \"127.0.0.1,10.0.0.1\"",
+    ))
+}
+
+fn wal_size(v: &str) -> Option<(&'static str, &'static str)> {
+    let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &v[digits.len()..];
+    let ok = v == "-1"
+        || (!digits.is_empty()
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && ["", "kB", "MB", "GB", "TB"].contains(&unit));
+    (!ok).then_some((
+        "not a size",
+        "a size in kB, MB, GB or TB, e.g. \"4GB\", or \"-1\" for no limit",
+    ))
+}
+
+fn bind_address(v: &str) -> Option<(&'static str, &'static str)> {
+    let ok = !v.is_empty() && only(v, ".:-_") && !v.starts_with('-');
+    (!ok).then_some((
+        "not an address",
+        "MariaDB's bind-address: one address or host name, e.g. \"0.0.0.0\" for every address or \"127.0.0.1\"",
+    ))
+}
+
+fn host_key_checking(v: &str) -> Option<(&'static str, &'static str)> {
+    (!["accept-new", "yes", "no"].contains(&v)).then_some((
+        "not an ssh StrictHostKeyChecking value",
+        "one of \"accept-new\" (the default: trust a peer's key the first time), \"yes\" or \"no\"",
+    ))
 }
 
 fn str_param_at<'a>(i: &'a Instance, name: &str) -> Option<(&'a str, crate::source::Span)> {

@@ -286,6 +286,8 @@ impl<'a> Resolver<'a> {
             ast::TypeExpr::List(inner, _) => self.type_of(inner).map(|t| Type::List(Box::new(t))),
             ast::TypeExpr::Named(i) => Some(match i.name.as_str() {
                 "string" => Type::String,
+                "text" => Type::Text,
+                "user" => Type::User,
                 "int" => Type::Int,
                 "uint" => Type::Uint,
                 "port" => Type::Port,

@@ -64,7 +64,11 @@ impl<'a> Resolver<'a> {
                 _ => Vec::new(),
             };
             let (value, span) = match (given, default) {
-                (Some(a), _) => (self.typed(&a.value, ty, &env), a.value.span()),
+                (Some(a), _) => {
+                    let v = self.typed(&a.value, ty, &env);
+                    let v = v.filter(|v| self.one_line(pname, v, ty, a.value.span()));
+                    (v, a.value.span())
+                }
                 (None, Some(d)) => {
                     // Defaults see the instance's `name` and the parameters before them.
                     let inst_name = self.instances[id].name.value.clone();
@@ -146,6 +150,38 @@ impl<'a> Resolver<'a> {
         let resources = self.expand(def, &name, &params, &elems, id);
         self.instances[id].params = params;
         self.instances[id].resources = resources;
+    }
+
+    /// A `string` (or `[string]`) parameter is one line: a newline or another
+    /// control character would start a directive of its own in whatever
+    /// configuration file the value lands in. Multi-line values are `text`.
+    fn one_line(&mut self, pname: &str, v: &Value, ty: &Type, span: Span) -> bool {
+        let strings: Vec<&String> = match (ty, v) {
+            (Type::String, Value::Str(s)) => vec![s],
+            (Type::List(t), Value::List(items)) if **t == Type::String => items
+                .iter()
+                .filter_map(|i| match i {
+                    Value::Str(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+            _ => return true,
+        };
+        let Some(c) = strings
+            .iter()
+            .find_map(|s| s.chars().find(|c| c.is_control()))
+        else {
+            return true;
+        };
+        self.diags.push(
+            Diag::error(
+                codes::E0206,
+                format!("`{pname}` holds the control character {c:?}"),
+            )
+            .at(span, "a string parameter is one line")
+            .help("remove the newline (or tab, or other control character); only `text` parameters, such as a job's `run`, take several lines"),
+        );
+        false
     }
 
     fn expand(

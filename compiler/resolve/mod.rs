@@ -235,7 +235,8 @@ pub(crate) fn resource_attrs(kw: &str) -> Option<&'static [&'static str]> {
 
 fn example_for(ty: &Type) -> String {
     match ty {
-        Type::String => "\"...\"".into(),
+        Type::String | Type::Text => "\"...\"".into(),
+        Type::User => "\"www-data\"".into(),
         Type::Int | Type::Uint => "1".into(),
         Type::Port => "8080".into(),
         Type::Bool => "true".into(),

@@ -202,7 +202,12 @@ pub struct Param {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Type {
+    /// One line: no newline or other control character (kind parameters).
     String,
+    /// Any text, several lines included (a command, a script).
+    Text,
+    /// A user or group name (`www-data`): lower-case letters, digits, `_`, `-`.
+    User,
     Int,
     /// An integer 0 or above (counts, ids, offsets).
     Uint,
@@ -228,6 +233,8 @@ impl std::fmt::Display for Type {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Type::String => write!(f, "string"),
+            Type::Text => write!(f, "text"),
+            Type::User => write!(f, "user"),
             Type::Int => write!(f, "int"),
             Type::Uint => write!(f, "uint"),
             Type::Port => write!(f, "port"),

@@ -8,6 +8,7 @@ mod codes;
 mod demo;
 mod fmt;
 mod golden;
+mod hostile;
 mod interrupt;
 mod lab;
 mod plan;
