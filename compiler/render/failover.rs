@@ -67,8 +67,17 @@ pub(super) fn render_groups(
         let g = &model.groups[gid];
         let name = &g.name.value;
         let origin = format!("failover.{name}");
-        if matches!(g.check.value, Check::Http(_)) {
-            hb.package("curl");
+        match &g.check.value {
+            Check::Http(_) => hb.package("curl"),
+            Check::Exec(command) => {
+                if let Some(p) = exec_package(command) {
+                    hb.package(p);
+                }
+            }
+            Check::Tcp(_) => {}
+        }
+        for p in &g.check_packages {
+            hb.package(&p.value);
         }
         let mut gj = group_json(model, gid, h);
         if let Json::Object(o) = &mut gj {
@@ -183,4 +192,21 @@ pub(super) fn finish_groups(model: &Model, gids: &[GroupId], hb: &mut HostState)
         };
         hb.distro_unit("keepalived.service", vec![CONF.to_string()], who);
     }
+}
+
+/// The Debian package of an `exec` check's command, for the commands checks are
+/// usually written with and a minimal Debian lacks (others: `check_packages`).
+fn exec_package(command: &str) -> Option<&'static str> {
+    let word = command.split_whitespace().next()?;
+    let tool = word.rsplit('/').next().unwrap_or(word);
+    Some(match tool {
+        "curl" => "curl",
+        "wget" => "wget",
+        "nc" => "netcat-openbsd",
+        "jq" => "jq",
+        "dig" => "bind9-dnsutils",
+        "pg_isready" | "psql" => "postgresql-client",
+        "mariadb" | "mariadb-admin" | "mysql" | "mysqladmin" => "mariadb-client",
+        _ => return None,
+    })
 }

@@ -218,23 +218,17 @@ impl Resolver<'_> {
         match (ty, v) {
             (Type::String, Value::Str(s)) => Some(Value::Str(s)),
             (Type::Text, Value::Str(s)) => Some(Value::Str(s)),
-            (Type::User, Value::Str(s)) => {
-                let ok = !s.is_empty()
-                    && s.len() <= 32
-                    && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-                    && s.chars().all(|c| {
-                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
-                    });
-                if ok {
-                    return Some(Value::Str(s));
+            (Type::User, Value::Str(s)) => match super::names::user(&s) {
+                None => Some(Value::Str(s)),
+                Some(p) => {
+                    self.diags.push(
+                        Diag::error(codes::E0206, format!("invalid user or group name {s:?}: {}", p.what))
+                            .at(span, p.label)
+                            .help(p.help),
+                    );
+                    None
                 }
-                self.diags.push(
-                    Diag::error(codes::E0206, format!("invalid user or group name {s:?}"))
-                        .at(span, "not a user or group name")
-                        .help("user and group names are lower-case letters, digits, `_` and `-`, starting with a letter or `_`, at most 32 characters, e.g. \"www-data\""),
-                );
-                None
-            }
+            },
             (Type::Int, Value::Int(i)) => Some(Value::Int(i)),
             (Type::Uint, Value::Int(i)) => {
                 if i >= 0 {

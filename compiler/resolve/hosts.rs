@@ -137,6 +137,7 @@ impl Resolver<'_> {
                 "vip",
                 "interface",
                 "check",
+                "check_packages",
                 "router_id",
                 "priorities",
             ],
@@ -147,6 +148,7 @@ impl Resolver<'_> {
         let mut vip = None;
         let mut interface = Spanned::new("eth0".to_string(), name.span);
         let mut check = None;
+        let mut check_packages = Vec::new();
         let mut router_id = None;
         let mut priorities = None;
         let mut priorities_count: Option<(usize, Span)> = None;
@@ -217,6 +219,29 @@ impl Resolver<'_> {
                 "check" => {
                     if let Some(Value::Check(c)) = self.typed(&a.value, &Type::Check, &env) {
                         check = Some(Spanned::new(c, vspan));
+                    }
+                }
+                "check_packages" => {
+                    let items: Vec<(Option<Value>, Span)> = match &a.value {
+                        ast::Expr::List(items, _) => items
+                            .iter()
+                            .map(|e| (self.typed(e, &Type::String, &env), e.span()))
+                            .collect(),
+                        other => {
+                            self.typed(other, &Type::List(Box::new(Type::String)), &env);
+                            Vec::new()
+                        }
+                    };
+                    for (v, span) in items {
+                        let Some(Value::Str(p)) = v else { continue };
+                        match super::names::package(&p) {
+                            None => check_packages.push(Spanned::new(p, span)),
+                            Some(problem) => self.diags.push(
+                                Diag::error(codes::E0216, format!("the package `{p}` {}", problem.what))
+                                    .at(span, problem.label)
+                                    .help(problem.help),
+                            ),
+                        }
                     }
                 }
                 "router_id" => {
@@ -318,6 +343,7 @@ impl Resolver<'_> {
                     name.span,
                 )),
                 interface,
+                check_packages,
                 check: check.unwrap_or(Spanned::new(Check::Exec("true".into()), name.span)),
                 router_id: router_id.unwrap_or(Spanned::new(0, name.span)),
                 priorities,

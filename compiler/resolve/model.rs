@@ -107,6 +107,9 @@ pub struct Group {
     pub vip: Spanned<Cidr>,
     pub interface: Spanned<String>,
     pub check: Spanned<Check>,
+    /// Debian packages the check's command needs (`check_packages`), installed on
+    /// every member before keepalived runs the check.
+    pub check_packages: Vec<Spanned<String>>,
     /// `virtual_router_id`: explicit, or derived deterministically (unique per interface).
     pub router_id: Spanned<u8>,
     /// One priority per member, same order (explicit `priorities = [...]` or 150, 100, 50, ...).

@@ -223,3 +223,41 @@ fn a_changed_build_shows_a_readable_diff() {
     assert!(d.contains("ex/alpha/etc/new: built, not in golden/"), "{d}");
     assert!(diff_trees(&expected, &expected, "ex").is_empty());
 }
+
+/// A failover check's command comes with its package: `http(...)` installs curl,
+/// an `exec(...)` check whose command is a well-known tool installs its package,
+/// and `check_packages` installs the rest, on every member.
+#[test]
+fn checks_install_what_their_command_needs() {
+    let text = r#"host alpha {
+  address = "192.0.2.11"
+}
+host beta {
+  address = "192.0.2.12"
+}
+failover office {
+  members        = [alpha, beta]
+  vip            = "192.0.2.10/24"
+  check          = exec("curl -fsS http://127.0.0.1:8080/ready | jq -e .ok")
+  check_packages = ["jq"]
+}
+"#;
+    let mut loader = infra::resolve::MemLoader::default();
+    loader.files.insert(
+        infra::resolve::load::normalize(Path::new("t.infra")),
+        text.as_bytes().to_vec(),
+    );
+    let build = match infra::compile(Path::new("t.infra"), &loader) {
+        Ok(c) => c.build,
+        Err(f) => panic!("does not build: {:?}", f.diags),
+    };
+    for host in ["alpha", "beta"] {
+        let packages = &build.hosts[host].packages;
+        for p in ["keepalived", "curl", "jq"] {
+            assert!(
+                packages.iter().any(|x| x == p),
+                "{host} does not install {p}: {packages:?}"
+            );
+        }
+    }
+}

@@ -68,6 +68,7 @@ fn model() -> Model {
             ),
             interface: s("ens3"),
             check: Spanned::new(Check::Tcp(22), sp),
+            check_packages: vec![],
             router_id: Spanned::new(51, sp),
             priorities: Spanned::new(vec![150, 100], sp),
         }],
