@@ -198,6 +198,7 @@ fn shares(model: &Model, out: &mut Vec<Diag>) {
             );
         }
         share_path(s, out);
+        share_group(s, out);
         if let Some(g) = group_of(place) {
             if model.groups[g].members.len() < 2 {
                 out.push(
@@ -296,6 +297,39 @@ const SHARE_PATH_SPECIALS: &str = "'\"$`\\*?[]{};&|<>()#!";
 
 /// A share's `path`: absolute and normalised are resolve's (E0215); here, not a
 /// system directory and nothing the receiving side's shell or rsync would interpret.
+/// Groups whose members can read or change the system (Debian's privileged
+/// groups): the account that receives a share's pushes joins the share's group.
+const PRIVILEGED_GROUPS: &[&str] = &[
+    "root",
+    "sudo",
+    "adm",
+    "shadow",
+    "disk",
+    "staff",
+    "wheel",
+    "systemd-journal",
+    "docker",
+    "lxd",
+    "kvm",
+    "libvirt",
+];
+
+fn share_group(s: &Instance, out: &mut Vec<Diag>) {
+    let Some((group, span)) = str_param_at(s, "group") else {
+        return;
+    };
+    if PRIVILEGED_GROUPS.contains(&group) {
+        out.push(
+            Diag::error(
+                codes::E0517,
+                format!("share `{}`: the group `{group}` is a privileged group", s.name.value),
+            )
+            .at(span, "the receiving account would join it")
+            .help("the account that receives the pushes (`infra-share`) joins the share's group: leave `group` out (`infra-share`), or name the application's group, e.g. \"www-data\""),
+        );
+    }
+}
+
 fn share_path(s: &Instance, out: &mut Vec<Diag>) {
     let Some((path, span)) = str_param_at(s, "path") else {
         return;

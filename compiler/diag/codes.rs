@@ -109,6 +109,7 @@ codes! {
     E0514: "a PostgreSQL version the target distribution does not ship",
     E0515: "a share path that is a system directory, or holds characters rsync or a shell would interpret",
     E0516: "a file where another resource on the host needs a directory",
+    E0517: "a share whose group is a privileged system group (the receiving account joins it)",
     // Rendering and templates.
     E0601: "template not found",
     E0602: "template does not parse",

@@ -222,9 +222,12 @@ impl Resolver<'_> {
                 None => Some(Value::Str(s)),
                 Some(p) => {
                     self.diags.push(
-                        Diag::error(codes::E0206, format!("invalid user or group name {s:?}: {}", p.what))
-                            .at(span, p.label)
-                            .help(p.help),
+                        Diag::error(
+                            codes::E0206,
+                            format!("invalid user or group name {s:?}: {}", p.what),
+                        )
+                        .at(span, p.label)
+                        .help(p.help),
                     );
                     None
                 }

@@ -237,9 +237,12 @@ impl Resolver<'_> {
                         match super::names::package(&p) {
                             None => check_packages.push(Spanned::new(p, span)),
                             Some(problem) => self.diags.push(
-                                Diag::error(codes::E0216, format!("the package `{p}` {}", problem.what))
-                                    .at(span, problem.label)
-                                    .help(problem.help),
+                                Diag::error(
+                                    codes::E0216,
+                                    format!("the package `{p}` {}", problem.what),
+                                )
+                                .at(span, problem.label)
+                                .help(problem.help),
                             ),
                         }
                     }
