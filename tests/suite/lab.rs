@@ -806,6 +806,22 @@ fn netns_inode_gone(inodes: &BTreeSet<u64>, name: &str) -> bool {
         .collect();
     let gone: BTreeSet<u64> = inodes.difference(&live).copied().collect();
     assert_eq!(gone.len(), 1);
+    // Namespace inode numbers are recycled: another lab running beside this test
+    // may have been given alpha's freed number, which proves it was freed.
+    use std::os::unix::fs::MetadataExt;
+    let own = format!("infra-{name}");
+    for e in std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let ino = std::fs::metadata(e.path()).map(|m| m.ino()).unwrap_or(0);
+        if gone.contains(&ino) && n != own && !n.starts_with(&format!("{own}.")) {
+            eprintln!("alpha's freed namespace number was reused by {n}");
+            return true;
+        }
+    }
     let found = leftovers("no-such-lab-name", &gone);
     if !found.is_empty() {
         eprintln!(
