@@ -13,11 +13,79 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// "644", "0644", "00644" -> "0644"; anything else unchanged.
-pub fn norm_mode(m: &str) -> String {
-    match u32::from_str_radix(m.trim(), 8) {
-        Ok(v) if v <= 0o7777 => format!("{v:04o}"),
-        _ => m.to_string(),
+/// A file mode: permission bits with setuid, setgid and sticky (at most 0o7777).
+/// Written as four octal digits ("0644") in builds, manifests and plans, and read
+/// from any octal spelling ("644", "00644"): the one place modes are normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mode(u32);
+
+impl Mode {
+    /// `bits` if it is a mode (at most 0o7777).
+    pub fn new(bits: u32) -> Option<Mode> {
+        (bits <= 0o7777).then_some(Mode(bits))
+    }
+
+    /// An octal mode as written by a user, `stat -c %a` or a manifest.
+    pub fn parse(text: &str) -> Option<Mode> {
+        let t = text.trim();
+        if t.is_empty() || !t.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return None;
+        }
+        u32::from_str_radix(t, 8).ok().and_then(Mode::new)
+    }
+
+    /// A file holding a secret: root's alone.
+    pub const SECRET: Mode = Mode(0o600);
+    /// A file everyone reads (a file's default).
+    pub const FILE: Mode = Mode(0o644);
+    /// A script or a directory.
+    pub const EXECUTABLE: Mode = Mode(0o755);
+
+    /// Anyone may execute it (a script).
+    pub fn executable(self) -> bool {
+        self.0 & 0o111 != 0
+    }
+
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Every bit either mode has (two declarations of one directory merge).
+    pub fn union(self, other: Mode) -> Mode {
+        Mode(self.0 | other.0)
+    }
+}
+
+/// `mode == "0644"`: compares with the four-digit spelling.
+impl PartialEq<&str> for Mode {
+    fn eq(&self, other: &&str) -> bool {
+        Mode::parse(other) == Some(*self)
+    }
+}
+
+impl Default for Mode {
+    fn default() -> Mode {
+        Mode::FILE
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl serde::Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+        let text = String::deserialize(d)?;
+        Mode::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an octal file mode: {text:?}")))
     }
 }
 
@@ -36,10 +104,21 @@ mod tests {
 
     #[test]
     fn modes() {
-        assert_eq!(norm_mode("644"), "0644");
-        assert_eq!(norm_mode("00644"), "0644");
-        assert_eq!(norm_mode(" 4755 "), "4755");
-        assert_eq!(norm_mode("17777"), "17777");
-        assert_eq!(norm_mode("rw-r--r--"), "rw-r--r--");
+        let m = |t: &str| Mode::parse(t).map(|m| m.to_string());
+        assert_eq!(m("644").as_deref(), Some("0644"));
+        assert_eq!(m("00644").as_deref(), Some("0644"));
+        assert_eq!(m(" 4755 ").as_deref(), Some("4755"));
+        assert_eq!(m("17777"), None);
+        assert_eq!(m("rw-r--r--"), None);
+        assert_eq!(m("0o644"), None);
+        assert_eq!(m(""), None);
+        let (a, b) = (Mode::parse("2755").unwrap(), Mode::parse("0775").unwrap());
+        assert_eq!(a.union(b).to_string(), "2775");
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"2755\"");
+        assert_eq!(
+            serde_json::from_str::<Mode>("\"755\"").unwrap().bits(),
+            0o755
+        );
+        assert!(serde_json::from_str::<Mode>("\"9\"").is_err());
     }
 }

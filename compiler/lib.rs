@@ -23,6 +23,7 @@ pub mod fmt;
 pub mod graph;
 pub mod lab;
 pub mod lint;
+pub mod placeholder;
 pub mod plan;
 pub mod probe;
 pub mod render;

@@ -5,7 +5,7 @@
 //! `secrets.env` format: one `name=value` per line, `#` comments, and `name=@path` to
 //! read a value (e.g. an SSH private key) from a file, relative to the secrets file.
 
-use crate::render::secret_placeholder;
+use crate::placeholder::Placeholder;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -110,7 +110,7 @@ impl Secrets {
         }
         let mut out = text.to_string();
         for n in names {
-            out = out.replace(&secret_placeholder(&n), &self.values[&n]);
+            out = out.replace(&Placeholder::text(&n), &self.values[&n]);
         }
         Ok(out)
     }
@@ -247,17 +247,7 @@ pub fn gather(
 
 /// Secret names used in a text (by their placeholders), sorted.
 pub fn placeholders(text: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let open = "@@INFRA_SECRET(";
-    let mut rest = text;
-    while let Some(i) = rest.find(open) {
-        rest = &rest[i + open.len()..];
-        if let Some(j) = rest.find(")@@") {
-            out.insert(rest[..j].to_string());
-            rest = &rest[j + 3..];
-        }
-    }
-    out
+    Placeholder::names(text)
 }
 
 fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
@@ -307,11 +297,7 @@ mod tests {
     fn substitutes_and_reports_missing() {
         let mut s = Secrets::new();
         s.insert("a", "x1".into());
-        let t = format!(
-            "p={} q={}",
-            secret_placeholder("a"),
-            secret_placeholder("b")
-        );
+        let t = format!("p={} q={}", Placeholder::new("a"), Placeholder::new("b"));
         assert_eq!(s.substitute(&t), Err(BTreeSet::from(["b".to_string()])));
         s.insert("b", "y".into());
         assert_eq!(s.substitute(&t).as_deref(), Ok("p=x1 q=y"));

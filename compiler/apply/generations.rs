@@ -161,7 +161,7 @@ pub fn rollback_build(
             (
                 p.clone(),
                 FileOut {
-                    mode: f.mode.clone(),
+                    mode: f.mode,
                     owner: f.owner.clone(),
                     group: f.group.clone(),
                     content: String::new(),

@@ -64,10 +64,6 @@ pub fn secret_sha256(build: &HostBuild, m: &Materialized) -> BTreeMap<String, St
 }
 
 /// "644" → "0644".
-fn norm_mode(m: &str) -> String {
-    crate::encode::norm_mode(m)
-}
-
 /// The manifest of a new generation.
 pub fn new_manifest(
     build: &HostBuild,
@@ -85,7 +81,7 @@ pub fn new_manifest(
                 (
                     p.clone(),
                     ManifestFile {
-                        mode: norm_mode(&f.mode),
+                        mode: f.mode,
                         owner: f.owner.clone(),
                         group: f.group.clone(),
                         sha256: f.sha256.clone(),

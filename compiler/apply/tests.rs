@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 fn file(content: &str, mode: &str) -> FileOut {
     FileOut {
-        mode: mode.into(),
+        mode: crate::encode::Mode::parse(mode).expect("a mode"),
         owner: "root".into(),
         group: "root".into(),
         content: content.into(),
@@ -24,7 +24,7 @@ pub(crate) fn sample_build() -> HostBuild {
     files.insert(
         "/etc/x/db.pass".to_string(),
         file(
-            &format!("{}\n", crate::render::secret_placeholder("db")),
+            &format!("{}\n", crate::placeholder::Placeholder::new("db")),
             "0600",
         ),
     );
@@ -44,7 +44,7 @@ pub(crate) fn sample_build() -> HostBuild {
         }],
         directories: vec![DirOut {
             path: "/srv/app".into(),
-            mode: "0750".into(),
+            mode: crate::encode::Mode::parse("0750").expect("a mode"),
             owner: "app".into(),
             group: "app".into(),
         }],
@@ -315,7 +315,7 @@ fn applied(b: &HostBuild) -> Observed {
             (
                 p.clone(),
                 crate::probe::PathState::File {
-                    mode: f.mode.clone(),
+                    mode: f.mode.to_string(),
                     owner: f.owner.clone(),
                     group: f.group.clone(),
                     size: 1,
@@ -328,7 +328,7 @@ fn applied(b: &HostBuild) -> Observed {
             (
                 d.path.clone(),
                 crate::probe::PathState::Directory {
-                    mode: d.mode.clone(),
+                    mode: d.mode.to_string(),
                     owner: d.owner.clone(),
                     group: d.group.clone(),
                 },

@@ -1,8 +1,8 @@
 //! Directories and files: create, fix, update (with a diff, or a note for secrets and
 //! binaries), and delete what the current generation installed and the build dropped.
 
-use super::{Action, Inputs, Planned, PLACEHOLDER};
-use crate::encode::norm_mode;
+use super::{Action, Inputs, Planned};
+use crate::encode::Mode;
 use crate::probe::{Content, PathState};
 use std::collections::BTreeSet;
 
@@ -15,12 +15,12 @@ pub(super) fn directories(inp: &Inputs, out: &mut Planned) {
         match observed.paths.get(&d.path) {
             None | Some(PathState::Absent) => actions.push(Action::CreateDirectory {
                 path: d.path.clone(),
-                mode: norm_mode(&d.mode),
+                mode: d.mode,
                 owner: d.owner.clone(),
                 group: d.group.clone(),
             }),
             Some(PathState::Directory { mode, owner, group }) => {
-                let changes = meta_changes(&d.mode, &d.owner, &d.group, mode, owner, group);
+                let changes = meta_changes(d.mode, &d.owner, &d.group, mode, owner, group);
                 if !changes.is_empty() {
                     actions.push(Action::FixDirectory {
                         path: d.path.clone(),
@@ -48,7 +48,7 @@ pub(super) fn files(inp: &Inputs, out: &mut Planned) {
     let drift = &mut out.drift;
     let changed = &mut out.changed;
     for (path, f) in &build.files {
-        let secret = f.secret || f.content.contains(PLACEHOLDER);
+        let secret = f.secret || crate::placeholder::Placeholder::in_text(&f.content);
         let recorded = manifest.and_then(|m| m.files.get(path));
         match observed.paths.get(path).unwrap_or(&PathState::Absent) {
             PathState::Absent => {
@@ -58,7 +58,7 @@ pub(super) fn files(inp: &Inputs, out: &mut Planned) {
                 });
                 actions.push(Action::CreateFile {
                     path: path.clone(),
-                    mode: norm_mode(&f.mode),
+                    mode: f.mode,
                     owner: f.owner.clone(),
                     group: f.group.clone(),
                     secret,
@@ -101,7 +101,7 @@ pub(super) fn files(inp: &Inputs, out: &mut Planned) {
                 if content_changed {
                     changes.push("content".to_string());
                 }
-                changes.extend(meta_changes(&f.mode, &f.owner, &f.group, mode, owner, group));
+                changes.extend(meta_changes(f.mode, &f.owner, &f.group, mode, owner, group));
                 if changes.is_empty() {
                     if let Some(d) = drift_note {
                         warnings.push(format!(
@@ -203,7 +203,7 @@ pub(super) fn prune(inp: &Inputs, out: &mut Planned) {
 }
 
 fn meta_changes(
-    want_mode: &str,
+    want_mode: Mode,
     want_owner: &str,
     want_group: &str,
     mode: &str,
@@ -211,8 +211,10 @@ fn meta_changes(
     group: &str,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    let (want_mode, mode) = (norm_mode(want_mode), norm_mode(mode));
-    if want_mode != mode {
+    // What `stat` said, in the build's spelling when it is a mode at all.
+    let seen = Mode::parse(mode);
+    if seen != Some(want_mode) {
+        let mode = seen.map_or_else(|| mode.to_string(), |m| m.to_string());
         out.push(format!("mode {mode} -> {want_mode}"));
     }
     if want_owner != owner {

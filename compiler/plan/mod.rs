@@ -16,6 +16,7 @@ mod system;
 mod text;
 mod units;
 
+use crate::encode::Mode;
 use crate::probe::{Manifest, Observed};
 use crate::render::HostBuild;
 use serde::{Deserialize, Serialize};
@@ -49,7 +50,7 @@ pub enum Action {
     },
     CreateDirectory {
         path: String,
-        mode: String,
+        mode: Mode,
         owner: String,
         group: String,
     },
@@ -59,7 +60,7 @@ pub enum Action {
     },
     CreateFile {
         path: String,
-        mode: String,
+        mode: Mode,
         owner: String,
         group: String,
         secret: bool,
@@ -276,8 +277,6 @@ impl Plan {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }
-
-const PLACEHOLDER: &str = "@@INFRA_SECRET(";
 
 /// True for paths whose change needs `systemctl daemon-reload`.
 pub fn is_unit_file(path: &str) -> bool {

@@ -51,7 +51,7 @@ pub struct Manifest {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ManifestFile {
-    pub mode: String,
+    pub mode: crate::encode::Mode,
     pub owner: String,
     pub group: String,
     /// sha256 of the build content (secrets as placeholders).

@@ -1,6 +1,7 @@
 //! The build: per host, exactly what that host must have. Deterministic (BTreeMap,
 //! sorted vectors), serialisable as the JSON manifest written next to the files.
 
+use crate::encode::Mode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -44,19 +45,19 @@ pub struct UserOut {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DirOut {
     pub path: String,
-    /// Octal string, e.g. "0755".
-    pub mode: String,
+    /// Written "0755".
+    pub mode: Mode,
     pub owner: String,
     pub group: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileOut {
-    /// Octal string, e.g. "0644"; "0600" whenever `secret` is true.
-    pub mode: String,
+    /// Written "0644"; "0600" whenever `secret` is true.
+    pub mode: Mode,
     pub owner: String,
     pub group: String,
-    /// Content with secrets as placeholders (see [`secret_placeholder`]).
+    /// Content with secrets as placeholders (see [`crate::placeholder::Placeholder`]).
     pub content: String,
     /// True if the content holds at least one secret placeholder.
     pub secret: bool,
@@ -99,9 +100,4 @@ pub struct RoleOut {
     pub interface: String,
     /// Order in which hosts of this group are applied (standbys first).
     pub apply_order: Vec<String>,
-}
-
-/// How a secret appears in build output: never its value.
-pub fn secret_placeholder(name: &str) -> String {
-    format!("@@INFRA_SECRET({name})@@")
 }

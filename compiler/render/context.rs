@@ -2,7 +2,7 @@
 //! "Template context"). Built from the Model only; the same inputs always give
 //! the same object.
 
-use crate::render::build::secret_placeholder;
+use crate::placeholder::Placeholder;
 use crate::resolve::model::{Check, Group, GroupId, HostId, Instance, Model, Placement, Value};
 use serde_json::{json, Map, Value as Json};
 
@@ -161,7 +161,7 @@ pub fn value_json(model: &Model, v: &Value, h: HostId) -> Json {
         Value::Host(x) => host_json(model, *x),
         Value::Group(g) => group_json(model, *g, h),
         Value::Placement(p) => placement_json(model, *p, h),
-        Value::Secret(name) => json!(secret_placeholder(name)),
+        Value::Secret(name) => json!(Placeholder::text(name)),
         Value::Check(c) => check_json(c),
         Value::Instance(i) => {
             let inst = &model.instances[*i];

@@ -8,6 +8,7 @@ use super::context::{self, group_json, host_json};
 use super::engine::{Engine, Use};
 use super::{HostState, RoleOut, Writer};
 use crate::diag::Diag;
+use crate::encode::Mode;
 use crate::resolve::model::{Check, GroupId, HostId, Model};
 use serde_json::{json, Map, Value as Json};
 
@@ -110,7 +111,7 @@ pub(super) fn render_groups(
         match engine.render("keepalived/check.sh.hbs", ctx.clone(), &at) {
             Ok(text) => hb.file(
                 &check_script(name),
-                0o755,
+                Mode::EXECUTABLE,
                 "root",
                 "root",
                 text,
@@ -172,11 +173,29 @@ pub(super) fn render_groups(
     let mut ctx = base_ctx(model, h);
     ctx.insert("groups".into(), Json::Array(groups_json));
     match engine.render("keepalived/keepalived.conf.hbs", ctx.clone(), &at) {
-        Ok(text) => hb.file(CONF, 0o644, "root", "root", text, who.clone(), false, diags),
+        Ok(text) => hb.file(
+            CONF,
+            Mode::FILE,
+            "root",
+            "root",
+            text,
+            who.clone(),
+            false,
+            diags,
+        ),
         Err(d) => diags.push(d),
     }
     match engine.render("keepalived/notify.sh.hbs", ctx, &at) {
-        Ok(text) => hb.file(NOTIFY, 0o755, "root", "root", text, who, false, diags),
+        Ok(text) => hb.file(
+            NOTIFY,
+            Mode::EXECUTABLE,
+            "root",
+            "root",
+            text,
+            who,
+            false,
+            diags,
+        ),
         Err(d) => diags.push(d),
     }
 }

@@ -6,7 +6,7 @@
 //! (keepalived, notify scripts, `infra-GROUP-active.target`), which are built in.
 //!
 //! Invariants: pure (no IO except [`write_build`]); the same inputs give a
-//! byte-identical Build; secrets appear only as [`secret_placeholder`]s and a file
+//! byte-identical Build; secrets appear only as [`crate::placeholder::Placeholder`]s and a file
 //! holding one is `secret` with mode 0600; every problem is a [`Diag`] (E06xx)
 //! naming the template and pointing at the resource and its instance.
 
@@ -21,7 +21,7 @@ pub use build::*;
 pub use output::{read_build, write_build};
 
 use crate::diag::{self, codes, Diag};
-use crate::encode::sha256_hex;
+use crate::encode::{sha256_hex, Mode};
 use crate::resolve::model::{HostId, InstanceId, Model, ResourceKind, Role, Source};
 use crate::source::Span;
 use crate::stdlib::Templates;
@@ -40,9 +40,7 @@ pub fn unit_path(unit: &str) -> String {
 
 /// True if the text holds a secret placeholder.
 pub fn has_secret(text: &str) -> bool {
-    let marker = secret_placeholder("");
-    let open = &marker[..marker.find('(').map(|i| i + 1).unwrap_or(marker.len())];
-    text.contains(open)
+    crate::placeholder::Placeholder::in_text(text)
 }
 
 /// Render the build of every host. `order` lists instances in dependency order
@@ -134,7 +132,7 @@ struct Writer {
 fn misplaced_secret(inst: &crate::resolve::Instance, content: &str, place: &str) -> Diag {
     let names = crate::secrets::placeholders(content);
     let name = names.iter().next().cloned().unwrap_or_default();
-    let marker = secret_placeholder(&name);
+    let marker = crate::placeholder::Placeholder::text(&name);
     use crate::resolve::Value;
     let holds = |v: &Value| -> bool {
         match v {
@@ -240,7 +238,7 @@ impl HostState {
     fn file(
         &mut self,
         path: &str,
-        mode: u32,
+        mode: Mode,
         owner: &str,
         group: &str,
         content: String,
@@ -249,10 +247,10 @@ impl HostState {
         diags: &mut Vec<Diag>,
     ) {
         let secret = has_secret(&content);
-        let mode = if secret { 0o600 } else { mode };
+        let mode = if secret { Mode::SECRET } else { mode };
         let sha256 = sha256_hex(content.as_bytes());
         let f = FileOut {
-            mode: format!("{mode:04o}"),
+            mode,
             owner: owner.to_string(),
             group: group.to_string(),
             content,
@@ -357,7 +355,7 @@ impl HostState {
         }
         self.file(
             &path,
-            0o644,
+            Mode::FILE,
             "root",
             "root",
             content,
@@ -376,7 +374,7 @@ impl HostState {
         let path = dropin_path(unit);
         self.file(
             &path,
-            0o644,
+            Mode::FILE,
             "root",
             "root",
             content,
@@ -600,7 +598,7 @@ fn render_instance(
             } => {
                 let d = DirOut {
                     path: path.clone(),
-                    mode: format!("{mode:04o}"),
+                    mode: *mode,
                     owner: owner.clone(),
                     group: group.clone(),
                 };
@@ -630,8 +628,7 @@ fn render_instance(
                         ))
                     }
                     Some((prev, _)) => {
-                        let a = u32::from_str_radix(&prev.mode, 8).unwrap_or(0);
-                        prev.mode = format!("{:04o}", a | *mode);
+                        prev.mode = prev.mode.union(*mode);
                     }
                     None => {
                         hb.dirs.insert(path.clone(), (d, who));
@@ -646,7 +643,7 @@ fn render_instance(
                 source,
             } => {
                 if let Some(content) = text(source) {
-                    if mode & 0o111 != 0 && has_secret(&content) {
+                    if mode.executable() && has_secret(&content) {
                         diags.push(misplaced_secret(
                             inst,
                             &content,
@@ -654,7 +651,7 @@ fn render_instance(
                         ));
                         continue;
                     }
-                    let plain = mode & 0o111 == 0;
+                    let plain = !mode.executable();
                     hb.file(path, *mode, owner, group, content, who, plain, diags);
                 }
             }

@@ -28,7 +28,7 @@ struct Manifest {
 
 #[derive(Serialize, Deserialize)]
 struct ManifestFile {
-    mode: String,
+    mode: crate::encode::Mode,
     owner: String,
     group: String,
     secret: bool,
@@ -51,7 +51,7 @@ pub fn manifest_json(host: &HostBuild) -> String {
                 (
                     p.clone(),
                     ManifestFile {
-                        mode: f.mode.clone(),
+                        mode: f.mode,
                         owner: f.owner.clone(),
                         group: f.group.clone(),
                         secret: f.secret,
@@ -94,10 +94,6 @@ fn relative(path: &str) -> io::Result<PathBuf> {
         }
     }
     Ok(out)
-}
-
-fn mode_bits(mode: &str) -> u32 {
-    u32::from_str_radix(mode, 8).unwrap_or(0o644) & 0o7777
 }
 
 /// Write the build under `out`. A host directory left by an earlier build (it holds
@@ -162,7 +158,7 @@ fn write_host(dir: &Path, host: &HostBuild) -> io::Result<()> {
         }
         let mut file = std::fs::File::create(&target)?;
         std::io::Write::write_all(&mut file, f.content.as_bytes())?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode_bits(&f.mode)))?;
+        file.set_permissions(std::fs::Permissions::from_mode(f.mode.bits()))?;
     }
     std::fs::write(dir.join(MANIFEST), manifest_json(host))
 }

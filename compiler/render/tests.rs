@@ -354,7 +354,10 @@ php_app two { on = solo  root = "/srv/two"  server_name = "two.example" }
         .iter()
         .find(|d| d.path == "/srv/d")
         .expect("dir");
-    assert_eq!((d.mode.as_str(), d.owner.as_str()), ("2775", "www-data"));
+    assert_eq!(
+        (d.mode.to_string().as_str(), d.owner.as_str()),
+        ("2775", "www-data")
+    );
     // Different owners: E0605 at the user's instance, with what to write.
     let m = model(&format!(
         "{SOLO}\nkind a(on: host) {{ directory \"/srv/d\" {{ owner = \"root\" }} }}\nkind b(on: host) {{ directory \"/srv/d\" {{ owner = \"www-data\" group = \"www-data\" }} }}\na x {{ on = solo }}\nb y {{ on = solo }}\n"

@@ -801,7 +801,7 @@ impl Resolver<'_> {
             Value::Cidr(c) => c.to_string(),
             Value::Host(h) => self.hosts.get(*h)?.name.value.clone(),
             Value::Group(g) => self.groups.get(*g)?.name.value.clone(),
-            Value::Secret(n) => crate::render::secret_placeholder(n),
+            Value::Secret(n) => crate::placeholder::Placeholder::text(n),
             Value::Instance(i) => self.instances.get(*i)?.name.value.clone(),
             Value::Placement(Placement::Host(h)) => self.hosts.get(*h)?.name.value.clone(),
             Value::Placement(Placement::Group(g)) | Value::Placement(Placement::Active(g)) => {

@@ -263,11 +263,12 @@ impl<'a> Resolver<'a> {
                     },
                     Some(_) => Role::Any,
                 };
-                let mode = |r: &mut Self, default: u32| -> u32 {
+                let mode = |r: &mut Self, default: u32| -> Mode {
+                    let default = Mode::new(default).expect("a default mode is a mode");
                     match get(r, "mode", &Type::String) {
-                        Some((Value::Str(s), span)) => match u32::from_str_radix(&s, 8) {
-                            Ok(m) if m <= 0o7777 && !s.is_empty() => m,
-                            _ => {
+                        Some((Value::Str(s), span)) => match Mode::parse(&s) {
+                            Some(m) => m,
+                            None => {
                                 r.diags.push(
                                 Diag::error(codes::E0212, format!("invalid file mode `{s}`"))
                                     .at(span, "not an octal mode")
@@ -291,7 +292,7 @@ impl<'a> Resolver<'a> {
                     if is_secret {
                         return match get(r, "content", &Type::Secret) {
                             Some((Value::Secret(n), _)) => {
-                                Source::Inline(crate::render::secret_placeholder(&n))
+                                Source::Inline(crate::placeholder::Placeholder::text(&n))
                             }
                             _ => Source::Inline(String::new()),
                         };

@@ -3,6 +3,7 @@
 //! into primitive resources. No AST, no unresolved strings. Every value keeps the
 //! span it came from so lints and graph errors can point into the source.
 
+pub use crate::encode::Mode;
 use crate::source::{SourceMap, Span};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -321,14 +322,14 @@ pub enum ResourceKind {
     /// `directory "/srv/app" { mode = "0755" owner = "app" group = "app" }`
     Directory {
         path: String,
-        mode: u32,
+        mode: Mode,
         owner: String,
         group: String,
     },
     /// `file "/etc/x" { template = "x.hbs" mode = "0644" }`
     File {
         path: String,
-        mode: u32,
+        mode: Mode,
         owner: String,
         group: String,
         source: Source,

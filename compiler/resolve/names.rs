@@ -33,13 +33,7 @@ fn problem(
 /// Where a secret's placeholder is in `text`, if one was interpolated, and the
 /// secret's name.
 pub fn secret_at(text: &str) -> Option<(usize, &str)> {
-    let marker = crate::render::secret_placeholder("");
-    let open = marker.find('(')? + 1;
-    let (prefix, suffix) = (&marker[..open], &marker[open..]);
-    let at = text.find(prefix)?;
-    let rest = &text[at + prefix.len()..];
-    let name = rest.find(suffix).map_or(rest, |end| &rest[..end]);
-    Some((at, name))
+    crate::placeholder::Placeholder::find(text).map(|(at, p)| (at, p.name))
 }
 
 /// A path on the host: absolute, without `.`/`..` segments, doubled or trailing `/`,

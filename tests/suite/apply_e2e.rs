@@ -84,7 +84,7 @@ impl Local {
 
     fn file(&self, content: &str, mode: &str) -> FileOut {
         FileOut {
-            mode: mode.into(),
+            mode: infra::encode::Mode::parse(mode).expect("a mode"),
             owner: self.user.clone(),
             group: self.group.clone(),
             content: content.into(),
@@ -102,7 +102,7 @@ impl Local {
         files.insert(
             self.p("etc/db.pass"),
             self.file(
-                &format!("{}\n", infra::render::secret_placeholder("db")),
+                &format!("{}\n", infra::placeholder::Placeholder::new("db")),
                 "0600",
             ),
         );
@@ -131,7 +131,7 @@ impl Local {
             address: "127.0.0.1".into(),
             directories: vec![DirOut {
                 path: self.p("srv/data"),
-                mode: "0750".into(),
+                mode: infra::encode::Mode::parse("0750").expect("a mode"),
                 owner: self.user.clone(),
                 group: self.group.clone(),
             }],

@@ -285,8 +285,7 @@ fn hostile_strings_in_every_string_parameter() {
                 let mut reached = 0;
                 for (host, hb) in &build.hosts {
                     for (path, f) in &hb.files {
-                        let script = path.ends_with(".sh")
-                            || u32::from_str_radix(&f.mode, 8).is_ok_and(|m| m & 0o111 != 0);
+                        let script = path.ends_with(".sh") || f.mode.executable();
                         let at = format!("{}.{name} = hostile ({variant}): {host}:{path}", k.kind);
                         if !script {
                             if f.content

@@ -369,7 +369,7 @@ fn removed_units_and_files_are_stopped_and_pruned_but_foreign_files_are_not() {
         ..HostBuild::default()
     };
     let mf = |c: &str| ManifestFile {
-        mode: "0644".into(),
+        mode: infra::encode::Mode::parse("0644").expect("a mode"),
         owner: "root".into(),
         group: "root".into(),
         sha256: sha(c.as_bytes()),

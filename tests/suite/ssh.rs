@@ -374,7 +374,7 @@ pub(crate) fn sha(s: &[u8]) -> String {
 
 pub(crate) fn file(content: &str, mode: &str, secret: bool) -> FileOut {
     FileOut {
-        mode: mode.into(),
+        mode: infra::encode::Mode::parse(mode).expect("a mode"),
         owner: "root".into(),
         group: "root".into(),
         content: content.into(),
@@ -466,7 +466,7 @@ impl Scenario {
             ],
             directories: vec![DirOut {
                 path: p("newdir"),
-                mode: "0750".into(),
+                mode: infra::encode::Mode::parse("0750").expect("a mode"),
                 owner: "root".into(),
                 group: "root".into(),
             }],
@@ -498,7 +498,7 @@ impl Scenario {
 
         // Generation 3, as apply would have left it.
         let mf = |installed: &[u8], template: &str, secret: bool| ManifestFile {
-            mode: "0644".into(),
+            mode: infra::encode::Mode::parse("0644").expect("a mode"),
             owner: "root".into(),
             group: "root".into(),
             sha256: sha(template.as_bytes()),

@@ -87,7 +87,7 @@ fn write_tree(dir: &Path, host: &HostBuild) {
         let target = dir.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(target.parent().expect("has a parent")).expect("mkdir");
         std::fs::write(&target, &f.content).expect("write");
-        let mode = u32::from_str_radix(&f.mode, 8).expect("octal mode");
+        let mode = f.mode.bits();
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
 }

@@ -273,7 +273,7 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
                     "step {} mkd {} {} {} {}",
                     q(&format!("create directory {path}")),
                     q(path),
-                    q(mode),
+                    q(&mode.to_string()),
                     q(owner),
                     q(group)
                 );
@@ -285,7 +285,7 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
                         "step {} mkd {} {} {} {}",
                         q(&format!("fix directory {path}")),
                         q(path),
-                        q(&d.mode),
+                        q(&d.mode.to_string()),
                         q(&d.owner),
                         q(&d.group)
                     );

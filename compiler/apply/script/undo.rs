@@ -150,7 +150,7 @@ setphase undoing"#,
                     "e inst \"$G/{p}/files\"{} {} {} {} {}",
                     q(path),
                     q(path),
-                    q(&f.mode),
+                    q(&f.mode.to_string()),
                     q(&f.owner),
                     q(&f.group)
                 );
