@@ -146,21 +146,21 @@ fn cycle_path(model: &Model, scc: &[InstanceId]) -> Vec<InstanceId> {
 fn host_order(model: &Model) -> Vec<HostId> {
     let n = model.hosts.len();
     let mut indeg = vec![0usize; n];
-    let mut out: Vec<BTreeSet<HostId>> = vec![BTreeSet::new(); n];
+    let mut out: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
     for g in &model.groups {
         if let Some(primary) = g.members.first() {
             for m in &g.members[1..] {
-                if out[m.value].insert(primary.value) {
-                    indeg[primary.value] += 1;
+                if out[m.value.index()].insert(primary.value.index()) {
+                    indeg[primary.value.index()] += 1;
                 }
             }
         }
     }
-    let mut ready: BTreeSet<HostId> = (0..n).filter(|h| indeg[*h] == 0).collect();
+    let mut ready: BTreeSet<usize> = (0..n).filter(|h| indeg[*h] == 0).collect();
     let mut order = Vec::with_capacity(n);
     let mut done = vec![false; n];
     while let Some(h) = ready.pop_first() {
-        order.push(h);
+        order.push(HostId::new(h));
         done[h] = true;
         for &j in &out[h] {
             indeg[j] -= 1;
@@ -169,7 +169,7 @@ fn host_order(model: &Model) -> Vec<HostId> {
             }
         }
     }
-    order.extend((0..n).filter(|h| !done[*h]));
+    order.extend((0..n).filter(|h| !done[*h]).map(HostId::new));
     order
 }
 

@@ -129,7 +129,7 @@ fn str_param<'a>(i: &'a Instance, name: &str) -> Option<&'a str> {
     }
 }
 
-fn group_of(p: Placement) -> Option<usize> {
+fn group_of(p: Placement) -> Option<crate::resolve::GroupId> {
     match p {
         Placement::Group(g) | Placement::Active(g) => Some(g),
         _ => None,
@@ -775,7 +775,7 @@ struct PathUse<'m> {
 /// clash is reported once, for the first host it is on.
 fn host_paths(model: &Model, out: &mut Vec<Diag>) {
     let mut seen: BTreeSet<(Span, Span)> = BTreeSet::new();
-    for h in 0..model.hosts.len() {
+    for h in model.host_ids() {
         let mut uses: BTreeMap<&str, Vec<PathUse>> = BTreeMap::new();
         let mut generated: Vec<(String, bool, &Instance, Span)> = Vec::new();
         for inst in &model.instances {

@@ -236,7 +236,7 @@ impl Fleet {
 
     /// The failover groups `host` is a member of.
     pub fn groups_of(&self, host: &str) -> Vec<String> {
-        let Some(id) = self.model.hosts.iter().position(|h| h.name.value == host) else {
+        let Some(id) = self.model.host_id(host) else {
             return Vec::new();
         };
         self.model

@@ -73,8 +73,8 @@ impl LabSpec {
         let hosts = model
             .hosts
             .iter()
-            .enumerate()
-            .map(|(id, h)| {
+            .zip(model.host_ids())
+            .map(|(h, id)| {
                 let group = model.groups.iter().find(|g| g.position(id).is_some());
                 LabHost {
                     name: h.name.value.clone(),

@@ -176,11 +176,7 @@ pub fn value_json(model: &Model, v: &Value, h: HostId) -> Json {
 }
 
 pub fn all_hosts_json(model: &Model) -> Json {
-    Json::Array(
-        (0..model.hosts.len())
-            .map(|h| host_json(model, h))
-            .collect(),
-    )
+    Json::Array(model.host_ids().map(|h| host_json(model, h)).collect())
 }
 
 /// The context of every template of `inst` rendered for host `h`; `generated` and

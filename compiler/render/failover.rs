@@ -22,9 +22,9 @@ pub fn check_script(group: &str) -> String {
 /// Groups each host is a member of, in declaration order (computed once per render).
 pub fn groups_by_host(model: &Model) -> Vec<Vec<GroupId>> {
     let mut out = vec![Vec::new(); model.hosts.len()];
-    for (g, group) in model.groups.iter().enumerate() {
+    for (g, group) in model.group_ids().zip(&model.groups) {
         for m in &group.members {
-            if let Some(v) = out.get_mut(m.value) {
+            if let Some(v) = out.get_mut(m.value.index()) {
                 v.push(g);
             }
         }

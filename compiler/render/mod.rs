@@ -58,19 +58,20 @@ pub fn render(
     let mut instances: Vec<Vec<InstanceId>> = vec![Vec::new(); model.hosts.len()];
     for i in full_order(model, order) {
         for h in model.placement_hosts(model.instances[i].placement.value) {
-            if let Some(v) = instances.get_mut(h) {
+            if let Some(v) = instances.get_mut(h.index()) {
                 v.push(i);
             }
         }
     }
     let mut build = Build::default();
-    for h in 0..model.hosts.len() {
+    for h in model.host_ids() {
         let mut hb = HostState::new(model, h);
-        failover::render_groups(model, h, &groups[h], &mut engine, &mut hb, &mut diags);
-        for &i in &instances[h] {
+        let gids = &groups[h.index()];
+        failover::render_groups(model, h, gids, &mut engine, &mut hb, &mut diags);
+        for &i in &instances[h.index()] {
             render_instance(model, i, h, &mut engine, &mut hb, &mut diags);
         }
-        failover::finish_groups(model, &groups[h], &mut hb);
+        failover::finish_groups(model, gids, &mut hb);
         let out = hb.finish(model, &mut diags);
         build.hosts.insert(out.host.clone(), out);
     }

@@ -66,12 +66,12 @@ impl<'a> Resolver<'a> {
         };
         match kw {
             "host" => {
-                if self.declare_global(name, Global::Host(blocks.hosts.len())) {
+                if self.declare_global(name, Global::Host(HostId::new(blocks.hosts.len()))) {
                     blocks.hosts.push((b, name));
                 }
             }
             "failover" => {
-                if self.declare_global(name, Global::Group(blocks.groups.len())) {
+                if self.declare_global(name, Global::Group(GroupId::new(blocks.groups.len()))) {
                     blocks.groups.push((b, name));
                 }
             }

@@ -340,8 +340,8 @@ impl Resolver<'_> {
                 }
                 // A reference of the wrong kind: point at its definition too.
                 let def = match &v {
-                    Value::Host(h) => self.hosts.get(*h).map(|x| x.name.span),
-                    Value::Group(g) => self.groups.get(*g).map(|x| x.name.span),
+                    Value::Host(h) => self.hosts.get(h.index()).map(|x| x.name.span),
+                    Value::Group(g) => self.groups.get(g.index()).map(|x| x.name.span),
                     Value::Instance(i) => self.instances.get(*i).map(|x| x.name.span),
                     _ => None,
                 };
@@ -376,14 +376,14 @@ impl Resolver<'_> {
             Value::Host(h) => format!(
                 "host `{}`",
                 self.hosts
-                    .get(*h)
+                    .get(h.index())
                     .map(|x| x.name.value.as_str())
                     .unwrap_or("?")
             ),
             Value::Group(g) => format!(
                 "failover group `{}`",
                 self.groups
-                    .get(*g)
+                    .get(g.index())
                     .map(|x| x.name.value.as_str())
                     .unwrap_or("?")
             ),
@@ -391,7 +391,7 @@ impl Resolver<'_> {
             Value::Placement(Placement::Active(g)) => format!(
                 "`{}.active`",
                 self.groups
-                    .get(*g)
+                    .get(g.index())
                     .map(|x| x.name.value.as_str())
                     .unwrap_or("?")
             ),
@@ -615,7 +615,7 @@ impl Resolver<'_> {
         let f = field.name.as_str();
         let (allowed, out): (&[&str], Option<Value>) = match &v {
             Value::Host(h) => {
-                let host = self.hosts.get(*h);
+                let host = self.hosts.get(h.index());
                 (
                     &["name", "address"],
                     match f {
@@ -626,7 +626,7 @@ impl Resolver<'_> {
                 )
             }
             Value::Group(g) => {
-                let grp = self.groups.get(*g);
+                let grp = self.groups.get(g.index());
                 (
                     &["active", "name", "vip", "vip_address", "interface"],
                     match f {
@@ -799,13 +799,13 @@ impl Resolver<'_> {
             Value::Duration(d) => d.to_string(),
             Value::Ip(ip) => ip.to_string(),
             Value::Cidr(c) => c.to_string(),
-            Value::Host(h) => self.hosts.get(*h)?.name.value.clone(),
-            Value::Group(g) => self.groups.get(*g)?.name.value.clone(),
+            Value::Host(h) => self.hosts.get(h.index())?.name.value.clone(),
+            Value::Group(g) => self.groups.get(g.index())?.name.value.clone(),
             Value::Secret(n) => crate::placeholder::Placeholder::text(n),
             Value::Instance(i) => self.instances.get(*i)?.name.value.clone(),
-            Value::Placement(Placement::Host(h)) => self.hosts.get(*h)?.name.value.clone(),
+            Value::Placement(Placement::Host(h)) => self.hosts.get(h.index())?.name.value.clone(),
             Value::Placement(Placement::Group(g)) | Value::Placement(Placement::Active(g)) => {
-                self.groups.get(*g)?.name.value.clone()
+                self.groups.get(g.index())?.name.value.clone()
             }
             Value::Placement(Placement::All) => "all".into(),
             Value::Check(_) | Value::List(_) => return None,

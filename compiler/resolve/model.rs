@@ -8,8 +8,56 @@ use crate::source::{SourceMap, Span};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-pub type HostId = usize;
-pub type GroupId = usize;
+/// Typed indices into the model's tables: a host's id cannot index the groups.
+/// `model.hosts[id]` works with the matching id only; `.index()` gives the
+/// position (for per-host tables), `Id::new(i)` makes one from a position.
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident, $item:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(usize);
+
+        impl $name {
+            pub const fn new(index: usize) -> Self {
+                $name(index)
+            }
+            pub const fn index(self) -> usize {
+                self.0
+            }
+        }
+
+        impl std::ops::Index<$name> for Vec<$item> {
+            type Output = $item;
+            fn index(&self, id: $name) -> &$item {
+                &self[id.0]
+            }
+        }
+
+        impl std::ops::IndexMut<$name> for Vec<$item> {
+            fn index_mut(&mut self, id: $name) -> &mut $item {
+                &mut self[id.0]
+            }
+        }
+
+        impl std::ops::Index<$name> for [$item] {
+            type Output = $item;
+            fn index(&self, id: $name) -> &$item {
+                &self[id.0]
+            }
+        }
+    };
+}
+
+id!(
+    /// A host: `model.hosts[id]`.
+    HostId,
+    Host
+);
+id!(
+    /// A failover group: `model.groups[id]`.
+    GroupId,
+    Group
+);
 pub type InstanceId = usize;
 
 #[derive(Debug, Clone)]
@@ -29,7 +77,7 @@ impl Model {
             Placement::Group(g) | Placement::Active(g) => {
                 self.groups[g].members.iter().map(|m| m.value).collect()
             }
-            Placement::All => (0..self.hosts.len()).collect(),
+            Placement::All => self.host_ids().collect(),
         }
     }
 }
@@ -115,6 +163,24 @@ pub struct Group {
     pub router_id: Spanned<u8>,
     /// One priority per member, same order (explicit `priorities = [...]` or 150, 100, 50, ...).
     pub priorities: Spanned<Vec<u8>>,
+}
+
+impl Model {
+    /// Every host's id, in declaration order.
+    pub fn host_ids(&self) -> impl Iterator<Item = HostId> {
+        (0..self.hosts.len()).map(HostId::new)
+    }
+    /// The host called `name`.
+    pub fn host_id(&self, name: &str) -> Option<HostId> {
+        self.hosts
+            .iter()
+            .position(|h| h.name.value == name)
+            .map(HostId::new)
+    }
+    /// Every failover group's id, in declaration order.
+    pub fn group_ids(&self) -> impl Iterator<Item = GroupId> {
+        (0..self.groups.len()).map(GroupId::new)
+    }
 }
 
 impl Group {

@@ -58,7 +58,10 @@ fn model() -> Model {
         groups: vec![Group {
             name: s("office"),
             span: sp,
-            members: vec![Spanned::new(0, sp), Spanned::new(1, sp)],
+            members: vec![
+                Spanned::new(HostId::new(0), sp),
+                Spanned::new(HostId::new(1), sp),
+            ],
             vip: Spanned::new(
                 Cidr {
                     addr: ip("10.1.2.254"),
