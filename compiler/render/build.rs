@@ -90,11 +90,28 @@ pub struct StepOut {
     pub origin: String,
 }
 
+/// A member's place in its group's preference order, written "primary" (the
+/// first member, the usual VIP holder) or "standby".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    Primary,
+    Standby,
+}
+
+impl PartialEq<&str> for MemberRole {
+    fn eq(&self, other: &&str) -> bool {
+        matches!(
+            (self, *other),
+            (MemberRole::Primary, "primary") | (MemberRole::Standby, "standby")
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoleOut {
     pub group: String,
-    /// "primary" (first member) or "standby".
-    pub role: String,
+    pub role: MemberRole,
     pub priority: u8,
     pub vip: String,
     pub interface: String,

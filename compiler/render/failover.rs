@@ -6,7 +6,7 @@
 
 use super::context::{self, group_json, host_json};
 use super::engine::{Engine, Use};
-use super::{HostState, RoleOut, Writer};
+use super::{HostState, MemberRole, RoleOut, Writer};
 use crate::diag::Diag;
 use crate::encode::Mode;
 use crate::resolve::model::{Check, GroupId, HostId, Model};
@@ -149,7 +149,11 @@ pub(super) fn render_groups(
         }
         hb.out.roles.push(RoleOut {
             group: name.clone(),
-            role: if pos == 0 { "primary" } else { "standby" }.into(),
+            role: if pos == 0 {
+                MemberRole::Primary
+            } else {
+                MemberRole::Standby
+            },
             priority: g.priorities.value.get(pos).copied().unwrap_or(0),
             vip: g.vip.value.to_string(),
             interface: g.interface.value.clone(),
