@@ -13,14 +13,20 @@
 //! See docs/ARCHITECTURE.md.
 
 pub mod apply;
+// IO at the edge: the command line: arguments, files, the environment, exit codes.
+#[allow(clippy::disallowed_methods)]
 pub mod cli;
 pub mod compile;
 pub mod deploy;
 pub mod diag;
 pub mod encode;
+// IO at the edge: fault injection reads INFRA_PAUSE_AT.
+#[allow(clippy::disallowed_methods)]
 pub mod fault;
 pub mod fmt;
 pub mod graph;
+// IO at the edge: boots machines: processes, namespaces, files.
+#[allow(clippy::disallowed_methods)]
 pub mod lab;
 pub mod lint;
 pub mod placeholder;
@@ -28,11 +34,15 @@ pub mod plan;
 pub mod probe;
 pub mod render;
 pub mod resolve;
+// IO at the edge: reads secrets files and /dev/urandom.
+#[allow(clippy::disallowed_methods)]
 pub mod secrets;
 pub mod shell;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;
+// IO at the edge: the network (SSH) and the local test double.
+#[allow(clippy::disallowed_methods)]
 pub mod transport;
 
 pub use compile::{check, check_path, check_str, compile, Checked, Compilation, Failure};

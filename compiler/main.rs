@@ -1,3 +1,6 @@
+// The binary is the edge: it turns the CLI's code into the exit status.
+#![allow(clippy::disallowed_methods)]
+
 fn main() {
     std::process::exit(infra::cli::main())
 }

@@ -250,6 +250,22 @@ pub fn placeholders(text: &str) -> BTreeSet<String> {
     Placeholder::names(text)
 }
 
+/// A random token (hex): names a switch's rollback unit and its confirmation.
+pub fn token() -> String {
+    let buf = random_bytes(12).unwrap_or_else(|_| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        (t as u64 ^ u64::from(std::process::id()))
+            .to_le_bytes()
+            .into_iter()
+            .chain([0; 4])
+            .collect()
+    });
+    crate::encode::hex(&buf)
+}
+
 fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let mut buf = vec![0u8; n];

@@ -175,6 +175,7 @@ pub fn load_overrides(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests read the tree and write temp dirs
 mod tests {
     use super::*;
     use crate::resolve::{FsLoader, MemLoader};

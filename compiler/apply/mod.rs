@@ -53,10 +53,6 @@ pub use crate::probe::STATE_DIR;
 /// Manifest format written by this version.
 pub const MANIFEST_FORMAT: u32 = 1;
 
-fn hex(d: &[u8]) -> String {
-    crate::encode::hex(d)
-}
-
 pub fn sha256_hex(b: &[u8]) -> String {
     crate::encode::sha256_hex(b)
 }
@@ -77,21 +73,6 @@ fn b64text(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A random token (hex).
-pub fn token() -> String {
-    let mut buf = [0u8; 12];
-    use std::io::Read;
-    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
-    if ok.is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        buf[..8].copy_from_slice(&(t as u64 ^ u64::from(std::process::id())).to_le_bytes());
-    }
-    hex(&buf)
-}
-
 fn tail(s: &str, n: usize) -> String {
     if s.len() <= n {
         return s.to_string();
@@ -104,4 +85,5 @@ fn tail(s: &str, n: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests write temp dirs
 mod tests;

@@ -329,7 +329,7 @@ impl HostRun {
             });
         };
         let manifest = apply::new_manifest(build, p.generation, &m.installed);
-        let token = apply::token();
+        let token = crate::secrets::token();
         events.say(&host, &format!("switching to generation {}", p.generation));
         let job = apply::SwitchJob {
             build,
@@ -474,7 +474,7 @@ impl HostRun {
                 waited: 0,
             });
         }
-        let token = apply::token();
+        let token = crate::secrets::token();
         let holder = format!("{} (rollback)", opts.holder);
         let job = apply::SwitchJob {
             build: &build,

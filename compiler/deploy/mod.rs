@@ -46,6 +46,8 @@ pub struct Access {
     pub key: Option<PathBuf>,
     /// Record unknown host keys instead of refusing them.
     pub accept_new: bool,
+    /// The user's home, where `ssh { key = "~/..." }` points.
+    pub home: Option<PathBuf>,
 }
 
 impl Access {
@@ -57,6 +59,7 @@ impl Access {
             known_hosts,
             key: Some(key),
             accept_new: false,
+            home: None,
         }
     }
 
@@ -67,6 +70,7 @@ impl Access {
             known_hosts: home.join(".ssh/known_hosts"),
             key: None,
             accept_new: false,
+            home: Some(home.to_path_buf()),
         }
     }
 }
@@ -219,10 +223,11 @@ impl Fleet {
         );
         t.port = h.ssh.port;
         t.user = h.ssh.user.clone();
-        t.key = self.access.key.clone().or_else(|| {
-            let home = std::env::var_os("HOME").map(PathBuf::from);
-            h.ssh.key_path(&self.dir, home.as_deref())
-        });
+        t.key = self
+            .access
+            .key
+            .clone()
+            .or_else(|| h.ssh.key_path(&self.dir, self.access.home.as_deref()));
         t.accept_new = self.access.accept_new;
         t.command_timeout = Duration::from_secs(30 * 60);
         Ok(t)

@@ -15,6 +15,8 @@ pub mod context;
 mod engine;
 mod failover;
 mod helpers;
+// IO at the edge: the build writer and reader.
+#[allow(clippy::disallowed_methods)]
 mod output;
 
 pub use build::*;
@@ -743,4 +745,5 @@ fn conflict(what: &str, host: &str, first: &Writer, who: &Writer) -> Diag {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests write temp dirs
 mod tests;
