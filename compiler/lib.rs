@@ -14,19 +14,19 @@
 
 pub mod apply;
 // IO at the edge: the command line: arguments, files, the environment, exit codes.
-#[allow(clippy::disallowed_methods)]
+#[allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 pub mod cli;
 pub mod compile;
 pub mod deploy;
 pub mod diag;
 pub mod encode;
 // IO at the edge: fault injection reads INFRA_PAUSE_AT.
-#[allow(clippy::disallowed_methods)]
+#[allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 pub mod fault;
 pub mod fmt;
 pub mod graph;
 // IO at the edge: boots machines: processes, namespaces, files.
-#[allow(clippy::disallowed_methods)]
+#[allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 pub mod lab;
 pub mod lint;
 pub mod placeholder;

@@ -3,7 +3,7 @@
 //! (CI sets it) and print why when skipped.
 
 // Tests and benchmarks run programs and touch files: IO rules are for the library.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 
 mod apply_e2e;
 mod calendar;
