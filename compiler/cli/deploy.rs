@@ -4,11 +4,9 @@
 
 use super::progress::Progress;
 use super::{report, MessageFormat};
-use crate::apply::order::Step;
 use crate::apply::{self, ApplyError, Materialized};
-use crate::deploy::{Access, ApplyOptions, ApplyOutcome, Events, Fleet, HostRun, SavedPlan};
+use crate::deploy::{Access, ApplyOptions, Events, Fleet, Line, PlanRound, SavedPlan};
 use crate::diag::Diag;
-use crate::plan::Plan;
 use crate::source::SourceMap;
 use clap::Args;
 use std::collections::BTreeMap;
@@ -108,21 +106,8 @@ fn show(e: &ApplyError) {
 }
 
 /// The configuration, rendered, and how to reach its hosts.
-fn fleet(path: &Path, conn: &Connection) -> Result<Fleet, i32> {
-    let c = super::load_build(path)?;
-    let dir = if path.is_file() {
-        path.parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."))
-    } else {
-        path.to_path_buf()
-    };
-    let (model, graph, build) = (c.model, c.graph, c.build);
-    let host_order = graph
-        .host_order
-        .iter()
-        .map(|&h| model.hosts[h].name.value.clone())
-        .collect();
+fn fleet(path: &Option<PathBuf>, conn: &Connection) -> Result<Fleet, i32> {
+    let path = path.as_deref().unwrap_or(Path::new("."));
     let access = if conn.lab {
         Access::lab(&crate::lab::lab_name(path))
     } else {
@@ -133,12 +118,12 @@ fn fleet(path: &Path, conn: &Connection) -> Result<Fleet, i32> {
         accept_new: conn.accept_new_host_keys,
         ..access
     };
-    Ok(Fleet::new(model, host_order, build, dir, access))
+    Ok(Fleet::compiled(super::load_build(path)?, access))
 }
 
 /// The fleet and every host's files with their secret values.
 fn prepare(
-    path: &Path,
+    path: &Option<PathBuf>,
     conn: &Connection,
     secrets: Option<&Path>,
 ) -> Result<(Fleet, BTreeMap<String, Materialized>), i32> {
@@ -160,87 +145,62 @@ fn prepare(
 
 pub fn plan(args: PlanArgs) -> i32 {
     let started_all = Instant::now();
-    let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let (fleet, files) = match prepare(&path, &args.conn, args.secrets.as_deref()) {
+    let (fleet, files) = match prepare(&args.path, &args.conn, args.secrets.as_deref()) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let hosts = fleet.hosts();
     let progress = Progress::new(&hosts);
     let started = Instant::now();
-    let opened = fleet.open(&hosts, &files, &progress);
+    let round = PlanRound::new(fleet.open(&hosts, &files, &progress));
     progress.clear();
     let front_end = (started - started_all).as_secs_f64() * 1000.0;
-    let mut runs: Vec<HostRun> = Vec::new();
-    let mut errors = Vec::new();
-    for (_, r) in opened {
-        match r {
-            Ok(run) => runs.push(run),
-            Err(e) => errors.push(e),
-        }
-    }
-    let plan = Plan::new(runs.iter().map(|r| r.prepared.plan.clone()).collect());
-    let locks: Vec<(String, String)> = runs
-        .iter()
-        .filter_map(|r| r.lock_story().map(|s| (r.host.clone(), s)))
-        .collect();
-    let notes: Vec<(String, String)> = runs
-        .iter()
-        .flat_map(|r| r.notes.iter().map(|n| (r.host.clone(), n.clone())))
-        .collect();
     if args.json {
-        let v = crate::deploy::plan_json(&plan, &runs, &errors);
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    } else {
-        let prepared = runs
-            .iter()
-            .map(|r| (r.host.clone(), r.prepared.clone()))
-            .collect();
-        progress.planned(
-            &plan,
-            &apply::order::vip_story(&fleet.model, &prepared),
-            &notes,
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&round.json()).unwrap_or_default()
         );
-        for (host, story) in &locks {
+    } else {
+        let prepared = round
+            .runs
+            .iter()
+            .map(|r| (r.host.clone(), r.prepared.clone()));
+        let story = apply::order::vip_story(&fleet.model, &prepared.collect());
+        progress.planned(&round.plan, &story, &round.notes);
+        for (host, story) in &round.locks {
             println!("{host}: ! {story}");
         }
-        for e in &errors {
-            show(e);
-        }
+        round.errors.iter().for_each(show);
     }
     if std::env::var_os("INFRA_DEBUG_ROUND_TRIPS").is_some() {
-        eprint!("{}", crate::deploy::round_trips(&runs, started, front_end));
+        eprint!(
+            "{}",
+            crate::deploy::round_trips(&round.runs, started, front_end)
+        );
     }
-    if let Some(out) = &args.out {
-        if !errors.is_empty() || !locks.is_empty() {
+    let code = round.exit_code(args.detailed_exitcode);
+    match &args.out {
+        Some(out) if !round.complete() => {
             eprintln!(
                 "not saving the plan to {}: some hosts could not be planned",
                 out.display()
             );
-            return 1;
+            1
         }
-        let sp = SavedPlan::new(runs.into_iter().map(|r| r.prepared).collect());
-        if let Err(e) = std::fs::write(out, sp.to_json()) {
-            error(
-                Diag::error("E0732", format!("cannot write {}: {e}", out.display()))
-                    .help("check the path"),
-            );
-            return 1;
+        Some(out) => {
+            let sp = SavedPlan::new(round.runs.into_iter().map(|r| r.prepared).collect());
+            if let Err(e) = std::fs::write(out, sp.to_json()) {
+                error(
+                    Diag::error("E0732", format!("cannot write {}: {e}", out.display()))
+                        .help("check the path"),
+                );
+                return 1;
+            }
+            let o = out.display();
+            eprintln!("plan saved to {o}: apply it with `infra apply --plan {o}`");
+            code
         }
-        eprintln!(
-            "plan saved to {}: apply it with `infra apply --plan {}`",
-            out.display(),
-            out.display()
-        );
-    }
-    if !errors.is_empty() {
-        1
-    } else if !locks.is_empty() {
-        3
-    } else if args.detailed_exitcode {
-        plan.detailed_exit_code()
-    } else {
-        0
+        None => code,
     }
 }
 
@@ -275,8 +235,7 @@ fn options(confirm_timeout: u64, lock_wait: u64, verb: &str) -> Result<ApplyOpti
 }
 
 pub fn apply(args: ApplyArgs) -> i32 {
-    let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let (fleet, files) = match prepare(&path, &args.conn, args.secrets.as_deref()) {
+    let (fleet, files) = match prepare(&args.path, &args.conn, args.secrets.as_deref()) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -313,63 +272,21 @@ pub fn apply(args: ApplyArgs) -> i32 {
     let started = Instant::now();
     let outcome = fleet.apply(&files, saved, &opts, &progress);
     progress.clear();
-    let code = outcome.exit_code();
-    match outcome {
-        ApplyOutcome::NotStarted { errors } => {
-            errors.iter().for_each(show);
-            eprintln!("nothing was applied: every host must be reachable and settled before any is changed");
-        }
-        ApplyOutcome::Refused { errors } => {
-            errors.iter().for_each(show);
-            eprintln!("nothing was applied");
-        }
-        ApplyOutcome::NoChanges => println!("\nno changes: nothing to apply"),
-        ApplyOutcome::Rolled { results, unchanged } => {
-            println!();
-            let (mut applied, mut failed_host) = (0, None);
-            for (host, step) in &results {
-                match step {
-                    Step::Done(a) => {
-                        applied += 1;
-                        println!(
-                            "{host}: generation {} applied and confirmed in {:.1} s ({})",
-                            a.generation, a.secs, a.summary
-                        );
-                        for w in &a.warnings {
-                            println!("{host}: warning: {w}");
-                        }
-                    }
-                    Step::Failed(e) => {
-                        failed_host = Some(host.clone());
-                        show(e);
-                    }
-                    Step::NotTouched => println!(
-                        "{host}: not touched (the roll stopped after {} failed)",
-                        failed_host.as_deref().unwrap_or("a host")
-                    ),
-                }
-            }
-            let total = started.elapsed().as_secs_f64();
-            if failed_host.is_some() {
-                println!(
-                    "apply failed: {applied} host(s) applied, the roll stopped ({total:.1} s)"
-                );
-            } else {
-                println!(
-                    "applied: {applied} host(s) changed, {unchanged} unchanged ({total:.1} s)"
-                );
-            }
+    for line in outcome.lines(started.elapsed().as_secs_f64()) {
+        match line {
+            Line::Out(l) => println!("{l}"),
+            Line::Err(l) => eprintln!("{l}"),
+            Line::Error(e) => show(e),
         }
     }
-    code
+    outcome.exit_code()
 }
 
 // ---------------------------------------------------------------------------
 // infra rollback / generations / unlock
 
 pub fn rollback(args: RollbackArgs) -> i32 {
-    let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let fleet = match fleet(&path, &args.conn) {
+    let fleet = match fleet(&args.path, &args.conn) {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -394,8 +311,7 @@ pub fn rollback(args: RollbackArgs) -> i32 {
 }
 
 pub fn generations(args: HostArgs) -> i32 {
-    let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let fleet = match fleet(&path, &args.conn) {
+    let fleet = match fleet(&args.path, &args.conn) {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -416,8 +332,7 @@ pub fn generations(args: HostArgs) -> i32 {
 }
 
 pub fn unlock(args: HostArgs) -> i32 {
-    let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let fleet = match fleet(&path, &args.conn) {
+    let fleet = match fleet(&args.path, &args.conn) {
         Ok(f) => f,
         Err(code) => return code,
     };

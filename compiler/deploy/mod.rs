@@ -13,12 +13,14 @@
 //! - No outcome says a host is applied unless its switch was confirmed.
 
 pub mod host;
+pub mod outcome;
 pub mod saved;
 
 pub use host::{Applied, HostRun};
+pub use outcome::{ApplyOutcome, Line, PlanRound};
 pub use saved::SavedPlan;
 
-use crate::apply::order::{self, Step};
+use crate::apply::order;
 use crate::apply::script::HealthCheck;
 use crate::apply::{self, ApplyError, Materialized, Prepared};
 use crate::diag::Diag;
@@ -113,55 +115,6 @@ impl ApplyOptions {
     }
 }
 
-/// How an apply ended.
-#[derive(Debug)]
-pub enum ApplyOutcome {
-    /// A host could not be probed or its lock settled: nothing was applied.
-    NotStarted { errors: Vec<ApplyError> },
-    /// Refused before anything was switched (conflicts, a lock).
-    Refused { errors: Vec<ApplyError> },
-    /// Every host is on the generation the configuration builds, confirmed.
-    NoChanges,
-    /// The roll ran: per host in roll order; `unchanged` hosts needed nothing.
-    Rolled {
-        results: Vec<(String, Step<Applied, ApplyError>)>,
-        unchanged: usize,
-    },
-}
-
-impl ApplyOutcome {
-    /// 0: every host converged and confirmed; 3: a host is locked by another
-    /// apply (or an unknown lock); 1: any other failure.
-    pub fn exit_code(&self) -> i32 {
-        let code = |errors: &mut dyn Iterator<Item = &ApplyError>| {
-            let codes: Vec<i32> = errors.map(ApplyError::exit_code).collect();
-            if !codes.is_empty() && codes.iter().all(|c| *c == 3) {
-                3
-            } else {
-                1
-            }
-        };
-        match self {
-            ApplyOutcome::NoChanges => 0,
-            ApplyOutcome::NotStarted { errors } | ApplyOutcome::Refused { errors } => {
-                code(&mut errors.iter())
-            }
-            ApplyOutcome::Rolled { results, .. } => {
-                let mut failed = results.iter().filter_map(|(_, s)| match s {
-                    Step::Failed(e) => Some(e),
-                    _ => None,
-                });
-                let failed: Vec<&ApplyError> = failed.by_ref().collect();
-                if failed.is_empty() {
-                    0
-                } else {
-                    code(&mut failed.into_iter())
-                }
-            }
-        }
-    }
-}
-
 /// The rendered configuration and how to reach its hosts.
 pub struct Fleet {
     pub model: Model,
@@ -197,6 +150,18 @@ impl Fleet {
             access,
             dial,
         }
+    }
+
+    /// The fleet of a compiled configuration: its hosts in apply order, its
+    /// directory (where `ssh { key }` paths are relative to).
+    pub fn compiled(c: crate::Compilation, access: Access) -> Fleet {
+        let host_order = c
+            .graph
+            .host_order
+            .iter()
+            .map(|&h| c.model.hosts[h].name.value.clone())
+            .collect();
+        Fleet::new(c.model, host_order, c.build, c.root_dir, access)
     }
 
     /// Hosts in the model's order.
@@ -501,44 +466,6 @@ impl Fleet {
     ) -> Result<host::RolledBack, ApplyError> {
         HostRun::rollback(self, host, to, opts, events)
     }
-}
-
-/// `infra plan --json`: the plan, each locked host's lock, the recovery notes
-/// and the hosts that could not be planned.
-pub fn plan_json(plan: &Plan, runs: &[HostRun], errors: &[ApplyError]) -> serde_json::Value {
-    let mut v = serde_json::to_value(plan).unwrap_or_default();
-    if let serde_json::Value::Object(o) = &mut v {
-        o.insert(
-            "locks".into(),
-            runs.iter()
-                .filter_map(|r| r.lock_json().map(|l| (r.host.clone(), l)))
-                .collect::<serde_json::Map<_, _>>()
-                .into(),
-        );
-        o.insert(
-            "notes".into(),
-            runs.iter()
-                .flat_map(|r| {
-                    r.notes
-                        .iter()
-                        .map(|n| serde_json::json!({"host": r.host, "note": n}))
-                })
-                .collect(),
-        );
-        o.insert(
-            "errors".into(),
-            errors
-                .iter()
-                .map(|e| {
-                    serde_json::json!({
-                        "host": e.host(), "code": e.code(), "message": e.to_string(),
-                        "help": e.help(), "output": e.output(),
-                    })
-                })
-                .collect(),
-        );
-    }
-    v
 }
 
 /// `INFRA_DEBUG_ROUND_TRIPS`: round trips and timings per host of a plan that
