@@ -91,11 +91,15 @@ pub fn check(path: &Path, loader: &dyn Loader) -> Result<Checked, Failure> {
 
 impl Checked {
     /// Render the build: the stdlib's templates under the repo's `templates/`
-    /// (read through `loader`, E0608 when a file cannot be read).
+    /// (read through `loader`, E0608 when a file cannot be read) and the
+    /// releases' files from the repository (E0621-E0623).
     pub fn render(&self, loader: &dyn Loader) -> Result<Build, Vec<Diag>> {
         let overrides = stdlib::load_overrides(loader, &self.root_dir.join("templates"))?;
         let templates = Templates::with_overrides(overrides);
-        render::render(&self.model, &self.graph.order, &templates)
+        let trees = crate::release::load(&self.model, loader, &self.root_dir)?;
+        let mut build = render::render(&self.model, &self.graph.order, &templates, &trees)?;
+        build.blobs = trees.blobs;
+        Ok(build)
     }
 }
 

@@ -32,6 +32,7 @@ pub mod lint;
 pub mod placeholder;
 pub mod plan;
 pub mod probe;
+pub mod release;
 pub mod render;
 pub mod resolve;
 // IO at the edge: reads secrets files and /dev/urandom.

@@ -411,11 +411,6 @@ const FORMATS: &[Format] = &[
     },
     Format {
         kind: "php_app",
-        param: "web_root",
-        check: web_root,
-    },
-    Format {
-        kind: "php_app",
         param: "php",
         check: version,
     },
@@ -467,6 +462,35 @@ const FORMATS: &[Format] = &[
 ];
 
 fn formats(model: &Model, out: &mut Vec<Diag>) {
+    // `web_root`: absolute, or inside the release when the app has a `source`.
+    for i in model.instances.iter().filter(|i| i.kind.value == "php_app") {
+        let released = str_param(i, "source").is_some_and(|s| !s.is_empty());
+        let Some((v, span)) = str_param_at(i, "web_root") else {
+            continue;
+        };
+        let problem = match (released, v.starts_with('/')) {
+            (_, _) if v.is_empty() => None,
+            (false, _) => plain_path(v),
+            (true, true) => Some((
+                "absolute, but the application is a release",
+                "with `source`, `web_root` is a directory inside the release, e.g. \"public\" (nginx serves ROOT/current/public)",
+            )),
+            (true, false) => plain_path(&format!("/{v}")),
+        };
+        if let Some((label, help)) = problem {
+            out.push(
+                Diag::error(
+                    codes::E0206,
+                    format!(
+                        "php_app `{}`: `web_root` = {v:?} is malformed",
+                        i.name.value
+                    ),
+                )
+                .at(span, label)
+                .help(help),
+            );
+        }
+    }
     for i in &model.instances {
         for f in FORMATS.iter().filter(|f| f.kind == i.kind.value) {
             let Some(p) = i.param(f.param) else {
@@ -546,14 +570,6 @@ fn plain_path(v: &str) -> Option<(&'static str, &'static str)> {
         "not a plain absolute path",
         "nginx, php-fpm and systemd take this path as it is: an absolute path of letters, digits, `/`, `.`, `_`, `-`, `+` and `@`, e.g. \"/srv/accounting/public\"",
     ))
-}
-
-fn web_root(v: &str) -> Option<(&'static str, &'static str)> {
-    if v.is_empty() {
-        None
-    } else {
-        plain_path(v)
-    }
 }
 
 fn version(v: &str) -> Option<(&'static str, &'static str)> {

@@ -43,6 +43,7 @@ pub static FILES: &[(&str, &str)] = embed![
     "templates/mariadb/promote.service.hbs",
     "templates/mariadb/promote.sh.hbs",
     "templates/mariadb/replica.sh.hbs",
+    "templates/php/global.conf.hbs",
     "templates/php/pool.conf.hbs",
     "templates/php/restart.conf.hbs",
     "templates/php/vhost.conf.hbs",

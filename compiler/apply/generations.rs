@@ -193,6 +193,24 @@ pub fn rollback_build(
                 origin: String::new(),
             })
             .collect(),
+        // Its releases by id only: a rollback switches `current` back to one
+        // the host keeps (it has no files to assemble a pruned one).
+        releases: m
+            .releases
+            .iter()
+            .map(|(path, hash)| crate::render::ReleaseOut {
+                path: path.clone(),
+                hash: hash.clone(),
+                source: String::new(),
+                shared: Vec::new(),
+                keep: u32::MAX,
+                owner: "root".into(),
+                group: "root".into(),
+                reload: Vec::new(),
+                files: Default::default(),
+                origin: String::new(),
+            })
+            .collect(),
         ..HostBuild::default()
     };
     (build, hashes)

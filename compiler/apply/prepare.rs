@@ -15,6 +15,8 @@ pub struct Materialized {
     pub files: BTreeMap<String, Vec<u8>>,
     /// sha256 of the bytes written, by path.
     pub installed: BTreeMap<String, String>,
+    /// The files of the host's releases, by sha256 (what a switch may send).
+    pub blobs: BTreeMap<String, std::sync::Arc<Vec<u8>>>,
 }
 
 /// Substitute secrets into every file of `build`. `Err`: the missing names.
@@ -38,7 +40,11 @@ pub fn materialize(build: &HostBuild, secrets: &Secrets) -> Result<Materialized,
         files.insert(path.clone(), bytes);
     }
     if missing.is_empty() {
-        Ok(Materialized { files, installed })
+        Ok(Materialized {
+            files,
+            installed,
+            blobs: BTreeMap::new(),
+        })
     } else {
         Err(missing)
     }
@@ -111,6 +117,11 @@ pub fn new_manifest(
             .steps
             .iter()
             .map(|s| (s.name.clone(), sha256_hex(s.run.as_bytes())))
+            .collect(),
+        releases: build
+            .releases
+            .iter()
+            .map(|r| (r.path.clone(), r.hash.clone()))
             .collect(),
     }
 }
@@ -197,15 +208,107 @@ pub fn health_checks(groups: &[String], files: &BTreeSet<&str>) -> Vec<HealthChe
         .collect()
 }
 
-/// The tar payload of a switch: `gen/` (new generations only), `undo.sh`, and
-/// `runtime/` (infra's recovery script, and its boot unit where systemd runs).
+/// What the payload carries for the release action with this index in the plan.
+pub struct ReleasePayload<'a> {
+    pub index: usize,
+    /// The release's file list (`sha256 mode path` lines).
+    pub list: String,
+    /// Paths of the base release it does not have, a line each.
+    pub remove: String,
+    /// The files that travel: relative path, mode, bytes.
+    pub files: Vec<(&'a str, crate::encode::Mode, &'a [u8])>,
+}
+
+/// The payload parts of every release action of `plan`: the files the host
+/// lacks, with their bytes from `m`.
+pub fn release_payloads<'a>(
+    build: &'a HostBuild,
+    plan: &'a HostPlan,
+    m: Option<&'a Materialized>,
+) -> Vec<ReleasePayload<'a>> {
+    let mut out = Vec::new();
+    for (index, a) in plan.actions.iter().enumerate() {
+        let plan::Action::Release {
+            path,
+            present,
+            removed,
+            ..
+        } = a
+        else {
+            continue;
+        };
+        let Some(r) = build.releases.iter().find(|r| r.path == *path) else {
+            continue;
+        };
+        if *present {
+            continue;
+        }
+        let files = release_uploads(build, a)
+            .into_iter()
+            .map(|(p, f)| {
+                let bytes = m
+                    .and_then(|m| m.blobs.get(&f.sha256))
+                    .map_or(&[][..], |b| b.as_slice());
+                (p, f.mode, bytes)
+            })
+            .collect();
+        out.push(ReleasePayload {
+            index,
+            list: crate::release::list(&r.files),
+            remove: removed.iter().map(|p| format!("{p}\n")).collect(),
+            files,
+        });
+    }
+    out
+}
+
+/// The files a release action sends: the added and changed ones (relative
+/// path, sha256, mode), from the build's release at that path.
+pub fn release_uploads<'a>(
+    build: &'a HostBuild,
+    action: &'a plan::Action,
+) -> Vec<(&'a str, &'a crate::release::ReleaseFile)> {
+    let plan::Action::Release {
+        path,
+        added,
+        changed,
+        ..
+    } = action
+    else {
+        return Vec::new();
+    };
+    let Some(r) = build.releases.iter().find(|r| r.path == *path) else {
+        return Vec::new();
+    };
+    added
+        .iter()
+        .chain(changed)
+        .filter_map(|p| r.files.get_key_value(p).map(|(k, f)| (k.as_str(), f)))
+        .collect()
+}
+
+/// The tar payload of a switch: `gen/` (new generations only), `rel/N/`
+/// (release N of the plan: its file list and the files it lacks, under
+/// `tree/`), `undo.sh`, and `runtime/` (infra's recovery script, and its boot
+/// unit where systemd runs).
 pub fn payload(
     new: Option<(&Manifest, &Materialized)>,
+    releases: &[ReleasePayload],
     undo: &str,
     state_dir: &str,
     systemd: bool,
 ) -> Vec<u8> {
     let mut t = tar::Tar::new();
+    for r in releases {
+        let n = r.index;
+        t.file(&format!("rel/{n}/list"), 0o644, r.list.as_bytes());
+        if !r.remove.is_empty() {
+            t.file(&format!("rel/{n}/remove"), 0o644, r.remove.as_bytes());
+        }
+        for (p, mode, bytes) in &r.files {
+            t.file(&format!("rel/{n}/tree/{p}"), mode.bits(), bytes);
+        }
+    }
     if let Some((manifest, m)) = new {
         let json = serde_json::to_string_pretty(manifest).unwrap_or_default();
         t.file("gen/manifest.json", 0o600, format!("{json}\n").as_bytes());

@@ -64,8 +64,10 @@ pub fn switch(session: &mut dyn Remote, job: &SwitchJob) -> Result<Switched, App
     };
     let undo = script::undo_script(&spec);
     let text = script::switch_script(&spec);
+    let releases = super::prepare::release_payloads(job.build, &p.plan, job.files);
     let body = payload(
         job.files.map(|m| (job.target_manifest, m)),
+        &releases,
         &undo,
         job.state_dir,
         p.systemd,

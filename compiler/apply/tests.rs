@@ -33,6 +33,7 @@ pub(crate) fn sample_build() -> HostBuild {
         file("[Service]\nExecStart=/bin/true\n", "0644"),
     );
     HostBuild {
+        releases: Default::default(),
         host: "alpha".into(),
         address: "192.0.2.11".into(),
         packages: vec!["curl".into()],
@@ -218,7 +219,7 @@ fn scripts_are_valid_sh() {
 #[test]
 fn payload_holds_the_generation_and_the_undo_script() {
     let (_, p, man, m) = spec_parts();
-    let tar = payload(Some((&man, &m)), "#!/bin/sh\n", "/var/lib/infra", true);
+    let tar = payload(Some((&man, &m)), &[], "#!/bin/sh\n", "/var/lib/infra", true);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut c = std::process::Command::new("tar")
         .args(["-x", "-f", "-", "-C"])

@@ -12,6 +12,21 @@ use std::time::{Duration, Instant};
 
 /// The accounting example, embedded so the demo runs from anywhere.
 const ACCOUNTING: &str = include_str!("../../examples/accounting/main.infra");
+/// The example's application (its `source = "app"`), written beside it.
+const ACCOUNTING_APP: &[(&str, &str)] = &[
+    (
+        "app/VERSION",
+        include_str!("../../examples/accounting/app/VERSION"),
+    ),
+    (
+        "app/public/index.php",
+        include_str!("../../examples/accounting/app/public/index.php"),
+    ),
+    (
+        "app/bin/close.php",
+        include_str!("../../examples/accounting/app/bin/close.php"),
+    ),
+];
 
 pub fn run(dir: Option<PathBuf>) -> i32 {
     let dir = match dir {
@@ -215,6 +230,15 @@ fn write_embedded() -> std::io::Result<PathBuf> {
     if std::fs::read_to_string(&file).ok().as_deref() != Some(ACCOUNTING) {
         std::fs::write(&file, ACCOUNTING)?;
     }
+    for (rel, text) in ACCOUNTING_APP {
+        let p = dir.join(rel);
+        if std::fs::read_to_string(&p).ok().as_deref() != Some(*text) {
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            std::fs::write(&p, text)?;
+        }
+    }
     Ok(dir)
 }
 
@@ -257,4 +281,32 @@ fn sql_in(lab: &str, host: &str, db: &str, query: &str) -> Option<String> {
         let text = String::from_utf8_lossy(&out.stdout);
         text.lines().last().unwrap_or("").trim().to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The demo writes the whole application of examples/accounting.
+    #[test]
+    fn embeds_every_file_of_the_app() {
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).expect("readable").flatten() {
+                if e.path().is_dir() {
+                    walk(&e.path(), root, out);
+                } else {
+                    let rel = e.path().strip_prefix(root).expect("below").to_path_buf();
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/accounting");
+        let mut on_disk = Vec::new();
+        walk(&root.join("app"), &root, &mut on_disk);
+        on_disk.sort();
+        let mut embedded: Vec<String> = super::ACCOUNTING_APP
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .collect();
+        embedded.sort();
+        assert_eq!(on_disk, embedded);
+    }
 }

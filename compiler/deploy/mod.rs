@@ -259,7 +259,12 @@ impl Fleet {
         let mut out = BTreeMap::new();
         for (name, hb) in &self.build.hosts {
             match apply::materialize(hb, secrets) {
-                Ok(m) => {
+                Ok(mut m) => {
+                    for f in hb.releases.iter().flat_map(|r| r.files.values()) {
+                        if let Some(b) = self.build.blobs.get(&f.sha256) {
+                            m.blobs.insert(f.sha256.clone(), b.clone());
+                        }
+                    }
                     out.insert(name.clone(), m);
                 }
                 Err(missing) => {

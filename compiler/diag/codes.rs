@@ -121,6 +121,9 @@ codes! {
     E0609: "a secret inside a step's command",
     E0610: "a secret where it would be world-readable or unusable (a command, a unit, the environment)",
     E0611: "a shell template interpolates a value that is not a plain word without quoting it",
+    E0621: "a release source that is not a readable directory of files",
+    E0622: "a release source outside the repository (absolute, `..`, or a symbolic link pointing out)",
+    E0623: "a release's shared directory that is malformed or also in the release",
     // Transport and probe.
     E0701: "address cannot be resolved (or is empty)",
     E0702: "TCP connect failed: refused, or no answer within the connect timeout",

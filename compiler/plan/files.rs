@@ -233,3 +233,48 @@ fn unified(path: &str, old: &str, new: &str, old_label: &str) -> String {
         .header(&format!("{path} ({old_label})"), &format!("{path} (new)"))
         .to_string()
 }
+
+/// Releases: `current` moves to the build's release; the files it needs that
+/// the current release lacks travel, the others are linked on the host.
+pub(super) fn releases(inp: &Inputs, out: &mut Planned) {
+    for r in &inp.build.releases {
+        let seen = inp
+            .observed
+            .releases
+            .get(&r.path)
+            .cloned()
+            .unwrap_or_default();
+        if seen.current.as_deref() == Some(r.hash.as_str()) {
+            continue;
+        }
+        let (mut added, mut changed, mut removed, mut bytes) =
+            (Vec::new(), Vec::new(), Vec::new(), 0);
+        if !seen.present {
+            let base = seen.current_files.clone().unwrap_or_default();
+            for (p, f) in &r.files {
+                match base.get(p) {
+                    Some((sha, mode)) if *sha == f.sha256 && *mode == f.mode => continue,
+                    Some(_) => changed.push(p.clone()),
+                    None => added.push(p.clone()),
+                }
+                bytes += f.size;
+            }
+            removed = base
+                .keys()
+                .filter(|p| !r.files.contains_key(*p))
+                .cloned()
+                .collect();
+        }
+        out.changed.insert(r.current());
+        out.actions.push(Action::Release {
+            path: r.path.clone(),
+            from: seen.current,
+            to: r.hash.clone(),
+            present: seen.present,
+            added,
+            changed,
+            removed,
+            bytes,
+        });
+    }
+}

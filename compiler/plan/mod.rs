@@ -82,6 +82,21 @@ pub enum Action {
         path: String,
         drift: Option<String>,
     },
+    /// Switch an application's `current` to the build's release, assembling it
+    /// first unless the host has it (from the current release and the files it
+    /// lacks: `added` and `changed` travel, the rest is linked).
+    Release {
+        path: String,
+        from: Option<String>,
+        to: String,
+        /// The host has the build's release already (a rollback, an undo).
+        present: bool,
+        added: Vec<String>,
+        changed: Vec<String>,
+        removed: Vec<String>,
+        /// Bytes of the files that travel.
+        bytes: u64,
+    },
     DaemonReload,
     EnableUnit {
         unit: String,
@@ -132,6 +147,8 @@ pub struct Summary {
     pub disable: usize,
     pub steps: usize,
     pub drift: usize,
+    #[serde(default)]
+    pub releases: usize,
 }
 
 impl Summary {
@@ -156,6 +173,7 @@ impl Summary {
                 Action::StopUnit { .. } => s.stop += 1,
                 Action::DisableUnit { .. } => s.disable += 1,
                 Action::RunStep { .. } => s.steps += 1,
+                Action::Release { .. } => s.releases += 1,
             }
         }
         s
@@ -177,6 +195,7 @@ impl Summary {
         self.disable += o.disable;
         self.steps += o.steps;
         self.drift += o.drift;
+        self.releases += o.releases;
     }
 
     /// "3 to create, 1 to update, 1 restart", or "no changes".
@@ -190,6 +209,7 @@ impl Summary {
                 parts.push(s)
             }
         };
+        push(self.releases, plural(self.releases, "release", "releases"));
         push(self.create, format!("{} to create", self.create));
         push(self.update, format!("{} to update", self.update));
         push(self.delete, format!("{} to delete", self.delete));
@@ -309,6 +329,7 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
     files::directories(&inp, &mut out);
     files::files(&inp, &mut out);
     files::prune(&inp, &mut out);
+    files::releases(&inp, &mut out);
     units::daemon_reload(&mut out);
     units::units(&inp, &mut out);
     units::removed_units(&inp, &mut out);

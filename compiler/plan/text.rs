@@ -167,6 +167,50 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
             Action::DeleteFile { path, drift: d } => {
                 let _ = writeln!(out, "  {} delete file {path}{}", p.remove("-"), drift(d));
             }
+            Action::Release {
+                path,
+                from,
+                to,
+                present,
+                added,
+                changed,
+                removed,
+                bytes,
+            } => {
+                let from = from.as_deref().map(short).unwrap_or("none");
+                let what = if *present {
+                    "already on the host".to_string()
+                } else {
+                    let n = added.len() + changed.len() + removed.len();
+                    format!(
+                        "{n} file{} changed ({} added, {} changed, {} removed), {} to send",
+                        if n == 1 { "" } else { "s" },
+                        added.len(),
+                        changed.len(),
+                        removed.len(),
+                        human_bytes(*bytes)
+                    )
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} release {path} {from} -> {}: {what}",
+                    p.change("~"),
+                    short(to)
+                );
+                const SHOWN: usize = 20;
+                let lines = added
+                    .iter()
+                    .map(|f| p.add(&format!("      + {f}")))
+                    .chain(changed.iter().map(|f| p.change(&format!("      ~ {f}"))))
+                    .chain(removed.iter().map(|f| p.remove(&format!("      - {f}"))));
+                let total = added.len() + changed.len() + removed.len();
+                for l in lines.take(SHOWN) {
+                    let _ = writeln!(out, "{l}");
+                }
+                if total > SHOWN {
+                    let _ = writeln!(out, "      ... and {} more", total - SHOWN);
+                }
+            }
             Action::DaemonReload => {
                 let _ = writeln!(out, "  {} systemctl daemon-reload", p.other("*"));
             }
@@ -205,4 +249,20 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
         }
     }
     let _ = writeln!(out, "{}", h.summary_line());
+}
+
+/// A release id as people read it: its first 8 hex digits.
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(8)]
+}
+
+/// "512 B", "3.4 KiB", "12.0 MiB".
+fn human_bytes(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    }
 }

@@ -47,6 +47,9 @@ pub struct Manifest {
     /// Steps that have run: name -> sha256 of their `run` text.
     #[serde(default)]
     pub steps: BTreeMap<String, String>,
+    /// Releases `current` points to: application path -> release hash.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub releases: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -73,6 +76,18 @@ pub struct ManifestUnit {
     /// Files whose change reloads the unit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reload_on: Vec<String>,
+}
+
+/// An application's releases on a host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObservedRelease {
+    /// The build's release is there (`releases/HASH/`).
+    pub present: bool,
+    /// The release `current` points to.
+    pub current: Option<String>,
+    /// The current release's files (relative path -> sha256, mode), when the
+    /// build's release is not there; `None` when unknown.
+    pub current_files: Option<BTreeMap<String, (String, crate::encode::Mode)>>,
 }
 
 /// Everything the probe saw on one host. Plain data.
@@ -117,6 +132,9 @@ pub struct Observed {
     /// Exit status of each guarded step's `unless` command (0: nothing to do).
     #[serde(default)]
     pub guards: BTreeMap<String, i32>,
+    /// The build's releases as the host has them, by application path.
+    #[serde(default)]
+    pub releases: BTreeMap<String, ObservedRelease>,
     /// sha256 of the records the plan's file actions depend on (G, N, A, S, H, in
     /// order); apply recomputes it on the host and refuses when it differs.
     #[serde(default)]

@@ -175,6 +175,31 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                     .collect();
             }
             Tag::Blob => blob = decode(body)?,
+            Tag::Release => {
+                let f: Vec<&[u8]> = body.splitn(3, |&b| b == b'\t').collect();
+                if f.len() != 3 || !(f[0] == b"0" || f[0] == b"1") {
+                    return Err(bad(format!("malformed release record {:?}", text(body))));
+                }
+                let current = text(f[1]);
+                let r = obs.releases.entry(text(f[2])).or_default();
+                r.present = f[0] == b"1";
+                r.current = (!current.is_empty()).then_some(current);
+            }
+            Tag::ReleaseList => {
+                let (path, b64) = split_once(body)
+                    .ok_or_else(|| bad(format!("malformed release list {:?}", text(body))))?;
+                let mut files = BTreeMap::new();
+                for line in text(&decode(b64)?).lines().filter(|l| !l.is_empty()) {
+                    let mut w = line.splitn(3, ' ');
+                    let (Some(sha), Some(mode), Some(p)) = (w.next(), w.next(), w.next()) else {
+                        return Err(bad(format!("malformed release list line {line:?}")));
+                    };
+                    let mode = crate::encode::Mode::parse(mode)
+                        .ok_or_else(|| bad(format!("bad mode in release list line {line:?}")))?;
+                    files.insert(p.to_string(), (sha.to_string(), mode));
+                }
+                obs.releases.entry(text(path)).or_default().current_files = Some(files);
+            }
             Tag::Systemd => obs.systemd = body == b"1",
             Tag::UnitList => {
                 asked_units = text(&decode(body)?)

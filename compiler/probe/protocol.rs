@@ -25,6 +25,8 @@ pub enum Tag {
     Hash,
     Fetched,
     Blob,
+    Release,
+    ReleaseList,
     Systemd,
     UnitList,
     UnitShow,
@@ -51,6 +53,8 @@ impl Tag {
         Tag::Hash,
         Tag::Fetched,
         Tag::Blob,
+        Tag::Release,
+        Tag::ReleaseList,
         Tag::Systemd,
         Tag::UnitList,
         Tag::UnitShow,
@@ -78,6 +82,8 @@ impl Tag {
             Tag::Hash => 'H',
             Tag::Fetched => 'X',
             Tag::Blob => 'B',
+            Tag::Release => 'J',
+            Tag::ReleaseList => 'F',
             Tag::Systemd => 'Y',
             Tag::UnitList => 'Q',
             Tag::UnitShow => 'U',
@@ -106,6 +112,8 @@ impl Tag {
             Tag::Hash => "<sha256> <path>: hash of a regular file",
             Tag::Fetched => "base64 of NUL-separated paths: non-secret build files whose hash differs (<= 1 MiB)",
             Tag::Blob => "base64 of their contents, concatenated in the order of the fetched list",
+            Tag::Release => "<0|1> <current> <path>: whether the build's release of the application at path is on the host, and the release `current` points to",
+            Tag::ReleaseList => "<path> <base64>: the file list (`sha256 mode path` lines) of the current release, when the build's is not on the host",
             Tag::Systemd => "0|1: systemd runs",
             Tag::UnitList => "base64 of the units asked about",
             Tag::UnitShow => "base64 of `systemctl show` for them",
@@ -121,7 +129,7 @@ impl Tag {
     pub fn in_fingerprint(self) -> bool {
         matches!(
             self,
-            Tag::Generation | Tag::Latest | Tag::Absent | Tag::Stat | Tag::Hash
+            Tag::Generation | Tag::Latest | Tag::Absent | Tag::Stat | Tag::Hash | Tag::Release
         )
     }
 
@@ -146,6 +154,15 @@ impl Tag {
     /// take one (`stat --printf`).
     pub fn format(self, body: &str) -> String {
         format!("{}\\t{body}\\0", self.letter())
+    }
+
+    /// Like [`Tag::base64_of`], the base64 after a key (`KEY<TAB>BASE64`);
+    /// `key` is one quoted sh word.
+    pub fn keyed_base64_of(self, key: &str, command: &str) -> String {
+        format!(
+            "printf '{}\\t%s\\t' {key}; {command} | base64 -w0; printf '\\0'",
+            self.letter()
+        )
     }
 
     /// A sh command printing this record with the base64 of what `command`

@@ -40,6 +40,7 @@ pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
     }
     head(&mut s);
     files(&mut s, build);
+    releases(&mut s, build);
     units(&mut s, build);
     if !build.packages.is_empty() {
         let names: Vec<String> = build.packages.iter().map(|p| quote(p)).collect();
@@ -180,6 +181,26 @@ xargs -0r sh -c 'exec find "$@" -maxdepth 0 -type f -size -{limit}k -print0' sh 
         fetched = Tag::Fetched.base64_of("cat \"$t/small\""),
         blob = Tag::Blob.base64_of("xargs -0r cat -- < \"$t/small\" 2>/dev/null"),
     );
+}
+
+/// Each release of the build: is it on the host, which one is current, and
+/// (when the build's is missing) the current one's file list, so the switch
+/// sends only the files it lacks.
+fn releases(s: &mut String, build: &HostBuild) {
+    for r in &build.releases {
+        let _ = writeln!(
+            s,
+            r#"r={path}; w={hash}; v=
+if [ -L "$r/current" ]; then v=$(readlink -- "$r/current"); v=${{v##*/}}; fi
+if [ -d "$r/releases/$w" ]; then y=1; else y=0; fi
+{rec}
+if [ "$y" = 0 ] && [ -n "$v" ] && [ -f "$r/releases/$v.list" ]; then {list}; fi"#,
+            path = quote(&r.path),
+            hash = quote(&r.hash),
+            rec = Tag::Release.printf("%s\t%s\t%s", "\"$y\" \"$v\" \"$r\""),
+            list = Tag::ReleaseList.keyed_base64_of("\"$r\"", "cat \"$r/releases/$v.list\""),
+        );
+    }
 }
 
 /// systemd's view of the build's units and the current generation's.

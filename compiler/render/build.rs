@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 pub struct Build {
     /// Keyed by host name.
     pub hosts: BTreeMap<String, HostBuild>,
+    /// The files of every release, by sha256 (not written with the build: the
+    /// repository holds them).
+    #[serde(skip)]
+    pub blobs: BTreeMap<String, std::sync::Arc<Vec<u8>>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -27,6 +31,38 @@ pub struct HostBuild {
     pub steps: Vec<StepOut>,
     /// Failover groups this host is a member of, with its role at build time.
     pub roles: Vec<RoleOut>,
+    /// Applications installed from the repository, by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ReleaseOut>,
+}
+
+/// `release "/srv/app" { source = "app" ... }` on this host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseOut {
+    /// The application's directory: `releases/`, `shared/`, `current`.
+    pub path: String,
+    /// The release id (see [`crate::release::Tree::hash`]).
+    pub hash: String,
+    /// Where its files come from, relative to the repository.
+    pub source: String,
+    /// Directories of `PATH/shared/` linked into every release.
+    pub shared: Vec<String>,
+    /// Releases kept on the host (besides those kept generations use).
+    pub keep: u32,
+    /// Owner and group of the shared directories (release files are root's).
+    pub owner: String,
+    pub group: String,
+    /// Units reloaded when `current` moves.
+    pub reload: Vec<String>,
+    pub files: BTreeMap<String, crate::release::ReleaseFile>,
+    pub origin: String,
+}
+
+impl ReleaseOut {
+    /// What the plan marks changed when `current` moves (units' `reload_on`).
+    pub fn current(&self) -> String {
+        format!("{}/current", self.path)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -51,6 +51,7 @@ pub fn render(
     model: &Model,
     order: &[InstanceId],
     templates: &Templates,
+    trees: &crate::release::Trees,
 ) -> Result<Build, Vec<Diag>> {
     let mut engine = Engine::new(templates);
     engine.all_hosts = context::all_hosts_json(model);
@@ -71,7 +72,7 @@ pub fn render(
         let gids = &groups[h.index()];
         failover::render_groups(model, h, gids, &mut engine, &mut hb, &mut diags);
         for &i in &instances[h.index()] {
-            render_instance(model, i, h, &mut engine, &mut hb, &mut diags);
+            render_instance(model, i, h, &mut engine, &mut hb, trees, &mut diags);
         }
         failover::finish_groups(model, gids, &mut hb);
         let out = hb.finish(model, &mut diags);
@@ -234,6 +235,45 @@ impl HostState {
 
     fn package(&mut self, name: &str) {
         self.packages.insert(name.to_string());
+    }
+
+    /// A directory: several declarations of one path (a share's tree that an
+    /// application also writes) merge when they agree on owner and group.
+    fn directory(&mut self, d: DirOut, who: Writer, diags: &mut Vec<Diag>) {
+        let path = d.path.clone();
+        let path = &path;
+        // One directory, several declarations (a share's tree that an
+        // application also writes): one owner and group, the union of
+        // the permission bits they ask for.
+        match self.dirs.get_mut(path) {
+            Some((prev, first)) if prev.owner != d.owner || prev.group != d.group => {
+                // Suggest the owner that is not the default root.
+                let (from, to, o, g) = if d.owner == "root" && prev.owner != "root" {
+                    (&first.origin, &who.origin, &prev.owner, &prev.group)
+                } else {
+                    (&who.origin, &first.origin, &d.owner, &d.group)
+                };
+                diags.push(conflict_diag(
+                    format!(
+                        "{} and {} declare directory {path} with different owners",
+                        first.origin, who.origin
+                    ),
+                    first,
+                    &who,
+                    format!(
+                        "{} wants it {}:{} {}, {} wants it {}:{} {}: give both the same owner and group (their modes merge), e.g. `owner = \"{o}\"` and `group = \"{g}\"` on `{to}` like {from}",
+                        first.origin, prev.owner, prev.group, prev.mode,
+                        who.origin, d.owner, d.group, d.mode,
+                    ),
+                ))
+            }
+            Some((prev, _)) => {
+                prev.mode = prev.mode.union(d.mode);
+            }
+            None => {
+                self.dirs.insert(path.clone(), (d, who));
+            }
+        }
     }
 
     /// Add a file; identical duplicates are merged, different ones are E0605.
@@ -517,6 +557,7 @@ fn render_instance(
     h: HostId,
     engine: &mut Engine<'_>,
     hb: &mut HostState,
+    trees: &crate::release::Trees,
     diags: &mut Vec<Diag>,
 ) {
     let inst = &model.instances[i];
@@ -552,6 +593,70 @@ fn render_instance(
         };
         match &r.kind {
             ResourceKind::Package { name } => hb.package(name),
+            ResourceKind::Release {
+                path,
+                source,
+                shared,
+                keep,
+                owner,
+                group,
+                reload,
+                ..
+            } => {
+                // An empty source manages nothing; a missing tree was reported
+                // by `release::load`.
+                let Some(tree) = trees.trees.get(source) else {
+                    continue;
+                };
+                let root_dir = |p: String| DirOut {
+                    path: p,
+                    mode: Mode::EXECUTABLE,
+                    owner: "root".into(),
+                    group: "root".into(),
+                };
+                for d in [
+                    path.clone(),
+                    format!("{path}/releases"),
+                    format!("{path}/shared"),
+                ] {
+                    hb.directory(root_dir(d), who.clone(), diags);
+                }
+                for s in shared {
+                    let d = DirOut {
+                        owner: owner.clone(),
+                        group: group.clone(),
+                        ..root_dir(format!("{path}/shared/{s}"))
+                    };
+                    hb.directory(d, who.clone(), diags);
+                }
+                let out = ReleaseOut {
+                    path: path.clone(),
+                    hash: tree.hash.clone(),
+                    source: source.clone(),
+                    shared: shared.clone(),
+                    keep: *keep,
+                    owner: owner.clone(),
+                    group: group.clone(),
+                    reload: reload.clone(),
+                    files: tree.files.clone(),
+                    origin: who.origin.clone(),
+                };
+                for u in reload {
+                    hb.unit_entry(u, &who).extra_reload.push(out.current());
+                }
+                match hb.out.releases.iter().find(|r| r.path == *path) {
+                    Some(prev) if *prev != out => diags.push(
+                        Diag::error(
+                            codes::E0605,
+                            format!("{} and {} declare release {path} differently", prev.origin, who.origin),
+                        )
+                        .at(who.place, format!("{} declares it", who.origin))
+                        .help("one application directory, one release: give each application its own path"),
+                    ),
+                    Some(_) => {}
+                    None => hb.out.releases.push(out),
+                }
+            }
             ResourceKind::User {
                 name,
                 home,
@@ -605,38 +710,7 @@ fn render_instance(
                     owner: owner.clone(),
                     group: group.clone(),
                 };
-                // One directory, several declarations (a share's tree that an
-                // application also writes): one owner and group, the union of
-                // the permission bits they ask for.
-                match hb.dirs.get_mut(path) {
-                    Some((prev, first)) if prev.owner != d.owner || prev.group != d.group => {
-                        // Suggest the owner that is not the default root.
-                        let (from, to, o, g) = if d.owner == "root" && prev.owner != "root" {
-                            (&first.origin, &who.origin, &prev.owner, &prev.group)
-                        } else {
-                            (&who.origin, &first.origin, &d.owner, &d.group)
-                        };
-                        diags.push(conflict_diag(
-                            format!(
-                                "{} and {} declare directory {path} with different owners",
-                                first.origin, who.origin
-                            ),
-                            first,
-                            &who,
-                            format!(
-                                "{} wants it {}:{} {}, {} wants it {}:{} {}: give both the same owner and group (their modes merge), e.g. `owner = \"{o}\"` and `group = \"{g}\"` on `{to}` like {from}",
-                                first.origin, prev.owner, prev.group, prev.mode,
-                                who.origin, d.owner, d.group, d.mode,
-                            ),
-                        ))
-                    }
-                    Some((prev, _)) => {
-                        prev.mode = prev.mode.union(*mode);
-                    }
-                    None => {
-                        hb.dirs.insert(path.clone(), (d, who));
-                    }
-                }
+                hb.directory(d, who, diags);
             }
             ResourceKind::File {
                 path,

@@ -4,7 +4,9 @@
 //! units, steps, roles, and each file's mode/owner/sha256/origin; pretty, sorted,
 //! ends with a newline). The golden files are exactly this.
 
-use super::build::{Build, DirOut, FileOut, HostBuild, RoleOut, StepOut, UnitOut, UserOut};
+use super::build::{
+    Build, DirOut, FileOut, HostBuild, ReleaseOut, RoleOut, StepOut, UnitOut, UserOut,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -24,6 +26,8 @@ struct Manifest {
     units: Vec<UnitOut>,
     steps: Vec<StepOut>,
     roles: Vec<RoleOut>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    releases: Vec<ReleaseOut>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,6 +68,7 @@ pub fn manifest_json(host: &HostBuild) -> String {
         units: host.units.clone(),
         steps: host.steps.clone(),
         roles: host.roles.clone(),
+        releases: host.releases.clone(),
     };
     let mut s = serde_json::to_string_pretty(&m).unwrap_or_default();
     s.push('\n');
@@ -208,6 +213,7 @@ pub fn read_build(out: &Path) -> io::Result<Build> {
                 units: m.units,
                 steps: m.steps,
                 roles: m.roles,
+                releases: m.releases,
             },
         );
     }

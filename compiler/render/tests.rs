@@ -45,7 +45,7 @@ fn checked(path: &Path, loader: &dyn crate::resolve::Loader) -> Model {
 
 /// The render stage alone, with the embedded templates and no order (model order).
 fn build(model: &Model) -> Build {
-    match render(model, &[], &Templates::embedded()) {
+    match render(model, &[], &Templates::embedded(), &Default::default()) {
         Ok(b) => b,
         Err(d) => panic!("{}", diag::render(&d, &model.sources, false, 100)),
     }
@@ -58,7 +58,7 @@ fn with_override(path: &str, text: &str) -> Templates {
 }
 
 fn errors(model: &Model, templates: &Templates) -> Vec<Diag> {
-    match render(model, &[], templates) {
+    match render(model, &[], templates, &Default::default()) {
         Ok(_) => panic!("render should fail"),
         Err(d) => d,
     }
@@ -159,6 +159,7 @@ token_file t { on = solo  token = secret("api_token") }
         &m,
         &[],
         &with_override("mine/token.hbs", "TOKEN={{token}}\n"),
+        &Default::default(),
     )
     .expect("renders");
     let f = &b.hosts["solo"].files["/etc/hello/token"];
@@ -219,7 +220,7 @@ fn strict_if_and_each_reject_a_missing_variable() {
         "service/run.sh.hbs",
         "#!/bin/sh\n{{#if group}}x{{else}}exec {{{run}}}{{/if}}\n",
     );
-    let b = render(&model(SOLO), &[], &t).expect("renders");
+    let b = render(&model(SOLO), &[], &t, &Default::default()).expect("renders");
     assert!(b.hosts["solo"].files["/etc/infra/service/hello/run.sh"]
         .content
         .contains("exec /usr/bin/python3"));
@@ -644,7 +645,13 @@ fn order_controls_steps_and_units() {
         .iter()
         .position(|i| i.qualified() == "postgres.main")
         .expect("pg");
-    let b = render(&m, &[share, pg], &Templates::embedded()).expect("renders");
+    let b = render(
+        &m,
+        &[share, pg],
+        &Templates::embedded(),
+        &Default::default(),
+    )
+    .expect("renders");
     let steps: Vec<&str> = b.hosts["alpha"]
         .steps
         .iter()
@@ -661,7 +668,13 @@ fn order_controls_steps_and_units() {
         ]
     );
     // out-of-range ids are ignored, missing ones appended in model order
-    let b2 = render(&m, &[99, share, pg], &Templates::embedded()).expect("renders");
+    let b2 = render(
+        &m,
+        &[99, share, pg],
+        &Templates::embedded(),
+        &Default::default(),
+    )
+    .expect("renders");
     assert_eq!(b, b2);
 }
 
@@ -786,6 +799,7 @@ fn shell_templates_quote_what_is_not_a_plain_word() {
         &m,
         &[],
         &with_override("k.sh.hbs", "#!/bin/sh\necho {{shq v}}\n"),
+        &Default::default(),
     )
     .expect("renders");
     assert_eq!(
@@ -793,7 +807,13 @@ fn shell_templates_quote_what_is_not_a_plain_word() {
         "#!/bin/sh\necho 'a b$(touch /tmp/pwned)'\n"
     );
     // code on purpose: triple braces
-    let b = render(&m, &[], &with_override("k.sh.hbs", "#!/bin/sh\n{{{v}}}\n")).expect("renders");
+    let b = render(
+        &m,
+        &[],
+        &with_override("k.sh.hbs", "#!/bin/sh\n{{{v}}}\n"),
+        &Default::default(),
+    )
+    .expect("renders");
     assert!(b.hosts["solo"].files["/etc/k.sh"]
         .content
         .contains("a b$(touch"));
@@ -802,5 +822,11 @@ fn shell_templates_quote_what_is_not_a_plain_word() {
         .replace("/etc/k.sh\"", "/etc/k.conf\"")
         .replace("k.sh.hbs", "k.conf.hbs");
     let m = model(&src);
-    assert!(render(&m, &[], &with_override("k.conf.hbs", "v={{v}}\n")).is_ok());
+    assert!(render(
+        &m,
+        &[],
+        &with_override("k.conf.hbs", "v={{v}}\n"),
+        &Default::default()
+    )
+    .is_ok());
 }

@@ -343,6 +343,46 @@ impl<'a> Resolver<'a> {
                         unit: label,
                         source: source(self),
                     },
+                    "release" => {
+                        let list = |r: &mut Self, key: &str| match get(
+                            r,
+                            key,
+                            &Type::List(Box::new(Type::String)),
+                        ) {
+                            Some((Value::List(items), span)) => (
+                                items
+                                    .into_iter()
+                                    .filter_map(|v| match v {
+                                        Value::Str(s) => Some(s),
+                                        _ => None,
+                                    })
+                                    .collect(),
+                                span,
+                            ),
+                            _ => (Vec::new(), b.span),
+                        };
+                        let (source, source_span) = match get(self, "source", &Type::String) {
+                            Some((Value::Str(s), span)) => (s, span),
+                            _ => (String::new(), b.span),
+                        };
+                        let (shared, shared_span) = list(self, "shared");
+                        let (reload, _) = list(self, "reload");
+                        let keep = match get(self, "keep", &Type::Uint) {
+                            Some((Value::Int(k), _)) => u32::try_from(k).unwrap_or(u32::MAX).max(1),
+                            _ => 5,
+                        };
+                        ResourceKind::Release {
+                            path: label,
+                            source,
+                            source_span,
+                            shared,
+                            shared_span,
+                            keep,
+                            owner: owner(self, "owner"),
+                            group: owner(self, "group"),
+                            reload,
+                        }
+                    }
                     _ => ResourceKind::Step {
                         name: label,
                         run: str_of(get(self, "run", &Type::String)).unwrap_or_default(),
@@ -380,6 +420,7 @@ impl Resolver<'_> {
             "user" => "user name",
             "directory" => "directory path",
             "file" => "file path",
+            "release" => "release path",
             "unit" => "unit name",
             "dropin" => "drop-in's unit name",
             _ => "step name",
@@ -405,7 +446,7 @@ impl Resolver<'_> {
         }
         let (code, problem) = {
             let p = match kw {
-                "directory" | "file" => names::path(text),
+                "directory" | "file" | "release" => names::path(text),
                 "unit" => names::unit(text),
                 "dropin" => names::unit(text).map(|p| names::Problem {
                     help: "a drop-in names the unit it changes (e.g. `nginx.service`); infra writes /etc/systemd/system/UNIT.d/infra.conf".into(),
@@ -416,7 +457,7 @@ impl Resolver<'_> {
                 _ => names::step(text),
             };
             let Some(p) = p else { return };
-            let code = if matches!(kw, "directory" | "file") {
+            let code = if matches!(kw, "directory" | "file" | "release") {
                 codes::E0215
             } else {
                 codes::E0216

@@ -19,7 +19,38 @@ pub trait Loader {
     /// nothing. For the repo's `templates/` ([`crate::stdlib::load_overrides`]).
     /// An error names the file or directory that could not be read.
     fn read_tree(&self, dir: &Path) -> Result<Vec<(String, String)>, (PathBuf, io::Error)>;
+    /// An application's files for a `release`: every file below `dir` (which must
+    /// be a directory) with its bytes, sorted by relative path. Symbolic links are
+    /// followed when they stay inside `inside` (the repository), refused otherwise.
+    fn read_files(&self, dir: &Path, inside: &Path) -> Result<Vec<TreeFile>, TreeError>;
 }
+
+/// A file of a release tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    /// Relative to the tree, `/`-separated.
+    pub path: String,
+    pub bytes: Vec<u8>,
+    /// Anyone may execute it on the machine running infra.
+    pub executable: bool,
+}
+
+/// Why a release tree could not be read.
+#[derive(Debug)]
+pub enum TreeError {
+    NotADirectory,
+    Io(PathBuf, io::Error),
+    /// A symbolic link at `link` points outside the repository.
+    Escapes {
+        link: String,
+        target: PathBuf,
+    },
+    /// Directories nested (or linked) deeper than this.
+    TooDeep(String),
+}
+
+/// Deepest directory nesting of a release tree (also ends symlink loops).
+pub const MAX_TREE_DEPTH: usize = 64;
 
 /// The real filesystem.
 pub struct FsLoader;
@@ -65,6 +96,74 @@ impl Loader for FsLoader {
             walk(dir, dir, &mut out)?;
         }
         Ok(out)
+    }
+    fn read_files(&self, dir: &Path, inside: &Path) -> Result<Vec<TreeFile>, TreeError> {
+        let inside = std::fs::canonicalize(inside).map_err(|e| TreeError::Io(inside.into(), e))?;
+        let real = match std::fs::canonicalize(dir) {
+            Ok(r) if r.is_dir() => r,
+            Ok(_) => return Err(TreeError::NotADirectory),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(TreeError::NotADirectory),
+            Err(e) => return Err(TreeError::Io(dir.into(), e)),
+        };
+        if !real.starts_with(&inside) {
+            return Err(TreeError::Escapes {
+                link: String::new(),
+                target: real,
+            });
+        }
+        let mut out = Vec::new();
+        FsLoader::walk_files(&real, "", &inside, 0, &mut out)?;
+        Ok(out)
+    }
+}
+
+impl FsLoader {
+    fn walk_files(
+        dir: &Path,
+        rel: &str,
+        inside: &Path,
+        depth: usize,
+        out: &mut Vec<TreeFile>,
+    ) -> Result<(), TreeError> {
+        if depth > MAX_TREE_DEPTH {
+            return Err(TreeError::TooDeep(rel.to_string()));
+        }
+        let io = |p: &Path, e| TreeError::Io(p.to_path_buf(), e);
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+            names.push(e.map_err(|e| io(dir, e))?.file_name());
+        }
+        names.sort();
+        for name in names {
+            let path = dir.join(&name);
+            let r = match rel {
+                "" => name.to_string_lossy().into_owned(),
+                _ => format!("{rel}/{}", name.to_string_lossy()),
+            };
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
+            let real = if meta.file_type().is_symlink() {
+                let target = std::fs::canonicalize(&path).map_err(|e| io(&path, e))?;
+                if !target.starts_with(inside) {
+                    return Err(TreeError::Escapes { link: r, target });
+                }
+                target
+            } else {
+                path.clone()
+            };
+            let meta = std::fs::metadata(&real).map_err(|e| io(&path, e))?;
+            if meta.is_dir() {
+                FsLoader::walk_files(&real, &r, inside, depth + 1, out)?;
+            } else if meta.is_file() {
+                use std::os::unix::fs::PermissionsExt;
+                let bytes = std::fs::read(&real).map_err(|e| io(&path, e))?;
+                out.push(TreeFile {
+                    path: r,
+                    bytes,
+                    executable: meta.permissions().mode() & 0o111 != 0,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -112,6 +211,22 @@ impl Loader for MemLoader {
             out.push((relative(&d, path), text));
         }
         Ok(out)
+    }
+    fn read_files(&self, dir: &Path, _inside: &Path) -> Result<Vec<TreeFile>, TreeError> {
+        if !self.is_dir(dir) {
+            return Err(TreeError::NotADirectory);
+        }
+        let d = normalize(dir);
+        Ok(self
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with(&d) && **p != d)
+            .map(|(p, b)| TreeFile {
+                path: relative(&d, p),
+                bytes: b.clone(),
+                executable: false,
+            })
+            .collect())
     }
 }
 

@@ -231,6 +231,9 @@ pub(crate) fn resource_attrs(kw: &str) -> Option<&'static [&'static str]> {
         "unit" => &["template", "content", "enable", "start", "only"],
         "dropin" => &["template", "content", "only"],
         "step" => &["run", "unless", "only"],
+        "release" => &[
+            "source", "shared", "keep", "owner", "group", "reload", "only",
+        ],
         _ => return None,
     })
 }

@@ -411,6 +411,23 @@ pub enum ResourceKind {
     /// `dropin "postgresql@15-main.service" { template = "..." }`:
     /// written to /etc/systemd/system/UNIT.d/infra.conf.
     Dropin { unit: String, source: Source },
+    /// `release "/srv/app" { source = "app" shared = ["uploads"] keep = 5 }`: the
+    /// application's files from the repo's `source` directory, installed as
+    /// `PATH/releases/HASH/` with `PATH/current` switched to it; `shared`
+    /// directories live in `PATH/shared/` (owned by `owner`/`group`) and are linked
+    /// into every release; `reload` units are reloaded when `current` moves. An
+    /// empty `source` manages nothing (kinds have no conditionals).
+    Release {
+        path: String,
+        source: String,
+        source_span: Span,
+        shared: Vec<String>,
+        shared_span: Span,
+        keep: u32,
+        owner: String,
+        group: String,
+        reload: Vec<String>,
+    },
     /// `step "create-role" { run = "..." unless = "..." }`: a guarded one-shot
     /// command; skipped when `unless` exits 0.
     Step {

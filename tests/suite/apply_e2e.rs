@@ -605,6 +605,20 @@ pub(crate) struct LabConfig {
     up: bool,
 }
 
+/// Copy the files of `src` (an example: its .infra files and its application)
+/// into `dst`.
+pub(crate) fn copy_tree(src: &std::path::Path, dst: &std::path::Path) {
+    for e in std::fs::read_dir(src).expect("example").flatten() {
+        let to = dst.join(e.file_name());
+        if e.path().is_dir() {
+            std::fs::create_dir_all(&to).expect("mkdir");
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).expect("copy");
+        }
+    }
+}
+
 impl LabConfig {
     /// A configuration of one file, `text`, in a temp dir called `lab`.
     pub fn from_text(lab: &str, text: &str) -> LabConfig {
@@ -628,11 +642,7 @@ impl LabConfig {
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("examples")
             .join(example);
-        for e in std::fs::read_dir(&src).expect("example").flatten() {
-            if e.path().extension().is_some_and(|x| x == "infra") {
-                std::fs::copy(e.path(), dir.join(e.file_name())).expect("copy");
-            }
-        }
+        copy_tree(&src, &dir);
         assert_eq!(infra::lab::lab_name(&dir), lab);
         LabConfig {
             _tmp: tmp,
@@ -1179,30 +1189,38 @@ fn lab_accounting_two_hosts() {
         "the row reached the standby"
     );
 
-    // An upload: PHP (www-data), reached through the VIP, writes into the share
-    // on the active member; it appears on the other, and PHP could write it there
-    // too (the tree's group and group write are kept; the receiver is the
-    // unprivileged infra-share, not root).
-    c.sh(
-        "alpha",
-        "mkdir -p /srv/accounting/public && printf '%s\n' \
-         '<?php file_put_contents(\"/srv/accounting/uploads/inv-1.txt\", \"invoice\\n\"); echo \"stored\";' \
-         > /srv/accounting/public/upload.php",
+    // The application is the repository's (examples/accounting/app), a release:
+    // an upload, stored by PHP (www-data) through the VIP into the shared
+    // directory on the active member, appears on the other, and PHP could write
+    // it there too (the tree's group and group write are kept; the receiver is
+    // the unprivileged infra-share, not root).
+    let (code, out) = c.sh("beta", "curl -fsS http://192.0.2.10/");
+    assert_eq!((code, out.trim()), (0, "accounting v1"), "v1 served");
+    assert_eq!(
+        c.out("alpha", "readlink /srv/accounting/current"),
+        c.out("beta", "readlink /srv/accounting/current"),
+        "one release on both members"
     );
-    let (code, out) = c.sh("beta", "curl -fsS http://192.0.2.10/upload.php");
+    let (code, out) = c.sh(
+        "beta",
+        "curl -fsS -X POST --data-binary invoice 'http://192.0.2.10/?name=inv-1.txt'",
+    );
     assert_eq!(
         (code, out.trim()),
-        (0, "stored"),
+        (0, "stored inv-1.txt"),
         "PHP writes an upload through the VIP"
     );
     assert_eq!(
-        c.out("alpha", "stat -c '%U %G' /srv/accounting/uploads/inv-1.txt"),
+        c.out(
+            "alpha",
+            "stat -c '%U %G' /srv/accounting/shared/uploads/inv-1.txt"
+        ),
         "www-data www-data"
     );
     assert!(
         c.wait(
             "beta",
-            "grep -qx invoice /srv/accounting/uploads/inv-1.txt",
+            "grep -qx invoice /srv/accounting/shared/uploads/inv-1.txt",
             40
         ),
         "pushed within one interval: {}",
@@ -1215,14 +1233,14 @@ fn lab_accounting_two_hosts() {
     assert_eq!(
         c.out(
             "beta",
-            "stat -c '%G %A' /srv/accounting/uploads /srv/accounting/uploads/inv-1.txt"
+            "stat -c '%G %A' /srv/accounting/shared/uploads /srv/accounting/shared/uploads/inv-1.txt"
         ),
         "www-data drwxrwsr-x\nwww-data -rw-rw-r--",
         "the pushed tree stays the application's group, group-writable"
     );
     let (code, out) = c.sh(
         "beta",
-        "runuser -u www-data -- sh -c 'echo more >> /srv/accounting/uploads/inv-1.txt'",
+        "runuser -u www-data -- sh -c 'echo more >> /srv/accounting/shared/uploads/inv-1.txt'",
     );
     assert_eq!(
         code, 0,
@@ -1290,7 +1308,7 @@ fn lab_accounting_two_hosts() {
     // the primary is not touched.
     let bad = v2.replace(
         "http(\"http://127.0.0.1/health\")",
-        "http(\"http://127.0.0.1/no-such-page\")",
+        "http(\"http://127.0.0.1:8089/health\")",
     );
     assert_ne!(bad, v2);
     c.write(&bad);
@@ -1318,6 +1336,125 @@ fn lab_accounting_two_hosts() {
         ),
         "VIP still on alpha"
     );
+
+    // A new release (one PHP file and the version changed) rolls out while a
+    // client sends requests through the VIP: none fails, the standby goes
+    // first, only the changed files travel.
+    let app = c.dir.join("app");
+    std::fs::write(app.join("VERSION"), "v2\n").expect("write VERSION");
+    let index = std::fs::read_to_string(app.join("public/index.php")).expect("index.php");
+    let index2 = index.replace(
+        "echo \"accounting $version\\n\";",
+        "echo \"accounting $version\\n\";\necho \"(new in v2)\\n\";",
+    );
+    assert_ne!(index, index2, "example changed: {index}");
+    std::fs::write(app.join("public/index.php"), &index2).expect("write index.php");
+    let client = Client::start(&c, "beta", "http://192.0.2.10/");
+    let r = c.infra(&["apply"]);
+    let codes = client.stop(&c);
+    assert_ok(&r);
+    assert!(
+        r.stdout
+            .contains("2 files changed (0 added, 2 changed, 0 removed)"),
+        "the plan names the release's changed files: {r:?}"
+    );
+    assert!(r.stdout.contains("~ public/index.php"), "{r:?}");
+    let a = r.stdout.find("alpha: generation 3 applied").unwrap_or(0);
+    let b = r
+        .stdout
+        .find("beta: generation 3 applied")
+        .unwrap_or(usize::MAX);
+    assert!(b < a, "the standby before the VIP holder: {r:?}");
+    let failed: Vec<&String> = codes.iter().filter(|c| *c != "200").collect();
+    let rate = codes.len() as f64 / r.secs;
+    eprintln!(
+        "MEASURED release rollout through the VIP: {} requests in {:.1} s ({rate:.0}/s), {} failed",
+        codes.len(),
+        r.secs,
+        failed.len()
+    );
+    assert!(
+        rate >= 20.0,
+        "the client kept up at least 20 requests/s: {rate:.1}"
+    );
+    assert!(
+        failed.is_empty(),
+        "no request failed during the rollout: {failed:?}"
+    );
+    let (code, out) = c.sh("beta", "curl -fsS http://192.0.2.10/");
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("accounting v2\n(new in v2)\n"),
+        "v2 served: {out}"
+    );
+    assert!(
+        out.contains("inv-1.txt"),
+        "the uploads are kept across releases: {out}"
+    );
+    assert_eq!(
+        c.out("alpha", "ls /srv/accounting/releases | grep -vc list"),
+        "2",
+        "both releases kept"
+    );
+    // An upload under v2, then both members back to the previous generation:
+    // v1 is served again, with every upload.
+    let (code, _) = c.sh(
+        "beta",
+        "curl -fsS -X POST --data-binary v2 'http://192.0.2.10/?name=inv-2.txt'",
+    );
+    assert_eq!(code, 0);
+    for host in ["beta", "alpha"] {
+        let r = c.infra(&["rollback", host]);
+        assert_ok(&r);
+        assert_eq!(c.current(host), "2");
+    }
+    let (code, out) = c.sh("beta", "curl -fsS http://192.0.2.10/");
+    assert_eq!(code, 0);
+    assert!(out.starts_with("accounting v1\n"), "v1 served again: {out}");
+    assert!(
+        out.contains("inv-1.txt") && out.contains("inv-2.txt"),
+        "uploads made under v2 are kept: {out}"
+    );
+}
+
+/// A client on a lab host sending GET requests to `url` as fast as curl goes
+/// (about 30 a second), each result's HTTP code a line in /tmp/infra-client.
+struct Client;
+
+impl Client {
+    fn start(c: &LabConfig, host: &str, url: &str) -> ClientRun {
+        let script = format!(
+            "rm -f /tmp/infra-client /tmp/infra-client.stop; \
+             nohup sh -c 'while [ ! -e /tmp/infra-client.stop ]; do \
+               curl -s -o /dev/null -w \"%{{http_code}}\\n\" --max-time 5 {url} >> /tmp/infra-client; \
+               sleep 0.02; done; touch /tmp/infra-client.done' > /dev/null 2>&1 &"
+        );
+        let (code, out) = c.sh(host, &script);
+        assert_eq!(code, 0, "client started: {out}");
+        ClientRun {
+            host: host.to_string(),
+        }
+    }
+}
+
+struct ClientRun {
+    host: String,
+}
+
+impl ClientRun {
+    /// Stop the client (waits up to 10 s for its last request); its codes.
+    fn stop(self, c: &LabConfig) -> Vec<String> {
+        c.sh(&self.host, "touch /tmp/infra-client.stop");
+        assert!(
+            c.wait(&self.host, "test -e /tmp/infra-client.done", 10),
+            "the client on {} did not stop within 10 s",
+            self.host
+        );
+        c.out(&self.host, "cat /tmp/infra-client")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 #[test]

@@ -71,6 +71,13 @@ impl Loader for ExtraTemplates {
         files.extend(self.0.clone());
         Ok(files.into_iter().collect())
     }
+    fn read_files(
+        &self,
+        dir: &Path,
+        inside: &Path,
+    ) -> Result<Vec<infra::resolve::load::TreeFile>, infra::resolve::load::TreeError> {
+        FsLoader.read_files(dir, inside)
+    }
 }
 
 /// Every example's build.

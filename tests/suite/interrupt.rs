@@ -307,6 +307,19 @@ fn lab_interrupted_apply_at_fixed_points() {
         c.write(&config(version));
         let mut a = Apply::spawn(&c, Some(point));
         a.wait_paused(point);
+        if *point == "payload" && matches!(how, Cut::PowerOff) {
+            // "While unpacking": the client has sent half the payload; the
+            // host's switch may not have taken the lock yet (a cold machine is
+            // slow to start it). It will, and then waits for the rest.
+            let end = Instant::now() + Duration::from_secs(30);
+            while lock(&c).is_none() {
+                assert!(
+                    Instant::now() < end,
+                    "the switch did not take the lock of {HOST} within 30 s"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let r = cut(&c, a, *how);
         assert_ne!(r.code, 0, "a cut client never reports success: {r:?}");
         settled(&c);

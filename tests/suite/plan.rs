@@ -12,6 +12,7 @@ fn brief(a: &Action) -> String {
     match a {
         Action::InstallPackages { packages } => format!("install {}", packages.join(",")),
         Action::CreateUser { name, .. } => format!("user {name}"),
+        Action::Release { path, to, .. } => format!("release {path} {to}"),
         Action::AddUserGroups { name, groups } => format!("groups {name} {}", groups.join(",")),
         Action::CreateDirectory { path, mode, .. } => format!("mkdir {path} {mode}"),
         Action::FixDirectory { path, changes } => format!("fixdir {path} {}", changes.join(",")),
@@ -378,6 +379,7 @@ fn removed_units_and_files_are_stopped_and_pruned_but_foreign_files_are_not() {
         origin: "t.t".into(),
     };
     let manifest = Manifest {
+        releases: Default::default(),
         format: 1,
         host: "alpha".into(),
         generation: 7,

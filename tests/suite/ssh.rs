@@ -447,6 +447,7 @@ impl Scenario {
         files.insert(p("big.log"), file("small\n", "0644", false));
         files.insert(p("limit.log"), file("small\n", "0644", false));
         let build = HostBuild {
+            releases: Default::default(),
             host: "alpha".into(),
             address: "127.0.0.1".into(),
             packages: vec!["coreutils".into(), "no-such-package-infra".into()],
@@ -531,6 +532,7 @@ impl Scenario {
             mf(b"[Unit]\n", "[Unit]\n", false),
         );
         let manifest = Manifest {
+            releases: Default::default(),
             format: 1,
             host: "alpha".into(),
             generation: 3,

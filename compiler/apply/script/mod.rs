@@ -109,6 +109,7 @@ stage() {
 live() { mv -f "$(staged "$1")" "$1"; }
 inst() { stage "$@" && live "$2"; }
 unstage() { rm -f "$(staged "$1")"; }
+flip() { ln -sfn "releases/$2" "$1/.current-new" && mv -T "$1/.current-new" "$1/current"; }
 unmanage() {
   if [ -f "$S/backup$1" ] || [ -L "$S/backup$1" ]; then
     tmp=$(staged "$1")

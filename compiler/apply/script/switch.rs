@@ -59,6 +59,42 @@ warn() { printf 'WARN\t%s\n' "$(printf '%s' "$1" | b64)" >> "$out"; }
   fi
 }
 mkd() { mkdir -p "$1" && chown "$3:$4" "$1" && chmod "$2" "$1"; }
+# assemble PAYLOAD APP HASH BASE SHARED...: releases/HASH from the base release
+# (hard links: release files are root's and never written in place) and the
+# files that travelled; the shared directories linked in.
+assemble() {
+  p=$1; r=$2; h=$3; b=$4; shift 4
+  n="$r/releases/.new-$h"
+  rm -rf "$n" || return 1
+  if [ -n "$b" ] && [ -d "$r/releases/$b" ]; then
+    cp -a -l "$r/releases/$b" "$n" || return 1
+    for x in "$@"; do rm -rf "${n:?}/$x"; done
+    if [ -f "$p/remove" ]; then
+      while IFS= read -r f; do rm -f -- "$n/$f" || return 1; done < "$p/remove"
+    fi
+    find "$n" -mindepth 1 -type d -empty -delete
+  else
+    mkdir -p "$n" || return 1
+  fi
+  if [ -d "$p/tree" ]; then cp -a --remove-destination "$p/tree/." "$n/" || return 1; fi
+  for x in "$@"; do
+    mkdir -p "$(dirname -- "$n/$x")" && rm -rf -- "${n:?}/$x" && ln -s "$r/shared/$x" "$n/$x" || return 1
+  done
+  chown -R -h root:root "$n" && find "$n" -type d -exec chmod 0755 {} + || return 1
+  cp "$p/list" "$r/releases/$h.list" && mv -T "$n" "$r/releases/$h"
+}
+# prune APP KEEP CURRENT: releases beyond the newest KEEP that no kept
+# generation points to.
+prune() {
+  pi=0
+  ls -1t "$1/releases" | while IFS= read -r d; do
+    case $d in *.list|.new-*) continue ;; esac
+    pi=$((pi + 1))
+    if [ "$d" = "$3" ] || [ "$pi" -le "$2" ]; then continue; fi
+    if grep -qs "\"$d\"" "$G"/*/manifest.json; then continue; fi
+    rm -rf -- "${1:?}/releases/$d" "$1/releases/$d.list"
+  done
+}
 pkgs() {
   DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
   o='-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold'
@@ -199,7 +235,7 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
         .iter()
         .map(|d| (d.path.as_str(), d))
         .collect();
-    for a in &sw.plan.actions {
+    for (i, a) in sw.plan.actions.iter().enumerate() {
         match a {
             Action::InstallPackages { packages } => {
                 let list: Vec<String> = packages.iter().map(|p| q(p)).collect();
@@ -291,6 +327,38 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
                     );
                 }
             }
+            Action::Release {
+                path,
+                from,
+                to,
+                present,
+                ..
+            } if !present => {
+                let r = sw.build.releases.iter().find(|r| r.path == *path);
+                let Some(r) = r.filter(|r| !r.files.is_empty()) else {
+                    // A rollback to a release the host no longer keeps.
+                    let _ = writeln!(
+                        s,
+                        "echo {} > \"$t/o\"; fail {} 1",
+                        q(&format!("release {to} of {path} is no longer on the host (pruned): apply the configuration of that version instead")),
+                        q(&format!("release {path}"))
+                    );
+                    continue;
+                };
+                let shared: Vec<String> = r.shared.iter().map(|x| q(x)).collect();
+                let _ = writeln!(
+                    s,
+                    "step {} assemble \"$S/lock/payload/rel/{i}\" {} {} {} {}",
+                    q(&format!(
+                        "assemble release {} of {path}",
+                        &to[..to.len().min(8)]
+                    )),
+                    q(path),
+                    q(to),
+                    q(from.as_deref().unwrap_or("")),
+                    shared.join(" ")
+                );
+            }
             _ => {}
         }
     }
@@ -378,6 +446,20 @@ fn live_changes(s: &mut String, sw: &SwitchSpec) {
         s.push_str("step \"install the new files\" live_all\n");
     }
     for a in acts {
+        if let Action::Release { path, to, .. } = a {
+            let _ = writeln!(
+                s,
+                "step {} flip {} {}",
+                q(&format!(
+                    "switch {path}/current to release {}",
+                    &to[..to.len().min(8)]
+                )),
+                q(path),
+                q(to)
+            );
+        }
+    }
+    for a in acts {
         if let Action::DeleteFile { path, .. } = a {
             let _ = writeln!(
                 s,
@@ -456,6 +538,15 @@ fn live_changes(s: &mut String, sw: &SwitchSpec) {
                 None => {
                     let _ = writeln!(s, "step {label} sh -c {}", q(&st.run));
                 }
+            }
+        }
+    }
+    // Old releases go once the new one is live (the previous one stays: a
+    // kept generation points to it).
+    for a in acts {
+        if let Action::Release { path, to, .. } = a {
+            if let Some(r) = sw.build.releases.iter().find(|r| r.path == *path) {
+                let _ = writeln!(s, "prune {} {} {}", q(path), r.keep, q(to));
             }
         }
     }

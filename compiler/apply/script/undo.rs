@@ -161,6 +161,19 @@ setphase undoing"#,
     for path in target.files.keys().filter(|p| !prev.files.contains_key(*p)) {
         let _ = writeln!(s, "e unmanage {}", q(path));
     }
+    // Releases: `current` back to the previous generation's (before the units
+    // it reloaded are reloaded again below).
+    for (path, hash) in &target.releases {
+        match prev.releases.get(path) {
+            Some(h) if h == hash => {}
+            Some(h) => {
+                let _ = writeln!(s, "e flip {} {}", q(path), q(h));
+            }
+            None => {
+                let _ = writeln!(s, "e rm -f {}", q(&format!("{path}/current")));
+            }
+        }
+    }
     if sw.systemd {
         s.push_str("e systemctl daemon-reload\n");
         for u in prev
