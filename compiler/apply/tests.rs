@@ -469,3 +469,203 @@ fn reload_on_reloads_and_removed_distribution_units_are_not_stopped() {
         "{p:?}"
     );
 }
+
+/// `sh -c SCRIPT` with the release functions defined; its output, or panics.
+fn release_sh(script: &str, g: &std::path::Path) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "set -u\nG={}\n{}{}\n{script}",
+            g.display(),
+            script::FN_FILES,
+            script::FN_RELEASES
+        ))
+        .output()
+        .unwrap_or_else(|e| panic!("sh: {e}"));
+    assert!(
+        out.status.success(),
+        "{script}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A release is assembled from the current one and the files that travelled:
+/// unchanged files are the same inodes (nothing copied), changed ones are new
+/// files (the old release keeps its bytes), removed ones are gone, the shared
+/// directory is linked; prune keeps the newest and what a generation names.
+#[test]
+fn releases_are_assembled_from_the_current_one_and_what_travelled() {
+    if !std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+    {
+        eprintln!("skipping: assembling a release chowns its files to root");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (app, g) = (t.path().join("app"), t.path().join("gen"));
+    for d in [
+        "app/releases",
+        "app/shared/uploads",
+        "gen/1",
+        "p1/tree/public",
+        "p2/tree/public",
+    ] {
+        std::fs::create_dir_all(t.path().join(d)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let w =
+        |p: &str, s: &str| std::fs::write(t.path().join(p), s).unwrap_or_else(|e| panic!("{e}"));
+    w("p1/tree/public/index.php", "v1");
+    w("p1/tree/lib.php", "lib");
+    w("p1/tree/old.php", "old");
+    w("p1/list", "list v1\n");
+    w("p2/tree/public/index.php", "v2");
+    w("p2/remove", "old.php\n");
+    w("p2/list", "list v2\n");
+    w("gen/1/manifest.json", "{\"releases\":{\"/x\":\"aaa\"}}");
+    let a = app.display();
+    let p = t.path().display();
+    release_sh(
+        &format!("assemble {p}/p1 {a} aaa '' uploads && flip {a} aaa"),
+        &g,
+    );
+    release_sh(
+        &format!("assemble {p}/p2 {a} bbb aaa uploads && flip {a} bbb"),
+        &g,
+    );
+    let read = |p: &str| std::fs::read_to_string(app.join(p)).unwrap_or_default();
+    assert_eq!(
+        read("releases/aaa/public/index.php"),
+        "v1",
+        "the old release keeps its bytes"
+    );
+    assert_eq!(read("releases/bbb/public/index.php"), "v2");
+    assert!(!app.join("releases/bbb/old.php").exists(), "removed");
+    assert!(app.join("releases/aaa/old.php").exists());
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: &str| std::fs::metadata(app.join(p)).map(|m| m.ino()).unwrap_or(0);
+    assert_eq!(
+        ino("releases/aaa/lib.php"),
+        ino("releases/bbb/lib.php"),
+        "linked, not copied"
+    );
+    assert_eq!(
+        std::fs::read_link(app.join("releases/bbb/uploads")).unwrap_or_default(),
+        app.join("shared/uploads")
+    );
+    assert_eq!(
+        std::fs::read_link(app.join("current")).unwrap_or_default(),
+        std::path::Path::new("releases/bbb")
+    );
+    assert_eq!(read("releases/bbb.list"), "list v2\n");
+    // Three more releases; keep 2: the current one, the newest, and aaa (a
+    // generation names it) stay.
+    for h in ["ccc", "ddd", "eee"] {
+        release_sh(
+            &format!("sleep 0.01; assemble {p}/p2 {a} {h} bbb uploads"),
+            &g,
+        );
+    }
+    release_sh(&format!("flip {a} eee && prune {a} 2 eee"), &g);
+    let mut left: Vec<String> = std::fs::read_dir(app.join("releases"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    left.sort();
+    assert_eq!(
+        left,
+        ["aaa", "aaa.list", "ddd", "ddd.list", "eee", "eee.list"]
+    );
+}
+
+/// Only the files the host's current release lacks travel.
+#[test]
+fn only_changed_release_files_travel() {
+    use crate::release::ReleaseFile;
+    let f = |sha: &str, size: u64| ReleaseFile {
+        sha256: sha.repeat(64),
+        size,
+        mode: crate::encode::Mode::FILE,
+    };
+    let mut b = sample_build();
+    b.releases.push(crate::render::ReleaseOut {
+        path: "/srv/app".into(),
+        hash: "new".into(),
+        source: "app".into(),
+        shared: vec![],
+        keep: 5,
+        owner: "root".into(),
+        group: "root".into(),
+        reload: vec![],
+        files: [
+            ("index.php".to_string(), f("a", 10)),
+            ("lib.php".to_string(), f("b", 20_000_000)),
+            ("new.php".to_string(), f("c", 30)),
+        ]
+        .into(),
+        origin: "php_app.app".into(),
+    });
+    let mut o = applied(&b);
+    let mode = crate::encode::Mode::FILE;
+    o.releases.insert(
+        "/srv/app".into(),
+        crate::probe::ObservedRelease {
+            present: false,
+            current: Some("old".into()),
+            current_files: Some(
+                [
+                    ("index.php".to_string(), ("x".repeat(64), mode)),
+                    ("lib.php".to_string(), ("b".repeat(64), mode)),
+                    ("gone.php".to_string(), ("d".repeat(64), mode)),
+                ]
+                .into(),
+            ),
+        },
+    );
+    let plan = crate::plan::plan(&b, &o);
+    let r = plan
+        .actions
+        .iter()
+        .find(|a| matches!(a, crate::plan::Action::Release { .. }))
+        .unwrap_or_else(|| panic!("a release action: {:?}", plan.actions));
+    let crate::plan::Action::Release {
+        added,
+        changed,
+        removed,
+        bytes,
+        ..
+    } = r
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (added.as_slice(), changed.as_slice(), removed.as_slice()),
+        (
+            &["new.php".to_string()][..],
+            &["index.php".to_string()][..],
+            &["gone.php".to_string()][..]
+        )
+    );
+    assert_eq!(*bytes, 40, "the 20 MB unchanged file does not travel");
+    let mut m = materialize(&b, &secrets()).unwrap_or_else(|_| panic!("materialize"));
+    for (sha, data) in [("a", "<?php // v2"), ("b", "lib"), ("c", "<?php // new")] {
+        m.blobs.insert(
+            sha.repeat(64),
+            std::sync::Arc::new(data.as_bytes().to_vec()),
+        );
+    }
+    let payloads = super::prepare::release_payloads(&b, &plan, Some(&m));
+    assert_eq!(payloads.len(), 1);
+    let sent: Vec<&str> = payloads[0].files.iter().map(|(p, _, _)| *p).collect();
+    assert_eq!(sent, ["new.php", "index.php"]);
+    assert_eq!(payloads[0].remove, "gone.php\n");
+    assert!(crate::plan::Plan::new(vec![plan]).render_text(false).contains(
+        "release /srv/app old -> new: 3 files changed (1 added, 1 changed, 1 removed), 40 B to send"
+    ));
+}

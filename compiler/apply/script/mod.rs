@@ -99,7 +99,7 @@ lockinfo() { sed -n "s/^$1=//p" "$S/lock/info" 2>/dev/null; }
 /// (`.infra-new.NAME`, not live); `live DST` renames it over DST (atomic);
 /// `inst` does both; `unstage DST` removes a staged file; `unmanage DST` puts
 /// back the original infra took over (or removes DST).
-const FN_FILES: &str = r#"staged() { d=${1%/*}; d=${d:-/}; printf '%s/.infra-new.%s\n' "$d" "${1##*/}"; }
+pub(crate) const FN_FILES: &str = r#"staged() { d=${1%/*}; d=${d:-/}; printf '%s/.infra-new.%s\n' "$d" "${1##*/}"; }
 stage() {
   d=${2%/*}; d=${d:-/}
   if [ ! -d "$d" ]; then mkdir -p "$d" || return 1; fi
@@ -118,6 +118,45 @@ unmanage() {
   else
     rm -f "$1"
   fi
+}
+"#;
+
+/// Releases: `assemble` and `prune` (switch script; `$G` the generations).
+pub(crate) const FN_RELEASES: &str = r#"# assemble PAYLOAD APP HASH BASE SHARED...: releases/HASH from the base release
+# (hard links: release files are root's and never written in place) and the
+# files that travelled; the shared directories linked in.
+assemble() {
+  p=$1; r=$2; h=$3; b=$4; shift 4
+  n="$r/releases/.new-$h"
+  rm -rf "$n" || return 1
+  if [ -n "$b" ] && [ -d "$r/releases/$b" ]; then
+    cp -a -l "$r/releases/$b" "$n" || return 1
+    for x in "$@"; do rm -rf "${n:?}/$x"; done
+    if [ -f "$p/remove" ]; then
+      while IFS= read -r f; do rm -f -- "$n/$f" || return 1; done < "$p/remove"
+    fi
+    find "$n" -mindepth 1 -type d -empty -delete
+  else
+    mkdir -p "$n" || return 1
+  fi
+  if [ -d "$p/tree" ]; then cp -a --remove-destination "$p/tree/." "$n/" || return 1; fi
+  for x in "$@"; do
+    mkdir -p "$(dirname -- "$n/$x")" && rm -rf -- "${n:?}/$x" && ln -s "$r/shared/$x" "$n/$x" || return 1
+  done
+  chown -R -h root:root "$n" && find "$n" -type d -exec chmod 0755 {} + || return 1
+  cp "$p/list" "$r/releases/$h.list" && mv -T "$n" "$r/releases/$h"
+}
+# prune APP KEEP CURRENT: releases beyond the newest KEEP that no kept
+# generation points to.
+prune() {
+  pi=0
+  ls -1t "$1/releases" | while IFS= read -r d; do
+    case $d in *.list|.new-*) continue ;; esac
+    pi=$((pi + 1))
+    if [ "$d" = "$3" ] || [ "$pi" -le "$2" ]; then continue; fi
+    if grep -qs "\"$d\"" "$G"/*/manifest.json; then continue; fi
+    rm -rf -- "${1:?}/releases/$d" "$1/releases/$d.list"
+  done
 }
 "#;
 

@@ -1,6 +1,6 @@
 //! The switch script: one round trip from "locked" to "switched".
 
-use super::{common, q, timer_unit, SwitchSpec, FN_FILES};
+use super::{common, q, timer_unit, SwitchSpec, FN_FILES, FN_RELEASES};
 use crate::plan::Action;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -50,6 +50,7 @@ warn() { printf 'WARN\t%s\n' "$(printf '%s' "$1" | b64)" >> "$out"; }
 "#,
     );
     s.push_str(FN_FILES);
+    s.push_str(FN_RELEASES);
     s.push_str(
         r#"bk() {
   if [ -f "$1" ] || [ -L "$1" ]; then
@@ -59,42 +60,6 @@ warn() { printf 'WARN\t%s\n' "$(printf '%s' "$1" | b64)" >> "$out"; }
   fi
 }
 mkd() { mkdir -p "$1" && chown "$3:$4" "$1" && chmod "$2" "$1"; }
-# assemble PAYLOAD APP HASH BASE SHARED...: releases/HASH from the base release
-# (hard links: release files are root's and never written in place) and the
-# files that travelled; the shared directories linked in.
-assemble() {
-  p=$1; r=$2; h=$3; b=$4; shift 4
-  n="$r/releases/.new-$h"
-  rm -rf "$n" || return 1
-  if [ -n "$b" ] && [ -d "$r/releases/$b" ]; then
-    cp -a -l "$r/releases/$b" "$n" || return 1
-    for x in "$@"; do rm -rf "${n:?}/$x"; done
-    if [ -f "$p/remove" ]; then
-      while IFS= read -r f; do rm -f -- "$n/$f" || return 1; done < "$p/remove"
-    fi
-    find "$n" -mindepth 1 -type d -empty -delete
-  else
-    mkdir -p "$n" || return 1
-  fi
-  if [ -d "$p/tree" ]; then cp -a --remove-destination "$p/tree/." "$n/" || return 1; fi
-  for x in "$@"; do
-    mkdir -p "$(dirname -- "$n/$x")" && rm -rf -- "${n:?}/$x" && ln -s "$r/shared/$x" "$n/$x" || return 1
-  done
-  chown -R -h root:root "$n" && find "$n" -type d -exec chmod 0755 {} + || return 1
-  cp "$p/list" "$r/releases/$h.list" && mv -T "$n" "$r/releases/$h"
-}
-# prune APP KEEP CURRENT: releases beyond the newest KEEP that no kept
-# generation points to.
-prune() {
-  pi=0
-  ls -1t "$1/releases" | while IFS= read -r d; do
-    case $d in *.list|.new-*) continue ;; esac
-    pi=$((pi + 1))
-    if [ "$d" = "$3" ] || [ "$pi" -le "$2" ]; then continue; fi
-    if grep -qs "\"$d\"" "$G"/*/manifest.json; then continue; fi
-    rm -rf -- "${1:?}/releases/$d" "$1/releases/$d.list"
-  done
-}
 pkgs() {
   DEBIAN_FRONTEND=noninteractive; export DEBIAN_FRONTEND
   o='-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold'
