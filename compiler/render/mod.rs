@@ -819,5 +819,6 @@ fn conflict(what: &str, host: &str, first: &Writer, who: &Writer) -> Diag {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests write temp dirs
+#[allow(clippy::disallowed_methods, clippy::disallowed_macros)]
+// tests write temp dirs, say what they skip
 mod tests;

@@ -144,6 +144,8 @@ impl FsLoader {
             let real = if meta.file_type().is_symlink() {
                 let target = std::fs::canonicalize(&path).map_err(|e| io(&path, e))?;
                 if !target.starts_with(inside) {
+                    // What the link says, not where it lands (same on every machine).
+                    let target = std::fs::read_link(&path).map_err(|e| io(&path, e))?;
                     return Err(TreeError::Escapes { link: r, target });
                 }
                 target
