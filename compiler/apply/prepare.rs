@@ -211,8 +211,14 @@ pub fn health_checks(groups: &[String], files: &BTreeSet<&str>) -> Vec<HealthChe
 /// What the payload carries for the release action with this index in the plan.
 pub struct ReleasePayload<'a> {
     pub index: usize,
-    /// The release's file list (`sha256 mode path` lines).
+    /// The release's file list (`sha256 mode path` lines), or, assembled from
+    /// the current release, only its lines for the files that travel.
     pub list: String,
+    /// sha256 of the whole file list (the host checks what it assembled).
+    pub list_sha256: String,
+    /// Incremental: the paths of the current release's list that go (changed or
+    /// removed), a line each; `None`: `list` is the whole list.
+    pub drop: Option<String>,
     /// Paths of the base release it does not have, a line each.
     pub remove: String,
     /// The files that travel: relative path, mode, bytes.
@@ -232,6 +238,8 @@ pub fn release_payloads<'a>(
             path,
             present,
             removed,
+            changed,
+            incremental,
             ..
         } = a
         else {
@@ -243,7 +251,7 @@ pub fn release_payloads<'a>(
         if *present {
             continue;
         }
-        let files = release_uploads(build, a)
+        let files: Vec<(&str, crate::encode::Mode, &[u8])> = release_uploads(build, a)
             .into_iter()
             .map(|(p, f)| {
                 let bytes = m
@@ -252,10 +260,28 @@ pub fn release_payloads<'a>(
                 (p, f.mode, bytes)
             })
             .collect();
+        let whole = crate::release::list(&r.files);
+        let lines = |paths: &mut dyn Iterator<Item = &String>| -> String {
+            paths.map(|p| format!("{p}\n")).collect()
+        };
+        let (list, drop) = if *incremental {
+            let travel: BTreeMap<String, crate::release::ReleaseFile> = files
+                .iter()
+                .filter_map(|(p, _, _)| r.files.get(*p).map(|f| (p.to_string(), f.clone())))
+                .collect();
+            (
+                crate::release::list(&travel),
+                Some(lines(&mut changed.iter().chain(removed))),
+            )
+        } else {
+            (whole.clone(), None)
+        };
         out.push(ReleasePayload {
             index,
-            list: crate::release::list(&r.files),
-            remove: removed.iter().map(|p| format!("{p}\n")).collect(),
+            list,
+            list_sha256: sha256_hex(whole.as_bytes()),
+            drop,
+            remove: lines(&mut removed.iter()),
             files,
         });
     }
@@ -301,7 +327,18 @@ pub fn payload(
     let mut t = tar::Tar::new();
     for r in releases {
         let n = r.index;
-        t.file(&format!("rel/{n}/list"), 0o644, r.list.as_bytes());
+        match &r.drop {
+            None => t.file(&format!("rel/{n}/list"), 0o644, r.list.as_bytes()),
+            Some(drop) => {
+                t.file(&format!("rel/{n}/add"), 0o644, r.list.as_bytes());
+                t.file(&format!("rel/{n}/drop"), 0o644, drop.as_bytes());
+            }
+        }
+        t.file(
+            &format!("rel/{n}/list.sha256"),
+            0o644,
+            format!("{}\n", r.list_sha256).as_bytes(),
+        );
         if !r.remove.is_empty() {
             t.file(&format!("rel/{n}/remove"), 0o644, r.remove.as_bytes());
         }

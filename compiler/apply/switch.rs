@@ -16,6 +16,8 @@ pub struct Switched {
     pub warnings: Vec<String>,
     /// Round trips on the session used.
     pub round_trips: usize,
+    /// Bytes the switch sent (its script and payload).
+    pub sent: usize,
 }
 
 /// The inputs of one switch besides the session.
@@ -83,6 +85,7 @@ pub fn switch(session: &mut dyn Remote, job: &SwitchJob) -> Result<Switched, App
     };
     let mut sw = Switched {
         round_trips: session.round_trips(),
+        sent: input.len(),
         ..Switched::default()
     };
     let mut failed: Option<(String, i32, String)> = None;

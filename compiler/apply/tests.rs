@@ -521,10 +521,28 @@ fn releases_are_assembled_from_the_current_one_and_what_travelled() {
     w("p1/tree/public/index.php", "v1");
     w("p1/tree/lib.php", "lib");
     w("p1/tree/old.php", "old");
-    w("p1/list", "list v1\n");
+    let (l, o, i1, i2) = (
+        "1".repeat(64),
+        "2".repeat(64),
+        "3".repeat(64),
+        "4".repeat(64),
+    );
+    let list1 = format!("{l} 0644 lib.php\n{o} 0644 old.php\n{i1} 0644 public/index.php\n");
+    let list2 = format!("{l} 0644 lib.php\n{i2} 0755 public/index.php\n");
+    w("p1/list", &list1);
+    w(
+        "p1/list.sha256",
+        &crate::encode::sha256_hex(list1.as_bytes()),
+    );
     w("p2/tree/public/index.php", "v2");
     w("p2/remove", "old.php\n");
-    w("p2/list", "list v2\n");
+    // incremental: the lines of what travelled, the paths that went
+    w("p2/add", &format!("{i2} 0755 public/index.php\n"));
+    w("p2/drop", "public/index.php\nold.php\n");
+    w(
+        "p2/list.sha256",
+        &crate::encode::sha256_hex(list2.as_bytes()),
+    );
     w("gen/1/manifest.json", "{\"releases\":{\"/x\":\"aaa\"}}");
     let a = app.display();
     let p = t.path().display();
@@ -560,7 +578,33 @@ fn releases_are_assembled_from_the_current_one_and_what_travelled() {
         std::fs::read_link(app.join("current")).unwrap_or_default(),
         std::path::Path::new("releases/bbb")
     );
-    assert_eq!(read("releases/bbb.list"), "list v2\n");
+    assert_eq!(
+        read("releases/bbb.list"),
+        list2,
+        "the list, assembled and checked"
+    );
+    // A list that does not come out as the build's is refused.
+    w("p2/list.sha256", &"0".repeat(64));
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "G={}\n{}{}\nassemble {p}/p2 {a} bad bbb uploads",
+            g.display(),
+            script::FN_FILES,
+            script::FN_RELEASES
+        ))
+        .output()
+        .unwrap_or_else(|e| panic!("sh: {e}"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("differs from the build's"));
+    assert!(
+        !app.join("releases/bad").exists(),
+        "nothing half-made is kept"
+    );
+    w(
+        "p2/list.sha256",
+        &crate::encode::sha256_hex(list2.as_bytes()),
+    );
     // Three more releases; keep 2: the current one, the newest, and aaa (a
     // generation names it) stay.
     for h in ["ccc", "ddd", "eee"] {

@@ -31,6 +31,8 @@ pub struct Applied {
     pub warnings: Vec<String>,
     /// What changed, in the plan's words ("2 to update, 1 restart").
     pub summary: String,
+    /// Bytes the switch sent (script and payload).
+    pub sent: usize,
 }
 
 /// A rollback done and confirmed.
@@ -386,6 +388,7 @@ impl HostRun {
             secs,
             warnings: switched.warnings,
             summary: p.plan.summary.describe(),
+            sent: switched.sent,
         })
     }
 

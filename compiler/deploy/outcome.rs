@@ -87,8 +87,11 @@ impl ApplyOutcome {
                         Step::Done(a) => {
                             applied += 1;
                             out.push(Line::Out(format!(
-                                "{host}: generation {} applied and confirmed in {:.1} s ({})",
-                                a.generation, a.secs, a.summary
+                                "{host}: generation {} applied and confirmed in {:.1} s ({}; {} sent)",
+                                a.generation,
+                                a.secs,
+                                a.summary,
+                                crate::plan::human_bytes(a.sent as u64)
                             )));
                             out.extend(
                                 a.warnings

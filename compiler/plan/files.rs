@@ -268,6 +268,7 @@ pub(super) fn releases(inp: &Inputs, out: &mut Planned) {
         out.changed.insert(r.current());
         out.actions.push(Action::Release {
             path: r.path.clone(),
+            incremental: !seen.present && seen.current.is_some() && seen.current_files.is_some(),
             from: seen.current,
             to: r.hash.clone(),
             present: seen.present,

@@ -14,6 +14,7 @@
 mod files;
 mod system;
 mod text;
+pub use text::human_bytes;
 mod units;
 
 use crate::encode::Mode;
@@ -91,6 +92,10 @@ pub enum Action {
         to: String,
         /// The host has the build's release already (a rollback, an undo).
         present: bool,
+        /// The new release is assembled from the current one (whose file list
+        /// the host has): only differences travel, the file list included.
+        #[serde(default)]
+        incremental: bool,
         added: Vec<String>,
         changed: Vec<String>,
         removed: Vec<String>,

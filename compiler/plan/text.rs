@@ -176,6 +176,7 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
                 changed,
                 removed,
                 bytes,
+                ..
             } => {
                 let from = from.as_deref().map(short).unwrap_or("none");
                 let what = if *present {
@@ -257,7 +258,7 @@ fn short(hash: &str) -> &str {
 }
 
 /// "512 B", "3.4 KiB", "12.0 MiB".
-fn human_bytes(n: u64) -> String {
+pub fn human_bytes(n: u64) -> String {
     if n < 1024 {
         format!("{n} B")
     } else if n < 1024 * 1024 {

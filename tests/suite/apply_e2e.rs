@@ -1723,3 +1723,146 @@ fn lab_three_host_mariadb() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// The size of `N.N KiB` / `N MiB` / `N B` as apply prints it.
+fn parse_bytes(s: &str) -> f64 {
+    let (n, unit) = s.trim().split_once(' ').unwrap_or((s, "B"));
+    let n: f64 = n.parse().unwrap_or(f64::NAN);
+    match unit {
+        "KiB" => n * 1024.0,
+        "MiB" => n * 1024.0 * 1024.0,
+        _ => n,
+    }
+}
+
+/// What apply said it sent to `host` ("HOST: generation G applied ... (...; X sent)").
+fn sent_to(r: &Run, host: &str) -> f64 {
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{host}: generation")) && l.ends_with(" sent)"))
+        .unwrap_or_else(|| panic!("no applied line for {host}: {r:?}"));
+    let inner = line.rsplit_once("; ").map_or("", |(_, s)| s);
+    parse_bytes(inner.trim_end_matches(" sent)"))
+}
+
+/// A release of a large tree to two hosts: the first deploy sends it all, a
+/// one-file change sends that file (with its line of the file list, plus the
+/// switch script), and takes about as long as a one-file configuration change.
+/// The tree is 500 files, 5 MB here; the benchmark (docs/benchmarks.md) runs
+/// `INFRA_RELEASE_FILES=5000 INFRA_RELEASE_MB=50`.
+#[test]
+fn lab_release_sends_only_what_changed() {
+    if !lab_enabled("lab_release_sends_only_what_changed") {
+        return;
+    }
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (files, mb) = (env("INFRA_RELEASE_FILES", 500), env("INFRA_RELEASE_MB", 5));
+    let config = |version: &str| {
+        format!(
+            r#"host alpha {{
+  address = "192.0.2.21"
+}}
+host beta {{
+  address = "192.0.2.22"
+}}
+kind app(on: placement, source: string, version: string) {{
+  release "/srv/${{name}}" {{
+    source = "${{source}}"
+  }}
+  file "/etc/app-${{name}}.conf" {{
+    content = "version = ${{version}}\n"
+  }}
+}}
+app big {{
+  on      = all
+  source  = "tree"
+  version = "{version}"
+}}
+"#
+        )
+    };
+    let mut c = LabConfig::from_text("infra-release", &config("1"));
+    // The tree: `files` files of pseudo-random bytes, `mb` MB in all, 50 a directory.
+    let size = mb * 1024 * 1024 / files;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..files {
+        let dir = c.dir.join(format!("tree/d{:03}", i / 50));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let bytes: Vec<u8> = (0..size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        std::fs::write(dir.join(format!("f{i:05}.bin")), bytes).expect("write");
+    }
+    c.up(EXTRA);
+    let first = c.infra(&["apply"]);
+    assert_ok(&first);
+    let tree_bytes = (files * size) as f64;
+    for h in ["alpha", "beta"] {
+        let sent = sent_to(&first, h);
+        assert!(
+            sent >= tree_bytes,
+            "the first deploy sends the tree to {h}: {sent}"
+        );
+        assert_eq!(
+            c.out(h, "find /srv/big/current/ -type f | wc -l"),
+            files.to_string()
+        );
+    }
+    // One configuration file changes: the reference.
+    c.write(&config("2"));
+    let conf = c.infra(&["apply"]);
+    assert_ok(&conf);
+    // One file of the tree changes.
+    let changed = c.dir.join("tree/d000/f00000.bin");
+    let mut b = std::fs::read(&changed).expect("read");
+    b[0] ^= 0xff;
+    std::fs::write(&changed, &b).expect("write");
+    let one = c.infra(&["apply"]);
+    assert_ok(&one);
+    assert!(
+        one.stdout
+            .contains("1 file changed (0 added, 1 changed, 0 removed)"),
+        "{one:?}"
+    );
+    let list = c
+        .out("alpha", "cat /srv/big/releases/*.list | head -n 1")
+        .len() as f64
+        + 1.0;
+    let list_bytes = list * files as f64;
+    for h in ["alpha", "beta"] {
+        let sent = sent_to(&one, h);
+        // the file and the switch script (with its probe: < 64 KiB); the file
+        // list is assembled on the host from the current one's
+        let budget = 2.0 * size as f64 + 64.0 * 1024.0;
+        assert!(
+            sent <= budget,
+            "{h}: {sent} bytes sent for a one-file change of {size} bytes (budget {budget})"
+        );
+        let same = c.out(
+            h,
+            "stat -c %i /srv/big/releases/*/d001/f00050.bin | sort -u | wc -l",
+        );
+        assert_eq!(same, "1", "{h}: unchanged files are shared by the releases");
+    }
+    eprintln!(
+        "MEASURED release of {files} files, {mb} MB, to 2 lab hosts: first deploy {:.2} s, {:.1} MiB sent per host; \
+         one changed file {:.2} s, {:.1} KiB sent per host (the file list, {:.1} KiB, does not travel); one-file config change {:.2} s",
+        first.secs,
+        sent_to(&first, "alpha") / 1048576.0,
+        one.secs,
+        sent_to(&one, "alpha") / 1024.0,
+        list_bytes / 1024.0,
+        conf.secs
+    );
+}

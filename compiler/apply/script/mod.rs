@@ -126,6 +126,11 @@ pub(crate) const FN_RELEASES: &str = r#"# assemble PAYLOAD APP HASH BASE SHARED.
 # (hard links: release files are root's and never written in place) and the
 # files that travelled; the shared directories linked in.
 assemble() {
+  if assemble_in "$@"; then return 0; fi
+  rm -rf "$2/releases/.new-$3" "$2/releases/.new-$3.list"
+  return 1
+}
+assemble_in() {
   p=$1; r=$2; h=$3; b=$4; shift 4
   n="$r/releases/.new-$h"
   rm -rf "$n" || return 1
@@ -144,7 +149,20 @@ assemble() {
     mkdir -p "$(dirname -- "$n/$x")" && rm -rf -- "${n:?}/$x" && ln -s "$r/shared/$x" "$n/$x" || return 1
   done
   chown -R -h root:root "$n" && find "$n" -type d -exec chmod 0755 {} + || return 1
-  cp "$p/list" "$r/releases/$h.list" && mv -T "$n" "$r/releases/$h"
+  # its file list: sent whole, or the current one's without what went, plus
+  # what came (sorted by path, bytewise), checked against the build's
+  if [ -f "$p/list" ]; then
+    cp "$p/list" "$n.list" || return 1
+  else
+    awk 'NR == FNR { drop[$0] = 1; next } { f = $0; sub(/^[^ ]* [^ ]* /, "", f); if (!(f in drop)) print }' \
+      "$p/drop" "$r/releases/$b.list" > "$n.list" && cat "$p/add" >> "$n.list" &&
+      LC_ALL=C sort -t ' ' -k 3 -o "$n.list" "$n.list" || return 1
+  fi
+  if [ "$(sha256sum < "$n.list" | cut -d ' ' -f 1)" != "$(cat "$p/list.sha256")" ]; then
+    echo "the assembled file list of release $h differs from the build's"
+    return 1
+  fi
+  mv -f "$n.list" "$r/releases/$h.list" && mv -T "$n" "$r/releases/$h"
 }
 # prune APP KEEP CURRENT: releases beyond the newest KEEP that no kept
 # generation points to.
