@@ -154,12 +154,21 @@ assemble_in() {
   if [ -f "$p/list" ]; then
     cp "$p/list" "$n.list" || return 1
   else
+    if [ ! -d "$r/releases/$b" ] || [ ! -f "$r/releases/$b.list" ]; then
+      echo "release $b, which release $h is made from, is gone from $r/releases: run infra apply again"
+      return 1
+    fi
     awk 'NR == FNR { drop[$0] = 1; next } { f = $0; sub(/^[^ ]* [^ ]* /, "", f); if (!(f in drop)) print }' \
       "$p/drop" "$r/releases/$b.list" > "$n.list" && cat "$p/add" >> "$n.list" &&
       LC_ALL=C sort -t ' ' -k 3 -o "$n.list" "$n.list" || return 1
   fi
   if [ "$(sha256sum < "$n.list" | cut -d ' ' -f 1)" != "$(cat "$p/list.sha256")" ]; then
     echo "the assembled file list of release $h differs from the build's"
+    return 1
+  fi
+  # every file of the list is there (a release edited by hand is not a base)
+  if [ "$(find "$n" -type f | wc -l)" != "$(wc -l < "$n.list")" ]; then
+    echo "release $h has $(find "$n" -type f | wc -l) files, its list $(wc -l < "$n.list"): was release $b changed by hand?"
     return 1
   fi
   mv -f "$n.list" "$r/releases/$h.list" && mv -T "$n" "$r/releases/$h"
