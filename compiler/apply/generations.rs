@@ -207,6 +207,8 @@ pub fn rollback_build(
                 owner: "root".into(),
                 group: "root".into(),
                 reload: Vec::new(),
+                before_switch: String::new(),
+                migrate: String::new(),
                 files: Default::default(),
                 origin: String::new(),
             })

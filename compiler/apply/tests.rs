@@ -647,6 +647,8 @@ fn only_changed_release_files_travel() {
         owner: "root".into(),
         group: "root".into(),
         reload: vec![],
+        before_switch: String::new(),
+        migrate: String::new(),
         files: [
             ("index.php".to_string(), f("a", 10)),
             ("lib.php".to_string(), f("b", 20_000_000)),

@@ -26,6 +26,14 @@ const ACCOUNTING_APP: &[(&str, &str)] = &[
         "app/bin/close.php",
         include_str!("../../examples/accounting/app/bin/close.php"),
     ),
+    (
+        "app/bin/lint.php",
+        include_str!("../../examples/accounting/app/bin/lint.php"),
+    ),
+    (
+        "app/bin/migrate.php",
+        include_str!("../../examples/accounting/app/bin/migrate.php"),
+    ),
 ];
 
 pub fn run(dir: Option<PathBuf>) -> i32 {

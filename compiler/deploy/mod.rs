@@ -307,6 +307,45 @@ impl Fleet {
             .collect()
     }
 
+    /// A release's `migrate` hook runs once per release, before the switch, on
+    /// the member whose database takes writes: the VIP holder of the host's
+    /// failover group, or its usual primary while nobody holds the VIP (a
+    /// first deploy); on the host itself outside a group. Marked in that
+    /// member's plan.
+    fn mark_migrations(&self, runs: &mut BTreeMap<String, HostRun>) {
+        let prepared: BTreeMap<String, Prepared> = runs
+            .iter()
+            .map(|(h, r)| (h.clone(), r.prepared.clone()))
+            .collect();
+        let groups = order::group_orders(&self.model, &prepared);
+        for (host, r) in runs.iter_mut() {
+            let Some(hb) = self.build.hosts.get(host) else {
+                continue;
+            };
+            let writer = groups
+                .iter()
+                .find(|g| g.members.contains(host))
+                .map(|g| g.vip_holder.clone().or_else(|| g.members.first().cloned()));
+            if writer.is_some_and(|w| w.as_deref() != Some(host.as_str())) {
+                continue;
+            }
+            for a in &mut r.prepared.plan.actions {
+                if let crate::plan::Action::Release {
+                    path,
+                    present: false,
+                    migrate,
+                    ..
+                } = a
+                {
+                    *migrate = hb
+                        .releases
+                        .iter()
+                        .any(|x| x.path == *path && !x.migrate.is_empty());
+                }
+            }
+        }
+    }
+
     /// `infra apply`: probe every host, settle every lock, then roll the changed
     /// hosts through their failover groups (non-holders of the VIP first),
     /// health-gated and confirmed. With `saved`, apply exactly that plan.
@@ -347,6 +386,7 @@ impl Fleet {
             }
             runs = list.into_iter().map(|r| (r.host.clone(), r)).collect();
         }
+        self.mark_migrations(&mut runs);
         let prepared: BTreeMap<String, Prepared> = runs
             .iter()
             .map(|(h, r)| (h.clone(), r.prepared.clone()))

@@ -272,6 +272,7 @@ pub(super) fn releases(inp: &Inputs, out: &mut Planned) {
             from: seen.current,
             to: r.hash.clone(),
             present: seen.present,
+            migrate: false,
             added,
             changed,
             removed,

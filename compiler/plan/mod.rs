@@ -96,6 +96,10 @@ pub enum Action {
         /// the host has): only differences travel, the file list included.
         #[serde(default)]
         incremental: bool,
+        /// The release's `migrate` hook runs here, before the switch (set by
+        /// apply on the member rolled last).
+        #[serde(default)]
+        migrate: bool,
         added: Vec<String>,
         changed: Vec<String>,
         removed: Vec<String>,

@@ -176,6 +176,7 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
                 changed,
                 removed,
                 bytes,
+                migrate,
                 ..
             } => {
                 let from = from.as_deref().map(short).unwrap_or("none");
@@ -192,9 +193,14 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
                         human_bytes(*bytes)
                     )
                 };
+                let m = if *migrate {
+                    " (its migration runs here, before the switch)"
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     out,
-                    "  {} release {path} {from} -> {}: {what}",
+                    "  {} release {path} {from} -> {}: {what}{m}",
                     p.change("~"),
                     short(to)
                 );

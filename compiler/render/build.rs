@@ -54,6 +54,12 @@ pub struct ReleaseOut {
     pub group: String,
     /// Units reloaded when `current` moves.
     pub reload: Vec<String>,
+    /// Run in the new release as `owner` once it is assembled (`""`: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub before_switch: String,
+    /// Run once per release, on the member rolled last, before its switch.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub migrate: String,
     pub files: BTreeMap<String, crate::release::ReleaseFile>,
     pub origin: String,
 }

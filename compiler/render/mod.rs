@@ -601,6 +601,8 @@ fn render_instance(
                 owner,
                 group,
                 reload,
+                before_switch,
+                migrate,
                 ..
             } => {
                 // An empty source manages nothing; a missing tree was reported
@@ -638,6 +640,8 @@ fn render_instance(
                     owner: owner.clone(),
                     group: group.clone(),
                     reload: reload.clone(),
+                    before_switch: before_switch.clone(),
+                    migrate: migrate.clone(),
                     files: tree.files.clone(),
                     origin: who.origin.clone(),
                 };

@@ -381,6 +381,9 @@ impl<'a> Resolver<'a> {
                             owner: owner(self, "owner"),
                             group: owner(self, "group"),
                             reload,
+                            before_switch: str_of(get(self, "before_switch", &Type::Text))
+                                .unwrap_or_default(),
+                            migrate: str_of(get(self, "migrate", &Type::Text)).unwrap_or_default(),
                         }
                     }
                     _ => ResourceKind::Step {

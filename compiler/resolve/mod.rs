@@ -232,7 +232,15 @@ pub(crate) fn resource_attrs(kw: &str) -> Option<&'static [&'static str]> {
         "dropin" => &["template", "content", "only"],
         "step" => &["run", "unless", "only"],
         "release" => &[
-            "source", "shared", "keep", "owner", "group", "reload", "only",
+            "source",
+            "shared",
+            "keep",
+            "owner",
+            "group",
+            "reload",
+            "before_switch",
+            "migrate",
+            "only",
         ],
         _ => return None,
     })

@@ -427,6 +427,11 @@ pub enum ResourceKind {
         owner: String,
         group: String,
         reload: Vec<String>,
+        /// Hooks, run in the new release as `owner`: `before_switch` on every
+        /// member once it is assembled, `migrate` once per release on the member
+        /// rolled last (the VIP holder), before its switch.
+        before_switch: String,
+        migrate: String,
     },
     /// `step "create-role" { run = "..." unless = "..." }`: a guarded one-shot
     /// command; skipped when `unless` exits 0.

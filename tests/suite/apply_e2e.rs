@@ -1396,6 +1396,40 @@ fn lab_accounting_two_hosts() {
         "2",
         "both releases kept"
     );
+    assert!(
+        r.stdout
+            .contains("(its migration runs here, before the switch)"),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.out("alpha", "cat /srv/accounting/shared/uploads/.migrations"),
+        "v1\nv2",
+        "each release migrated exactly once, on the VIP holder"
+    );
+    // A v3 whose PHP does not parse: its before_switch hook fails on the
+    // standby, which stays on v2; the VIP holder is not touched.
+    std::fs::write(
+        app.join("public/broken.php"),
+        "<?php echo 'v3' ;;; function (\n",
+    )
+    .expect("write");
+    std::fs::write(app.join("VERSION"), "v3\n").expect("write VERSION");
+    let r = c.infra(&["apply"]);
+    assert_fails(&r, &["beta", "before_switch failed", "alpha: not touched"]);
+    for h in ["alpha", "beta"] {
+        assert_eq!(c.current(h), "3", "{h} stays on generation 3");
+    }
+    let (_, out) = c.sh("alpha", "curl -fsS http://192.0.2.10/");
+    assert!(out.starts_with("accounting v2\n"), "v2 still served: {out}");
+    assert_eq!(
+        c.out("alpha", "cat /srv/accounting/shared/uploads/.migrations"),
+        "v1\nv2",
+        "no migration for a release that never switched"
+    );
+    std::fs::remove_file(app.join("public/broken.php")).expect("rm");
+    std::fs::write(app.join("VERSION"), "v2\n").expect("write VERSION");
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "both members exactly on v2 again: {r:?}");
     // An upload under v2, then both members back to the previous generation:
     // v1 is served again, with every upload.
     let (code, _) = c.sh(

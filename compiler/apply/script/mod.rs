@@ -135,7 +135,9 @@ assemble_in() {
   n="$r/releases/.new-$h"
   rm -rf "$n" || return 1
   if [ -n "$b" ] && [ -d "$r/releases/$b" ]; then
-    cp -a -l "$r/releases/$b" "$n" || return 1
+    # a before_switch hook writes in the release: copies, not links
+    if [ -n "${ahook:-}" ]; then l=; else l=-l; fi
+    cp -a $l "$r/releases/$b" "$n" || return 1
     for x in "$@"; do rm -rf "${n:?}/$x"; done
     if [ -f "$p/remove" ]; then
       while IFS= read -r f; do rm -f -- "$n/$f" || return 1; done < "$p/remove"
@@ -171,8 +173,15 @@ assemble_in() {
     echo "release $h has $(find "$n" -type f | wc -l) files, its list $(wc -l < "$n.list"): was release $b changed by hand?"
     return 1
   fi
+  if [ -n "${ahook:-}" ]; then
+    chown -R -h "$auser:" "$n" || return 1
+    hook "$n" "$auser" "$ahook" || { echo "before_switch failed (exit $?)"; return 1; }
+    chown -R -h root:root "$n" && find "$n" -type d -exec chmod 0755 {} + || return 1
+  fi
   mv -f "$n.list" "$r/releases/$h.list" && mv -T "$n" "$r/releases/$h"
 }
+# hook DIR USER COMMAND: a release's hook, in its directory, as its user
+hook() { ( cd "$1" && runuser -u "$2" -- sh -c "$3" ); }
 # prune APP KEEP CURRENT: releases beyond the newest KEEP that no kept
 # generation points to.
 prune() {

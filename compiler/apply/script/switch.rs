@@ -297,6 +297,7 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
                 from,
                 to,
                 present,
+                migrate,
                 ..
             } if !present => {
                 let r = sw.build.releases.iter().find(|r| r.path == *path);
@@ -311,18 +312,27 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
                     continue;
                 };
                 let shared: Vec<String> = r.shared.iter().map(|x| q(x)).collect();
+                let short = &to[..to.len().min(8)];
+                let _ = writeln!(s, "ahook={}; auser={}", q(&r.before_switch), q(&r.owner));
                 let _ = writeln!(
                     s,
-                    "step {} assemble \"$S/lock/payload/rel/{i}\" {} {} {} {}",
-                    q(&format!(
-                        "assemble release {} of {path}",
-                        &to[..to.len().min(8)]
-                    )),
+                    "step {} assemble \"$S/lock/payload/rel/{i}\" {} {} {} {}\nahook=",
+                    q(&format!("assemble release {short} of {path}")),
                     q(path),
                     q(to),
                     q(from.as_deref().unwrap_or("")),
                     shared.join(" ")
                 );
+                if *migrate && !r.migrate.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "step {} hook {} {} {}",
+                        q(&format!("migrate (release {short} of {path})")),
+                        q(&format!("{path}/releases/{to}")),
+                        q(&r.owner),
+                        q(&r.migrate)
+                    );
+                }
             }
             _ => {}
         }
