@@ -124,7 +124,9 @@ unmanage() {
 /// Releases: `assemble` and `prune` (switch script; `$G` the generations).
 pub(crate) const FN_RELEASES: &str = r#"# assemble PAYLOAD APP HASH BASE SHARED...: releases/HASH from the base release
 # (hard links: release files are root's and never written in place) and the
-# files that travelled; the shared directories linked in.
+# files that travelled; the shared directories linked in. With $ahook set,
+# that before_switch hook runs in it as $auser before it is final.
+ahook=; auser=
 assemble() {
   if assemble_in "$@"; then return 0; fi
   rm -rf "$2/releases/.new-$3" "$2/releases/.new-$3.list"
@@ -136,7 +138,7 @@ assemble_in() {
   rm -rf "$n" || return 1
   if [ -n "$b" ] && [ -d "$r/releases/$b" ]; then
     # a before_switch hook writes in the release: copies, not links
-    if [ -n "${ahook:-}" ]; then l=; else l=-l; fi
+    if [ -n "$ahook" ]; then l=; else l=-l; fi
     cp -a $l "$r/releases/$b" "$n" || return 1
     for x in "$@"; do rm -rf "${n:?}/$x"; done
     if [ -f "$p/remove" ]; then
@@ -173,7 +175,7 @@ assemble_in() {
     echo "release $h has $(find "$n" -type f | wc -l) files, its list $(wc -l < "$n.list"): was release $b changed by hand?"
     return 1
   fi
-  if [ -n "${ahook:-}" ]; then
+  if [ -n "$ahook" ]; then
     chown -R -h "$auser:" "$n" || return 1
     hook "$n" "$auser" "$ahook" || { echo "before_switch failed (exit $?)"; return 1; }
     chown -R -h root:root "$n" && find "$n" -type d -exec chmod 0755 {} + || return 1
