@@ -18,6 +18,8 @@ pub struct Switched {
     pub round_trips: usize,
     /// Bytes the switch sent (its script and payload).
     pub sent: usize,
+    /// What hooks printed: (which hook, the tail of its output).
+    pub said: Vec<(String, String)>,
 }
 
 /// The inputs of one switch besides the session.
@@ -124,6 +126,10 @@ pub fn switch(session: &mut dyn Remote, job: &SwitchJob) -> Result<Switched, App
             Some("WARN") => sw
                 .warnings
                 .push(b64text(r.get(1).map_or("", String::as_str))),
+            Some("SAID") => sw.said.push((
+                b64text(r.get(1).map_or("", String::as_str)),
+                b64text(r.get(2).map_or("", String::as_str)),
+            )),
             Some("ARMED") => sw.armed = r.get(1).and_then(|s| s.parse().ok()),
             Some("OK") => {
                 ok = true;

@@ -33,6 +33,8 @@ pub struct Applied {
     pub summary: String,
     /// Bytes the switch sent (script and payload).
     pub sent: usize,
+    /// What its hooks printed: (which hook, the tail of its output).
+    pub said: Vec<(String, String)>,
 }
 
 /// A rollback done and confirmed.
@@ -389,6 +391,7 @@ impl HostRun {
             warnings: switched.warnings,
             summary: p.plan.summary.describe(),
             sent: switched.sent,
+            said: switched.said,
         })
     }
 

@@ -93,6 +93,14 @@ impl ApplyOutcome {
                                 a.summary,
                                 crate::plan::human_bytes(a.sent as u64)
                             )));
+                            for (what, text) in &a.said {
+                                out.push(Line::Out(format!("{host}: {what} said:")));
+                                out.extend(
+                                    text.trim_end()
+                                        .lines()
+                                        .map(|l| Line::Out(format!("{host}:   | {l}"))),
+                                );
+                            }
                             out.extend(
                                 a.warnings
                                     .iter()

@@ -1401,6 +1401,10 @@ fn lab_accounting_two_hosts() {
             .contains("(its migration runs here, before the switch)"),
         "{r:?}"
     );
+    assert!(
+        r.stdout.contains("alpha:   | migrated to v2"),
+        "the migration's output is in apply's log: {r:?}"
+    );
     assert_eq!(
         c.out("alpha", "cat /srv/accounting/shared/uploads/.migrations"),
         "v1\nv2",

@@ -47,6 +47,12 @@ step() {
   ( trap - HUP PIPE; "$@" ) > "$t/o" 2>&1 || fail "$n" "$?"
 }
 warn() { printf 'WARN\t%s\n' "$(printf '%s' "$1" | b64)" >> "$out"; }
+# said WHAT: what the last step printed (a hook's output), for apply's log
+said() {
+  if [ -s "$t/o" ]; then
+    printf 'SAID\t%s\t' "$(printf '%s' "$1" | b64)" >> "$out"; tail -c 2000 "$t/o" | b64 >> "$out"; printf '\n' >> "$out"
+  fi
+}
 "#,
     );
     s.push_str(FN_FILES);
@@ -323,6 +329,13 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
                     q(from.as_deref().unwrap_or("")),
                     shared.join(" ")
                 );
+                if !r.before_switch.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "said {}",
+                        q(&format!("before_switch of release {short}"))
+                    );
+                }
                 if *migrate && !r.migrate.is_empty() {
                     let _ = writeln!(
                         s,
@@ -332,6 +345,7 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
                         q(&r.owner),
                         q(&r.migrate)
                     );
+                    let _ = writeln!(s, "said {}", q(&format!("migrate of release {short}")));
                 }
             }
             _ => {}
