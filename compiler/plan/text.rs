@@ -260,7 +260,8 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
 
 /// A release id as people read it: its first 8 hex digits.
 fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(8)]
+    // (a hash read back from a host's manifest may be anything: never split a char)
+    hash.get(..8).unwrap_or(hash)
 }
 
 /// "512 B", "3.4 KiB", "12.0 MiB".

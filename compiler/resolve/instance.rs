@@ -264,7 +264,7 @@ impl<'a> Resolver<'a> {
                     Some(_) => Role::Any,
                 };
                 let mode = |r: &mut Self, default: u32| -> Mode {
-                    let default = Mode::new(default).expect("a default mode is a mode");
+                    let default = Mode::new(default).unwrap_or(Mode::FILE);
                     match get(r, "mode", &Type::String) {
                         Some((Value::Str(s), span)) => match Mode::parse(&s) {
                             Some(m) => m,

@@ -318,7 +318,7 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
                     continue;
                 };
                 let shared: Vec<String> = r.shared.iter().map(|x| q(x)).collect();
-                let short = &to[..to.len().min(8)];
+                let short = to.get(..8).unwrap_or(to);
                 let _ = writeln!(s, "ahook={}; auser={}", q(&r.before_switch), q(&r.owner));
                 let _ = writeln!(
                     s,
@@ -441,7 +441,7 @@ fn live_changes(s: &mut String, sw: &SwitchSpec) {
                 "step {} flip {} {}",
                 q(&format!(
                     "switch {path}/current to release {}",
-                    &to[..to.len().min(8)]
+                    to.get(..8).unwrap_or(to)
                 )),
                 q(path),
                 q(to)
