@@ -450,6 +450,11 @@ const FORMATS: &[Format] = &[
         check: plain_path,
     },
     Format {
+        kind: "service",
+        param: "root",
+        check: plain_path,
+    },
+    Format {
         kind: "postgres",
         param: "databases",
         check: database,

@@ -268,3 +268,58 @@ failover office {
         }
     }
 }
+
+/// A service with `source` runs from its release: `current` as its working
+/// directory, the shared directories writable, restarted when `current` moves.
+#[test]
+fn a_service_runs_from_its_release() {
+    let text = r#"host alpha {
+  address = "192.0.2.11"
+}
+service worker {
+  on     = alpha
+  run    = "./bin/worker"
+  user   = "app"
+  source = "worker"
+  shared = ["state"]
+}
+"#;
+    let mut loader = infra::resolve::MemLoader::default();
+    for (p, c) in [
+        ("t.infra", text),
+        ("worker/bin/worker", "#!/bin/sh\nexec sleep 1000\n"),
+    ] {
+        loader.files.insert(
+            infra::resolve::load::normalize(Path::new(p)),
+            c.as_bytes().to_vec(),
+        );
+    }
+    let build = match infra::compile(Path::new("t.infra"), &loader) {
+        Ok(c) => c.build,
+        Err(f) => panic!("does not build: {:?}", f.diags),
+    };
+    let h = &build.hosts["alpha"];
+    let r = h.releases.first().expect("a release");
+    assert_eq!(r.path, "/srv/worker");
+    assert!(r.files.contains_key("bin/worker"));
+    let u = h
+        .units
+        .iter()
+        .find(|u| u.name == "infra-worker.service")
+        .expect("unit");
+    assert_eq!(u.reload_on, ["/srv/worker/current"]);
+    let unit = &h.files["/etc/systemd/system/infra-worker.service"].content;
+    assert!(
+        unit.contains("WorkingDirectory=/srv/worker/current\n"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("ReadWritePaths=-/srv/worker/shared\n"),
+        "{unit}"
+    );
+    let state = h
+        .directories
+        .iter()
+        .find(|d| d.path == "/srv/worker/shared/state");
+    assert_eq!(state.map(|d| d.owner.as_str()), Some("app"));
+}
