@@ -1904,3 +1904,64 @@ app big {{
         conf.secs
     );
 }
+
+/// A service deployed as a release: it runs in `current`, writes its shared
+/// directory, and a new release restarts it on the new code.
+#[test]
+fn lab_service_release() {
+    if !lab_enabled("lab_service_release") {
+        return;
+    }
+    let text = r#"host solo {
+  address = "192.0.2.31"
+}
+service worker {
+  on     = solo
+  run    = "sh bin/worker"
+  user   = "nobody-worker"
+  source = "worker"
+  shared = ["state"]
+  needs  = [user_of.worker]
+}
+kind user_of(on: placement) {
+  user "nobody-worker" {}
+}
+user_of worker {
+  on = solo
+}
+"#;
+    let mut c = LabConfig::from_text("infra-svc-rel", text);
+    let bin = c.dir.join("worker/bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let worker = |v: &str| {
+        format!("#!/bin/sh\n# writes its version where it may write, then waits\necho {v} > state/version\nexec sleep 100000\n")
+    };
+    std::fs::write(bin.join("worker"), worker("v1")).expect("write");
+    c.up(EXTRA);
+    assert_ok(&c.infra(&["apply"]));
+    assert!(
+        c.wait("solo", "grep -qx v1 /srv/worker/shared/state/version", 10),
+        "v1 runs in its release and writes its shared directory: {}",
+        c.out(
+            "solo",
+            "systemctl status --no-pager infra-worker.service | tail -5"
+        )
+    );
+    assert_eq!(
+        c.out("solo", "stat -c %U /srv/worker/shared/state/version"),
+        "nobody-worker"
+    );
+    std::fs::write(bin.join("worker"), worker("v2")).expect("write");
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    assert!(r.stdout.contains("~ bin/worker"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("reload infra-worker.service (changed: /srv/worker/current)"),
+        "{r:?}"
+    );
+    assert!(
+        c.wait("solo", "grep -qx v2 /srv/worker/shared/state/version", 10),
+        "the new release runs after the switch"
+    );
+}
