@@ -48,9 +48,10 @@ pub struct Trees {
     pub blobs: BTreeMap<String, Arc<Vec<u8>>>,
 }
 
-/// The list a host keeps for a release (`sha256 mode path` a line, sorted by
-/// path): what the next release is assembled against.
-pub fn list(files: &BTreeMap<String, ReleaseFile>) -> String {
+/// The list a host keeps for a release (`sha256 mode path` a line, in the
+/// order given: a release's files are sorted by path): what the next release is
+/// assembled against.
+pub fn list<'a>(files: impl IntoIterator<Item = (&'a String, &'a ReleaseFile)>) -> String {
     let mut out = String::new();
     for (path, f) in files {
         out.push_str(&format!("{} {} {path}\n", f.sha256, f.mode));

@@ -237,8 +237,9 @@ pub fn release_payloads<'a>(
         let plan::Action::Release {
             path,
             present,
-            removed,
+            added,
             changed,
+            removed,
             incremental,
             ..
         } = a
@@ -251,13 +252,19 @@ pub fn release_payloads<'a>(
         if *present {
             continue;
         }
-        let files: Vec<(&str, crate::encode::Mode, &[u8])> = release_uploads(build, a)
-            .into_iter()
+        // The files that travel: added, then changed.
+        let travel: Vec<(&String, &crate::release::ReleaseFile)> = added
+            .iter()
+            .chain(changed)
+            .filter_map(|p| r.files.get_key_value(p))
+            .collect();
+        let files = travel
+            .iter()
             .map(|(p, f)| {
                 let bytes = m
                     .and_then(|m| m.blobs.get(&f.sha256))
                     .map_or(&[][..], |b| b.as_slice());
-                (p, f.mode, bytes)
+                (p.as_str(), f.mode, bytes)
             })
             .collect();
         let whole = crate::release::list(&r.files);
@@ -265,12 +272,8 @@ pub fn release_payloads<'a>(
             paths.map(|p| format!("{p}\n")).collect()
         };
         let (list, drop) = if *incremental {
-            let travel: BTreeMap<String, crate::release::ReleaseFile> = files
-                .iter()
-                .filter_map(|(p, _, _)| r.files.get(*p).map(|f| (p.to_string(), f.clone())))
-                .collect();
             (
-                crate::release::list(&travel),
+                crate::release::list(travel),
                 Some(lines(&mut changed.iter().chain(removed))),
             )
         } else {
@@ -286,31 +289,6 @@ pub fn release_payloads<'a>(
         });
     }
     out
-}
-
-/// The files a release action sends: the added and changed ones (relative
-/// path, sha256, mode), from the build's release at that path.
-pub fn release_uploads<'a>(
-    build: &'a HostBuild,
-    action: &'a plan::Action,
-) -> Vec<(&'a str, &'a crate::release::ReleaseFile)> {
-    let plan::Action::Release {
-        path,
-        added,
-        changed,
-        ..
-    } = action
-    else {
-        return Vec::new();
-    };
-    let Some(r) = build.releases.iter().find(|r| r.path == *path) else {
-        return Vec::new();
-    };
-    added
-        .iter()
-        .chain(changed)
-        .filter_map(|p| r.files.get_key_value(p).map(|(k, f)| (k.as_str(), f)))
-        .collect()
 }
 
 /// The tar payload of a switch: `gen/` (new generations only), `rel/N/`
