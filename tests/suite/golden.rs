@@ -53,6 +53,19 @@ pub fn build_example_with(name: &str, extra: BTreeMap<String, String>) -> Build 
     c.build
 }
 
+/// Compile `t.infra` from in-memory `files` (path, text), the rest of the
+/// repository beside it.
+pub fn compile_files(files: &[(&str, &str)]) -> Result<infra::Compilation, infra::Failure> {
+    let mut loader = infra::resolve::MemLoader::default();
+    for (p, c) in files {
+        loader.files.insert(
+            infra::resolve::load::normalize(Path::new(p)),
+            c.as_bytes().to_vec(),
+        );
+    }
+    infra::compile(Path::new("t.infra"), &loader)
+}
+
 /// The filesystem, with templates laid over the ones in the repo's templates/.
 struct ExtraTemplates(BTreeMap<String, String>);
 
@@ -249,12 +262,7 @@ failover office {
   check_packages = ["jq"]
 }
 "#;
-    let mut loader = infra::resolve::MemLoader::default();
-    loader.files.insert(
-        infra::resolve::load::normalize(Path::new("t.infra")),
-        text.as_bytes().to_vec(),
-    );
-    let build = match infra::compile(Path::new("t.infra"), &loader) {
+    let build = match compile_files(&[("t.infra", text)]) {
         Ok(c) => c.build,
         Err(f) => panic!("does not build: {:?}", f.diags),
     };
@@ -284,17 +292,10 @@ service worker {
   shared = ["state"]
 }
 "#;
-    let mut loader = infra::resolve::MemLoader::default();
-    for (p, c) in [
+    let build = match compile_files(&[
         ("t.infra", text),
         ("worker/bin/worker", "#!/bin/sh\nexec sleep 1000\n"),
-    ] {
-        loader.files.insert(
-            infra::resolve::load::normalize(Path::new(p)),
-            c.as_bytes().to_vec(),
-        );
-    }
-    let build = match infra::compile(Path::new("t.infra"), &loader) {
+    ]) {
         Ok(c) => c.build,
         Err(f) => panic!("does not build: {:?}", f.diags),
     };

@@ -11,10 +11,8 @@
 //! Not hostile by design: a job's or service's `run` and an exec check's command
 //! are shell commands the user writes; they are left out.
 
-use infra::resolve::{load::normalize, MemLoader};
 use infra::syntax::ast;
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Command;
 
 /// What a hostile value carries after its newline; no line may start with it.
@@ -267,11 +265,7 @@ fn hostile_strings_in_every_string_parameter() {
             }
             for (variant, hostile) in [("multi-line", HOSTILE), ("one line", HOSTILE_LINE)] {
                 let text = config(&k, name, hostile);
-                let mut loader = MemLoader::default();
-                loader
-                    .files
-                    .insert(normalize(Path::new("t.infra")), text.as_bytes().to_vec());
-                let build = match infra::compile(Path::new("t.infra"), &loader) {
+                let build = match crate::golden::compile_files(&[("t.infra", &text)]) {
                     Err(f) => {
                         let codes: BTreeSet<&str> = f.diags.iter().map(|d| d.code).collect();
                         report.push(format!(
