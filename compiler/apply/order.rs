@@ -26,7 +26,10 @@ pub struct GroupOrder {
 
 /// Every failover group of `model` as the roll sees it: its members, and which
 /// of them holds the VIP according to the probes (`prepared`, by host).
-pub fn group_orders(model: &Model, prepared: &BTreeMap<String, Prepared>) -> Vec<GroupOrder> {
+pub fn group_orders<P: std::borrow::Borrow<Prepared>>(
+    model: &Model,
+    prepared: &BTreeMap<String, P>,
+) -> Vec<GroupOrder> {
     model
         .groups
         .iter()
@@ -39,7 +42,7 @@ pub fn group_orders(model: &Model, prepared: &BTreeMap<String, Prepared>) -> Vec
             let vip = g.vip.value.addr.to_string();
             let vip_holder = members
                 .iter()
-                .find(|m| prepared.get(*m).is_some_and(|p| p.holds(&vip)))
+                .find(|m| prepared.get(*m).is_some_and(|p| p.borrow().holds(&vip)))
                 .cloned();
             GroupOrder {
                 name: g.name.value.clone(),

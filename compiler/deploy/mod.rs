@@ -313,11 +313,9 @@ impl Fleet {
     /// first deploy); on the host itself outside a group. Marked in that
     /// member's plan.
     fn mark_migrations(&self, runs: &mut BTreeMap<String, HostRun>) {
-        let prepared: BTreeMap<String, Prepared> = runs
-            .iter()
-            .map(|(h, r)| (h.clone(), r.prepared.clone()))
-            .collect();
-        let groups = order::group_orders(&self.model, &prepared);
+        let probed: BTreeMap<String, &Prepared> =
+            runs.iter().map(|(h, r)| (h.clone(), &r.prepared)).collect();
+        let groups = order::group_orders(&self.model, &probed);
         for (host, r) in runs.iter_mut() {
             let Some(hb) = self.build.hosts.get(host) else {
                 continue;
