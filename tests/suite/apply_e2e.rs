@@ -1457,10 +1457,12 @@ fn lab_accounting_two_hosts() {
 
 /// A client on a lab host sending GET requests to `url` as fast as curl goes
 /// (about 30 a second), each result's HTTP code a line in /tmp/infra-client.
-struct Client;
+struct Client {
+    host: String,
+}
 
 impl Client {
-    fn start(c: &LabConfig, host: &str, url: &str) -> ClientRun {
+    fn start(c: &LabConfig, host: &str, url: &str) -> Client {
         let script = format!(
             "rm -f /tmp/infra-client /tmp/infra-client.stop; \
              nohup sh -c 'while [ ! -e /tmp/infra-client.stop ]; do \
@@ -1469,17 +1471,11 @@ impl Client {
         );
         let (code, out) = c.sh(host, &script);
         assert_eq!(code, 0, "client started: {out}");
-        ClientRun {
+        Client {
             host: host.to_string(),
         }
     }
-}
 
-struct ClientRun {
-    host: String,
-}
-
-impl ClientRun {
     /// Stop the client (waits up to 10 s for its last request); its codes.
     fn stop(self, c: &LabConfig) -> Vec<String> {
         c.sh(&self.host, "touch /tmp/infra-client.stop");
