@@ -9,6 +9,16 @@ use crate::placeholder::Placeholder;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// Why a text's secrets cannot be filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubstError {
+    /// These secrets have no value.
+    Missing(BTreeSet<String>),
+    /// This value cannot be written where its placeholder is (a single quote
+    /// in an env file, ...).
+    Unencodable { name: String, why: &'static str },
+}
+
 #[derive(Default, Clone)]
 pub struct Secrets {
     values: BTreeMap<String, String>,
@@ -97,21 +107,33 @@ impl Secrets {
         Ok(s)
     }
 
-    /// Replace every placeholder in `text`; the names of missing secrets otherwise.
-    pub fn substitute(&self, text: &str) -> Result<String, BTreeSet<String>> {
-        let names = placeholders(text);
-        let missing: BTreeSet<String> = names
+    /// Replace every placeholder in `text`, each value written in its
+    /// placeholder's encoding.
+    pub fn substitute(&self, text: &str) -> Result<String, SubstError> {
+        let found = Placeholder::all(text);
+        let missing: BTreeSet<String> = found
             .iter()
-            .filter(|n| !self.values.contains_key(*n))
-            .cloned()
+            .filter(|(_, p)| !self.values.contains_key(p.name))
+            .map(|(_, p)| p.name.to_string())
             .collect();
         if !missing.is_empty() {
-            return Err(missing);
+            return Err(SubstError::Missing(missing));
         }
-        let mut out = text.to_string();
-        for n in names {
-            out = out.replace(&Placeholder::text(&n), &self.values[&n]);
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (range, p) in found {
+            out.push_str(&text[at..range.start]);
+            let v =
+                p.encoding
+                    .encode(&self.values[p.name])
+                    .map_err(|why| SubstError::Unencodable {
+                        name: p.name.to_string(),
+                        why,
+                    })?;
+            out.push_str(&v);
+            at = range.end;
         }
+        out.push_str(&text[at..]);
         Ok(out)
     }
 
@@ -314,9 +336,20 @@ mod tests {
         let mut s = Secrets::new();
         s.insert("a", "x1".into());
         let t = format!("p={} q={}", Placeholder::new("a"), Placeholder::new("b"));
-        assert_eq!(s.substitute(&t), Err(BTreeSet::from(["b".to_string()])));
+        assert_eq!(
+            s.substitute(&t),
+            Err(SubstError::Missing(BTreeSet::from(["b".to_string()])))
+        );
         s.insert("b", "y".into());
         assert_eq!(s.substitute(&t).as_deref(), Ok("p=x1 q=y"));
         assert_eq!(format!("{s:?}"), "[\"a\", \"b\"]");
+        use crate::placeholder::Encoding;
+        s.insert("q", "it's".into());
+        let php = format!("'{}'", Placeholder::encoded("q", Encoding::Php));
+        assert_eq!(s.substitute(&php).as_deref(), Ok("'it\\'s'"));
+        let env = format!("P='{}'", Placeholder::encoded("q", Encoding::Env));
+        assert!(
+            matches!(s.substitute(&env), Err(SubstError::Unencodable { name, .. }) if name == "q")
+        );
     }
 }

@@ -41,7 +41,7 @@ pub fn confirm(
                 ))
             }
             Some("UNDO") => {
-                let (group, status, output) = health.take().unwrap_or_default();
+                let (check, status, output) = health.take().unwrap_or_default();
                 let ustatus: i32 = r.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
                 let undo = if ustatus == 0 {
                     Undo::RolledBack { to: previous }
@@ -54,7 +54,7 @@ pub fn confirm(
                 };
                 return Err(ApplyError::Health {
                     host,
-                    group,
+                    check,
                     status,
                     output,
                     undo: Box::new(undo),

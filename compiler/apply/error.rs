@@ -43,10 +43,11 @@ pub enum ApplyError {
         output: String,
         undo: Box<Undo>,
     },
-    #[error("{host}: health check of failover group {group} failed after the switch (exit status {status}); {}", undo.describe())]
+    #[error("{host}: health check of {check} failed after the switch (exit status {status}); {}", undo.describe())]
     Health {
         host: String,
-        group: String,
+        /// What was checked: "failover group office", "php_app.accounting".
+        check: String,
         status: i32,
         output: String,
         undo: Box<Undo>,
@@ -197,8 +198,8 @@ impl ApplyError {
                 }
                 h
             }
-            ApplyError::Health { host, group, .. } => format!(
-                "the check script of {group} failed on {host} after the switch (its last lines follow); the change was undone and no host after it was touched"
+            ApplyError::Health { host, check, .. } => format!(
+                "the check script of {check} failed on {host} after the switch (its last lines follow); the change was undone and no host after it was touched"
             ),
             ApplyError::Unconfirmed { host, deadline, .. } => format!(
                 "if the change cut SSH off, {host} switches back by itself within {deadline} s of the switch (or at its next boot); otherwise the next `infra apply` confirms or rolls it back"

@@ -40,7 +40,7 @@ pub use generations::{
 };
 pub use prepare::{
     build_sha256, health_checks, materialize, new_manifest, payload, prepare, secret_names,
-    secret_sha256, Materialized, Prepared,
+    secret_sha256, MaterializeError, Materialized, Prepared,
 };
 pub use recover::{recover, Recovered};
 pub use script::RecoverMode;

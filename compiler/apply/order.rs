@@ -6,8 +6,10 @@
 //! primary), the member holding it last, so the service keeps running on a
 //! member that is not being changed. When no member holds the VIP (a first
 //! deployment, or keepalived down everywhere) the usual primary goes first: it
-//! takes the VIP and seeds the others. Hosts that share no group are switched
-//! in parallel.
+//! takes the VIP and seeds the others. A secret that rotates with a step on
+//! the VIP holder (a database role's password) reverses that: the holder goes
+//! first, so the role has the new password before the others' applications
+//! use it. Hosts that share no group are switched in parallel.
 
 use super::Prepared;
 use crate::plan::Action;
@@ -22,6 +24,14 @@ pub struct GroupOrder {
     pub members: Vec<String>,
     /// The member holding the VIP now, if any.
     pub vip_holder: Option<String>,
+    /// The holder goes first: its plan rotates a secret with a step (the
+    /// primary sets a role's new password before the others switch to it).
+    pub holder_first: bool,
+}
+
+/// True if the plan rotates a secret that one of its steps applies.
+fn rotates_with_step(p: &Prepared) -> bool {
+    p.plan.rotations.iter().any(|r| !r.steps.is_empty())
 }
 
 /// Every failover group of `model` as the roll sees it: its members, and which
@@ -44,10 +54,15 @@ pub fn group_orders<P: std::borrow::Borrow<Prepared>>(
                 .iter()
                 .find(|m| prepared.get(*m).is_some_and(|p| p.borrow().holds(&vip)))
                 .cloned();
+            let holder_first = vip_holder
+                .as_ref()
+                .and_then(|h| prepared.get(h))
+                .is_some_and(|p| rotates_with_step(p.borrow()));
             GroupOrder {
                 name: g.name.value.clone(),
                 members,
                 vip_holder,
+                holder_first,
             }
         })
         .collect()
@@ -83,7 +98,24 @@ pub fn vip_story(model: &Model, prepared: &BTreeMap<String, Prepared>) -> Vec<St
                     })
                 });
                 let changes = prepared.get(h).is_some_and(|p| p.plan.has_changes());
-                if restarts {
+                let releases = order.members.iter().any(|m| {
+                    prepared.get(m).is_some_and(|p| {
+                        p.plan
+                            .actions
+                            .iter()
+                            .any(|a| matches!(a, Action::Release { .. }))
+                    })
+                });
+                if order.holder_first && order.members.len() > 1 {
+                    let mut l = format!(
+                        "VIP {vip} is on {h}; a secret rotates there (a step sets its new value), so {h} goes first, then {}",
+                        others(h)
+                    );
+                    if releases {
+                        l.push_str(": the new release is not tried on the others first (apply a rotation on its own to keep that)");
+                    }
+                    l
+                } else if restarts {
                     format!(
                         "VIP {vip} is on {h}; keepalived restarts there, so the VIP moves to {} during the apply (and stays: nopreempt)",
                         others(h)
@@ -118,7 +150,11 @@ pub fn group_sequence(
         Some(holder) => {
             if let Some(i) = members.iter().position(|m| m == holder) {
                 let h = members.remove(i);
-                members.push(h);
+                if g.holder_first {
+                    members.insert(0, h);
+                } else {
+                    members.push(h);
+                }
             }
         }
         None => {
@@ -240,6 +276,7 @@ mod tests {
             name: "office".into(),
             members: s(members),
             vip_holder: holder.map(str::to_string),
+            holder_first: false,
         }
     }
 
@@ -253,6 +290,16 @@ mod tests {
         assert_eq!(waves(&order, &[g], &all), vec![s(&["alpha"]), s(&["beta"])]);
         let g = group(&["alpha", "beta"], None);
         assert_eq!(waves(&order, &[g], &all), vec![s(&["alpha"]), s(&["beta"])]);
+    }
+
+    #[test]
+    fn a_rotation_on_the_holder_sends_it_first() {
+        let all = set(&["alpha", "beta"]);
+        let order = s(&["alpha", "beta"]);
+        let mut g = group(&["alpha", "beta"], Some("alpha"));
+        assert_eq!(group_sequence(&g, &order, &all), s(&["beta", "alpha"]));
+        g.holder_first = true;
+        assert_eq!(group_sequence(&g, &order, &all), s(&["alpha", "beta"]));
     }
 
     #[test]

@@ -19,8 +19,21 @@ pub struct Materialized {
     pub blobs: BTreeMap<String, std::sync::Arc<Vec<u8>>>,
 }
 
-/// Substitute secrets into every file of `build`. `Err`: the missing names.
-pub fn materialize(build: &HostBuild, secrets: &Secrets) -> Result<Materialized, BTreeSet<String>> {
+/// Why a host's files cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaterializeError {
+    /// Secrets without a value.
+    Missing(BTreeSet<String>),
+    /// Secret `name` cannot be written into `path`.
+    Unencodable {
+        name: String,
+        path: String,
+        why: &'static str,
+    },
+}
+
+/// Substitute secrets into every file of `build`.
+pub fn materialize(build: &HostBuild, secrets: &Secrets) -> Result<Materialized, MaterializeError> {
     let mut files = BTreeMap::new();
     let mut installed = BTreeMap::new();
     let mut missing = BTreeSet::new();
@@ -28,9 +41,16 @@ pub fn materialize(build: &HostBuild, secrets: &Secrets) -> Result<Materialized,
         let bytes = if f.secret || crate::render::has_secret(&f.content) {
             match secrets.substitute(&f.content) {
                 Ok(t) => t.into_bytes(),
-                Err(m) => {
+                Err(crate::secrets::SubstError::Missing(m)) => {
                     missing.extend(m);
                     continue;
+                }
+                Err(crate::secrets::SubstError::Unencodable { name, why }) => {
+                    return Err(MaterializeError::Unencodable {
+                        name,
+                        path: path.clone(),
+                        why,
+                    })
                 }
             }
         } else {
@@ -46,7 +66,7 @@ pub fn materialize(build: &HostBuild, secrets: &Secrets) -> Result<Materialized,
             blobs: BTreeMap::new(),
         })
     } else {
-        Err(missing)
+        Err(MaterializeError::Missing(missing))
     }
 }
 
@@ -196,17 +216,35 @@ impl Prepared {
 /// The health checks of a host: one per failover group it is a member of whose
 /// check script the generation installs.
 pub fn health_checks(groups: &[String], files: &BTreeSet<&str>) -> Vec<HealthCheck> {
-    groups
+    let mut out: Vec<HealthCheck> = groups
         .iter()
         .filter_map(|g| {
             let script = format!("/etc/keepalived/infra-check-{g}.sh");
             files.contains(script.as_str()).then(|| HealthCheck {
-                group: g.clone(),
+                what: format!("failover group {g}"),
                 script,
             })
         })
-        .collect()
+        .collect();
+    // An application's own checks, after the group's: /etc/infra/health/KIND.NAME.sh
+    for f in files {
+        if let Some(what) = f
+            .strip_prefix(HEALTH_DIR)
+            .and_then(|n| n.strip_suffix(".sh"))
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+        {
+            out.push(HealthCheck {
+                what: what.to_string(),
+                script: f.to_string(),
+            });
+        }
+    }
+    out
 }
+
+/// Where a kind puts a check of its own (`KIND.NAME.sh`, executable, exit 0
+/// when healthy): run on the host after each switch, like the group's check.
+pub const HEALTH_DIR: &str = "/etc/infra/health/";
 
 /// What the payload carries for the release action with this index in the plan.
 pub struct ReleasePayload<'a> {

@@ -90,7 +90,9 @@ fn materialize_substitutes_and_names_missing_secrets() {
     let b = sample_build();
     assert_eq!(
         materialize(&b, &Secrets::new()).err(),
-        Some(BTreeSet::from(["db".to_string()]))
+        Some(super::MaterializeError::Missing(BTreeSet::from([
+            "db".to_string()
+        ])))
     );
     let m = materialize(&b, &secrets()).unwrap_or_else(|_| panic!("all secrets given"));
     assert_eq!(m.files["/etc/x/db.pass"], b"hunter2\n");
@@ -181,7 +183,7 @@ fn scripts_are_valid_sh() {
         "tok",
         3,
         &[HealthCheck {
-            group: "office".into(),
+            what: "failover group office".into(),
             script: "/etc/keepalived/infra-check-office.sh".into(),
         }],
         30,
@@ -714,4 +716,31 @@ fn only_changed_release_files_travel() {
     assert!(crate::plan::Plan::new(vec![plan]).render_text(false).contains(
         "release /srv/app old -> new: 3 files changed (1 added, 1 changed, 1 removed), 40 B to send"
     ));
+}
+
+#[test]
+fn an_undo_runs_the_guarded_steps_again_with_the_old_files() {
+    let (b, p, man, _) = spec_parts();
+    let probe = crate::probe::probe_script(&b, "/var/lib/infra");
+    let mut sw = spec(&b, &p, &man, &probe);
+    let text = script::switch_script(&sw);
+    let record = text
+        .find("printf '%s\\n' 'migrate' >> \"$S/lock/stepped\"")
+        .unwrap_or_else(|| panic!("the switch records the guarded step it runs:\n{text}"));
+    assert!(record < text.find("'run step migrate' guarded").unwrap_or(0));
+    // A first generation has no previous one to go back to: nothing to re-run.
+    assert!(!script::undo_script(&sw).contains("lock/stepped"));
+    // The previous generation has the same step: the undo runs it again (not
+    // at boot), after the old files are back.
+    sw.previous = Some(1);
+    sw.previous_manifest = Some(&man);
+    let undo = script::undo_script(&sw);
+    sh_syntax(&undo);
+    let again = undo
+        .find("if grep -qxF 'migrate' \"$S/lock/stepped\"; then { sh -c 'test -e /tmp/x' || sh -c")
+        .unwrap_or_else(|| panic!("the undo runs the step again:\n{undo}"));
+    assert!(undo.contains("if [ \"$mode\" != boot ] && [ -f \"$S/lock/stepped\" ]"));
+    assert!(undo.find("e inst ").is_none_or(|i| i < again));
+    // the unguarded step is not run again
+    assert!(!undo.contains("grep -qxF 'once'"));
 }

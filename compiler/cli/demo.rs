@@ -34,6 +34,10 @@ const ACCOUNTING_APP: &[(&str, &str)] = &[
         "app/bin/migrate.php",
         include_str!("../../examples/accounting/app/bin/migrate.php"),
     ),
+    (
+        "app/lib/db.php",
+        include_str!("../../examples/accounting/app/lib/db.php"),
+    ),
 ];
 
 pub fn run(dir: Option<PathBuf>) -> i32 {

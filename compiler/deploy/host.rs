@@ -365,7 +365,7 @@ impl HostRun {
                     "confirming over a new connection, health check of {}",
                     checks
                         .iter()
-                        .map(|c| c.group.as_str())
+                        .map(|c| c.what.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 )

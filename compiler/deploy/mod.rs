@@ -267,7 +267,20 @@ impl Fleet {
                     }
                     out.insert(name.clone(), m);
                 }
-                Err(missing) => {
+                Err(apply::MaterializeError::Unencodable {
+                    name: secret,
+                    path,
+                    why,
+                }) => {
+                    return Err(Box::new(
+                        Diag::error(
+                            "E0736",
+                            format!("{name}: secret `{secret}` cannot be written into {path}: {why}"),
+                        )
+                        .help(format!("give `{secret}` another value (the file's format cannot hold this one)")),
+                    ));
+                }
+                Err(apply::MaterializeError::Missing(missing)) => {
                     let list: Vec<String> = missing.into_iter().collect();
                     return Err(Box::new(
                         Diag::error(

@@ -65,6 +65,7 @@ codes! {
     E0111: "a `let` defined in terms of itself",
     E0112: "unknown function",
     E0113: "unknown field",
+    E0114: "instances whose parameters refer to each other",
     // Types and values.
     E0201: "wrong type",
     E0202: "invalid duration",
@@ -155,6 +156,7 @@ codes! {
     E0733: "`--confirm-timeout` below 10 s",
     E0734: "a saved plan cannot be used",
     E0735: "no such host in the configuration",
+    E0736: "a secret's value cannot be written in the format of the file it goes into",
     // The lab.
     E0780: "not Linux",
     E0781: "not root",

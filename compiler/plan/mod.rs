@@ -263,7 +263,22 @@ pub struct HostPlan {
     /// should be, ...). Non-empty: apply stops for this host.
     pub conflicts: Vec<String>,
     pub warnings: Vec<String>,
+    /// Secrets whose value changes (the same files, a new value): what they go
+    /// into and the steps that apply them. Never a value.
+    #[serde(default)]
+    pub rotations: Vec<Rotation>,
     pub summary: Summary,
+}
+
+/// A secret given a new value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub secret: String,
+    /// The files written with the new value.
+    pub files: Vec<String>,
+    /// The steps of the same instances that run (e.g. the one setting a
+    /// database role's password).
+    pub steps: Vec<String>,
 }
 
 impl HostPlan {
@@ -343,6 +358,7 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
     units::units(&inp, &mut out);
     units::removed_units(&inp, &mut out);
     system::steps(&inp, &mut out);
+    let rotations = rotations(&inp, &out.actions);
     let summary = Summary::count(&out.actions, out.drift);
     HostPlan {
         host: build.host.clone(),
@@ -350,8 +366,74 @@ pub fn plan_with(build: &HostBuild, observed: &Observed, options: &PlanOptions) 
         actions: out.actions,
         conflicts: out.conflicts,
         warnings: out.warnings,
+        rotations,
         summary,
     }
+}
+
+/// The secrets whose value changes: every file holding one is rewritten from
+/// the same template (so only a value differs), none is left as it was.
+fn rotations(inp: &Inputs, actions: &[Action]) -> Vec<Rotation> {
+    use crate::placeholder::Placeholder;
+    let mut touched: BTreeSet<&str> = BTreeSet::new();
+    let mut rotated: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in actions {
+        match a {
+            Action::CreateFile { path, .. } => {
+                touched.insert(path);
+            }
+            Action::UpdateFile {
+                path,
+                changes,
+                secret: true,
+                ..
+            } => {
+                touched.insert(path);
+                let Some(f) = inp.build.files.get(path) else {
+                    continue;
+                };
+                let same_template = inp
+                    .manifest
+                    .and_then(|m| m.files.get(path))
+                    .is_some_and(|m| m.sha256 == f.sha256);
+                if same_template && changes.iter().any(|c| c == "content") {
+                    for name in Placeholder::names(&f.content) {
+                        rotated.entry(name).or_default().push(path.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let unchanged_hold = |name: &str| {
+        inp.build.files.iter().any(|(p, f)| {
+            !touched.contains(p.as_str()) && Placeholder::names(&f.content).contains(name)
+        })
+    };
+    rotated
+        .into_iter()
+        .filter(|(name, _)| !unchanged_hold(name))
+        .map(|(secret, files)| {
+            let origins: BTreeSet<&str> = files
+                .iter()
+                .filter_map(|p| inp.build.files.get(p).map(|f| f.origin.as_str()))
+                .collect();
+            let steps = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::RunStep { name, origin, .. } if origins.contains(origin.as_str()) => {
+                        Some(name.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            Rotation {
+                secret,
+                files,
+                steps,
+            }
+        })
+        .collect()
 }
 
 /// What every section of [`plan_with`] reads.

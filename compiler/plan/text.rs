@@ -79,6 +79,21 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
     for w in &h.warnings {
         let _ = writeln!(out, "  {} {w}", p.change("! warning:"));
     }
+    for r in &h.rotations {
+        let n = r.files.len();
+        let by = if r.steps.is_empty() {
+            String::new()
+        } else {
+            format!("; then step {} applies it", r.steps.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "  {} rotate secret {}: {n} file{} with the new value{by}",
+            p.change("~"),
+            r.secret,
+            if n == 1 { "" } else { "s" }
+        );
+    }
     let drift = |d: &Option<String>| d.as_ref().map(|d| format!("  [{d}]")).unwrap_or_default();
     for a in &h.actions {
         match a {

@@ -163,16 +163,41 @@ pub fn value_json(model: &Model, v: &Value, h: HostId) -> Json {
         Value::Placement(p) => placement_json(model, *p, h),
         Value::Secret(name) => json!(Placeholder::text(name)),
         Value::Check(c) => check_json(c),
-        Value::Instance(i) => {
-            let inst = &model.instances[*i];
-            json!({
-                "kind": inst.kind.value,
-                "name": inst.name.value,
-                "qualified": inst.qualified(),
-            })
-        }
+        Value::Instance(i) => instance_json(model, *i, h, true),
         Value::List(items) => Json::Array(items.iter().map(|x| value_json(model, x, h)).collect()),
     }
+}
+
+/// An instance a parameter refers to: its kind, name and, one level deep, its
+/// parameters (`{{cluster.port}}`); instances those refer to are named only (two
+/// instances may refer to each other).
+fn instance_json(model: &Model, i: crate::resolve::InstanceId, h: HostId, deep: bool) -> Json {
+    let inst = &model.instances[i];
+    let mut out = Map::new();
+    if deep {
+        for p in &inst.params {
+            let v = match &p.value {
+                Value::Instance(t) => instance_json(model, *t, h, false),
+                Value::List(items) if items.iter().any(|x| matches!(x, Value::Instance(_))) => {
+                    Json::Array(
+                        items
+                            .iter()
+                            .map(|x| match x {
+                                Value::Instance(t) => instance_json(model, *t, h, false),
+                                other => value_json(model, other, h),
+                            })
+                            .collect(),
+                    )
+                }
+                other => value_json(model, other, h),
+            };
+            out.insert(p.name.clone(), v);
+        }
+    }
+    out.insert("kind".into(), json!(inst.kind.value));
+    out.insert("name".into(), json!(inst.name.value));
+    out.insert("qualified".into(), json!(inst.qualified()));
+    Json::Object(out)
 }
 
 pub fn all_hosts_json(model: &Model) -> Json {

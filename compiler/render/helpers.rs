@@ -4,6 +4,7 @@
 //! not exist is an error, like printing it (handlebars' own strict mode lets
 //! `{{#if typo}}` pass silently as false).
 
+use crate::placeholder::{Encoding, Placeholder};
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, JsonRender, JsonTruthy, Output,
     RenderContext, RenderError, RenderErrorReason, Renderable, ScopedJson,
@@ -19,6 +20,10 @@ pub(crate) fn register(hb: &mut Handlebars<'static>) {
     hb.register_helper("mysql_ident", Box::new(Plain::Text(mysql_ident)));
     hb.register_helper("systemd_quote", Box::new(Plain::Text(systemd_quote)));
     hb.register_helper("slot", Box::new(Plain::Text(slot)));
+    hb.register_helper("php_str", Box::new(Plain::Text(php_str)));
+    hb.register_helper("env_str", Box::new(Plain::Text(env_str)));
+    hb.register_helper("json_str", Box::new(Plain::Text(json_str)));
+    hb.register_helper("pgpass_field", Box::new(Plain::Text(pgpass_field)));
     hb.register_helper("concat", Box::new(Plain::Value(concat)));
     hb.register_helper("rpad", Box::new(Plain::Value(rpad)));
     hb.register_helper("add", Box::new(Plain::Value(add)));
@@ -207,6 +212,52 @@ pub fn systemd_quote(s: &str) -> Result<String, String> {
             .replace('"', "\\\"")
             .replace('%', "%%")
     ))
+}
+
+/// `s` written with `enc`: its text escaped, and each secret's placeholder
+/// marked so that its value is escaped the same way when it is filled in.
+fn encoded(s: &str, enc: Encoding) -> Result<String, String> {
+    let mut out = String::new();
+    let mut at = 0;
+    for (range, p) in Placeholder::all(s) {
+        out.push_str(
+            &enc.encode(&s[at..range.start])
+                .map_err(|why| format!("{s:?}: {why}"))?,
+        );
+        if p.encoding != Encoding::Raw {
+            return Err(format!(
+                "secret `{}` is already escaped for another format",
+                p.name
+            ));
+        }
+        out.push_str(&Placeholder::encoded(p.name, enc));
+        at = range.end;
+    }
+    out.push_str(
+        &enc.encode(&s[at..])
+            .map_err(|why| format!("{s:?}: {why}"))?,
+    );
+    Ok(out)
+}
+
+/// A PHP single-quoted string literal.
+pub fn php_str(s: &str) -> Result<String, String> {
+    Ok(format!("'{}'", encoded(s, Encoding::Php)?))
+}
+
+/// A single-quoted env file value (sh, systemd, dotenv).
+pub fn env_str(s: &str) -> Result<String, String> {
+    Ok(format!("'{}'", encoded(s, Encoding::Env)?))
+}
+
+/// A JSON string.
+pub fn json_str(s: &str) -> Result<String, String> {
+    Ok(format!("\"{}\"", encoded(s, Encoding::Json)?))
+}
+
+/// A field of a PostgreSQL password file (`host:port:db:user:password`).
+pub fn pgpass_field(s: &str) -> Result<String, String> {
+    encoded(s, Encoding::Pgpass)
 }
 
 /// Replication slot name for a host: `infra_` + the name, lowercased, with every

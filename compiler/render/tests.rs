@@ -127,7 +127,10 @@ fn secrets_are_placeholders_in_0600_files() {
     assert!(pgpass.secret);
     assert_eq!(pgpass.mode, "0600");
     assert_eq!(pgpass.owner, "postgres");
-    assert_eq!(pgpass.content, "*:5432:*:repl:@@INFRA_SECRET(pg_repl)@@\n");
+    assert_eq!(
+        pgpass.content,
+        "*:5432:*:repl:@@INFRA_SECRET(pg_repl|pgpass)@@\n"
+    );
     let key = &alpha.files["/etc/infra/share/uploads/id_ed25519"];
     assert!(key.secret && key.mode == "0600");
     assert_eq!(key.content, "@@INFRA_SECRET(share-uploads-key)@@\n");
@@ -554,7 +557,11 @@ fn postgres_replication_pieces() {
     let hba = &beta["/etc/postgresql/15/main/pg_hba.conf"].content;
     assert!(hba
         .contains("host    replication     repl            192.0.2.11/32           scram-sha-256"));
-    assert!(!hba.contains("192.0.2.12/32"));
+    assert!(!hba.contains("replication     repl            192.0.2.12/32"));
+    assert!(hba
+        .contains("host    all             all             192.0.2.12/32           scram-sha-256"));
+    assert!(hba
+        .contains("host    all             all             192.0.2.10/32           scram-sha-256"));
     let conf = &beta["/etc/postgresql/15/main/conf.d/infra.conf"].content;
     assert!(conf.contains("wal_log_hints = on"));
     assert!(conf.contains("primary_slot_name = 'infra_beta'"));
@@ -664,7 +671,8 @@ fn order_controls_steps_and_units() {
             "postgres-main-service",
             "postgres-main-replication",
             "postgres-main-databases",
-            "php_app-accounting-services"
+            "php_app-accounting-services",
+            "postgres_user-accounting"
         ]
     );
     // out-of-range ids are ignored, missing ones appended in model order

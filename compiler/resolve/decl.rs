@@ -19,6 +19,13 @@ impl<'a> Resolver<'a> {
         let is_std = |fid: &FileId| self.sources.get(*fid).name.starts_with("std/");
         let (std_files, user_files): (Vec<_>, Vec<_>) =
             files.iter().partition(|(fid, _)| is_std(fid));
+        for (_, f) in files {
+            for item in &f.items {
+                if let ast::Item::Kind(k) = item {
+                    self.kind_names.insert(k.name.name.clone());
+                }
+            }
+        }
         for (_, f) in std_files.into_iter().chain(user_files) {
             for item in &f.items {
                 if let ast::Item::Kind(k) = item {
@@ -260,14 +267,17 @@ impl<'a> Resolver<'a> {
                 span: p.span,
             });
         }
+        // A host, group or placement; failing that, an instance of a kind: placed
+        // where that instance is.
         let placement = params
             .iter()
-            .position(|p| matches!(p.ty, Type::Host | Type::Failover | Type::Placement));
+            .position(|p| matches!(p.ty, Type::Host | Type::Failover | Type::Placement))
+            .or_else(|| params.iter().position(|p| matches!(p.ty, Type::Kind(_))));
         if placement.is_none() {
             self.diags.push(
                 Diag::error(codes::E0110, format!("kind `{}` has no placement parameter", k.name.name))
                     .at(k.name.span, "nothing says where its resources go")
-                    .help("add a parameter of type `host`, `failover` or `placement`, e.g. `on: placement`"),
+                    .help("add a parameter of type `host`, `failover` or `placement`, e.g. `on: placement` (or one whose type is a kind: placed where that instance is)"),
             );
         }
         self.check_kind_body(k);
@@ -302,6 +312,7 @@ impl<'a> Resolver<'a> {
                 "secret" => Type::Secret,
                 "check" => Type::Check,
                 "ref" => Type::Ref,
+                k if self.kind_names.contains(k) => Type::Kind(k.to_string()),
                 other => {
                     const TYPES: &[&str] = &[
                         "string",
@@ -322,7 +333,10 @@ impl<'a> Resolver<'a> {
                     ];
                     let help = match diag::suggest(other, TYPES.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
-                        None => format!("types are {}, and lists `[T]`", TYPES.join(", ")),
+                        None => format!(
+                            "types are {}, a kind's name (an instance of it), and lists `[T]`",
+                            TYPES.join(", ")
+                        ),
                     };
                     self.diags.push(
                         Diag::error(codes::E0205, format!("unknown type `{other}`"))

@@ -322,6 +322,23 @@ impl Resolver<'_> {
             (Type::Secret, Value::Secret(s)) => Some(Value::Secret(s)),
             (Type::Check, Value::Check(c)) => Some(Value::Check(c)),
             (Type::Ref, Value::Instance(i)) => Some(Value::Instance(i)),
+            (Type::Kind(k), Value::Instance(i)) => {
+                let inst = &self.instances[i];
+                if inst.kind.value == *k {
+                    Some(Value::Instance(i))
+                } else {
+                    let q = inst.qualified();
+                    self.diags.push(
+                        Diag::error(
+                            codes::E0201,
+                            format!("expected an instance of `{k}`, found `{q}`"),
+                        )
+                        .at(span, format!("a `{}`, not a `{k}`", inst.kind.value))
+                        .help(format!("refer to a `{k}` instance: `{k}.NAME`")),
+                    );
+                    None
+                }
+            }
             (Type::List(inner), Value::List(vs)) => {
                 let mut out = Vec::new();
                 for v in vs {
@@ -539,10 +556,15 @@ impl Resolver<'_> {
                 Some((Global::Group(g), _)) => base = Some(Value::Group(g)),
                 Some((Global::Let(i), _)) => base = Some(self.eval_let_value(i)?),
                 None => {
-                    if self.kinds.contains_key(head) && parts.len() == 2 {
+                    if self.kinds.contains_key(head) && parts.len() >= 2 {
                         let key = (head.to_string(), parts[1].name.clone());
                         if let Some(&id) = self.instance_index.get(&key) {
-                            return Some(Value::Instance(id));
+                            // `kind.name`, then its fields
+                            let mut v = Value::Instance(id);
+                            for field in &parts[2..] {
+                                v = self.field(v, field)?;
+                            }
+                            return Some(v);
                         }
                         let candidates: Vec<String> = self
                             .instance_index
@@ -640,14 +662,44 @@ impl Resolver<'_> {
                 )
             }
             Value::Instance(i) => {
-                let inst = self.instances.get(*i);
-                (
-                    &["name"],
-                    match f {
-                        "name" => inst.map(|x| Value::Str(x.name.value.clone())),
-                        _ => None,
-                    },
-                )
+                // `name`, and every parameter of the instance (resolved now if
+                // it was not yet)
+                let i = *i;
+                if f == "name" {
+                    return self
+                        .instances
+                        .get(i)
+                        .map(|x| Value::Str(x.name.value.clone()));
+                }
+                if !self.ensure_instance(i, Some(field.span)) {
+                    return None;
+                }
+                let inst = &self.instances[i];
+                if let Some(p) = inst.params.iter().find(|p| p.name == f) {
+                    return Some(p.value.clone());
+                }
+                let names: Vec<String> = std::iter::once("name".to_string())
+                    .chain(
+                        self.kinds
+                            .get(inst.kind.value.as_str())
+                            .into_iter()
+                            .flat_map(|k| k.params.iter().map(|p| p.name.clone())),
+                    )
+                    .collect();
+                let known = names.iter().any(|n| n == f);
+                if known {
+                    // a parameter that failed to evaluate: reported there
+                    return None;
+                }
+                let what = self.describe(&v);
+                let mut d = Diag::error(codes::E0113, format!("{what} has no field `{f}`"))
+                    .at(field.span, "unknown field");
+                d = match diag::suggest(f, names.iter().map(String::as_str)) {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None => d.help(format!("fields: {}", names.join(", "))),
+                };
+                self.diags.push(d);
+                return None;
             }
             _ => (&[], None),
         };
@@ -860,6 +912,7 @@ fn expected(ty: &Type) -> String {
         Type::Secret => "a secret".into(),
         Type::Check => "a health check".into(),
         Type::Ref => "a reference to an instance (`kind.name`)".into(),
+        Type::Kind(k) => format!("an instance of `{k}` (`{k}.NAME`)"),
         Type::List(t) => format!("a list of {}", plural(t)),
     }
 }

@@ -4,7 +4,7 @@
 use super::eval::{Env, Traced};
 use super::model::*;
 use super::names;
-use super::{example_for, resource_attrs, Resolver};
+use super::{example_for, resource_attrs, InstanceState, Resolver};
 use crate::diag::{codes, Diag};
 use crate::source::Span;
 use crate::syntax::ast;
@@ -26,12 +26,49 @@ impl<'a> Resolver<'a> {
                 needs: Vec::new(),
             });
         }
-        for (id, (b, _)) in blocks.iter().enumerate() {
-            self.instance(id, b);
+        self.instance_blocks = blocks.iter().map(|(b, _)| *b).collect();
+        self.instance_state = vec![InstanceState::Pending; blocks.len()];
+        for id in 0..blocks.len() {
+            self.ensure_instance(id, None);
         }
     }
 
-    pub(super) fn instance(&mut self, id: InstanceId, b: &ast::Block) {
+    /// Resolve instance `id` now if it was not yet (its parameters are another
+    /// instance's fields). False, with E0114, when it is being resolved: the
+    /// parameters of two instances refer to each other. `at`: the reference.
+    pub(super) fn ensure_instance(&mut self, id: InstanceId, at: Option<Span>) -> bool {
+        match self.instance_state.get(id).copied() {
+            Some(InstanceState::Pending) => {
+                let b = self.instance_blocks[id];
+                self.instance(id, b);
+                true
+            }
+            Some(InstanceState::Params) => {
+                let q = self.instances[id].qualified();
+                let mut d = Diag::error(
+                    codes::E0114,
+                    format!("the parameters of `{q}` refer back to `{q}`"),
+                );
+                if let Some(at) = at {
+                    d = d.at(at, "needs the parameters being evaluated");
+                }
+                self.diags.push(
+                    d.with(self.instances[id].name.span, "this instance")
+                        .help("an instance's parameters may use another's, but not in a circle"),
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn instance(&mut self, id: InstanceId, b: &ast::Block) {
+        self.instance_state[id] = InstanceState::Params;
+        self.resolve_instance(id, b);
+        self.instance_state[id] = InstanceState::Known;
+    }
+
+    fn resolve_instance(&mut self, id: InstanceId, b: &ast::Block) {
         let kind_name = b.keyword.name.clone();
         let Some(kind) = self.kinds.get(kind_name.as_str()) else {
             return;
@@ -69,6 +106,9 @@ impl<'a> Resolver<'a> {
                     let v = v.filter(|v| self.one_line(pname, v, ty, a.value.span()));
                     (v, a.value.span())
                 }
+                // A default may use a parameter before it that failed:
+                // reported there, not again here.
+                (None, Some(_)) if !ok => (None, inst_span(b)),
                 (None, Some(d)) => {
                     // Defaults see the instance's `name` and the parameters before them.
                     let inst_name = self.instances[id].name.value.clone();
@@ -131,6 +171,25 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
+        // An instance a parameter refers to comes first, like one in `needs`.
+        for p in &params {
+            let refs: Vec<InstanceId> = match &p.value {
+                Value::Instance(t) => vec![*t],
+                Value::List(items) => items
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::Instance(t) => Some(*t),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for t in refs {
+                if t != id && !needs.iter().any(|n: &Spanned<InstanceId>| n.value == t) {
+                    needs.push(Spanned::new(t, p.span));
+                }
+            }
+        }
         self.instances[id].needs = needs;
         if !ok {
             self.instances[id].params = params;
@@ -142,10 +201,22 @@ impl<'a> Resolver<'a> {
                 Value::Host(h) => Placement::Host(*h),
                 Value::Group(g) => Placement::Group(*g),
                 Value::Placement(pl) => *pl,
+                // placed where the instance it refers to is
+                Value::Instance(t) => {
+                    let (t, span) = (*t, p.span);
+                    if !self.ensure_instance(t, Some(span)) {
+                        self.instances[id].params = params;
+                        return;
+                    }
+                    self.instances[t].placement.value
+                }
                 _ => Placement::All,
             };
             self.instances[id].placement = Spanned::new(placement, p.span);
         }
+        // Known from here: the body may refer to this instance's fields.
+        self.instances[id].params = params.clone();
+        self.instance_state[id] = InstanceState::Known;
         let name = self.instances[id].name.value.clone();
         let resources = self.expand(def, &name, &params, &elems, id);
         self.instances[id].params = params;

@@ -89,6 +89,16 @@ fn dedup(diags: &mut Vec<Diag>) {
     });
 }
 
+/// How far an instance's resolution got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InstanceState {
+    Pending,
+    /// Its parameters are being evaluated (a reference back to it is a cycle).
+    Params,
+    /// Parameters and placement known (its body may still be expanding).
+    Known,
+}
+
 /// What a bare name refers to at the top level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Global {
@@ -127,6 +137,13 @@ pub(crate) struct Resolver<'a> {
     pub hosts: Vec<Host>,
     pub groups: Vec<Group>,
     pub kinds: BTreeMap<String, KindInfo<'a>>,
+    /// Every kind's name, known before any is declared (a parameter's type may
+    /// name a kind declared later).
+    pub kind_names: BTreeSet<String>,
+    /// The block of each instance, and how far its resolution got (its
+    /// parameters are another instance's fields, resolved on demand).
+    pub instance_blocks: Vec<&'a ast::Block>,
+    pub instance_state: Vec<InstanceState>,
     /// `kind.name` -> instance id (ids index `instance_blocks` and `instances`).
     pub instance_index: HashMap<(String, String), InstanceId>,
     pub instances: Vec<Instance>,
@@ -162,6 +179,9 @@ impl<'a> Resolver<'a> {
             hosts: Vec::new(),
             groups: Vec::new(),
             kinds: BTreeMap::new(),
+            kind_names: BTreeSet::new(),
+            instance_blocks: Vec::new(),
+            instance_state: Vec::new(),
             instance_index: HashMap::new(),
             instances: Vec::new(),
         }
@@ -263,6 +283,7 @@ fn example_for(ty: &Type) -> String {
         Type::Secret => "secret(\"name\")".into(),
         Type::Check => "http(\"http://127.0.0.1/health\")".into(),
         Type::Ref => "kind.name".into(),
+        Type::Kind(k) => format!("{k}.NAME"),
         Type::List(t) => format!("[{}]", example_for(t)),
     }
 }

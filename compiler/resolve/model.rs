@@ -296,6 +296,8 @@ pub enum Type {
     Check,
     /// A reference to an instance (`postgres.main`).
     Ref,
+    /// A reference to an instance of the named kind (`cluster: postgres`).
+    Kind(String),
     List(Box<Type>),
 }
 
@@ -319,6 +321,7 @@ impl std::fmt::Display for Type {
             Type::Secret => write!(f, "secret"),
             Type::Check => write!(f, "check"),
             Type::Ref => write!(f, "ref"),
+            Type::Kind(k) => write!(f, "{k}"),
             Type::List(t) => write!(f, "[{t}]"),
         }
     }

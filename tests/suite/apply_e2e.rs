@@ -434,20 +434,20 @@ fn local_rollback_and_failed_health_check() {
     assert_eq!(l.read("etc/app.conf"), "v3\n");
     assert!(l.locked(), "held until confirmed");
     let checks = [HealthCheck {
-        group: "office".into(),
+        what: "failover group office".into(),
         script: check,
     }];
     match l.confirm(&p, &checks) {
         Err(e @ ApplyError::Health { .. }) => {
             if let ApplyError::Health {
-                group,
+                check,
                 status,
                 output,
                 undo,
                 ..
             } = &e
             {
-                assert_eq!(group, "office");
+                assert_eq!(check, "failover group office");
                 assert_eq!(*status, 7);
                 assert!(output.contains("unhealthy"));
                 assert_eq!(**undo, Undo::RolledBack { to: Some(1) });
@@ -533,7 +533,7 @@ fn local_scripts_pass_shellcheck() {
                 "tok",
                 2,
                 &[HealthCheck {
-                    group: "office".into(),
+                    what: "failover group office".into(),
                     script: "/etc/keepalived/infra-check-office.sh".into(),
                 }],
                 30,
@@ -1406,9 +1406,13 @@ fn lab_accounting_two_hosts() {
         "the migration's output is in apply's log: {r:?}"
     );
     assert_eq!(
-        c.out("alpha", "cat /srv/accounting/shared/uploads/.migrations"),
-        "v1\nv2",
+        c.out("alpha", MIGRATIONS),
+        "v1 v2",
         "each release migrated exactly once, on the VIP holder"
+    );
+    assert!(
+        out.contains("row: inv-1.txt"),
+        "the upload's row, written through the VIP as the app's role: {out}"
     );
     // A v3 whose PHP does not parse: its before_switch hook fails on the
     // standby, which stays on v2; the VIP holder is not touched.
@@ -1426,11 +1430,38 @@ fn lab_accounting_two_hosts() {
     let (_, out) = c.sh("alpha", "curl -fsS http://192.0.2.10/");
     assert!(out.starts_with("accounting v2\n"), "v2 still served: {out}");
     assert_eq!(
-        c.out("alpha", "cat /srv/accounting/shared/uploads/.migrations"),
-        "v1\nv2",
+        c.out("alpha", MIGRATIONS),
+        "v1 v2",
         "no migration for a release that never switched"
     );
     std::fs::remove_file(app.join("public/broken.php")).expect("rm");
+    // A v3 that parses but answers 500: the application's own check fails on
+    // the standby's address after its switch, the standby goes back to v2 and
+    // the VIP holder is not touched.
+    let index3 = index2.replace(
+        "echo \"accounting $version\\n\";",
+        "http_response_code(500);\necho \"accounting $version\\n\";",
+    );
+    assert_ne!(index3, index2);
+    std::fs::write(app.join("public/index.php"), &index3).expect("write index.php");
+    let r = c.infra(&["apply", "--confirm-timeout", "30"]);
+    assert_fails(
+        &r,
+        &[
+            "E0724",
+            "beta: health check of php_app.accounting failed",
+            "alpha: not touched",
+        ],
+    );
+    for h in ["alpha", "beta"] {
+        assert_eq!(c.current(h), "3", "{h} stays on generation 3");
+    }
+    let (_, out) = c.sh("beta", "curl -fsS http://192.0.2.12/");
+    assert!(
+        out.starts_with("accounting v2\n"),
+        "beta serves v2 again: {out}"
+    );
+    std::fs::write(app.join("public/index.php"), &index2).expect("write index.php");
     std::fs::write(app.join("VERSION"), "v2\n").expect("write VERSION");
     let r = c.infra(&["plan", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "both members exactly on v2 again: {r:?}");
@@ -1453,10 +1484,100 @@ fn lab_accounting_two_hosts() {
         out.contains("inv-1.txt") && out.contains("inv-2.txt"),
         "uploads made under v2 are kept: {out}"
     );
+
+    // The application's password rotates while the client runs: the plan
+    // says so (never the value), the role takes the new value on the
+    // primary, both members' connection files follow, and once the apply is
+    // done every request succeeds.
+    let r = c.infra(&["apply"]);
+    assert_ok(&r);
+    let secrets = infra::lab::paths::state_dir(&c.name).join("secrets.env");
+    let text = std::fs::read_to_string(&secrets).expect("lab secrets");
+    let old_pw = text
+        .lines()
+        .find_map(|l| l.strip_prefix("app_pw="))
+        .expect("app_pw in the lab secrets")
+        .to_string();
+    // a quote, a backslash and a colon: each file format escapes them its way
+    let new_pw = "rot'ated\\App:2";
+    let rotated: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("app_pw=") {
+                format!("app_pw={new_pw}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&secrets, format!("{rotated}\n")).expect("rotate");
+    let r = c.infra(&["plan"]);
+    assert!(
+        r.stdout.contains("rotate secret app_pw: 3 files with the new value; then step postgres_user-accounting applies it"),
+        "{r:?}"
+    );
+    assert!(
+        !r.stdout.contains(new_pw) && !r.stdout.contains(&old_pw),
+        "no value in the plan"
+    );
+    let client = Client::start(&c, "beta", "http://192.0.2.10/");
+    let r = c.infra(&["apply"]);
+    let during = client.stop(&c);
+    assert_ok(&r);
+    assert!(
+        r.stdout.contains(
+            "a secret rotates there (a step sets its new value), so alpha goes first, then beta"
+        ),
+        "the primary takes the new password before the standby's app uses it: {r:?}"
+    );
+    let client = Client::start(&c, "beta", "http://192.0.2.10/");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let after = client.stop(&c);
+    let failed_during = during.iter().filter(|c| *c != "200").count();
+    let failed_after: Vec<&String> = after.iter().filter(|c| *c != "200").collect();
+    eprintln!(
+        "MEASURED password rotation through the VIP: {} requests during the apply ({:.1} s), {failed_during} failed; {} after, {} failed",
+        during.len(),
+        r.secs,
+        after.len(),
+        failed_after.len()
+    );
+    assert!(
+        after.len() >= 20,
+        "the client ran after the apply: {after:?}"
+    );
+    assert!(
+        failed_after.is_empty(),
+        "no request fails after the apply: {failed_after:?}"
+    );
+    // infra keeps the gap between the files and the role to a fraction of a
+    // second; the example's lib/db.php retries a refused login in it
+    assert_eq!(
+        failed_during, 0,
+        "no request fails during the rotation: {during:?}"
+    );
+    let login = |pw: &str| {
+        let quoted = pw.replace('\'', "'\\''");
+        c.sh(
+            "beta",
+            &format!("PGPASSWORD='{quoted}' psql -X -w -At -h 192.0.2.10 -U accounting -d accounting -c 'SELECT 1'"),
+        )
+        .0
+    };
+    assert_eq!(login(new_pw), 0, "the new password logs in");
+    assert_ne!(login(&old_pw), 0, "the old one does not");
+    let r = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "rotated and converged: {r:?}");
 }
 
+/// The releases the accounting example migrated to, in order (its
+/// `migrations` table, on the primary).
+const MIGRATIONS: &str = "runuser -u postgres -- psql -X -At -d accounting -c \"SELECT string_agg(version, ' ' ORDER BY id) FROM migrations\"";
+
 /// A client on a lab host sending GET requests to `url` as fast as curl goes
-/// (about 30 a second), each result's HTTP code a line in /tmp/infra-client.
+/// (about 30 a second; each request of the example also logs in to its
+/// database), each result's HTTP code a line in /tmp/infra-client.
 struct Client {
     host: String,
 }
@@ -1467,7 +1588,7 @@ impl Client {
             "rm -f /tmp/infra-client /tmp/infra-client.stop; \
              nohup sh -c 'while [ ! -e /tmp/infra-client.stop ]; do \
                curl -s -o /dev/null -w \"%{{http_code}}\\n\" --max-time 5 {url} >> /tmp/infra-client; \
-               sleep 0.02; done; touch /tmp/infra-client.done' > /dev/null 2>&1 &"
+               sleep 0.01; done; touch /tmp/infra-client.done' > /dev/null 2>&1 &"
         );
         let (code, out) = c.sh(host, &script);
         assert_eq!(code, 0, "client started: {out}");

@@ -49,7 +49,7 @@ check() {{
         token = q(token),
     );
     for c in checks {
-        let _ = writeln!(s, "check {} {}", q(&c.group), q(&c.script));
+        let _ = writeln!(s, "check {} {}", q(&c.what), q(&c.script));
     }
     let _ = writeln!(
         s,

@@ -245,10 +245,13 @@ impl SwitchSpec<'_> {
     }
 }
 
-/// A failover group's health check on this host.
+/// A health check on this host: a failover group's, or an application's own
+/// (its check on this host's address).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
-    pub group: String,
+    /// What it checks, for messages: "failover group office",
+    /// "php_app.accounting".
+    pub what: String,
     /// The check script installed on the host.
     pub script: String,
 }

@@ -336,16 +336,11 @@ fn additive(s: &mut String, sw: &SwitchSpec) {
                         q(&format!("before_switch of release {short}"))
                     );
                 }
-                if *migrate && !r.migrate.is_empty() {
-                    let _ = writeln!(
-                        s,
-                        "step {} hook {} {} {}",
-                        q(&format!("migrate (release {short} of {path})")),
-                        q(&format!("{path}/releases/{to}")),
-                        q(&r.owner),
-                        q(&r.migrate)
-                    );
-                    let _ = writeln!(s, "said {}", q(&format!("migrate of release {short}")));
+                // Before the switch, against the database the running release
+                // uses; a first release migrates once the steps have made its
+                // database (see live_changes).
+                if *migrate && !r.migrate.is_empty() && from.is_some() {
+                    migrate_hook(s, path, to, r);
                 }
             }
             _ => {}
@@ -522,10 +517,31 @@ fn live_changes(s: &mut String, sw: &SwitchSpec) {
             let label = q(&format!("run step {name}"));
             match &st.unless {
                 Some(unless) => {
+                    // an undo runs it again once the old files are back
+                    let _ = writeln!(s, "printf '%s\\n' {} >> \"$S/lock/stepped\"", q(name));
                     let _ = writeln!(s, "step {label} guarded {} {}", q(unless), q(&st.run));
                 }
                 None => {
                     let _ = writeln!(s, "step {label} sh -c {}", q(&st.run));
+                }
+            }
+        }
+    }
+    // A first release migrates after the steps: its database and role exist
+    // now (nothing served the application before).
+    for a in acts {
+        if let Action::Release {
+            path,
+            from: None,
+            to,
+            present: false,
+            migrate: true,
+            ..
+        } = a
+        {
+            if let Some(r) = sw.build.releases.iter().find(|r| r.path == *path) {
+                if !r.migrate.is_empty() {
+                    migrate_hook(s, path, to, r);
                 }
             }
         }
@@ -540,6 +556,21 @@ fn live_changes(s: &mut String, sw: &SwitchSpec) {
         }
     }
     settle(s, &persistent, &tasks);
+}
+
+/// The migration of release `to` of `path`, run in it as its owner; what it
+/// printed goes to apply's log.
+fn migrate_hook(s: &mut String, path: &str, to: &str, r: &crate::render::ReleaseOut) {
+    let short = to.get(..8).unwrap_or(to);
+    let _ = writeln!(
+        s,
+        "step {} hook {} {} {}",
+        q(&format!("migrate (release {short} of {path})")),
+        q(&format!("{path}/releases/{to}")),
+        q(&r.owner),
+        q(&r.migrate)
+    );
+    let _ = writeln!(s, "said {}", q(&format!("migrate of release {short}")));
 }
 
 /// Units just started must stay up: a service that exits at once is caught

@@ -195,6 +195,32 @@ setphase undoing"#,
             "if [ -f \"$S/lock/reloaded\" ]; then\n  while IFS= read -r u; do e systemctl $nb reload-or-restart -- \"$u\"; done < \"$S/lock/reloaded\"\nfi\n",
         );
     }
+    // Guarded steps the switch ran change what files cannot restore (a
+    // database role's password): with the old files back, each one the
+    // previous generation has too, with the same command, runs again and puts
+    // its state back. Not at boot: the services it talks to are not up; the
+    // next plan shows the step.
+    let stepped: Vec<&crate::render::StepOut> = sw
+        .build
+        .steps
+        .iter()
+        .filter(|st| st.unless.is_some())
+        .filter(|st| prev.steps.get(&st.name) == Some(&super::super::sha256_hex(st.run.as_bytes())))
+        .collect();
+    if !stepped.is_empty() {
+        s.push_str("if [ \"$mode\" != boot ] && [ -f \"$S/lock/stepped\" ]; then\n");
+        for st in stepped {
+            let _ = writeln!(
+                s,
+                "  if grep -qxF {} \"$S/lock/stepped\"; then {{ sh -c {} || sh -c {}; }} >/dev/null 2>&1 || echo {} >&2; fi",
+                q(&st.name),
+                q(st.unless.as_deref().unwrap_or("false")),
+                q(&st.run),
+                q(&format!("step {} did not run again: see the next plan", st.name))
+            );
+        }
+        s.push_str("fi\n");
+    }
     match sw.previous {
         Some(p) => {
             let _ = writeln!(

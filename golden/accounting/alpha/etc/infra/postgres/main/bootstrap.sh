@@ -68,11 +68,30 @@ rm -f "$new/infra-primary"
 touch "$new/standby.signal"
 chown postgres:postgres "$new/standby.signal"
 
+# the swap holds a lock: the service step's retried start waits for it
+exec 9>/run/infra-postgres-main.lock
+flock 9
+# a start still running (apply's service step) finishes first: stopping the
+# unit under it would cancel the start and leave its server running unseen
+waited=0
+while [ -n "$(systemctl list-jobs --no-legend postgresql@15-main.service)" ]; do
+    waited=$((waited + 1))
+    if [ "$waited" -ge 120 ]; then
+        echo "postgresql@15-main.service still has a job after 120 s: failing (systemd retries)" >&2
+        exit 1
+    fi
+    sleep 1
+done
 systemctl stop postgresql@15-main.service
+# and no server of this cluster left outside the unit
+if runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432; then
+    pg_ctlcluster --skip-systemctl-redirect 15 main stop -m fast
+fi
 rm -rf "$old"
 if [ -d "$pgdata" ]; then
     mv "$pgdata" "$old"
 fi
 mv "$new" "$pgdata"
 systemctl start postgresql@15-main.service
+flock -u 9
 echo "PostgreSQL 15/main on alpha now streams from 192.0.2.10 (previous data kept in $old)"

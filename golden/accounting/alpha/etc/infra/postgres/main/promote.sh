@@ -33,3 +33,9 @@ fi
 
 /etc/infra/postgres/main/ensure-replication.sh
 /etc/infra/postgres/main/ensure-databases.sh
+# the application roles (postgres_user): every user-NAME.sh of this cluster
+for script in /etc/infra/postgres/main/user-*.sh; do
+    if [ -x "$script" ]; then
+        "$script"
+    fi
+done

@@ -61,3 +61,9 @@ sql -e 'SET GLOBAL read_only = 0'
 touch "$served"
 echo "MariaDB on db1 is the writable primary of db"
 /etc/infra/mariadb/shop/ensure.sh
+# the application accounts (mariadb_user): every user-NAME.sh of this server
+for script in /etc/infra/mariadb/shop/user-*.sh; do
+    if [ -x "$script" ]; then
+        "$script"
+    fi
+done
