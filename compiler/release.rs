@@ -42,7 +42,8 @@ pub struct Tree {
 /// Every release tree of a configuration and the bytes of its files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trees {
-    /// Keyed by the `source` as written (relative to the repository).
+    /// Keyed by [`key`]: the `source` as written (relative to the
+    /// repository), with `@REV` when it comes from a git commit.
     pub trees: BTreeMap<String, Tree>,
     /// sha256 -> content.
     pub blobs: BTreeMap<String, Arc<Vec<u8>>>,
@@ -59,6 +60,15 @@ pub fn list<'a>(files: impl IntoIterator<Item = (&'a String, &'a ReleaseFile)>) 
     out
 }
 
+/// The key of a release's tree in [`Trees::trees`].
+pub fn key(source: &str, git: &str) -> String {
+    if git.is_empty() {
+        source.to_string()
+    } else {
+        format!("{source}@{git}")
+    }
+}
+
 /// Read every release's source (E0621-E0623 with the span of the user's
 /// argument that named it).
 pub fn load(model: &Model, loader: &dyn Loader, root_dir: &Path) -> Result<Trees, Vec<Diag>> {
@@ -69,6 +79,8 @@ pub fn load(model: &Model, loader: &dyn Loader, root_dir: &Path) -> Result<Trees
             let ResourceKind::Release {
                 source,
                 source_span,
+                git,
+                git_span,
                 shared,
                 shared_span,
                 ..
@@ -94,10 +106,12 @@ pub fn load(model: &Model, loader: &dyn Loader, root_dir: &Path) -> Result<Trees
                     .map_or(fallback, |p| p.span)
             };
             let at = span_of(source, *source_span);
-            if !out.trees.contains_key(source) {
-                match read(loader, root_dir, source, at, &mut out.blobs) {
+            let git_at = span_of(git, *git_span);
+            let k = key(source, git);
+            if !out.trees.contains_key(&k) {
+                match read(loader, root_dir, source, (git, git_at), at, &mut out.blobs) {
                     Ok(t) => {
-                        out.trees.insert(source.clone(), t);
+                        out.trees.insert(k.clone(), t);
                     }
                     Err(d) => {
                         diags.push(*d);
@@ -105,7 +119,7 @@ pub fn load(model: &Model, loader: &dyn Loader, root_dir: &Path) -> Result<Trees
                     }
                 }
             }
-            let tree = &out.trees[source];
+            let tree = &out.trees[&k];
             for s in shared {
                 let at = span_of(s, *shared_span);
                 if let Some(problem) = relative_problem(s) {
@@ -160,6 +174,7 @@ fn read(
     loader: &dyn Loader,
     root_dir: &Path,
     source: &str,
+    (git, git_at): (&str, Span),
     at: Span,
     blobs: &mut BTreeMap<String, Arc<Vec<u8>>>,
 ) -> Result<Tree, Box<Diag>> {
@@ -184,8 +199,32 @@ fn read(
         return Err(outside(problem.to_string()));
     }
     let dir = root_dir.join(source.trim_end_matches('/'));
-    let files = match loader.read_files(&dir, root_dir) {
+    let got = if git.is_empty() {
+        loader.read_files(&dir, root_dir)
+    } else {
+        loader.read_git_files(root_dir, git, source.trim_end_matches('/'))
+    };
+    let files = match got {
         Ok(f) => f,
+        Err(TreeError::NoCommit(why)) => {
+            return Err(Box::new(
+                Diag::error(codes::E0624, format!("the release source `{source}` at `{git}`: {why}"))
+                    .at(git_at, "no such commit")
+                    .help("name a tag, branch or commit of this repository (`git tag` lists the tags), or remove `git` to deploy the working tree"),
+            ))
+        }
+        Err(TreeError::Git(why)) => {
+            return Err(unreadable(
+                format!("cannot be read from git at `{git}`: {why}"),
+                "check `git` and the repository (the configuration must be inside it)",
+            ))
+        }
+        Err(TreeError::NotADirectory) if !git.is_empty() => {
+            return Err(unreadable(
+                format!("is not a directory of commit `{git}`"),
+                "the directory must be committed at that commit (`git ls-tree REV -- DIR/`)",
+            ))
+        }
         Err(TreeError::NotADirectory) => {
             return Err(unreadable(
                 format!("is not a directory (looked for {})", dir.display()),
@@ -264,14 +303,37 @@ mod tests {
     fn the_hash_is_the_tree() {
         let mut blobs = BTreeMap::new();
         let a = loader(&[("repo/app/index.php", "v1"), ("repo/app/lib/x.php", "x")]);
-        let t1 = read(&a, Path::new("repo"), "app", Span::default(), &mut blobs).expect("reads");
+        let t1 = read(
+            &a,
+            Path::new("repo"),
+            "app",
+            ("", Span::default()),
+            Span::default(),
+            &mut blobs,
+        )
+        .expect("reads");
         assert_eq!(t1.files.len(), 2);
         assert_eq!(t1.hash.len(), 16);
-        let again =
-            read(&a, Path::new("repo"), "app/", Span::default(), &mut blobs).expect("reads");
+        let again = read(
+            &a,
+            Path::new("repo"),
+            "app/",
+            ("", Span::default()),
+            Span::default(),
+            &mut blobs,
+        )
+        .expect("reads");
         assert_eq!(t1, again, "same files, same release");
         let b = loader(&[("repo/app/index.php", "v2"), ("repo/app/lib/x.php", "x")]);
-        let t2 = read(&b, Path::new("repo"), "app", Span::default(), &mut blobs).expect("reads");
+        let t2 = read(
+            &b,
+            Path::new("repo"),
+            "app",
+            ("", Span::default()),
+            Span::default(),
+            &mut blobs,
+        )
+        .expect("reads");
         assert_ne!(t1.hash, t2.hash);
         assert_eq!(t1.files["lib/x.php"], t2.files["lib/x.php"]);
         assert_eq!(blobs.len(), 3, "x.php once, index.php twice");
@@ -282,13 +344,22 @@ mod tests {
         let mut blobs = BTreeMap::new();
         let l = loader(&[("repo/app/index.php", "v1")]);
         for bad in ["/srv/app", "../app", "app/../../etc", ""] {
-            let e = read(&l, Path::new("repo"), bad, Span::default(), &mut blobs).expect_err(bad);
+            let e = read(
+                &l,
+                Path::new("repo"),
+                bad,
+                ("", Span::default()),
+                Span::default(),
+                &mut blobs,
+            )
+            .expect_err(bad);
             assert_eq!(e.code, codes::E0622, "{bad}: {}", e.message);
         }
         let e = read(
             &l,
             Path::new("repo"),
             "missing",
+            ("", Span::default()),
             Span::default(),
             &mut blobs,
         )

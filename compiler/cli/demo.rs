@@ -218,6 +218,27 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
         Some(h) => println!("  note: the VIP is now on {h}"),
         None => println!("  note: no member holds the VIP right now"),
     }
+    if has_pg {
+        // The former primary rejoins by itself (bootstrap.sh at boot: pg_rewind
+        // against the new primary, else a base backup).
+        let t = Instant::now();
+        let slot = format!("infra_{}", primary.to_ascii_lowercase());
+        let q = format!(
+            "select count(*) from pg_stat_replication r join pg_replication_slots s on s.active_pid = r.pid where s.slot_name = '{slot}' and r.state = 'streaming'"
+        );
+        match wait_for(Duration::from_secs(120), || {
+            (sql(&name, &next, &q).as_deref() == Some("1")).then_some(())
+        }) {
+            Some(()) => println!(
+                "  PostgreSQL on {primary} rejoined as a standby of {next} by itself ({:.1} s after it booted)",
+                t.elapsed().as_secs_f64() + 8.0
+            ),
+            None => {
+                eprintln!("error: PostgreSQL on {primary} did not rejoin within 120 s: check `infra lab exec {primary} -- journalctl -u infra-postgres-main-bootstrap.service`");
+                return 1;
+            }
+        }
+    }
     step("done");
     println!("The lab is still running. Look around:");
     println!("  infra lab status --lab {name}");

@@ -125,6 +125,7 @@ codes! {
     E0621: "a release source that is not a readable directory of files",
     E0622: "a release source outside the repository (absolute, `..`, or a symbolic link pointing out)",
     E0623: "a release's shared directory that is malformed or also in the release",
+    E0624: "a release's `git` names no commit of the repository",
     // Transport and probe.
     E0701: "address cannot be resolved (or is empty)",
     E0702: "TCP connect failed: refused, or no answer within the connect timeout",

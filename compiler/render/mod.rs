@@ -596,6 +596,7 @@ fn render_instance(
             ResourceKind::Release {
                 path,
                 source,
+                git,
                 shared,
                 keep,
                 owner,
@@ -607,7 +608,7 @@ fn render_instance(
             } => {
                 // An empty source manages nothing; a missing tree was reported
                 // by `release::load`.
-                let Some(tree) = trees.trees.get(source) else {
+                let Some(tree) = trees.trees.get(&crate::release::key(source, git)) else {
                     continue;
                 };
                 let root_dir = |p: String| DirOut {

@@ -436,6 +436,10 @@ impl<'a> Resolver<'a> {
                             Some((Value::Str(s), span)) => (s, span),
                             _ => (String::new(), b.span),
                         };
+                        let (git, git_span) = match get(self, "git", &Type::String) {
+                            Some((Value::Str(s), span)) => (s, span),
+                            _ => (String::new(), b.span),
+                        };
                         let (shared, shared_span) = list(self, "shared");
                         let (reload, _) = list(self, "reload");
                         let keep = match get(self, "keep", &Type::Uint) {
@@ -446,6 +450,8 @@ impl<'a> Resolver<'a> {
                             path: label,
                             source,
                             source_span,
+                            git,
+                            git_span,
                             shared,
                             shared_span,
                             keep,

@@ -23,6 +23,17 @@ pub trait Loader {
     /// be a directory) with its bytes, sorted by relative path. Symbolic links are
     /// followed when they stay inside `inside` (the repository), refused otherwise.
     fn read_files(&self, dir: &Path, inside: &Path) -> Result<Vec<TreeFile>, TreeError>;
+    /// The same from commit `rev` of the git repository holding `root` (the
+    /// configuration's directory): `dir` is relative to `root`.
+    fn read_git_files(
+        &self,
+        root: &Path,
+        rev: &str,
+        dir: &str,
+    ) -> Result<Vec<TreeFile>, TreeError> {
+        let _ = (root, rev, dir);
+        Err(TreeError::Git("this loader has no git repository".into()))
+    }
 }
 
 /// A file of a release tree.
@@ -47,6 +58,11 @@ pub enum TreeError {
     },
     /// Directories nested (or linked) deeper than this.
     TooDeep(String),
+    /// No commit of that name in the repository (git's words).
+    NoCommit(String),
+    /// git failed, or the tree holds what a release cannot (a symbolic link,
+    /// a submodule).
+    Git(String),
 }
 
 /// Deepest directory nesting of a release tree (also ends symlink loops).
@@ -54,6 +70,149 @@ pub const MAX_TREE_DEPTH: usize = 64;
 
 /// The real filesystem.
 pub struct FsLoader;
+
+/// `git -C root ARGS`: its standard output, or what it said.
+fn git(root: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, TreeError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| TreeError::Git(format!("cannot run git (install git): {e}")))?;
+    if let (Some(input), Some(mut w)) = (stdin, child.stdin.take()) {
+        // a writer thread: git answers while it reads (no pipe deadlock)
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&input);
+        });
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| TreeError::Git(format!("git: {e}")))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(TreeError::Git(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
+
+/// The files below `dir` in commit `rev` of the repository holding `root`.
+fn git_files(root: &Path, rev: &str, dir: &str) -> Result<Vec<TreeFile>, TreeError> {
+    if rev.is_empty()
+        || rev.starts_with('-')
+        || rev.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(TreeError::NoCommit(format!(
+            "`{rev}` is not a name git accepts for a commit"
+        )));
+    }
+    let commit = match git(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &format!("{rev}^{{commit}}"),
+        ],
+        None,
+    ) {
+        Ok(out) => String::from_utf8_lossy(&out).trim().to_string(),
+        Err(TreeError::Git(said)) if said.contains("not a git repository") => {
+            return Err(TreeError::Git(format!(
+                "{} is not in a git repository",
+                root.display()
+            )))
+        }
+        Err(TreeError::Git(_)) => {
+            return Err(TreeError::NoCommit(format!(
+                "no commit `{rev}` in the repository"
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    let listing = git(
+        root,
+        &["ls-tree", "-r", "-z", &commit, "--", &format!("{dir}/")],
+        None,
+    )?;
+    let prefix = format!("{dir}/");
+    let mut entries = Vec::new();
+    for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        let entry = String::from_utf8_lossy(entry);
+        let Some((meta, path)) = entry.split_once('\t') else {
+            continue;
+        };
+        let mut meta = meta.split(' ');
+        let (mode, kind, sha) = (
+            meta.next().unwrap_or(""),
+            meta.next().unwrap_or(""),
+            meta.next().unwrap_or(""),
+        );
+        let rel = path.strip_prefix(&prefix).unwrap_or(path).to_string();
+        match (mode, kind) {
+            ("100644", "blob") | ("100755", "blob") => entries.push((rel, sha.to_string(), mode == "100755")),
+            ("120000", _) => {
+                return Err(TreeError::Git(format!(
+                    "`{rev}` holds `{rel}`, a symbolic link: a release from git takes files only"
+                )))
+            }
+            _ => {
+                return Err(TreeError::Git(format!(
+                    "`{rev}` holds `{rel}`, a {kind} (a submodule?): a release from git takes files only"
+                )))
+            }
+        }
+    }
+    if entries.is_empty() {
+        return Err(TreeError::NotADirectory);
+    }
+    // Every blob in one `git cat-file --batch`: "SHA blob SIZE\nBYTES\n" each.
+    let mut ask = String::new();
+    for (_, sha, _) in &entries {
+        ask.push_str(sha);
+        ask.push('\n');
+    }
+    let batch = git(root, &["cat-file", "--batch"], Some(ask.as_bytes()))?;
+    let mut out = Vec::with_capacity(entries.len());
+    let mut at = 0;
+    for (path, sha, executable) in entries {
+        let header_end = batch[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|i| at + i)
+            .ok_or_else(|| TreeError::Git("git cat-file: short answer".into()))?;
+        let header = String::from_utf8_lossy(&batch[at..header_end]).to_string();
+        let size: usize = header
+            .strip_prefix(&format!("{sha} blob "))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| TreeError::Git(format!("git cat-file: unexpected {header:?}")))?;
+        let start = header_end + 1;
+        let end = start + size;
+        if end > batch.len() {
+            return Err(TreeError::Git("git cat-file: short answer".into()));
+        }
+        out.push(TreeFile {
+            path,
+            bytes: batch[start..end].to_vec(),
+            executable,
+        });
+        at = end + 1;
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
 
 impl Loader for FsLoader {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -96,6 +255,14 @@ impl Loader for FsLoader {
             walk(dir, dir, &mut out)?;
         }
         Ok(out)
+    }
+    fn read_git_files(
+        &self,
+        root: &Path,
+        rev: &str,
+        dir: &str,
+    ) -> Result<Vec<TreeFile>, TreeError> {
+        git_files(root, rev, dir)
     }
     fn read_files(&self, dir: &Path, inside: &Path) -> Result<Vec<TreeFile>, TreeError> {
         let inside = std::fs::canonicalize(inside).map_err(|e| TreeError::Io(inside.into(), e))?;

@@ -253,6 +253,7 @@ pub(crate) fn resource_attrs(kw: &str) -> Option<&'static [&'static str]> {
         "step" => &["run", "unless", "only"],
         "release" => &[
             "source",
+            "git",
             "shared",
             "keep",
             "owner",

@@ -424,6 +424,10 @@ pub enum ResourceKind {
         path: String,
         source: String,
         source_span: Span,
+        /// A commit of the repository (`"v1.4"`, a tag, branch or hash) to take
+        /// `source` from instead of the working tree; `""`: the working tree.
+        git: String,
+        git_span: Span,
         shared: Vec<String>,
         shared_span: Span,
         keep: u32,

@@ -33,6 +33,7 @@ fn demo_runs_the_failover_drill() {
         "PostgreSQL on beta promoted to primary",
         "nothing replicated was lost",
         "alpha is back as a backup",
+        "PostgreSQL on alpha rejoined as a standby of beta by itself",
     ] {
         assert!(
             stdout.contains(expected),

@@ -15,6 +15,7 @@ mod hostile;
 mod interrupt;
 mod lab;
 mod plan;
+mod release_git;
 mod ssh;
 mod ui;
 mod validators;

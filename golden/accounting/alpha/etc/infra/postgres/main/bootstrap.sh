@@ -4,8 +4,11 @@
 # holding the virtual IP of office: base backup from 192.0.2.10
 # through replication slot infra_alpha (created by the primary), then
 # standby.signal; primary_conninfo is in conf.d/infra.conf.
-# Refuses on the active member, and refuses to discard a cluster that has served
-# as primary (it may hold the only copy of recent writes) unless --force is given.
+# Refuses on the active member. A cluster that has served as primary (a former
+# primary after a failover) rejoins by itself once another member serves the
+# VIP as primary: pg_rewind against it (the writes the new primary never got
+# are discarded: the application lost them at the failover), else a fresh base
+# backup (its old data kept in main.infra-old). --force: a base backup at once.
 # Exit 3: refused (not retried by the service); 1: failed, retried.
 set -eu
 # runuser keeps the working directory, which postgres may not be able to read
@@ -27,9 +30,10 @@ if [ -e "$pgdata/standby.signal" ] && [ "$force" = no ]; then
     echo "PostgreSQL 15/main is already a standby"
     exit 0
 fi
+rejoin=no
 if [ -e "$pgdata/infra-primary" ] && [ "$force" = no ]; then
-    echo "PostgreSQL 15/main has served as primary: run $0 --force to discard it and re-seed from 192.0.2.10" >&2
-    exit 3
+    echo "PostgreSQL 15/main has served as primary: it rejoins as a standby of the member serving 192.0.2.10 (pg_rewind, else a base backup)"
+    rejoin=yes
 fi
 
 # Wait for a primary: on a first deployment every member starts this unit before
@@ -42,6 +46,50 @@ while :; do
     if [ -e "$flag" ]; then
         echo "this member holds the virtual IP of office: it keeps its own cluster (no standby to make here)"
         exit 0
+    fi
+    if [ "$rejoin" = yes ] && ! ip -o addr show to "$vip" | grep -q . \
+        && /usr/lib/postgresql/15/bin/pg_isready -q -h "$vip" -p 5432 -t 2 \
+        && [ "$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -At -w \
+            "host=$vip port=5432 user=repl dbname=postgres passfile=/etc/infra/postgres/main/pgpass" \
+            -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; then
+        rejoin=tried
+        source="host=$vip port=5432 user=repl dbname=postgres passfile=/etc/infra/postgres/main/pgpass"
+        # the new timeline is in the primary's control file after a checkpoint
+        runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -q -w "$source" -c CHECKPOINT || true
+        exec 9>/run/infra-postgres-main.lock
+        flock 9
+        systemctl stop postgresql@15-main.service
+        if runuser -u postgres -- pg_ctlcluster --skip-systemctl-redirect 15 main status >/dev/null 2>&1; then
+            pg_ctlcluster --skip-systemctl-redirect 15 main stop -m fast
+        fi
+        # pg_rewind runs crash recovery first if the server was not shut down
+        # cleanly (a power-off); wal_log_hints=on lets it rewind
+        if runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_rewind \
+            --target-pgdata="$pgdata" \
+            --source-server="$source" \
+            --config-file=/etc/postgresql/15/main/postgresql.conf --progress; then
+            rm -f "$pgdata/infra-primary"
+            touch "$pgdata/standby.signal"
+            chown postgres:postgres "$pgdata/standby.signal"
+            systemctl start postgresql@15-main.service || true
+            flock -u 9
+            # proven by streaming, within 60 s; else a base backup
+            waited=0
+            while [ "$waited" -lt 60 ]; do
+                if [ "$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -At -p 5432 -d postgres \
+                    -c 'SELECT status FROM pg_stat_wal_receiver' 2>/dev/null)" = streaming ]; then
+                    echo "PostgreSQL 15/main on alpha rewound and now streams from 192.0.2.10"
+                    exit 0
+                fi
+                waited=$((waited + 1))
+                sleep 1
+            done
+            echo "PostgreSQL 15/main does not stream 60 s after pg_rewind: seeding it from a base backup instead (the old data is kept in $old)"
+            rm -f "$pgdata/standby.signal"
+        else
+            echo "pg_rewind failed: seeding PostgreSQL 15/main from a base backup instead (the old data is kept in $old)"
+        fi
+        flock -u 9
     fi
     if ! ip -o addr show to "$vip" | grep -q . \
         && /usr/lib/postgresql/15/bin/pg_isready -q -h "$vip" -p 5432 -t 2; then

@@ -4,8 +4,9 @@
 # the virtual IP of office (keepalived went to backup, fault or stop) and
 # another member is being promoted. A cluster still running as primary here is
 # stopped so it cannot take writes next to the new primary; guard.sh keeps it
-# down until this host holds the virtual IP again (or rejoin it as a standby with
-# bootstrap.sh --force). A standby is left running.
+# down until this host holds the virtual IP again, and the bootstrap unit
+# rewinds it into a standby of the new primary once that one serves the VIP.
+# A standby is left running.
 set -u
 # runuser keeps the working directory, which postgres may not be able to read
 cd /
@@ -17,5 +18,6 @@ in_recovery=$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -q -At -
 if [ "$in_recovery" = f ]; then
     echo "alpha lost the virtual IP of office: stopping PostgreSQL 15/main, which runs as primary"
     systemctl stop --no-block postgresql@15-main.service
+    systemctl restart --no-block infra-postgres-main-bootstrap.service || true
 fi
 exit 0

@@ -27,6 +27,9 @@ if [ "$(psql -At -c 'SELECT pg_is_in_recovery()')" = t ]; then
         echo "pg_promote did not finish within 60 s" >&2
         exit 1
     fi
+    # the control file names the new timeline only after a checkpoint: a
+    # former primary's pg_rewind reads it there
+    psql -c CHECKPOINT
 else
     echo "PostgreSQL 15/main is not in recovery: nothing to promote"
 fi

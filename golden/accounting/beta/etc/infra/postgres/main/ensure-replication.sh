@@ -46,6 +46,10 @@ fi
 if [ ! -e "$pgdata/infra-primary" ]; then
     todo="$todo marker"
 fi
+# what pg_rewind reads from a primary, for a former primary to rejoin
+if [ "$(q "SELECT has_function_privilege('repl', 'pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE') AND pg_has_role('repl', 'pg_checkpoint', 'MEMBER')")" != t ]; then
+    todo="$todo rewind"
+fi
 
 if [ "${1:-}" = --check ]; then
     if [ -z "$todo" ]; then exit 0; else exit 1; fi
@@ -66,6 +70,11 @@ BEGIN
 END
 \$infra\$;
 ALTER ROLE repl WITH REPLICATION LOGIN PASSWORD '$password_sql';
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO repl;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO repl;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO repl;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO repl;
+GRANT pg_checkpoint TO repl;
 SQL
 q "SELECT pg_create_physical_replication_slot('infra_alpha', true) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'infra_alpha')" >/dev/null
 touch "$pgdata/infra-primary"

@@ -4,7 +4,8 @@
 # as primary (infra-primary marker, written by ensure-replication.sh) and is not
 # a standby may start only on the member holding the virtual IP of office.
 # /run is empty after a reboot, so an old primary stays down instead of coming
-# back as a second primary; rejoin it with bootstrap.sh --force. When this member
+# back as a second primary; infra-postgres-main-bootstrap.service rewinds it
+# into a standby once another member serves the VIP. When this member
 # becomes active, infra-postgres-main-promote.service starts the cluster.
 set -u
 pgdata=/var/lib/postgresql/15/main
@@ -13,5 +14,5 @@ flag=/run/infra/office/active
 if [ -e "$pgdata/standby.signal" ] || [ ! -e "$pgdata/infra-primary" ] || [ -e "$flag" ]; then
     exit 0
 fi
-echo "refusing to start PostgreSQL 15/main as a primary: $flag is missing (this host does not hold the virtual IP of office) and $pgdata/standby.signal does not exist; to make it a standby again run /etc/infra/postgres/main/bootstrap.sh --force" >&2
+echo "refusing to start PostgreSQL 15/main as a primary: $flag is missing (this host does not hold the virtual IP of office) and $pgdata/standby.signal does not exist; infra-postgres-main-bootstrap.service makes it a standby once another member serves the VIP (journalctl -u infra-postgres-main-bootstrap)" >&2
 exit 1
