@@ -579,10 +579,26 @@ fn render_instance(
             origin: &origin,
             instance_span: inst.span,
         };
+        // A resource made for one element of a list parameter: its template
+        // sees the parameter as that element.
+        let rctx = match &r.element {
+            Some((p, v)) => {
+                let mut c = ctx.clone();
+                let j = context::value_json(model, v, h);
+                if c.contains_key(p.as_str()) {
+                    c.insert(p.clone(), j.clone());
+                }
+                if let Some(serde_json::Value::Object(params)) = c.get_mut("params") {
+                    params.insert(p.clone(), j);
+                }
+                c
+            }
+            None => ctx.clone(),
+        };
         let mut text = |source: &Source| -> Option<String> {
             match source {
                 Source::Inline(s) => Some(s.clone()),
-                Source::Template(path) => match engine.render(path, ctx.clone(), &at) {
+                Source::Template(path) => match engine.render(path, rctx.clone(), &at) {
                     Ok(s) => Some(s),
                     Err(d) => {
                         diags.push(d);

@@ -770,6 +770,7 @@ fn a_unit_without_template_or_content_is_an_existing_unit() {
                 enable: true,
                 start: true,
             },
+            element: None,
         });
     let b = build(&m);
     let alpha = &b.hosts["alpha"];

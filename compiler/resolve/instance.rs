@@ -473,6 +473,7 @@ impl<'a> Resolver<'a> {
                     span: b.span,
                     only,
                     kind,
+                    element: element.clone(),
                 });
             }
         }

@@ -363,6 +363,10 @@ pub struct Resource {
     pub span: Span,
     pub only: Role,
     pub kind: ResourceKind,
+    /// Made for one element of a list parameter (its label interpolates the
+    /// list): the parameter and that element. Its template sees the parameter
+    /// as the element, like its attributes do.
+    pub element: Option<(String, Value)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1747,6 +1747,30 @@ fn lab_three_host_mariadb() {
         slave_status(&c, "web2")
     );
 
+    // The API's own account (mariadb_user.api, readwrite): its connection file
+    // is on the service's hosts (root 0600), and with it web2 logs in through
+    // the VIP, writes a row, and may not create a table.
+    assert_eq!(
+        c.out(
+            "web2",
+            "stat -c '%a %U' /etc/infra/service/api/connections/api"
+        ),
+        "600 root"
+    );
+    let login = "pw=$(sed -n 's/.*\"password\": \"\\(.*\\)\".*/\\1/p' /etc/infra/service/api/connections/api); \
+                 mariadb -h 10.0.0.20 -u api -p\"$pw\" -N -B";
+    let (code, out) = c.sh(
+        "web2",
+        &format!("{login} -e 'INSERT INTO shop.t VALUES (50)'"),
+    );
+    assert_eq!(
+        code, 0,
+        "the API writes through the VIP with its own account: {out}"
+    );
+    let (code, _) = c.sh("web2", &format!("{login} -e 'CREATE TABLE shop.u (x INT)'"));
+    assert_ne!(code, 0, "readwrite, not owner: no CREATE");
+    c.sh("db1", "mariadb -e 'DELETE FROM shop.t WHERE x = 50'");
+
     // Nothing left to do.
     let r = c.infra(&["plan", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{r:?}");
