@@ -206,6 +206,7 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
         }
     }
     println!("  powering {primary} on again");
+    let powered_on = Instant::now();
     if let Err(e) = lab::start(&name, &primary) {
         eprintln!("error: {e}");
         return 1;
@@ -221,7 +222,6 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
     if has_pg {
         // The former primary rejoins by itself (bootstrap.sh at boot: pg_rewind
         // against the new primary, else a base backup).
-        let t = Instant::now();
         let slot = format!("infra_{}", primary.to_ascii_lowercase());
         let q = format!(
             "select count(*) from pg_stat_replication r join pg_replication_slots s on s.active_pid = r.pid where s.slot_name = '{slot}' and r.state = 'streaming'"
@@ -230,8 +230,8 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
             (sql(&name, &next, &q).as_deref() == Some("1")).then_some(())
         }) {
             Some(()) => println!(
-                "  PostgreSQL on {primary} rejoined as a standby of {next} by itself ({:.1} s after it booted)",
-                t.elapsed().as_secs_f64() + 8.0
+                "  PostgreSQL on {primary} rejoined as a standby of {next} by itself (streaming {:.1} s after the power-on)",
+                powered_on.elapsed().as_secs_f64()
             ),
             None => {
                 eprintln!("error: PostgreSQL on {primary} did not rejoin within 120 s: check `infra lab exec {primary} -- journalctl -u infra-postgres-main-bootstrap.service`");

@@ -194,6 +194,7 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
                 migrate,
                 ..
             } => {
+                let first = from.is_none();
                 let from = from.as_deref().map(short).unwrap_or("none");
                 let what = if *present {
                     "already on the host".to_string()
@@ -208,10 +209,11 @@ fn render_host(out: &mut String, h: &HostPlan, color: bool) {
                         human_bytes(*bytes)
                     )
                 };
-                let m = if *migrate {
-                    " (its migration runs here, before the switch)"
-                } else {
-                    ""
+                let m = match (*migrate, first) {
+                    (true, false) => " (its migration runs here, before the switch)",
+                    // nothing served it before: once the steps made its database
+                    (true, true) => " (its migration runs here, after the steps: a first release)",
+                    (false, _) => "",
                 };
                 let _ = writeln!(
                     out,

@@ -1143,6 +1143,15 @@ fn lab_accounting_two_hosts() {
         .unwrap_or(usize::MAX);
     let b = r.stdout.find("beta: generation 1 applied").unwrap_or(0);
     assert!(a < b, "alpha (primary, first deploy) before beta: {r:?}");
+    assert!(
+        r.stdout
+            .contains("(its migration runs here, after the steps: a first release)"),
+        "the first release migrates once its database exists: {r:?}"
+    );
+    assert!(
+        r.stdout.contains("alpha:   | migrated to v1"),
+        "the first migration's output: {r:?}"
+    );
 
     // keepalived holds the VIP on the first member.
     assert!(
