@@ -98,19 +98,19 @@ pub fn vip_story(model: &Model, prepared: &BTreeMap<String, Prepared>) -> Vec<St
                     })
                 });
                 let changes = prepared.get(h).is_some_and(|p| p.plan.has_changes());
-                let releases = order.members.iter().any(|m| {
-                    prepared.get(m).is_some_and(|p| {
-                        p.plan
-                            .actions
-                            .iter()
-                            .any(|a| matches!(a, Action::Release { .. }))
-                    })
-                });
                 if order.holder_first && order.members.len() > 1 {
                     let mut l = format!(
                         "VIP {vip} is on {h}; a secret rotates there (a step sets its new value), so {h} goes first, then {}",
                         others(h)
                     );
+                    let releases = order.members.iter().any(|m| {
+                        prepared.get(m).is_some_and(|p| {
+                            p.plan
+                                .actions
+                                .iter()
+                                .any(|a| matches!(a, Action::Release { .. }))
+                        })
+                    });
                     if releases {
                         l.push_str(": the new release is not tried on the others first (apply a rotation on its own to keep that)");
                     }

@@ -136,7 +136,7 @@ pub fn new_manifest(
         steps: build
             .steps
             .iter()
-            .map(|s| (s.name.clone(), sha256_hex(s.run.as_bytes())))
+            .map(|s| (s.name.clone(), s.run_sha256()))
             .collect(),
         releases: build
             .releases

@@ -405,14 +405,20 @@ fn rotations(inp: &Inputs, actions: &[Action]) -> Vec<Rotation> {
             _ => {}
         }
     }
-    let unchanged_hold = |name: &str| {
-        inp.build.files.iter().any(|(p, f)| {
-            !touched.contains(p.as_str()) && Placeholder::names(&f.content).contains(name)
-        })
-    };
+    if rotated.is_empty() {
+        return Vec::new();
+    }
+    // The secrets of the files left as they are: their values did not change.
+    let unchanged: BTreeSet<String> = inp
+        .build
+        .files
+        .iter()
+        .filter(|(p, _)| !touched.contains(p.as_str()))
+        .flat_map(|(_, f)| Placeholder::names(&f.content))
+        .collect();
     rotated
         .into_iter()
-        .filter(|(name, _)| !unchanged_hold(name))
+        .filter(|(name, _)| !unchanged.contains(name))
         .map(|(secret, files)| {
             let origins: BTreeSet<&str> = files
                 .iter()

@@ -1,7 +1,6 @@
 //! Packages, users and steps: what apply installs, creates or runs besides files and units.
 
 use super::{Action, Inputs, Planned};
-use crate::encode::sha256_hex;
 use std::collections::BTreeSet;
 
 /// Packages the host does not have, in one action.
@@ -73,7 +72,7 @@ pub(super) fn steps(inp: &Inputs, out: &mut Planned) {
         }
         let done = manifest
             .and_then(|m| m.steps.get(&s.name))
-            .is_some_and(|h| *h == sha256_hex(s.run.as_bytes()));
+            .is_some_and(|h| *h == s.run_sha256());
         if !done {
             actions.push(Action::RunStep {
                 name: s.name.clone(),

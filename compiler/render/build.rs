@@ -132,6 +132,13 @@ pub struct StepOut {
     pub origin: String,
 }
 
+impl StepOut {
+    /// What a generation's manifest records of the step: sha256 of its `run`.
+    pub fn run_sha256(&self) -> String {
+        crate::encode::sha256_hex(self.run.as_bytes())
+    }
+}
+
 /// A member's place in its group's preference order, written "primary" (the
 /// first member, the usual VIP holder) or "standby".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

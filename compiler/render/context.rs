@@ -147,6 +147,11 @@ pub fn placement_json(model: &Model, p: Placement, h: HostId) -> Json {
 }
 
 pub fn value_json(model: &Model, v: &Value, h: HostId) -> Json {
+    value_json_at(model, v, h, 1)
+}
+
+/// A value; an instance in it shows its parameters `depth` levels deep.
+fn value_json_at(model: &Model, v: &Value, h: HostId, depth: u8) -> Json {
     match v {
         Value::Str(s) => json!(s),
         Value::Int(i) => json!(i),
@@ -163,35 +168,25 @@ pub fn value_json(model: &Model, v: &Value, h: HostId) -> Json {
         Value::Placement(p) => placement_json(model, *p, h),
         Value::Secret(name) => json!(Placeholder::text(name)),
         Value::Check(c) => check_json(c),
-        Value::Instance(i) => instance_json(model, *i, h, true),
-        Value::List(items) => Json::Array(items.iter().map(|x| value_json(model, x, h)).collect()),
+        Value::Instance(i) => instance_json(model, *i, h, depth),
+        Value::List(items) => Json::Array(
+            items
+                .iter()
+                .map(|x| value_json_at(model, x, h, depth))
+                .collect(),
+        ),
     }
 }
 
-/// An instance a parameter refers to: its kind, name and, one level deep, its
-/// parameters (`{{cluster.port}}`); instances those refer to are named only (two
-/// instances may refer to each other).
-fn instance_json(model: &Model, i: crate::resolve::InstanceId, h: HostId, deep: bool) -> Json {
+/// An instance a parameter refers to: its kind, name and, `depth` levels deep,
+/// its parameters (`{{cluster.port}}`); below that, instances are named only
+/// (two instances may refer to each other).
+fn instance_json(model: &Model, i: crate::resolve::InstanceId, h: HostId, depth: u8) -> Json {
     let inst = &model.instances[i];
     let mut out = Map::new();
-    if deep {
+    if depth > 0 {
         for p in &inst.params {
-            let v = match &p.value {
-                Value::Instance(t) => instance_json(model, *t, h, false),
-                Value::List(items) if items.iter().any(|x| matches!(x, Value::Instance(_))) => {
-                    Json::Array(
-                        items
-                            .iter()
-                            .map(|x| match x {
-                                Value::Instance(t) => instance_json(model, *t, h, false),
-                                other => value_json(model, other, h),
-                            })
-                            .collect(),
-                    )
-                }
-                other => value_json(model, other, h),
-            };
-            out.insert(p.name.clone(), v);
+            out.insert(p.name.clone(), value_json_at(model, &p.value, h, depth - 1));
         }
     }
     out.insert("kind".into(), json!(inst.kind.value));

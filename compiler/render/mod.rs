@@ -585,20 +585,21 @@ fn render_instance(
             Some((p, v)) => {
                 let mut c = ctx.clone();
                 let j = context::value_json(model, v, h);
-                if c.contains_key(p.as_str()) {
+                // as instance_context places parameters: by name unless reserved
+                if !context::RESERVED.contains(&p.as_str()) {
                     c.insert(p.clone(), j.clone());
                 }
                 if let Some(serde_json::Value::Object(params)) = c.get_mut("params") {
                     params.insert(p.clone(), j);
                 }
-                c
+                std::borrow::Cow::Owned(c)
             }
-            None => ctx.clone(),
+            None => std::borrow::Cow::Borrowed(&ctx),
         };
         let mut text = |source: &Source| -> Option<String> {
             match source {
                 Source::Inline(s) => Some(s.clone()),
-                Source::Template(path) => match engine.render(path, rctx.clone(), &at) {
+                Source::Template(path) => match engine.render(path, rctx.as_ref().clone(), &at) {
                     Ok(s) => Some(s),
                     Err(d) => {
                         diags.push(d);

@@ -691,14 +691,8 @@ impl Resolver<'_> {
                     // a parameter that failed to evaluate: reported there
                     return None;
                 }
-                let what = self.describe(&v);
-                let mut d = Diag::error(codes::E0113, format!("{what} has no field `{f}`"))
-                    .at(field.span, "unknown field");
-                d = match diag::suggest(f, names.iter().map(String::as_str)) {
-                    Some(s) => d.help(format!("did you mean `{s}`?")),
-                    None => d.help(format!("fields: {}", names.join(", "))),
-                };
-                self.diags.push(d);
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                self.unknown_field(&v, field, &names);
                 return None;
             }
             _ => (&[], None),
@@ -706,7 +700,14 @@ impl Resolver<'_> {
         if let Some(o) = out {
             return Some(o);
         }
-        let what = self.describe(&v);
+        self.unknown_field(&v, field, allowed);
+        None
+    }
+
+    /// E0113: `v` has no field `field`; `allowed` are the fields it has.
+    fn unknown_field(&mut self, v: &Value, field: &ast::Ident, allowed: &[&str]) {
+        let f = field.name.as_str();
+        let what = self.describe(v);
         let mut d = Diag::error(codes::E0113, format!("{what} has no field `{f}`"))
             .at(field.span, "unknown field");
         d = if allowed.is_empty() {
@@ -717,7 +718,6 @@ impl Resolver<'_> {
             d.help(format!("fields: {}", allowed.join(", ")))
         };
         self.diags.push(d);
-        None
     }
 
     /// Interpolate a string literal: every `${...}` becomes text.

@@ -205,7 +205,7 @@ setphase undoing"#,
         .steps
         .iter()
         .filter(|st| st.unless.is_some())
-        .filter(|st| prev.steps.get(&st.name) == Some(&super::super::sha256_hex(st.run.as_bytes())))
+        .filter(|st| prev.steps.get(&st.name) == Some(&st.run_sha256()))
         .collect();
     if !stepped.is_empty() {
         s.push_str("if [ \"$mode\" != boot ] && [ -f \"$S/lock/stepped\" ]; then\n");
