@@ -1883,7 +1883,21 @@ fn lab_three_host_mariadb() {
         )
     );
     let promote_secs = killed.elapsed().as_secs_f64();
-    // promote.sh did it (not some other path), and said so without noise.
+    // promote.sh did it (not some other path), and said so without noise. It
+    // makes the server writable before it runs the ensure and user scripts:
+    // wait for the unit to finish.
+    assert!(
+        c.wait(
+            "web2",
+            "systemctl show -P ActiveState infra-mariadb-shop-promote.service | grep -qx active",
+            30
+        ),
+        "infra-mariadb-shop-promote.service did not finish within 30 s: {}",
+        c.out(
+            "web2",
+            "systemctl status --no-pager infra-mariadb-shop-promote.service"
+        )
+    );
     let journal = c.out(
         "web2",
         "journalctl -q --no-pager -o cat -u infra-mariadb-shop-promote.service",
