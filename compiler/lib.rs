@@ -19,6 +19,9 @@ pub mod cli;
 pub mod compile;
 pub mod deploy;
 pub mod diag;
+// IO at the edge: breaks the lab and talks PostgreSQL to it from the lab namespace.
+#[allow(clippy::disallowed_methods)]
+pub mod drill;
 pub mod encode;
 // IO at the edge: fault injection reads INFRA_PAUSE_AT.
 #[allow(clippy::disallowed_methods, clippy::disallowed_macros)]

@@ -6,7 +6,7 @@
 
 use super::deploy::{self, ApplyArgs, Connection};
 use super::lab::{self as lab_cli, LabCommand};
-use crate::lab;
+use crate::{drill, lab};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -162,56 +162,72 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
         step("done: one member, nothing to fail over to");
         return 0;
     }
-    step(&format!("4/4 failover drill: powering off {primary}"));
-    if let Err(e) = lab::kill(&name, &primary) {
-        eprintln!("error: {e}");
-        return 1;
-    }
-    let others: Vec<String> = members.iter().filter(|m| **m != primary).cloned().collect();
-    let t = Instant::now();
-    let Some(next) = wait_for(Duration::from_secs(30), || vip_holder(&name, &others, &vip)) else {
-        eprintln!("error: the VIP did not move within 30 s: check `infra lab exec {} -- journalctl -u keepalived`", others[0]);
+    step(&format!(
+        "4/4 failover drill: a writer inserts rows through the VIP while {primary} loses its power"
+    ));
+    let spec = match super::drill::spec_for(
+        model,
+        &name,
+        Some(&group.name.value),
+        drill::Fault::Poweroff,
+        1,
+        Duration::from_secs(5),
+        drill::Budget::default(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let report = match drill::run(&spec, &|s: &str| println!("  drill: {s}")) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let Some(r) = report.rounds.first() else {
+        eprintln!("error: the drill ran no round");
         return 1;
     };
+    let next = r.primary_after.clone().unwrap_or_default();
+    let secs = |v: Option<f64>| {
+        v.map(|s| format!("{s:.1} s"))
+            .unwrap_or_else(|| "never".into())
+    };
+    match r.vip_moved_s {
+        Some(s) => println!("  VIP {vip} moved to {next} in {s:.1} s"),
+        None => {
+            eprintln!("error: the VIP did not move: check `infra lab exec {next} --lab {name} -- journalctl -u keepalived`");
+            return 1;
+        }
+    }
+    if let Some(s) = r.promoted_s {
+        println!("  PostgreSQL on {next} promoted to primary ({s:.1} s after the power-off)");
+    }
     println!(
-        "  VIP {vip} moved to {next} in {:.1} s",
-        t.elapsed().as_secs_f64()
+        "  the writer: {} writes acknowledged through the VIP, {} lost; writes succeeded again {} after the power-off",
+        r.acknowledged,
+        r.lost.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
+        secs(r.writable_again_s)
     );
     if has_pg {
-        let promoted = wait_for(Duration::from_secs(60), || {
-            (sql(&name, &next, "select pg_is_in_recovery()").as_deref() == Some("f")).then_some(())
-        });
-        match promoted {
-            Some(()) => {
-                println!(
-                    "  PostgreSQL on {next} promoted to primary ({:.1} s after the power-off)",
-                    t.elapsed().as_secs_f64()
-                );
-                if let Some(n) = sql_in(
-                    &name,
-                    &next,
-                    "accounting",
-                    "select count(*) from infra_demo",
-                ) {
-                    println!("  {next} has the {n} row(s) written on {primary}: nothing replicated was lost");
-                } else {
-                    eprintln!("error: cannot read the demo's row on {next} after the promotion");
-                    return 1;
-                }
-            }
+        match sql_in(
+            &name,
+            &next,
+            "accounting",
+            "select count(*) from infra_demo",
+        ) {
+            Some(n) => println!(
+                "  {next} has the {n} row(s) written on {primary}: nothing replicated was lost"
+            ),
             None => {
-                eprintln!("error: PostgreSQL on {next} was not promoted within 60 s: check `infra lab exec {next} -- journalctl -u 'infra-postgres-*'`");
+                eprintln!("error: cannot read the demo's row on {next} after the promotion");
                 return 1;
             }
         }
     }
-    println!("  powering {primary} on again");
-    let powered_on = Instant::now();
-    if let Err(e) = lab::start(&name, &primary) {
-        eprintln!("error: {e}");
-        return 1;
-    }
-    std::thread::sleep(Duration::from_secs(8));
     match vip_holder(&name, &members, &vip) {
         Some(h) if h == next => {
             println!("  {primary} is back as a backup: the VIP stays on {next} (nopreempt)")
@@ -219,26 +235,20 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
         Some(h) => println!("  note: the VIP is now on {h}"),
         None => println!("  note: no member holds the VIP right now"),
     }
-    if has_pg {
-        // The former primary rejoins by itself (bootstrap.sh at boot: pg_rewind
-        // against the new primary, else a base backup).
-        let slot = format!("infra_{}", primary.to_ascii_lowercase());
-        let q = format!(
-            "select count(*) from pg_stat_replication r join pg_replication_slots s on s.active_pid = r.pid where s.slot_name = '{slot}' and r.state = 'streaming'"
-        );
-        match wait_for(Duration::from_secs(120), || {
-            (sql(&name, &next, &q).as_deref() == Some("1")).then_some(())
-        }) {
-            Some(()) => println!(
-                "  PostgreSQL on {primary} rejoined as a standby of {next} by itself (streaming {:.1} s after the power-on)",
-                powered_on.elapsed().as_secs_f64()
-            ),
-            None => {
-                eprintln!("error: PostgreSQL on {primary} did not rejoin within 120 s: check `infra lab exec {primary} -- journalctl -u infra-postgres-main-bootstrap.service`");
-                return 1;
-            }
+    match (report.stopped.as_deref(), r.healed_s) {
+        (None, Some(s)) => println!(
+            "  PostgreSQL on {primary} rejoined as a standby of {next} by itself (streaming, and the VIP answering, {s:.1} s after the power-on)"
+        ),
+        (stopped, _) => {
+            eprintln!(
+                "error: the pair did not heal by itself: {}",
+                stopped.unwrap_or("see `infra lab status`")
+            );
+            return 1;
         }
     }
+    println!();
+    print!("{report}");
     step("done");
     println!("The lab is still running. Look around:");
     println!("  infra lab status --lab {name}");

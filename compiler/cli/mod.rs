@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod deploy;
+pub mod drill;
 pub mod lab;
 pub mod progress;
 
@@ -79,6 +80,10 @@ pub enum Command {
         /// Use this configuration instead of the embedded accounting example.
         path: Option<PathBuf>,
     },
+    /// Measure what a failure costs on the lab: a writer through the VIP while a fault
+    /// hits the pair; acknowledged writes lost, seconds until writable again, seconds
+    /// with two primaries, time to heal. Exit 1 over a `--max-*` budget.
+    Drill(drill::DrillArgs),
     /// Boot the declared hosts locally as systemd machines; failover drills.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -113,6 +118,7 @@ pub fn main() -> i32 {
         Command::Fmt { path, check } => fmt(&path.unwrap_or_else(|| PathBuf::from(".")), check),
         Command::Lab(c) => lab::run(c, Path::new(".")),
         Command::Demo { path } => demo::run(path),
+        Command::Drill(a) => drill::run(a),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
         Command::Graph { path, format, out } => {
             graph(&path.unwrap_or_else(|| PathBuf::from(".")), format, out)

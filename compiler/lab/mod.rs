@@ -737,6 +737,70 @@ pub fn connect(name: &str, addr: SocketAddr, timeout: Duration) -> std::io::Resu
     net::connect_in(&ns, addr, timeout)
 }
 
+/// Move the calling thread into the lab namespace: every socket it opens from now on
+/// is a lab client (the drill's writer and readers). Call it only on a thread made for
+/// it: the thread never comes back to the machine's own namespace.
+pub fn enter(name: &str) -> std::io::Result<()> {
+    let ns = net::netns_path(&spec::lab_netns(name));
+    let file = std::fs::File::open(&ns).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "lab `{name}` is not up (no {}): run `infra lab up`",
+                ns.display()
+            ),
+        )
+    })?;
+    net::enter(&file)
+}
+
+/// The lab namespace's own address on `host`'s subnet: where lab clients connect from.
+pub fn client_address(name: &str, host: &str) -> Result<Ipv4Addr, LabError> {
+    let state = require_state(name)?;
+    let h = state.host(host)?;
+    state
+        .addresses
+        .iter()
+        .find(|(a, p)| spec::Subnet::new(*a, *p) == h.subnet())
+        .map(|(a, _)| *a)
+        .ok_or_else(|| LabError::Changed {
+            lab: name.to_string(),
+            detail: format!("the lab has no address on {}'s subnet", h.name),
+        })
+}
+
+/// A network fault on the lab bridge, for the drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkFault {
+    /// The host's port cannot reach other `Partitioned` ports; the lab namespace
+    /// (clients) still reaches it.
+    Partitioned,
+    /// The host's port is off the bridge: it reaches nobody, nobody reaches it; its link
+    /// stays up.
+    Detached,
+}
+
+/// Set (`on`) or clear a link fault on a powered-on host's bridge port.
+pub fn link_fault(name: &str, host: &str, fault: LinkFault, on: bool) -> Result<(), LabError> {
+    preflight()?;
+    check_name(name)?;
+    let state = require_state(name)?;
+    let h = state.host(host)?;
+    let ip = net::Ip::new()?;
+    let lab_ns = spec::lab_netns(name);
+    let veth = spec::veth_name(&h.name);
+    if !ip.link_exists(&lab_ns, &veth) {
+        return Err(LabError::HostDown {
+            lab: name.to_string(),
+            host: h.name.clone(),
+        });
+    }
+    match fault {
+        LinkFault::Partitioned => ip.set_isolated(&lab_ns, &veth, on),
+        LinkFault::Detached => ip.set_detached(&lab_ns, &veth, on),
+    }
+}
+
 /// The lab's private key and known_hosts file (every host's keys pinned by address).
 pub fn ssh_identity(name: &str) -> (PathBuf, PathBuf) {
     (paths::key(name), paths::known_hosts(name))

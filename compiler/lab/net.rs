@@ -160,6 +160,46 @@ impl Ip {
         self.run(&what, &["-n", host_ns, "link", "set", &h.interface, "up"])
     }
 
+    /// Bridge port isolation on a host's port: isolated ports cannot reach each other,
+    /// but still reach the lab namespace (a partition between members that clients see
+    /// both sides of). The host keeps its carrier.
+    pub fn set_isolated(&self, lab_ns: &str, veth: &str, on: bool) -> Result<(), LabError> {
+        let flag = if on { "on" } else { "off" };
+        self.run(
+            &format!("setting isolation {flag} on {veth}"),
+            &[
+                "-n",
+                lab_ns,
+                "link",
+                "set",
+                "dev",
+                veth,
+                "type",
+                "bridge_slave",
+                "isolated",
+                flag,
+            ],
+        )
+    }
+
+    /// Take a host's port off the lab bridge (`on`) or put it back: the host keeps its
+    /// carrier and its address but reaches nobody (a dead switch port, not a pulled cable).
+    pub fn set_detached(&self, lab_ns: &str, veth: &str, on: bool) -> Result<(), LabError> {
+        let args: &[&str] = if on {
+            &["-n", lab_ns, "link", "set", "dev", veth, "nomaster"]
+        } else {
+            &["-n", lab_ns, "link", "set", "dev", veth, "master", BRIDGE]
+        };
+        self.run(&format!("detaching {veth} from the lab bridge"), args)?;
+        if !on {
+            self.run(
+                &format!("bringing {veth} up"),
+                &["-n", lab_ns, "link", "set", "dev", veth, "up"],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Pull a host's network cable and remove its namespace (a powered-off machine keeps
     /// no address, not even a VIP keepalived had added).
     pub fn unplug(&self, lab_ns: &str, host_ns: &str, veth: &str) -> Result<(), LabError> {
@@ -198,7 +238,7 @@ pub fn connect_in(
 }
 
 #[cfg(target_os = "linux")]
-fn enter(file: &std::fs::File) -> std::io::Result<()> {
+pub fn enter(file: &std::fs::File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: setns on a namespace file descriptor we own; it only changes the calling
     // thread's network namespace, and this thread ends right after connecting.
@@ -210,7 +250,7 @@ fn enter(file: &std::fs::File) -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn enter(_file: &std::fs::File) -> std::io::Result<()> {
+pub fn enter(_file: &std::fs::File) -> std::io::Result<()> {
     Err(std::io::Error::other("network namespaces need Linux"))
 }
 

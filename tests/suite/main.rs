@@ -9,6 +9,7 @@ mod apply_e2e;
 mod calendar;
 mod codes;
 mod demo;
+mod drill;
 mod fmt;
 mod golden;
 mod hostile;
