@@ -425,6 +425,11 @@ const FORMATS: &[Format] = &[
         check: wal_size,
     },
     Format {
+        kind: "postgres",
+        param: "wal_keep_size",
+        check: wal_keep_size,
+    },
+    Format {
         kind: "mariadb",
         param: "bind",
         check: bind_address,
@@ -606,6 +611,16 @@ fn wal_size(v: &str) -> Option<(&'static str, &'static str)> {
         "not a size",
         "a size in kB, MB, GB or TB, e.g. \"4GB\", or \"-1\" for no limit",
     ))
+}
+
+fn wal_keep_size(v: &str) -> Option<(&'static str, &'static str)> {
+    match wal_size(v) {
+        None if v != "-1" => None,
+        _ => Some((
+            "not a size",
+            "a size in kB, MB, GB or TB, e.g. \"512MB\" (\"0\": none)",
+        )),
+    }
 }
 
 fn bind_address(v: &str) -> Option<(&'static str, &'static str)> {

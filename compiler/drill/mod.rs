@@ -207,6 +207,10 @@ fn round(
         _ => Some(primary.clone()),
     };
     let t0 = Instant::now();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let obs = Observer::start(
         &spec.lab,
         spec.vip,
@@ -265,7 +269,11 @@ fn round(
         .iter()
         .position(|m| m.name == primary)
         .unwrap_or(0);
-    let r = report::measure(
+    let kept = match &after {
+        Some(p) => kept_copies(spec, p, started),
+        None => Vec::new(),
+    };
+    let mut r = report::measure(
         n,
         spec.fault.name(),
         target,
@@ -281,6 +289,7 @@ fn round(
         &tl,
         present.as_ref(),
     );
+    r.kept = kept;
     Ok((r, tl))
 }
 
@@ -338,6 +347,36 @@ fn heal(spec: &DrillSpec, target: Option<&str>) -> Result<(), DrillError> {
         Fault::Isolate => lab::link_fault(lab, t, LinkFault::Detached, false)?,
     }
     Ok(())
+}
+
+/// Data directories a rejoining member kept aside during this round
+/// (`keep_diverged_days`): where the lost writes can still be read. `HOST:PATH`.
+fn kept_copies(spec: &DrillSpec, primary: &str, since_epoch: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in spec.members.iter().filter(|m| m.name != primary) {
+        let dir = format!("/var/lib/postgresql/{}", spec.version);
+        let Ok(o) = lab::exec(
+            &spec.lab,
+            &m.name,
+            &[
+                "find",
+                &dir,
+                "-maxdepth",
+                "1",
+                "-name",
+                "main.infra-diverged-*",
+                "-newermt",
+                &format!("@{since_epoch}"),
+            ],
+        ) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&o.stdout);
+        let mut paths: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        paths.sort();
+        out.extend(paths.into_iter().map(|p| format!("{}:{p}", m.name)));
+    }
+    out
 }
 
 /// Send SIG`sig` to every process named `comm` on `host`; at least one must exist.

@@ -195,12 +195,7 @@ impl Observer {
     }
 }
 
-fn write_loop(
-    t: &Target,
-    t0: Instant,
-    first_id: u64,
-    stop: &AtomicBool,
-) -> Written {
+fn write_loop(t: &Target, t0: Instant, first_id: u64, stop: &AtomicBool) -> Written {
     let mut out = Vec::new();
     let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
     let mut id = first_id;

@@ -59,6 +59,9 @@ pub struct RoundReport {
     pub rate: f64,
     /// Why writes failed: (reason, count).
     pub errors: Vec<(String, u64)>,
+    /// Data directories kept aside by a rejoining member this round (`HOST:PATH`): the
+    /// lost writes can be read there.
+    pub kept: Vec<String>,
 }
 
 /// The numbers of one round. `present` is every id on the final primary (`None` when
@@ -133,6 +136,7 @@ pub fn measure(
         healed_s: marks.converged_at.map(|c| round2(c - marks.heal_at)),
         rate: round2(rate),
         errors: tl.errors.clone(),
+        kept: Vec::new(),
     }
 }
 

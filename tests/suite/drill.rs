@@ -135,6 +135,13 @@ fn drill_measures_every_fault() {
     let (run, v) = drill(&c, "partition", &["--hold", "8"]);
     let r = healed_and_counted("partition", &run, &v);
     assert!(f(&r, "dual_primary_s") > 0.0, "two primaries not seen: {r}");
+    // What the loser took is not gone: its data directory is kept aside.
+    if f(&r, "lost") > 0.0 {
+        assert!(
+            r["kept"].as_array().is_some_and(|k| !k.is_empty()),
+            "writes lost and no copy kept: {r}"
+        );
+    }
 
     // The VIP holder isolated: the other member takes over for the clients.
     let (run, v) = drill(&c, "isolate", &["--hold", "8"]);

@@ -18,6 +18,25 @@ flag=/run/infra/office/active
 new="$pgdata.infra-new"
 old="$pgdata.infra-old"
 force=no
+
+# The data directory as it was before a rejoin rewinds it: the writes only this
+# member took (while two members were primary) can be read from the copy, started
+# on another port. Kept when the disk has room for it; removed after
+# 7 days.
+keep_diverged() {
+    parent=$(dirname "$pgdata")
+    find "$parent" -maxdepth 1 -name "$(basename "$pgdata").infra-diverged-*" \
+        -mtime +7 -exec rm -rf {} +
+    kept="$pgdata.infra-diverged-$(date -u +%Y%m%dT%H%M%SZ)"
+    need=$(du -sk "$pgdata" | cut -f1)
+    free=$(df -Pk "$parent" | awk 'NR == 2 { print $4 }')
+    if [ "$free" -gt $((need + need / 5)) ] && cp -a "$pgdata" "$kept"; then
+        echo "the data directory as it was before the rejoin is kept in $kept ($need kB): the writes the new primary never got are there (removed after 7 days)"
+    else
+        rm -rf "$kept"
+        echo "not enough free space to keep the data directory before the rejoin ($need kB needed, $free kB free): rewinding it in place"
+    fi
+}
 if [ "${1:-}" = --force ]; then
     force=yes
 fi
@@ -62,6 +81,7 @@ while :; do
         if runuser -u postgres -- pg_ctlcluster --skip-systemctl-redirect 15 main status >/dev/null 2>&1; then
             pg_ctlcluster --skip-systemctl-redirect 15 main stop -m fast
         fi
+        keep_diverged
         # pg_rewind runs crash recovery first if the server was not shut down
         # cleanly (a power-off); wal_log_hints=on lets it rewind
         if runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_rewind \
