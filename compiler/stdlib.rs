@@ -52,6 +52,7 @@ pub static FILES: &[(&str, &str)] = embed![
     "templates/php/vhost.conf.hbs",
     "templates/postgres/bootstrap.service.hbs",
     "templates/postgres/bootstrap.sh.hbs",
+    "templates/postgres/check.sh.hbs",
     "templates/postgres/demote.sh.hbs",
     "templates/postgres/dropin.conf.hbs",
     "templates/postgres/ensure-databases.sh.hbs",

@@ -19,6 +19,11 @@ pub fn check_script(group: &str) -> String {
     format!("/etc/keepalived/infra-check-{group}.sh")
 }
 
+/// Where kinds on a group put checks of their own (run before the group's check).
+pub fn check_dir(group: &str) -> String {
+    format!("/etc/keepalived/infra-check-{group}.d")
+}
+
 /// Groups each host is a member of, in declaration order (computed once per render).
 pub fn groups_by_host(model: &Model) -> Vec<Vec<GroupId>> {
     let mut out = vec![Vec::new(); model.hosts.len()];
@@ -91,6 +96,7 @@ pub(super) fn render_groups(
                 json!(format!("infra_check_{}", ident(name))),
             );
             o.insert("check_script".into(), json!(check_script(name)));
+            o.insert("check_dir".into(), json!(check_dir(name)));
             o.insert("notify_script".into(), json!(NOTIFY));
         }
         groups_json.push(gj.clone());

@@ -2,7 +2,7 @@
 //! writer through the VIP and the set checker. The assertions are what the stack
 //! guarantees today (and what the drill must be able to see): a power cut fails over
 //! within seconds and loses at most a second of writes; a killed database comes back
-//! by itself; a standby restart costs nothing; a partition or an isolated VIP holder
+//! by itself; a hung one fails over; a standby restart costs nothing; a partition or an isolated VIP holder
 //! gives two writable primaries, which the drill measures (the witness of issue 11 is
 //! what will make those 0). Every round must heal by itself, and the drill leaves
 //! nothing behind (`infra plan`: no changes). Lab only (INFRA_LAB_TESTS=1).
@@ -113,14 +113,21 @@ fn drill_measures_every_fault() {
     assert!(f(r, "writable_again_s") < 15.0, "{r}");
     assert!(f(r, "healed_s") <= 60.0, "{r}");
 
-    // A paused database blocks writes for the pause (no failover: the group's check
-    // is the application's HTTP health), and loses nothing.
-    let (run, v) = drill(&c, "pause-db", &["--hold", "5"]);
+    // A hung database on the VIP holder (SIGSTOP) fails over: the postgres kind's
+    // part of the group's check gives up the VIP when a running primary answers
+    // nothing within 1 s; at most about a second of writes is lost (asynchronous).
+    let (run, v) = drill(&c, "pause-db", &["--hold", "12"]);
     let r = healed_and_counted("pause-db", &run, &v);
-    assert_eq!(r["lost"], 0, "{r}");
-    assert!(
-        f(&r, "writable_again_s") >= 4.0,
-        "writes through a paused primary: {r}"
+    assert_ne!(
+        r["primary_after"], r["primary_before"],
+        "a hung primary kept the VIP: {r}"
+    );
+    assert!(f(&r, "writable_again_s") < 12.0, "{r}");
+    assert!(f(&r, "lost") <= f(&r, "rate").max(1.0), "{r}");
+    assert_eq!(
+        f(&r, "dual_primary_s"),
+        0.0,
+        "the resumed primary was not fenced: {r}"
     );
 
     // Restarting the standby costs the writer nothing.

@@ -11,13 +11,17 @@ set -u
 # runuser keeps the working directory, which postgres may not be able to read
 cd /
 
-if ! runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432; then
+pgdata=/var/lib/postgresql/15/main
+# decided from the unit and the data directory, not by asking the server: a hung
+# primary (the reason keepalived may have given up the VIP) answers nothing, and
+# must still be stopped (it stops when it resumes)
+if ! systemctl is-active --quiet postgresql@15-main.service; then
     exit 0
 fi
-in_recovery=$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -q -At -p 5432 -d postgres -c 'SELECT pg_is_in_recovery()')
-if [ "$in_recovery" = f ]; then
-    echo "beta lost the virtual IP of office: stopping PostgreSQL 15/main, which runs as primary"
-    systemctl stop --no-block postgresql@15-main.service
-    systemctl restart --no-block infra-postgres-main-bootstrap.service || true
+if [ -e "$pgdata/standby.signal" ]; then
+    exit 0
 fi
+echo "beta lost the virtual IP of office: stopping PostgreSQL 15/main, which runs as primary"
+systemctl stop --no-block postgresql@15-main.service
+systemctl restart --no-block infra-postgres-main-bootstrap.service || true
 exit 0
