@@ -123,6 +123,7 @@ pub fn run(spec: &DrillSpec, say: &dyn Fn(&str)) -> Result<DrillReport, DrillErr
         ));
     }
     let client = lab::client_address(&spec.lab, &spec.members[0].name)?;
+    undo_leftovers(spec, say)?;
     say(&format!(
         "waiting until the pair is whole (one primary holding the VIP {}, every other member streaming)",
         spec.vip
@@ -377,6 +378,38 @@ fn kept_copies(spec: &DrillSpec, primary: &str, since_epoch: u64) -> Vec<String>
         out.extend(paths.into_iter().map(|p| format!("{}:{p}", m.name)));
     }
     out
+}
+
+/// A drill that was interrupted (Ctrl-C) leaves its fault in place: a member powered
+/// off, a port isolated or off the bridge, a process stopped. Undo all of that first
+/// (each step is harmless when there is nothing to undo).
+fn undo_leftovers(spec: &DrillSpec, say: &dyn Fn(&str)) -> Result<(), DrillError> {
+    let status = lab::status(&spec.lab)?;
+    for m in &spec.members {
+        let off = status
+            .hosts
+            .iter()
+            .any(|h| h.name == m.name && h.state == lab::HostState::Stopped);
+        if off {
+            say(&format!(
+                "{} is powered off (an interrupted drill?): powering it on",
+                m.name
+            ));
+            lab::start(&spec.lab, &m.name)?;
+        }
+        lab::link_fault(&spec.lab, &m.name, LinkFault::Partitioned, false)?;
+        lab::link_fault(&spec.lab, &m.name, LinkFault::Detached, false)?;
+        let _ = lab::exec(
+            &spec.lab,
+            &m.name,
+            &[
+                "sh",
+                "-c",
+                "pkill -CONT -x postgres; pkill -CONT -x keepalived; true",
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 /// Send SIG`sig` to every process named `comm` on `host`; at least one must exist.

@@ -160,6 +160,49 @@ fn drill_measures_every_fault() {
     let r = healed_and_counted("pause-keepalived", &run, &v);
     assert!(f(&r, "dual_vip_s") > 0.0, "{r}");
 
+    // A drill killed while its partition is in place leaves it so; the next drill
+    // undoes it first (and then runs as usual).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_infra"))
+        .args(["drill", "--lab", "--fault", "partition", "--hold", "120"])
+        .arg(&c.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs infra drill");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !seen.contains("round 1/1: partition") {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut err, &mut line).unwrap_or(0);
+        assert!(
+            n > 0 && std::time::Instant::now() < deadline,
+            "the drill did not reach its partition within 120 s:\n{seen}"
+        );
+        seen.push_str(&line);
+    }
+    // the line comes just before the fault: wait until the members are cut off
+    let (alpha, beta) = ("alpha", "192.0.2.12");
+    let cut = c.wait(alpha, &format!("! ping -c 1 -W 1 {beta}"), 20);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        cut,
+        "the partition was not in place 20 s after the drill announced it"
+    );
+    assert_ne!(
+        c.sh(alpha, &format!("ping -c 1 -W 1 {beta}")).0,
+        0,
+        "killing the drill healed the partition"
+    );
+    let (run, v) = drill(&c, "restart-standby", &[]);
+    healed_and_counted("restart-standby after an interrupted drill", &run, &v);
+    assert_eq!(
+        c.sh(alpha, &format!("ping -c 1 -W 1 {beta}")).0,
+        0,
+        "still partitioned"
+    );
+
     // The drill took its pg_hba line, role and database away again.
     let r = c.infra(&["plan"]);
     assert!(
