@@ -27,6 +27,9 @@ pub struct DrillArgs {
     /// pauses, partition and isolate 30, kill-db and restart-standby 0).
     #[arg(long)]
     pub hold: Option<u64>,
+    /// The writer's ceiling, writes per second (each write is a new connection).
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
     /// The failover group to drill (default: the first with a `postgres` cluster).
     #[arg(long)]
     pub group: Option<String>,
@@ -186,6 +189,7 @@ pub fn spec_for(
         fault,
         rounds: rounds.max(1),
         hold,
+        rate: 200,
         budget,
     })
 }

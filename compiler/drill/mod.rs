@@ -95,6 +95,8 @@ pub struct DrillSpec {
     pub fault: Fault,
     pub rounds: u32,
     pub hold: Duration,
+    /// The writer's ceiling, writes per second.
+    pub rate: u32,
     pub budget: Budget,
 }
 
@@ -219,6 +221,7 @@ fn round(
         &spec.members,
         t0,
         u64::from(n) * 1_000_000_000,
+        spec.rate,
     );
     std::thread::sleep(BEFORE);
     let what = match &target {
@@ -227,7 +230,7 @@ fn round(
     };
     say(&format!("round {n}/{}: {what}", spec.rounds));
     let fault_at = observe::secs(Instant::now(), t0);
-    let injected = inject(spec, target.as_deref());
+    let injected = set_fault(spec, target.as_deref(), true);
     let heal_at = match injected {
         Ok(()) => {
             std::thread::sleep(spec.hold);
@@ -235,7 +238,7 @@ fn round(
             if !spec.hold.is_zero() || spec.fault == Fault::RestartStandby {
                 say(&format!("round {n}: healing ({})", heal_words(spec.fault)));
             }
-            heal(spec, target.as_deref()).map(|()| at)
+            set_fault(spec, target.as_deref(), false).map(|()| at)
         }
         Err(e) => Err(e),
     };
@@ -244,7 +247,7 @@ fn round(
         Err(e) => {
             let _ = obs.finish();
             // leave nothing half-done: every member's port back, every process resumed
-            let _ = heal(spec, target.as_deref());
+            let _ = set_fault(spec, target.as_deref(), false);
             return Err(e);
         }
     };
@@ -311,41 +314,26 @@ fn heal_words(f: Fault) -> &'static str {
     }
 }
 
-fn inject(spec: &DrillSpec, target: Option<&str>) -> Result<(), DrillError> {
+/// Put the fault in place (`on`) or take it away (the heal).
+fn set_fault(spec: &DrillSpec, target: Option<&str>, on: bool) -> Result<(), DrillError> {
     let lab = spec.lab.as_str();
     let t = target.unwrap_or("");
+    let pause = if on { "STOP" } else { "CONT" };
     match spec.fault {
-        Fault::Poweroff => lab::kill(lab, t)?,
-        Fault::RestartStandby => lab::kill(lab, t)?,
-        Fault::KillDb => signal(lab, t, "KILL", "postgres")?,
-        Fault::PauseDb => signal(lab, t, "STOP", "postgres")?,
-        Fault::PauseKeepalived => signal(lab, t, "STOP", "keepalived")?,
-        Fault::Partition => {
-            for m in &spec.members {
-                lab::link_fault(lab, &m.name, LinkFault::Partitioned, true)?;
-            }
-        }
-        Fault::Isolate => lab::link_fault(lab, t, LinkFault::Detached, true)?,
-    }
-    Ok(())
-}
-
-fn heal(spec: &DrillSpec, target: Option<&str>) -> Result<(), DrillError> {
-    let lab = spec.lab.as_str();
-    let t = target.unwrap_or("");
-    match spec.fault {
+        Fault::Poweroff | Fault::RestartStandby if on => lab::kill(lab, t)?,
         Fault::Poweroff | Fault::RestartStandby => {
             lab::start(lab, t)?;
         }
+        Fault::KillDb if on => signal(lab, t, "KILL", "postgres")?,
         Fault::KillDb => {}
-        Fault::PauseDb => signal(lab, t, "CONT", "postgres")?,
-        Fault::PauseKeepalived => signal(lab, t, "CONT", "keepalived")?,
+        Fault::PauseDb => signal(lab, t, pause, "postgres")?,
+        Fault::PauseKeepalived => signal(lab, t, pause, "keepalived")?,
         Fault::Partition => {
             for m in &spec.members {
-                lab::link_fault(lab, &m.name, LinkFault::Partitioned, false)?;
+                lab::link_fault(lab, &m.name, LinkFault::Partitioned, on)?;
             }
         }
-        Fault::Isolate => lab::link_fault(lab, t, LinkFault::Detached, false)?,
+        Fault::Isolate => lab::link_fault(lab, t, LinkFault::Detached, on)?,
     }
     Ok(())
 }

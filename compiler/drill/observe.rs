@@ -106,6 +106,7 @@ impl Observer {
         members: &[Member],
         t0: Instant,
         first_id: u64,
+        rate: u32,
     ) -> Observer {
         let stop = Arc::new(AtomicBool::new(false));
         let writer = {
@@ -116,6 +117,7 @@ impl Observer {
                     &target(vip, port, 300, 1000),
                     t0,
                     first_id,
+                    rate,
                     &stop,
                 ))
             })
@@ -195,7 +197,9 @@ impl Observer {
     }
 }
 
-fn write_loop(t: &Target, t0: Instant, first_id: u64, stop: &AtomicBool) -> Written {
+fn write_loop(t: &Target, t0: Instant, first_id: u64, rate: u32, stop: &AtomicBool) -> Written {
+    // at most `rate` writes per second: each is a new connection (a fork on the server)
+    let period = Duration::from_secs(1) / rate.max(1);
     let mut out = Vec::new();
     let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
     let mut id = first_id;
@@ -214,6 +218,8 @@ fn write_loop(t: &Target, t0: Instant, first_id: u64, stop: &AtomicBool) -> Writ
             *errors.entry(reason(&e)).or_default() += 1;
             // a refused connection comes back at once: do not spin
             sleep_rest(start, Duration::from_millis(20));
+        } else {
+            sleep_rest(start, period);
         }
     }
     let mut errors: Vec<(String, u64)> = errors.into_iter().collect();

@@ -1382,9 +1382,11 @@ fn lab_accounting_two_hosts() {
         r.secs,
         failed.len()
     );
+    // a guard that the client sampled the rollout densely (other lab tests, the
+    // drill's writer among them, share the two cores)
     assert!(
-        rate >= 20.0,
-        "the client kept up at least 20 requests/s: {rate:.1}"
+        rate >= 15.0,
+        "the client kept up at least 15 requests/s: {rate:.1}"
     );
     assert!(
         failed.is_empty(),

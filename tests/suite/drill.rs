@@ -12,7 +12,8 @@ use serde_json::Value;
 use std::process::Command;
 
 fn drill(c: &LabConfig, fault: &str, extra: &[&str]) -> (Run, Value) {
-    let mut args = vec!["drill", "--json", "--fault", fault];
+    // 100 writes/s: other lab tests run beside this one on two cores
+    let mut args = vec!["drill", "--json", "--rate", "100", "--fault", fault];
     args.extend_from_slice(extra);
     let r = c.infra(&args);
     let v: Value = serde_json::from_str(&r.stdout)
