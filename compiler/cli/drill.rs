@@ -84,7 +84,7 @@ pub fn run(a: DrillArgs) -> i32 {
         hold,
         budget,
     ) {
-        Ok(s) => s,
+        Ok(s) => DrillSpec { rate: a.rate, ..s },
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
