@@ -412,8 +412,9 @@ fn signal(lab: &str, host: &str, sig: &str, comm: &str) -> Result<(), DrillError
     Ok(())
 }
 
-/// One value (the last line) of `psql` as the postgres user on a member.
-fn psql(spec: &DrillSpec, host: &str, db: &str, sql: &str) -> Result<String, String> {
+/// What `psql` printed (unaligned, tuples only) as the postgres user on a member,
+/// or its error.
+fn psql_out(spec: &DrillSpec, host: &str, db: &str, sql: &str) -> Result<String, String> {
     let out = lab::exec(
         &spec.lab,
         host,
@@ -433,11 +434,15 @@ fn psql(spec: &DrillSpec, host: &str, db: &str, sql: &str) -> Result<String, Str
     )
     .map_err(|e| e.to_string())?;
     if out.status.success() {
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text.lines().last().unwrap_or("").trim().to_string())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
+}
+
+/// One value (the last line) of `psql` as the postgres user on a member.
+fn psql(spec: &DrillSpec, host: &str, db: &str, sql: &str) -> Result<String, String> {
+    psql_out(spec, host, db, sql).map(|text| text.lines().last().unwrap_or("").trim().to_string())
 }
 
 /// One primary, holding the VIP, every other member streaming from it: its name, or
@@ -679,31 +684,9 @@ fn fresh_table(spec: &DrillSpec, primary: &str) -> Result<(), DrillError> {
 }
 
 fn read_ids(spec: &DrillSpec, primary: &str) -> Result<BTreeSet<u64>, DrillError> {
-    let out = lab::exec(
-        &spec.lab,
-        primary,
-        &[
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            "psql",
-            "-XtAqd",
-            DATABASE,
-            "-c",
-            "select id from w",
-        ],
-    )?;
-    if !out.status.success() {
-        return Err(failed(
-            format!("reading the drill's table on {primary}"),
-            String::from_utf8_lossy(&out.stderr).trim(),
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect())
+    let text = psql_out(spec, primary, DATABASE, "select id from w")
+        .map_err(|e| failed(format!("reading the drill's table on {primary}"), e))?;
+    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
 /// Take the drill's line out of every member's pg_hba (a powered-off member gets it

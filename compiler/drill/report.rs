@@ -166,25 +166,36 @@ fn longest_gap(tl: &Timeline, from: f64, to: f64) -> f64 {
 
 /// Total time during which at least two members' latest answers said "writable".
 fn dual_primary(tl: &Timeline, end: f64) -> f64 {
+    // a fold from +0.0: `sum()` of nothing is -0.0, printed "-0.0 s"
+    let total = dual_spans(tl, end)
+        .iter()
+        .fold(0.0, |t, (a, b)| t + (b - a).max(0.0));
+    round2(total)
+}
+
+/// The intervals during which two or more members' latest answers said "writable"
+/// (also drawn by `--svg`).
+pub fn dual_spans(tl: &Timeline, end: f64) -> Vec<(f64, f64)> {
     let n = tl.samples.iter().map(|s| s.member + 1).max().unwrap_or(0);
     let mut latest = vec![Seen::Down; n];
-    let mut total = 0.0;
-    let mut prev_t = None;
-    for s in &tl.samples {
-        if let Some(p) = prev_t {
-            if latest.iter().filter(|x| **x == Seen::Writable).count() >= 2 {
-                total += s.t - p;
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    let mut open: Option<f64> = None;
+    for p in &tl.samples {
+        latest[p.member] = p.seen;
+        let dual = latest.iter().filter(|x| **x == Seen::Writable).count() >= 2;
+        match (dual, open) {
+            (true, None) => open = Some(p.t),
+            (false, Some(a)) => {
+                out.push((a, p.t));
+                open = None;
             }
-        }
-        latest[s.member] = s.seen;
-        prev_t = Some(s.t);
-    }
-    if let Some(p) = prev_t {
-        if latest.iter().filter(|x| **x == Seen::Writable).count() >= 2 {
-            total += (end - p).max(0.0);
+            _ => {}
         }
     }
-    round2(total)
+    if let Some(a) = open {
+        out.push((a, end));
+    }
+    out
 }
 
 fn dual_vip(tl: &Timeline, end: f64) -> f64 {
@@ -485,6 +496,7 @@ mod tests {
             None,
         );
         assert_eq!(r.writable_again_s, Some(0.0));
+        assert!(r.dual_primary_s.is_sign_positive(), "{}", r.dual_primary_s);
         assert_eq!(r.lost, None);
         let b = Budget {
             max_lost: Some(0),

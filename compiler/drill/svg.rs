@@ -5,7 +5,7 @@
 //! Pure: the drill's report in, SVG text out.
 
 use super::observe::{Seen, Timeline};
-use super::report::{DrillReport, RoundReport};
+use super::report::{dual_spans, DrillReport, RoundReport};
 use std::fmt::Write;
 
 const W: f64 = 900.0;
@@ -185,28 +185,4 @@ fn span(s: &mut String, a: f64, b: f64, y: f64, color: &str) {
         r#"<rect x="{a:.1}" y="{y:.1}" width="{:.1}" height="{LANE_H}" fill="{color}"/>"#,
         (b - a).max(0.5)
     );
-}
-
-/// Intervals during which two or more members' latest answers said "writable".
-fn dual_spans(tl: &Timeline, end: f64) -> Vec<(f64, f64)> {
-    let n = tl.samples.iter().map(|s| s.member + 1).max().unwrap_or(0);
-    let mut latest = vec![Seen::Down; n];
-    let mut out: Vec<(f64, f64)> = Vec::new();
-    let mut open: Option<f64> = None;
-    for p in &tl.samples {
-        latest[p.member] = p.seen;
-        let dual = latest.iter().filter(|x| **x == Seen::Writable).count() >= 2;
-        match (dual, open) {
-            (true, None) => open = Some(p.t),
-            (false, Some(a)) => {
-                out.push((a, p.t));
-                open = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(a) = open {
-        out.push((a, end));
-    }
-    out
 }
