@@ -185,11 +185,23 @@ fn drill_measures_every_fault() {
     // the line comes just before the fault: wait until the members are cut off
     let (alpha, beta) = ("alpha", "192.0.2.12");
     let cut = c.wait(alpha, &format!("! ping -c 1 -W 1 {beta}"), 20);
+    // and until the other side has promoted itself: killed in the middle of that
+    // promotion, a heal can leave two primaries (promote.service's ExecStop, the
+    // fencing, does not run for a start that never finished: see the issue note)
+    let promoted = c.wait(
+        "beta",
+        "[ \"$(runuser -u postgres -- psql -XtAc 'select pg_is_in_recovery()')\" = f ]",
+        30,
+    );
     let _ = child.kill();
     let _ = child.wait();
     assert!(
         cut,
         "the partition was not in place 20 s after the drill announced it"
+    );
+    assert!(
+        promoted,
+        "beta did not promote itself 30 s into the partition"
     );
     assert_ne!(
         c.sh(alpha, &format!("ping -c 1 -W 1 {beta}")).0,
