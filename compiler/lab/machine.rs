@@ -384,6 +384,19 @@ pub fn wait_ready(
     if host.ssh_user != "root" {
         add_user(tools, init, host)?;
     }
+    let key = paths::key(lab);
+    loop {
+        match net::ssh_login(&ns, addr, &host.ssh_user, &key) {
+            Ok(()) => break,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(not_ready(format!(
+                    "sshd answers on {addr} but a login as `{}` with the lab key fails: {e}",
+                    host.ssh_user
+                )));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
     Ok(state)
 }
 

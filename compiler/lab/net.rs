@@ -254,6 +254,32 @@ pub fn enter(_file: &std::fs::File) -> std::io::Result<()> {
     Err(std::io::Error::other("network namespaces need Linux"))
 }
 
+/// Log in on `addr` as `user` with the lab key and run `true`: what the first
+/// `infra apply` does, proven before the lab says the host is up (a banner alone is
+/// not: a host whose sshd or user was not ready yet failed an apply's first login).
+/// The host key is not checked: nothing is sent that a wrong host could use.
+pub fn ssh_login(ns_path: &Path, addr: SocketAddr, user: &str, key: &Path) -> Result<(), String> {
+    let tcp = connect_in(ns_path, addr, Duration::from_millis(500)).map_err(|e| e.to_string())?;
+    let mut session = ssh2::Session::new().map_err(|e| e.to_string())?;
+    session.set_timeout(5_000);
+    session.set_tcp_stream(tcp);
+    session.handshake().map_err(|e| format!("handshake: {e}"))?;
+    session
+        .userauth_pubkey_file(user, None, key, None)
+        .map_err(|e| format!("authentication as `{user}`: {e}"))?;
+    let mut channel = session.channel_session().map_err(|e| e.to_string())?;
+    channel
+        .exec("true")
+        .map_err(|e| format!("running `true`: {e}"))?;
+    let mut sink = String::new();
+    let _ = channel.read_to_string(&mut sink);
+    channel.wait_close().map_err(|e| e.to_string())?;
+    match channel.exit_status().map_err(|e| e.to_string())? {
+        0 => Ok(()),
+        n => Err(format!("`true` exited {n}")),
+    }
+}
+
 /// True when an SSH server answers on `addr` (its banner starts with `SSH-`).
 pub fn ssh_answers(ns_path: &Path, addr: SocketAddr) -> bool {
     let Ok(mut s) = connect_in(ns_path, addr, Duration::from_millis(500)) else {

@@ -575,7 +575,7 @@ fn postgres_replication_pieces() {
     assert!(promote.contains("pg_promote(true, 60)") && promote.contains("pg_is_in_recovery()"));
     let unit = &beta["/etc/systemd/system/infra-postgres-main-promote.service"].content;
     assert!(unit.contains("WantedBy=infra-office-active.target"));
-    assert!(unit.contains("ExecStop=/etc/infra/postgres/main/demote.sh"));
+    assert!(unit.contains("ExecStopPost=/etc/infra/postgres/main/demote.sh"));
     let alpha = &b.hosts["alpha"].files;
     let ensure = &alpha["/etc/infra/postgres/main/ensure-replication.sh"].content;
     assert!(ensure.contains("pg_create_physical_replication_slot('infra_beta', true)"));

@@ -138,6 +138,37 @@ fn drill_measures_every_fault() {
     assert_eq!(r["primary_after"], r["primary_before"], "{r}");
     assert!(f(&r, "longest_gap_s") < 1.0, "writes stalled: {r}");
 
+    // The VIP comes and goes on the standby within a moment (a VRRP flap): its
+    // promotion is stopped before it finishes. The fencing must still run (it did
+    // not while it was promote.service's ExecStop: two primaries until a human
+    // looked), so the pair ends with one primary and the standby streaming again.
+    let primary = r["primary_after"].as_str().expect("a primary").to_string();
+    let standby = if primary == "alpha" { "beta" } else { "alpha" };
+    let notify = "/etc/keepalived/infra-notify.sh office";
+    let (code, out) = c.sh(
+        standby,
+        &format!("{notify} master; sleep 0.05; {notify} backup"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let in_recovery =
+        "[ \"$(runuser -u postgres -- psql -XtAc 'select pg_is_in_recovery()')\" = t ]";
+    let streaming = "[ \"$(runuser -u postgres -- psql -XtAc 'select status from pg_stat_wal_receiver')\" = streaming ]";
+    let settled = c.wait(standby, &format!("{in_recovery} && {streaming}"), 60);
+    let journal = c.out(
+        standby,
+        "journalctl -q --no-pager -o cat -u infra-postgres-main-promote.service -n 20",
+    );
+    eprintln!("flap on {standby}:\n{journal}");
+    assert!(
+        settled,
+        "{standby} is not a streaming standby 60 s after a VIP flap (two primaries?):\n{journal}"
+    );
+    assert_eq!(
+        c.sh(&primary, &format!("! {in_recovery}")).0,
+        0,
+        "{primary} is no longer the primary after a flap on {standby}"
+    );
+
     // Without a witness a partition gives two writable primaries: the drill must see
     // them (and count what the loser's side took).
     let (run, v) = drill(&c, "partition", &["--hold", "8"]);

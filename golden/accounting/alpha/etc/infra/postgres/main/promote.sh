@@ -21,12 +21,17 @@ until runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432; d
     sleep 1
 done
 
+# demote.sh reads it when this unit is stopped before the promotion finished
+promoting=/run/infra/office/postgres-main-promoting
 if [ "$(psql -At -c 'SELECT pg_is_in_recovery()')" = t ]; then
     echo "promoting PostgreSQL 15/main on alpha"
+    mkdir -p /run/infra/office
+    touch "$promoting"
     if [ "$(psql -At -c 'SELECT pg_promote(true, 60)')" != t ]; then
         echo "pg_promote did not finish within 60 s" >&2
         exit 1
     fi
+    rm -f "$promoting"
     # the control file names the new timeline only after a checkpoint: a
     # former primary's pg_rewind reads it there
     psql -c CHECKPOINT
