@@ -430,6 +430,11 @@ const FORMATS: &[Format] = &[
         check: wal_keep_size,
     },
     Format {
+        kind: "postgres",
+        param: "replication",
+        check: replication_mode,
+    },
+    Format {
         kind: "mariadb",
         param: "bind",
         check: bind_address,
@@ -621,6 +626,13 @@ fn wal_keep_size(v: &str) -> Option<(&'static str, &'static str)> {
             "a size in kB, MB, GB or TB, e.g. \"512MB\" (\"0\": none)",
         )),
     }
+}
+
+fn replication_mode(v: &str) -> Option<(&'static str, &'static str)> {
+    (!["async", "sync"].contains(&v)).then_some((
+        "not a replication mode",
+        "\"async\" (a commit returns before a standby has it) or \"sync\" (once another member has it; docs/stdlib.md)",
+    ))
 }
 
 fn bind_address(v: &str) -> Option<(&'static str, &'static str)> {

@@ -186,6 +186,8 @@ pub fn spec_for(
         vip: group.vip.value.addr,
         version: int("version", 15),
         port: u16::try_from(int("port", 5432)).unwrap_or(5432),
+        sync: matches!(pg.param("replication").map(|p| &p.value), Some(Value::Str(s)) if s == "sync"),
+        cluster: pg.name.value.clone(),
         fault,
         rounds: rounds.max(1),
         hold,

@@ -92,6 +92,11 @@ pub struct DrillSpec {
     /// The `postgres` instance on the group: its major version and port.
     pub version: i64,
     pub port: u16,
+    /// `replication = "sync"`: converged also means every standby is synchronous
+    /// (and knows it: its eligibility check lets it take the VIP).
+    pub sync: bool,
+    /// The cluster's instance name (`postgres.NAME`).
+    pub cluster: String,
     pub fault: Fault,
     pub rounds: u32,
     pub hold: Duration,
@@ -498,9 +503,12 @@ fn converged(spec: &DrillSpec, through_vip: bool) -> Result<String, String> {
         spec,
         primary,
         "postgres",
-        "select coalesce(string_agg(host(client_addr), ' '), '') from pg_stat_replication where state = 'streaming'",
+        "select coalesce(string_agg(host(client_addr) || '=' || sync_state, ' '), '') from pg_stat_replication where state = 'streaming'",
     )?;
-    let senders: Vec<&str> = senders.split_whitespace().collect();
+    let senders: Vec<(&str, &str)> = senders
+        .split_whitespace()
+        .filter_map(|s| s.split_once('='))
+        .collect();
     for m in spec.members.iter().filter(|m| m.name != primary) {
         let receiver = psql(
             spec,
@@ -510,12 +518,33 @@ fn converged(spec: &DrillSpec, through_vip: bool) -> Result<String, String> {
         )
         .unwrap_or_else(|_| "not answering".into());
         let address = m.address.to_string();
-        if receiver != "streaming" || !senders.contains(&address.as_str()) {
+        let sender = senders.iter().find(|(a, _)| *a == address);
+        if receiver != "streaming" || sender.is_none() {
             return Err(format!(
                 "{} does not stream from {primary} yet (its receiver: {receiver}; {primary} streams to [{}])",
                 m.name,
-                senders.join(", ")
+                senders.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ")
             ));
+        }
+        if spec.sync {
+            let state = sender.map(|(_, s)| *s).unwrap_or("");
+            if !matches!(state, "sync" | "quorum") {
+                return Err(format!(
+                    "{} streams from {primary} but is not synchronous yet ({state})",
+                    m.name
+                ));
+            }
+            // and its eligibility check has seen it (else keepalived keeps it in FAULT)
+            let seen = format!("/run/infra/{}/postgres-{}-sync", spec.group, spec.cluster);
+            let out = lab::exec(&spec.lab, &m.name, &["cat", &seen]).map_err(|e| e.to_string())?;
+            let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !matches!(seen.as_str(), "sync" | "quorum") {
+                return Err(format!(
+                    "{} is synchronous but its eligibility check has not seen it yet ({})",
+                    m.name,
+                    if seen.is_empty() { "nothing" } else { &seen }
+                ));
+            }
         }
     }
     if through_vip {

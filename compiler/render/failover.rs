@@ -24,6 +24,16 @@ pub fn check_dir(group: &str) -> String {
     format!("/etc/keepalived/infra-check-{group}.d")
 }
 
+/// Whether this member may take the VIP (tracked by keepalived, not apply's check).
+pub fn eligible_script(group: &str) -> String {
+    format!("/etc/keepalived/infra-eligible-{group}.sh")
+}
+
+/// Where kinds on a group put conditions for taking the VIP.
+pub fn eligible_dir(group: &str) -> String {
+    format!("/etc/keepalived/infra-eligible-{group}.d")
+}
+
 /// Groups each host is a member of, in declaration order (computed once per render).
 pub fn groups_by_host(model: &Model) -> Vec<Vec<GroupId>> {
     let mut out = vec![Vec::new(); model.hosts.len()];
@@ -97,6 +107,12 @@ pub(super) fn render_groups(
             );
             o.insert("check_script".into(), json!(check_script(name)));
             o.insert("check_dir".into(), json!(check_dir(name)));
+            o.insert(
+                "eligible_name".into(),
+                json!(format!("infra_eligible_{}", ident(name))),
+            );
+            o.insert("eligible_script".into(), json!(eligible_script(name)));
+            o.insert("eligible_dir".into(), json!(eligible_dir(name)));
             o.insert("notify_script".into(), json!(NOTIFY));
         }
         groups_json.push(gj.clone());
@@ -132,6 +148,19 @@ pub(super) fn render_groups(
             origin: &origin,
             instance_span: g.span,
         };
+        match engine.render("keepalived/eligible.sh.hbs", ctx.clone(), &at) {
+            Ok(text) => hb.file(
+                &eligible_script(name),
+                Mode::EXECUTABLE,
+                "root",
+                "root",
+                text,
+                who.clone(),
+                false,
+                diags,
+            ),
+            Err(d) => diags.push(d),
+        }
         match engine.render("keepalived/active.target.hbs", ctx, &at) {
             Ok(text) => hb.unit(
                 &context::active_target(name),

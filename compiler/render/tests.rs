@@ -714,7 +714,7 @@ fn placement_all_and_host() {
 #[test]
 fn every_stdlib_template_is_used_by_some_example() {
     let mut used = BTreeSet::new();
-    for name in ["accounting", "three-host", "minimal"] {
+    for name in ["accounting", "three-host", "minimal", "sync-pair"] {
         let m = example(name);
         for inst in &m.instances {
             for r in &inst.resources {
@@ -734,6 +734,7 @@ fn every_stdlib_template_is_used_by_some_example() {
         "keepalived/keepalived.conf.hbs",
         "keepalived/notify.sh.hbs",
         "keepalived/check.sh.hbs",
+        "keepalived/eligible.sh.hbs",
         "keepalived/active.target.hbs",
     ] {
         used.insert(p.to_string());

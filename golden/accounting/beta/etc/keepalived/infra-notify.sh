@@ -20,7 +20,11 @@ dir="/run/infra/$group"
 target="infra-$group-active.target"
 case "$state" in
     master)
+        # readable by every user (keepalived runs this with umask 077): units
+        # that run as another user test the flag too (postgres' sync watchdog)
+        umask 022
         mkdir -p "$dir"
+        chmod 0755 /run/infra "$dir"
         touch "$dir/active"
         systemctl start --no-block "$target"
         ;;

@@ -51,6 +51,12 @@ elif [ -e "$pgdata/standby.signal" ]; then
 else
     echo "alpha lost the virtual IP of office: stopping PostgreSQL 15/main, which runs as primary"
 fi
+# the VIP may have come back while this ran (a flap): then the primary here is
+# the one the clients reach
+if [ -e "$flag" ]; then
+    echo "alpha holds the virtual IP of office again: PostgreSQL 15/main is left as it is"
+    exit 0
+fi
 # a primary it is, whether or not promote.sh got as far as ensure-replication.sh
 # writing the marker: guard.sh keeps it down, and the bootstrap unit rejoins it
 # with pg_rewind (keeping the diverged copy) rather than a base backup

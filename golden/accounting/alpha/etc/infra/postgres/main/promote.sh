@@ -13,6 +13,14 @@ psql() {
 
 waited=0
 until runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432; do
+    # stopped by a fencing that lost a race with this host taking the VIP back:
+    # guard.sh lets it start here now (this host holds the flag); never in the
+    # middle of the bootstrap's rewind or swap (its lock)
+    if ! systemctl is-active --quiet postgresql@15-main.service \
+        && [ -z "$(systemctl list-jobs --no-legend postgresql@15-main.service)" ]; then
+        flock -n /run/infra-postgres-main.lock \
+            systemctl start --no-block postgresql@15-main.service || true
+    fi
     waited=$((waited + 1))
     if [ "$waited" -ge 120 ]; then
         echo "PostgreSQL 15/main does not accept connections after 120 s: not promoting" >&2

@@ -50,6 +50,11 @@ fi
 if [ "$(q "SELECT has_function_privilege('repl', 'pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE') AND pg_has_role('repl', 'pg_checkpoint', 'MEMBER')")" != t ]; then
     todo="$todo rewind"
 fi
+# what a standby's eligibility check reads from the primary through the VIP: its
+# own sync_state in pg_stat_replication (hidden from other roles)
+if [ "$(q "SELECT pg_has_role('repl', 'pg_read_all_stats', 'MEMBER')")" != t ]; then
+    todo="$todo stats"
+fi
 
 if [ "${1:-}" = --check ]; then
     if [ -z "$todo" ]; then exit 0; else exit 1; fi
@@ -75,6 +80,7 @@ GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO repl;
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO repl;
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO repl;
 GRANT pg_checkpoint TO repl;
+GRANT pg_read_all_stats TO repl;
 SQL
 q "SELECT pg_create_physical_replication_slot('infra_alpha', true) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'infra_alpha')" >/dev/null
 touch "$pgdata/infra-primary"
