@@ -1383,10 +1383,11 @@ fn lab_accounting_two_hosts() {
         failed.len()
     );
     // a guard that the client sampled the rollout densely (other lab tests, the
-    // drill's writer among them, share the two cores)
+    // drill's writer among them, share the two cores: measured 13.6 to 19.6/s on
+    // fresh-clone CI runs, 40/s and more alone)
     assert!(
-        rate >= 15.0,
-        "the client kept up at least 15 requests/s: {rate:.1}"
+        rate >= 10.0,
+        "the client kept up at least 10 requests/s: {rate:.1}"
     );
     assert!(
         failed.is_empty(),
