@@ -116,7 +116,7 @@ while :; do
         rm -rf "$new"
         install -d -o postgres -g postgres -m 0700 "$new"
         if runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_basebackup \
-            -d "host=$vip port=5432 user=repl passfile=/etc/infra/postgres/main/pgpass application_name=alpha" \
+            -d "host=$vip port=5432 user=repl passfile=/etc/infra/postgres/main/pgpass application_name=alpha-basebackup" \
             -D "$new" -S infra_alpha -X stream -c fast; then
             break
         fi

@@ -24,15 +24,20 @@ fi
 # decided from the unit and the data directory, not by asking the server: a hung
 # primary (the reason keepalived may have given up the VIP) answers nothing, and
 # must still be stopped (it stops when it resumes)
-if ! systemctl is-active --quiet postgresql@15-main.service; then
-    rm -f "$promoting"
-    exit 0
-fi
+# (activating counts as running: a server in crash recovery, past guard.sh, comes
+# up as a primary)
+case "$(systemctl show -p ActiveState --value postgresql@15-main.service)" in
+    inactive | failed)
+        rm -f "$promoting"
+        exit 0
+        ;;
+esac
 if [ -e "$promoting" ]; then
     # promote.sh asked for the promotion and was stopped before it finished: the
-    # server goes on with it, so see whether it leaves recovery (bounded: 10 s)
+    # server goes on with it once it has replayed what it received, so see whether
+    # it leaves recovery (bounded like pg_promote's own wait: 60 s)
     waited=0
-    while [ -e "$pgdata/standby.signal" ] && [ "$waited" -lt 20 ]; do
+    while [ -e "$pgdata/standby.signal" ] && [ "$waited" -lt 120 ]; do
         if [ -e "$flag" ]; then
             echo "beta holds the virtual IP of office again: the promotion goes on"
             exit 0

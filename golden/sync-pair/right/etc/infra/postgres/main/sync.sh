@@ -33,7 +33,8 @@ while [ -e "$flag" ]; do
         continue
     fi
     waiting=$(q "SELECT current_setting('synchronous_standby_names') <> ''")
-    streaming=$(q "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+    # the standbys' own streams only (a base backup's WAL stream is HOST-basebackup)
+    streaming=$(q "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND application_name IN ('left')")
     if [ -z "$waiting" ] || [ -z "$streaming" ]; then
         sleep 1
         continue
