@@ -60,6 +60,7 @@ pub static FILES: &[(&str, &str)] = embed![
     "templates/postgres/ensure-databases.sh.hbs",
     "templates/postgres/ensure-replication.sh.hbs",
     "templates/postgres/ensure-user.sh.hbs",
+    "templates/postgres/fence.sh.hbs",
     "templates/postgres/guard.sh.hbs",
     "templates/postgres/infra.conf.hbs",
     "templates/postgres/password.hbs",

@@ -29,8 +29,23 @@ case "$state" in
         systemctl start --no-block "$target"
         ;;
     backup | fault | stop)
+        was_active=no
+        if [ -e "$dir/active" ]; then
+            was_active=yes
+        fi
         rm -f "$dir/active"
         systemctl stop --no-block "$target"
+        # the kinds' fencing for what stopping the target does not cover (a unit
+        # that failed, or waits to retry its start, runs no ExecStopPost), only on
+        # a member that held the VIP: in the background, never delaying
+        # keepalived; logged as infra-fence-GROUP
+        if [ "$was_active" = yes ]; then
+            for f in "/etc/keepalived/infra-fence-$group.d"/*.sh; do
+                if [ -x "$f" ]; then
+                    systemd-cat -t "infra-fence-$group" "$f" </dev/null &
+                fi
+            done
+        fi
         ;;
     *)
         echo "infra-notify: unknown state '$state'" >&2
