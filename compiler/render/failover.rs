@@ -125,42 +125,35 @@ pub(super) fn render_groups(
             place: g.name.span,
             instance: None,
         };
-        let at = Use {
-            span: g.check.span,
-            origin: &origin,
-            instance_span: g.span,
-        };
-        match engine.render("keepalived/check.sh.hbs", ctx.clone(), &at) {
-            Ok(text) => hb.file(
-                &check_script(name),
-                Mode::EXECUTABLE,
-                "root",
-                "root",
-                text,
-                who.clone(),
-                false,
-                diags,
-            ),
-            Err(d) => diags.push(d),
+        // the health check (errors point at `check =`) and the eligibility check
+        for (template, path, span) in [
+            ("keepalived/check.sh.hbs", check_script(name), g.check.span),
+            ("keepalived/eligible.sh.hbs", eligible_script(name), g.span),
+        ] {
+            let at = Use {
+                span,
+                origin: &origin,
+                instance_span: g.span,
+            };
+            match engine.render(template, ctx.clone(), &at) {
+                Ok(text) => hb.file(
+                    &path,
+                    Mode::EXECUTABLE,
+                    "root",
+                    "root",
+                    text,
+                    who.clone(),
+                    false,
+                    diags,
+                ),
+                Err(d) => diags.push(d),
+            }
         }
         let at = Use {
             span: g.span,
             origin: &origin,
             instance_span: g.span,
         };
-        match engine.render("keepalived/eligible.sh.hbs", ctx.clone(), &at) {
-            Ok(text) => hb.file(
-                &eligible_script(name),
-                Mode::EXECUTABLE,
-                "root",
-                "root",
-                text,
-                who.clone(),
-                false,
-                diags,
-            ),
-            Err(d) => diags.push(d),
-        }
         match engine.render("keepalived/active.target.hbs", ctx, &at) {
             Ok(text) => hb.unit(
                 &context::active_target(name),

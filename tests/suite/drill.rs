@@ -36,6 +36,12 @@ fn summary(v: &Value) -> String {
     )
 }
 
+/// A shell test on a member: its PostgreSQL answers `pg_is_in_recovery()` with `tf`
+/// (`t`: a standby, `f`: a primary); false when it does not answer.
+fn recovery_is(tf: &str) -> String {
+    format!("[ \"$(runuser -u postgres -- psql -XtAc 'select pg_is_in_recovery()')\" = {tf} ]")
+}
+
 fn f(r: &Value, k: &str) -> f64 {
     r[k].as_f64()
         .unwrap_or_else(|| panic!("`{k}` is not a number in {r}"))
@@ -150,8 +156,7 @@ fn drill_measures_every_fault() {
         &format!("{notify} master; sleep 0.05; {notify} backup"),
     );
     assert_eq!(code, 0, "{out}");
-    let in_recovery =
-        "[ \"$(runuser -u postgres -- psql -XtAc 'select pg_is_in_recovery()')\" = t ]";
+    let in_recovery = recovery_is("t");
     let streaming = "[ \"$(runuser -u postgres -- psql -XtAc 'select status from pg_stat_wal_receiver')\" = streaming ]";
     let settled = c.wait(standby, &format!("{in_recovery} && {streaming}"), 60);
     let journal = c.out(
@@ -164,7 +169,7 @@ fn drill_measures_every_fault() {
         "{standby} is not a streaming standby 60 s after a VIP flap (two primaries?):\n{journal}"
     );
     assert_eq!(
-        c.sh(&primary, &format!("! {in_recovery}")).0,
+        c.sh(&primary, &recovery_is("f")).0,
         0,
         "{primary} is no longer the primary after a flap on {standby}"
     );
@@ -219,11 +224,7 @@ fn drill_measures_every_fault() {
     // and until the other side has promoted itself: killed in the middle of that
     // promotion, a heal can leave two primaries (promote.service's ExecStop, the
     // fencing, does not run for a start that never finished: see the issue note)
-    let promoted = c.wait(
-        "beta",
-        "[ \"$(runuser -u postgres -- psql -XtAc 'select pg_is_in_recovery()')\" = f ]",
-        30,
-    );
+    let promoted = c.wait("beta", &recovery_is("f"), 30);
     let _ = child.kill();
     let _ = child.wait();
     assert!(
