@@ -14,6 +14,7 @@ pub fn lint(model: &Model) -> Vec<Diag> {
     let mut d = Vec::new();
     hosts(model, &mut d);
     groups(model, &mut d);
+    witnesses(model, &mut d);
     shares(model, &mut d);
     jobs(model, &mut d);
     databases(model, &mut d);
@@ -120,6 +121,55 @@ fn groups(model: &Model, out: &mut Vec<Diag>) {
             }
         }
     }
+}
+
+/// One etcd cluster per host: the groups with a witness that a host takes part
+/// in (as a member or as the witness) must all have the same three hosts.
+fn witnesses(model: &Model, out: &mut Vec<Diag>) {
+    let mut cluster_of: BTreeMap<usize, usize> = BTreeMap::new();
+    for (gi, g) in model.groups.iter().enumerate() {
+        let Some(w) = &g.witness else { continue };
+        let mine: BTreeSet<usize> = witness_hosts(model, gi);
+        let mut clash = None;
+        for h in &mine {
+            if let Some(&other) = cluster_of.get(h) {
+                if witness_hosts(model, other) != mine {
+                    clash = Some((other, *h));
+                    break;
+                }
+            }
+        }
+        if let Some((other, h)) = clash {
+            let o = &model.groups[other];
+            out.push(
+                Diag::error(
+                    codes::E0519,
+                    format!(
+                        "host `{}` would be in two witness clusters: `{}` and `{}` have different hosts",
+                        model.hosts[h].name.value, o.name.value, g.name.value
+                    ),
+                )
+                .at(w.span, "this group's three hosts")
+                .with(o.witness.as_ref().map_or(o.name.span, |w| w.span), "differ from this group's")
+                .help("a host runs one etcd member: groups with a witness that share a host must have the same two members and the same witness"),
+            );
+            continue;
+        }
+        for h in mine {
+            cluster_of.insert(h, gi);
+        }
+    }
+}
+
+/// The members and the witness of group `g`, by host index.
+fn witness_hosts(model: &Model, g: usize) -> BTreeSet<usize> {
+    let group = &model.groups[g];
+    group
+        .members
+        .iter()
+        .map(|m| m.value.index())
+        .chain(group.witness.iter().map(|w| w.value.index()))
+        .collect()
 }
 
 fn str_param<'a>(i: &'a Instance, name: &str) -> Option<&'a str> {
@@ -759,7 +809,29 @@ fn databases(model: &Model, out: &mut Vec<Diag>) {
         let Some(g) = group_of(db.placement.value) else {
             continue;
         };
-        if model.groups[g].members.len() < 2 {
+        let group = &model.groups[g];
+        if group.members.len() == 2 && group.witness.is_none() {
+            out.push(
+                Diag::warning(
+                    codes::W0518,
+                    format!(
+                        "database `{}` is on `{}`, two members without a witness: they can both be primary",
+                        db.qualified(),
+                        group.name.value
+                    ),
+                )
+                .at(
+                    db.placement.span,
+                    format!("`{}` has no majority when its members lose each other", group.name.value),
+                )
+                .with(group.name.span, "two members, no `witness`")
+                .help(format!(
+                    "when the link between the members fails and clients still reach both, each takes the VIP and accepts writes, and the loser's are lost on healing (`infra drill --fault partition` counts them); declare a third small host and add `witness = HOST` to `failover {}`",
+                    group.name.value
+                )),
+            );
+        }
+        if group.members.len() < 2 {
             out.push(
                 Diag::warning(
                     codes::W0506,

@@ -80,6 +80,10 @@ pub static FILES: &[(&str, &str)] = embed![
     "templates/share/push.service.hbs",
     "templates/share/push.sh.hbs",
     "templates/share/push.timer.hbs",
+    "templates/witness/etcd.env.hbs",
+    "templates/witness/etcd.service.hbs",
+    "templates/witness/lease.service.hbs",
+    "templates/witness/lease.sh.hbs",
 ];
 
 const TEMPLATES_DIR: &str = "templates/";

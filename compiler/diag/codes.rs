@@ -84,6 +84,7 @@ codes! {
     E0215: "a resource path that is not absolute and normalised",
     E0216: "an invalid unit, package, user or step name",
     E0217: "a secret in a resource's name or path",
+    E0218: "a witness that is a member, or on a group that is not of two members",
     // Imports and files.
     E0301: "file or module not found, or unreadable",
     E0302: "import cycle",
@@ -111,6 +112,8 @@ codes! {
     E0515: "a share path that is a system directory, or holds characters rsync or a shell would interpret",
     E0516: "a file where another resource on the host needs a directory",
     E0517: "a share whose group is a privileged system group (the receiving account joins it)",
+    W0518: "a database on a group of two members without a witness (both can become primary)",
+    E0519: "a host in two witness clusters (groups with a witness and different hosts)",
     // Rendering and templates.
     E0601: "template not found",
     E0602: "template does not parse",

@@ -34,6 +34,8 @@ pub const BASE_PACKAGES: &[&str] = &[
 pub const DEFAULT_PACKAGES: &[&str] = &[
     "ca-certificates",
     "curl",
+    "etcd-client",
+    "etcd-server",
     "iputils-ping",
     "keepalived",
     "mariadb-client",
@@ -54,6 +56,7 @@ pub const DEFAULT_PACKAGES: &[&str] = &[
 /// Units the packages enable that would start on boot; `infra apply` enables what the
 /// configuration declares. Globs are matched against unit file names.
 const DISABLE: &[&str] = &[
+    "etcd.service",
     "keepalived.service",
     "postgresql.service",
     "mariadb.service",

@@ -115,7 +115,138 @@ pub fn group_json(model: &Model, gid: GroupId, h: HostId) -> Json {
         "run_dir": format!("/run/infra/{name}"),
         "active_flag": active_flag(name),
         "active_target": active_target(name),
+        "witness": witness_json(model, g, h),
     })
+}
+
+/// Seconds a witness lease lives without renewal (etcd), after which another
+/// member may take the key.
+pub const WITNESS_TTL: u64 = 8;
+/// Seconds without a renewal after which the holder gives the VIP up and fences:
+/// well before the lease can expire (the rest is for the fencing to finish).
+pub const WITNESS_FENCE_AFTER: u64 = 3;
+/// Seconds a member that took the key has to become the VIP holder.
+pub const WITNESS_GRACE: u64 = 15;
+/// etcd's client and peer ports.
+pub const ETCD_CLIENT_PORT: u16 = 2379;
+pub const ETCD_PEER_PORT: u16 = 2380;
+
+/// `/run/infra-witness-GROUP`: 0 while this member may hold the VIP (keepalived's
+/// track_file), 1 otherwise.
+pub fn witness_track(group: &str) -> String {
+    format!("/run/infra-witness-{group}")
+}
+
+/// The hosts of the etcd cluster a group with a witness votes in: its members in
+/// order, then the witness.
+pub fn witness_cluster(g: &Group) -> Vec<HostId> {
+    g.members
+        .iter()
+        .map(|m| m.value)
+        .chain(g.witness.iter().map(|w| w.value))
+        .collect()
+}
+
+/// etcd client URLs for `h`: its own member first, then the others.
+fn etcd_endpoints(model: &Model, cluster: &[HostId], h: HostId) -> String {
+    let mut urls = vec![format!("http://127.0.0.1:{ETCD_CLIENT_PORT}")];
+    for &x in cluster.iter().filter(|&&x| x != h) {
+        urls.push(format!(
+            "http://{}:{ETCD_CLIENT_PORT}",
+            model.hosts[x].address.value
+        ));
+    }
+    urls.join(",")
+}
+
+fn witness_json(model: &Model, g: &Group, h: HostId) -> Json {
+    let Some(w) = &g.witness else {
+        return Json::Null;
+    };
+    let name = &g.name.value;
+    let mut j = host_json(model, w.value);
+    if let Json::Object(o) = &mut j {
+        let cluster = witness_cluster(g);
+        o.insert(
+            "key".into(),
+            json!(format!("/infra/failover/{name}/leader")),
+        );
+        o.insert("track".into(), json!(witness_track(name)));
+        o.insert(
+            "track_name".into(),
+            json!(format!("infra_witness_{}", ident(name))),
+        );
+        o.insert(
+            "script".into(),
+            json!(format!("/etc/keepalived/infra-witness-{name}.sh")),
+        );
+        o.insert(
+            "service".into(),
+            json!(format!("infra-witness-{name}.service")),
+        );
+        o.insert("ttl".into(), json!(WITNESS_TTL));
+        o.insert("fence_after".into(), json!(WITNESS_FENCE_AFTER));
+        o.insert("grace".into(), json!(WITNESS_GRACE));
+        o.insert(
+            "endpoints".into(),
+            json!(etcd_endpoints(model, &cluster, h)),
+        );
+    }
+    j
+}
+
+/// The etcd member on host `h` of a witness cluster (`cluster`: its hosts).
+pub fn etcd_json(model: &Model, cluster: &[HostId], h: HostId) -> Json {
+    let members: Vec<Json> = cluster
+        .iter()
+        .map(|&x| {
+            let addr = model.hosts[x].address.value;
+            json!({
+                "name": model.hosts[x].name.value,
+                "address": addr.to_string(),
+                "peer_url": format!("http://{addr}:{ETCD_PEER_PORT}"),
+                "client_url": format!("http://{addr}:{ETCD_CLIENT_PORT}"),
+            })
+        })
+        .collect();
+    let initial: Vec<String> = cluster
+        .iter()
+        .map(|&x| {
+            format!(
+                "{}=http://{}:{ETCD_PEER_PORT}",
+                model.hosts[x].name.value, model.hosts[x].address.value
+            )
+        })
+        .collect();
+    let initial = initial.join(",");
+    // a new set of hosts is a new cluster, in a data directory of its own
+    let token = crate::encode::sha256_hex(initial.as_bytes());
+    let token = format!("infra-{}", &token[..12]);
+    let addr = model.hosts[h].address.value;
+    json!({
+        "name": model.hosts[h].name.value,
+        "address": addr.to_string(),
+        "members": members,
+        "initial_cluster": initial,
+        "token": token,
+        "data_dir": format!("/var/lib/infra-etcd/{token}"),
+        "listen_peer_urls": format!("http://{addr}:{ETCD_PEER_PORT}"),
+        "listen_client_urls": format!("http://127.0.0.1:{ETCD_CLIENT_PORT},http://{addr}:{ETCD_CLIENT_PORT}"),
+        "endpoints": etcd_endpoints(model, cluster, h),
+    })
+}
+
+/// A name as a keepalived identifier: letters, digits and `_`.
+pub fn ident(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 pub fn placement_group(p: Placement) -> Option<GroupId> {

@@ -4,7 +4,7 @@
 //! package and service, and the host's [`RoleOut`]s. Templates under
 //! `keepalived/` (overridable like any other).
 
-use super::context::{self, group_json, host_json};
+use super::context::{self, group_json, host_json, ident};
 use super::engine::{Engine, Use};
 use super::{HostState, MemberRole, RoleOut, Writer};
 use crate::diag::Diag;
@@ -53,16 +53,30 @@ fn base_ctx(model: &Model, h: HostId) -> Map<String, Json> {
     ctx
 }
 
-fn ident(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// A group's context with the names of its keepalived scripts and identifiers.
+fn keepalived_group_json(model: &Model, gid: GroupId, h: HostId) -> Json {
+    let name = &model.groups[gid].name.value;
+    let mut gj = group_json(model, gid, h);
+    if let Json::Object(o) = &mut gj {
+        o.insert(
+            "vrrp_instance".into(),
+            json!(format!("infra_{}", ident(name))),
+        );
+        o.insert(
+            "check_name".into(),
+            json!(format!("infra_check_{}", ident(name))),
+        );
+        o.insert("check_script".into(), json!(check_script(name)));
+        o.insert("check_dir".into(), json!(check_dir(name)));
+        o.insert(
+            "eligible_name".into(),
+            json!(format!("infra_eligible_{}", ident(name))),
+        );
+        o.insert("eligible_script".into(), json!(eligible_script(name)));
+        o.insert("eligible_dir".into(), json!(eligible_dir(name)));
+        o.insert("notify_script".into(), json!(NOTIFY));
+    }
+    gj
 }
 
 /// Files and target units of the groups (before the instances).
@@ -95,26 +109,7 @@ pub(super) fn render_groups(
         for p in &g.check_packages {
             hb.package(&p.value);
         }
-        let mut gj = group_json(model, gid, h);
-        if let Json::Object(o) = &mut gj {
-            o.insert(
-                "vrrp_instance".into(),
-                json!(format!("infra_{}", ident(name))),
-            );
-            o.insert(
-                "check_name".into(),
-                json!(format!("infra_check_{}", ident(name))),
-            );
-            o.insert("check_script".into(), json!(check_script(name)));
-            o.insert("check_dir".into(), json!(check_dir(name)));
-            o.insert(
-                "eligible_name".into(),
-                json!(format!("infra_eligible_{}", ident(name))),
-            );
-            o.insert("eligible_script".into(), json!(eligible_script(name)));
-            o.insert("eligible_dir".into(), json!(eligible_dir(name)));
-            o.insert("notify_script".into(), json!(NOTIFY));
-        }
+        let gj = keepalived_group_json(model, gid, h);
         groups_json.push(gj.clone());
 
         let mut ctx = base_ctx(model, h);
@@ -231,6 +226,135 @@ pub(super) fn render_groups(
         Err(d) => diags.push(d),
     }
 }
+
+/// The witness of the groups that have one: on their members and on the witness,
+/// one etcd member (`infra-etcd.service`; the distribution's `etcd.service` is
+/// disabled: its default single-member cluster would hold the ports); on each
+/// member, the lease loop that decides whether keepalived may hold the VIP
+/// (`infra-witness-GROUP.service`, tracked as a file by keepalived).
+pub(super) fn render_witness(
+    model: &Model,
+    h: HostId,
+    engine: &mut Engine<'_>,
+    hb: &mut HostState,
+    diags: &mut Vec<Diag>,
+) {
+    let witnessed: Vec<GroupId> = model
+        .group_ids()
+        .filter(|&g| {
+            context::witness_cluster(&model.groups[g]).contains(&h)
+                && model.groups[g].witness.is_some()
+        })
+        .collect();
+    // one etcd member per host (lint E0519: groups sharing a host share its hosts)
+    let Some(&first) = witnessed.first() else {
+        return;
+    };
+    let g = &model.groups[first];
+    let wspan = g.witness.as_ref().map_or(g.span, |w| w.span);
+    let origin = format!("failover.{}", g.name.value);
+    let who = Writer {
+        origin: origin.clone(),
+        span: wspan,
+        place: wspan,
+        instance: None,
+    };
+    let at = Use {
+        span: wspan,
+        origin: &origin,
+        instance_span: g.span,
+    };
+    hb.package("etcd-server");
+    hb.package("etcd-client");
+    let mut ctx = base_ctx(model, h);
+    ctx.insert(
+        "etcd".into(),
+        context::etcd_json(model, &context::witness_cluster(g), h),
+    );
+    let groups: Vec<Json> = witnessed
+        .iter()
+        .map(|&x| json!(model.groups[x].name.value))
+        .collect();
+    ctx.insert("witness_groups".into(), Json::Array(groups));
+    ctx.insert("etcd_env".into(), json!(ETCD_ENV));
+    match engine.render("witness/etcd.env.hbs", ctx.clone(), &at) {
+        Ok(text) => hb.file(
+            ETCD_ENV,
+            Mode::FILE,
+            "root",
+            "root",
+            text,
+            who.clone(),
+            false,
+            diags,
+        ),
+        Err(d) => diags.push(d),
+    }
+    match engine.render("witness/etcd.service.hbs", ctx, &at) {
+        Ok(text) => hb.unit(ETCD_UNIT, text, true, true, who.clone(), diags),
+        Err(d) => diags.push(d),
+    }
+    hb.out.steps.push(super::build::StepOut {
+        name: "witness-distro-etcd-off".into(),
+        run: "systemctl disable --now etcd.service".into(),
+        unless: Some(
+            "! systemctl is-enabled --quiet etcd.service && ! systemctl is-active --quiet etcd.service"
+                .into(),
+        ),
+        origin: origin.clone(),
+    });
+    for &gid in &witnessed {
+        let g = &model.groups[gid];
+        if g.position(h).is_none() {
+            continue;
+        }
+        let name = &g.name.value;
+        let origin = format!("failover.{name}");
+        let wspan = g.witness.as_ref().map_or(g.span, |w| w.span);
+        let who = Writer {
+            origin: origin.clone(),
+            span: wspan,
+            place: wspan,
+            instance: None,
+        };
+        let at = Use {
+            span: wspan,
+            origin: &origin,
+            instance_span: g.span,
+        };
+        let mut ctx = base_ctx(model, h);
+        ctx.insert("group".into(), keepalived_group_json(model, gid, h));
+        match engine.render("witness/lease.sh.hbs", ctx.clone(), &at) {
+            Ok(text) => hb.file(
+                &format!("/etc/keepalived/infra-witness-{name}.sh"),
+                Mode::EXECUTABLE,
+                "root",
+                "root",
+                text,
+                who.clone(),
+                false,
+                diags,
+            ),
+            Err(d) => diags.push(d),
+        }
+        match engine.render("witness/lease.service.hbs", ctx, &at) {
+            Ok(text) => hb.unit(
+                &format!("infra-witness-{name}.service"),
+                text,
+                true,
+                true,
+                who,
+                diags,
+            ),
+            Err(d) => diags.push(d),
+        }
+    }
+}
+
+/// Where the etcd member of a witness cluster reads its configuration.
+pub const ETCD_ENV: &str = "/etc/infra/etcd/etcd.env";
+/// The etcd member's unit (ours, not the distribution's `etcd.service`).
+pub const ETCD_UNIT: &str = "infra-etcd.service";
 
 /// keepalived.service last: it is started once everything it triggers is in place.
 pub(super) fn finish_groups(model: &Model, gids: &[GroupId], hb: &mut HostState) {

@@ -71,6 +71,7 @@ pub fn render(
         let mut hb = HostState::new(model, h);
         let gids = &groups[h.index()];
         failover::render_groups(model, h, gids, &mut engine, &mut hb, &mut diags);
+        failover::render_witness(model, h, &mut engine, &mut hb, &mut diags);
         for &i in &instances[h.index()] {
             render_instance(model, i, h, &mut engine, &mut hb, trees, &mut diags);
         }

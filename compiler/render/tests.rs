@@ -714,7 +714,13 @@ fn placement_all_and_host() {
 #[test]
 fn every_stdlib_template_is_used_by_some_example() {
     let mut used = BTreeSet::new();
-    for name in ["accounting", "three-host", "minimal", "sync-pair"] {
+    for name in [
+        "accounting",
+        "three-host",
+        "minimal",
+        "sync-pair",
+        "witness",
+    ] {
         let m = example(name);
         for inst in &m.instances {
             for r in &inst.resources {
@@ -736,6 +742,10 @@ fn every_stdlib_template_is_used_by_some_example() {
         "keepalived/check.sh.hbs",
         "keepalived/eligible.sh.hbs",
         "keepalived/active.target.hbs",
+        "witness/etcd.env.hbs",
+        "witness/etcd.service.hbs",
+        "witness/lease.sh.hbs",
+        "witness/lease.service.hbs",
     ] {
         used.insert(p.to_string());
     }
@@ -839,4 +849,57 @@ fn shell_templates_quote_what_is_not_a_plain_word() {
         &Default::default()
     )
     .is_ok());
+}
+
+#[test]
+fn a_witness_runs_etcd_and_the_members_hold_a_lease() {
+    let b = build(&example("witness"));
+    let (alpha, nas) = (&b.hosts["alpha"], &b.hosts["nas"]);
+    // the witness: one etcd member of the three, nothing of the group
+    assert!(nas.files.contains_key("/etc/infra/etcd/etcd.env"));
+    assert!(!nas.files.contains_key("/etc/keepalived/keepalived.conf"));
+    assert!(nas.roles.is_empty());
+    assert!(nas
+        .units
+        .iter()
+        .any(|u| u.name == "infra-etcd.service" && u.enable && u.start));
+    assert!(nas
+        .steps
+        .iter()
+        .any(|s| s.name == "witness-distro-etcd-off"));
+    assert_eq!(nas.packages, ["etcd-client", "etcd-server"]);
+    let env = &nas.files["/etc/infra/etcd/etcd.env"].content;
+    assert!(env.contains("ETCD_NAME=nas\n"), "{env}");
+    assert!(env.contains("ETCD_INITIAL_CLUSTER=alpha=http://192.0.2.31:2380,beta=http://192.0.2.32:2380,nas=http://192.0.2.33:2380\n"), "{env}");
+    // one cluster: the same token (and data directory) on every host
+    let token = |h: &HostBuild| {
+        h.files["/etc/infra/etcd/etcd.env"]
+            .content
+            .lines()
+            .find(|l| l.starts_with("ETCD_INITIAL_CLUSTER_TOKEN="))
+            .map(str::to_string)
+    };
+    assert_eq!(token(alpha), token(nas));
+    // a member: the lease loop, and keepalived tracking its file
+    assert!(alpha
+        .units
+        .iter()
+        .any(|u| u.name == "infra-witness-office.service" && u.enable && u.start));
+    let conf = &alpha.files["/etc/keepalived/keepalived.conf"].content;
+    assert!(conf.contains("track_file infra_witness_office {\n    file \"/run/infra-witness-office\"\n    weight 0\n    init_file 1\n}"), "{conf}");
+    let lease = &alpha.files["/etc/keepalived/infra-witness-office.sh"].content;
+    assert!(
+        lease.contains(
+            "endpoints=http://127.0.0.1:2379,http://192.0.2.32:2379,http://192.0.2.33:2379\n"
+        ),
+        "{lease}"
+    );
+    // without a witness: neither
+    let acc = build(&example("accounting"));
+    assert!(!acc.hosts["alpha"]
+        .files
+        .contains_key("/etc/infra/etcd/etcd.env"));
+    assert!(!acc.hosts["alpha"].files["/etc/keepalived/keepalived.conf"]
+        .content
+        .contains("track_file"));
 }

@@ -140,6 +140,7 @@ impl Resolver<'_> {
                 "check_packages",
                 "router_id",
                 "priorities",
+                "witness",
             ],
             &[],
             "failover",
@@ -152,6 +153,7 @@ impl Resolver<'_> {
         let mut router_id = None;
         let mut priorities = None;
         let mut priorities_count: Option<(usize, Span)> = None;
+        let mut witness: Option<Spanned<HostId>> = None;
         for (n, a) in &attrs.attrs {
             let vspan = a.value.span();
             match *n {
@@ -247,6 +249,11 @@ impl Resolver<'_> {
                         }
                     }
                 }
+                "witness" => {
+                    if let Some(Value::Host(h)) = self.typed(&a.value, &Type::Host, &env) {
+                        witness = Some(Spanned::new(h, vspan));
+                    }
+                }
                 "router_id" => {
                     if let Some(Value::Int(i)) = self.typed(&a.value, &Type::Int, &env) {
                         match u8::try_from(i) {
@@ -332,6 +339,33 @@ impl Resolver<'_> {
             }
             None => Spanned::new(default_priorities(n), name.span),
         };
+        if let Some(w) = &witness {
+            let wname = &self.hosts[w.value].name.value;
+            if let Some(m) = members.iter().find(|m| m.value == w.value) {
+                self.diags.push(
+                    Diag::error(
+                        codes::E0218,
+                        format!("the witness of `{}` is also one of its members", name.name),
+                    )
+                    .at(w.span, format!("`{wname}` is the witness"))
+                    .with(m.span, "and a member")
+                    .help("the witness is a third machine that runs no member of the group: declare another host (an old desktop, a Raspberry Pi, the NAS) and name it here"),
+                );
+            } else if n != 2 && n > 0 {
+                self.diags.push(
+                    Diag::error(
+                        codes::E0218,
+                        format!("failover group `{}` has {n} members and a witness", name.name),
+                    )
+                    .at(w.span, "a witness completes a majority of three for two members")
+                    .help(if n == 1 {
+                        "add the second member to `members`, or remove `witness`"
+                    } else {
+                        "a witness is for groups of exactly two members: remove `witness`, or keep two members"
+                    }),
+                );
+            }
+        }
         let explicit = router_id.is_some();
         (
             Group {
@@ -350,6 +384,7 @@ impl Resolver<'_> {
                 check: check.unwrap_or(Spanned::new(Check::Exec("true".into()), name.span)),
                 router_id: router_id.unwrap_or(Spanned::new(0, name.span)),
                 priorities,
+                witness,
             },
             explicit,
         )

@@ -163,6 +163,9 @@ pub struct Group {
     pub router_id: Spanned<u8>,
     /// One priority per member, same order (explicit `priorities = [...]` or 150, 100, 50, ...).
     pub priorities: Spanned<Vec<u8>>,
+    /// `witness = HOST`: a third host whose vote (etcd) makes a majority of
+    /// three; only on a group of two members, never one of them.
+    pub witness: Option<Spanned<HostId>>,
 }
 
 impl Model {

@@ -1,10 +1,10 @@
-//! `infra drill` on the accounting example: a short round of every fault, with the
+//! `infra drill` on the accounting example (and on examples/witness): a short round of every fault, with the
 //! writer through the VIP and the set checker. The assertions are what the stack
 //! guarantees today (and what the drill must be able to see): a power cut fails over
 //! within seconds and loses at most a second of writes; a killed database comes back
 //! by itself; a hung one fails over; a standby restart costs nothing; a partition or an isolated VIP holder
-//! gives two writable primaries, which the drill measures (the witness of issue 11 is
-//! what will make those 0). Every round must heal by itself, and the drill leaves
+//! gives two writable primaries, which the drill measures; with a witness
+//! (examples/witness) neither does, and nothing acknowledged is lost. Every round must heal by itself, and the drill leaves
 //! nothing behind (`infra plan`: no changes). Lab only (INFRA_LAB_TESTS=1).
 
 use crate::apply_e2e::{lab_enabled, LabConfig, Run};
@@ -252,6 +252,52 @@ fn drill_measures_every_fault() {
     let r = c.infra(&["plan"]);
     assert!(
         r.code == 0 && r.stdout.contains("total (2 hosts): no changes"),
+        "the drill left something behind:\n{r:?}"
+    );
+    drop(c);
+    with_a_witness();
+}
+
+/// examples/witness: two members, the witness `nas` (etcd), synchronous
+/// replication. What the pair could not do alone: no fault gives two primaries,
+/// and none loses an acknowledged write.
+fn with_a_witness() {
+    let mut c = LabConfig::new("witness", "infra-drill-wit");
+    c.up(&[]);
+    let r = c.infra(&["check"]);
+    assert!(
+        r.code == 0 && !r.all().contains("W0518"),
+        "the witness example still warns of split brain:\n{r:?}"
+    );
+    let r = c.infra(&["apply"]);
+    assert_eq!(r.code, 0, "apply failed:\n{r:?}");
+
+    // The members lose each other, both still reach the witness: the holder keeps
+    // its lease and stays the only primary (commits wait for the standby meanwhile).
+    let (run, v) = drill(&c, "partition", &["--hold", "8"]);
+    let r = healed_and_counted("witness partition", &run, &v);
+    assert_eq!(f(&r, "dual_primary_s"), 0.0, "two primaries: {r}");
+    assert_eq!(f(&r, "lost"), 0.0, "{r}");
+    assert_eq!(r["primary_after"], r["primary_before"], "{r}");
+
+    // The VIP holder reaches nobody: it fences itself before its lease can run out,
+    // and only then may the other member take the key and promote.
+    let (run, v) = drill(&c, "isolate", &["--hold", "12"]);
+    let r = healed_and_counted("witness isolate", &run, &v);
+    assert_eq!(f(&r, "dual_primary_s"), 0.0, "two primaries: {r}");
+    assert_eq!(f(&r, "lost"), 0.0, "{r}");
+    assert_ne!(r["primary_after"], r["primary_before"], "no failover: {r}");
+
+    // A power cut: the lease runs out (8 s), then the other member is promoted.
+    let (run, v) = drill(&c, "poweroff", &["--hold", "3"]);
+    let r = healed_and_counted("witness poweroff", &run, &v);
+    assert_ne!(r["primary_after"], r["primary_before"], "no failover: {r}");
+    assert_eq!(f(&r, "lost"), 0.0, "{r}");
+    assert!(f(&r, "writable_again_s") < 20.0, "{r}");
+
+    let r = c.infra(&["plan"]);
+    assert!(
+        r.code == 0 && r.stdout.contains("total (3 hosts): no changes"),
         "the drill left something behind:\n{r:?}"
     );
 }

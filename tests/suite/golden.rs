@@ -45,10 +45,18 @@ pub fn build_example_with(name: &str, extra: BTreeMap<String, String>) -> Build 
             infra::diag::render(&f.diags, &f.sources, false, 100)
         ),
     };
+    // W0518 (a database on two members without a witness) is what the two-member
+    // examples show on purpose; examples/witness is the cure
+    let unexpected: Vec<infra::diag::Diag> = c
+        .diags
+        .iter()
+        .filter(|d| d.code != infra::diag::codes::W0518)
+        .cloned()
+        .collect();
     assert!(
-        c.diags.is_empty(),
+        unexpected.is_empty(),
         "examples/{name} has diagnostics:\n{}",
-        infra::diag::render(&c.diags, &c.model.sources, false, 100)
+        infra::diag::render(&unexpected, &c.model.sources, false, 100)
     );
     c.build
 }

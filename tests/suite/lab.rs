@@ -74,6 +74,7 @@ fn model() -> Model {
             check_packages: vec![],
             router_id: Spanned::new(51, sp),
             priorities: Spanned::new(vec![150, 100], sp),
+            witness: None,
         }],
         instances: vec![],
         sources,

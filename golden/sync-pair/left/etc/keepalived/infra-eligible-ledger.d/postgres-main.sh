@@ -41,14 +41,29 @@ if [ -e "$flag" ]; then
 fi
 # the VIP is arriving here (the flag comes a moment later): not a standby to judge
 ip -o addr show to "$vip" | grep -q . && exit 0
+# fenced here while primary (another member was promoted, and acknowledged writes
+# this copy lacks): not until it has rejoined as that member's standby
+if [ -e /var/lib/postgresql/15/main/infra-fenced ]; then
+    if [ -e "$accept" ]; then
+        echo "PostgreSQL 15/main on left was fenced but $accept exists: it may take the VIP" >&2
+        exit 0
+    fi
+    echo "PostgreSQL 15/main on left was fenced (another member of ledger was promoted while it was primary): it may lack writes only that member acknowledged, and rejoins as its standby by itself; to let it take the VIP anyway: touch $accept" >&2
+    exit 1
+fi
 # not a standby: a fresh cluster on a first deployment (the usual primary takes
 # the VIP and keeps its own) or a former primary (it serves again only when no
 # member holds the VIP: nopreempt; guard.sh starts it only as the VIP holder)
 [ -e /var/lib/postgresql/15/main/standby.signal ] || exit 0
 if state=$(timeout 2 /usr/lib/postgresql/15/bin/psql -X -At -w \
     "host=$vip port=5432 user=repl dbname=postgres passfile=/etc/infra/postgres/main/pgpass connect_timeout=1" \
-    -c "SELECT coalesce((SELECT sync_state FROM pg_stat_replication WHERE application_name = 'left' AND state = 'streaming' LIMIT 1), 'not streaming')" 2>/dev/null) \
-    && [ -n "$state" ]; then
+    -c "SELECT CASE WHEN pg_is_in_recovery() THEN 'a standby' ELSE coalesce((SELECT sync_state FROM pg_stat_replication WHERE application_name = 'left' AND state = 'streaming' LIMIT 1), 'not streaming') END" 2>/dev/null) \
+    && [ -n "$state" ] && [ "$state" != "a standby" ]; then
+    # the VIP that arrived here meanwhile (the flag a moment later) made this member
+    # answer about itself, even as a primary already: not an answer to keep
+    if [ -e "$flag" ] || ip -o addr show to "$vip" | grep -q .; then
+        exit 0
+    fi
     mkdir -p /run/infra/ledger
     printf '%s\n' "$state" >"$seen.tmp" && mv "$seen.tmp" "$seen"
 fi

@@ -88,7 +88,7 @@ while :; do
             --target-pgdata="$pgdata" \
             --source-server="$source" \
             --config-file=/etc/postgresql/15/main/postgresql.conf --progress; then
-            rm -f "$pgdata/infra-primary"
+            rm -f "$pgdata/infra-primary" "$pgdata/infra-fenced"
             touch "$pgdata/standby.signal"
             chown postgres:postgres "$pgdata/standby.signal"
             systemctl start postgresql@15-main.service || true
@@ -104,8 +104,9 @@ while :; do
                 waited=$((waited + 1))
                 sleep 1
             done
+            # it stays a standby meanwhile (standby.signal kept): a rewound cluster that
+            # never reached consistency must not look like a primary to take the VIP
             echo "PostgreSQL 15/main does not stream 60 s after pg_rewind: seeding it from a base backup instead (the old data is kept in $old)"
-            rm -f "$pgdata/standby.signal"
         else
             echo "pg_rewind failed: seeding PostgreSQL 15/main from a base backup instead (the old data is kept in $old)"
         fi
@@ -132,7 +133,7 @@ while :; do
     fi
     sleep 5
 done
-rm -f "$new/infra-primary"
+rm -f "$new/infra-primary" "$new/infra-fenced"
 touch "$new/standby.signal"
 chown postgres:postgres "$new/standby.signal"
 

@@ -67,6 +67,10 @@ fi
 # with pg_rewind (keeping the diverged copy) rather than a base backup
 touch "$pgdata/infra-primary"
 chown postgres:postgres "$pgdata/infra-primary"
+# and fenced: with replication = "sync" it may not take the VIP again until it has
+# rejoined (the member promoted meanwhile acknowledged writes it lacks)
+touch "$pgdata/infra-fenced"
+chown postgres:postgres "$pgdata/infra-fenced"
 systemctl stop --no-block postgresql@15-main.service
 systemctl restart --no-block infra-postgres-main-bootstrap.service || true
 exit 0

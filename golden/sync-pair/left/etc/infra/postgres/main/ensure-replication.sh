@@ -43,7 +43,7 @@ fi
 if [ "$(q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'infra_right'")" != 1 ]; then
     todo="$todo slot:infra_right"
 fi
-if [ ! -e "$pgdata/infra-primary" ]; then
+if [ ! -e "$pgdata/infra-primary" ] || [ -e "$pgdata/infra-fenced" ]; then
     todo="$todo marker"
 fi
 # what pg_rewind reads from a primary, for a former primary to rejoin
@@ -85,4 +85,6 @@ SQL
 q "SELECT pg_create_physical_replication_slot('infra_right', true) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'infra_right')" >/dev/null
 touch "$pgdata/infra-primary"
 chown postgres:postgres "$pgdata/infra-primary"
+# serving as primary again (promoted by the user's word, accept-loss): no longer fenced
+rm -f "$pgdata/infra-fenced"
 echo "replication of PostgreSQL 15/main set up:$todo"
