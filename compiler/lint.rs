@@ -15,6 +15,7 @@ pub fn lint(model: &Model) -> Vec<Diag> {
     hosts(model, &mut d);
     groups(model, &mut d);
     witnesses(model, &mut d);
+    alerts(model, &mut d);
     shares(model, &mut d);
     jobs(model, &mut d);
     databases(model, &mut d);
@@ -524,7 +525,93 @@ const FORMATS: &[Format] = &[
         param: "databases",
         check: database,
     },
+    Format {
+        kind: "alert",
+        param: "format",
+        check: alert_format,
+    },
+    Format {
+        kind: "alert",
+        param: "smtp_tls",
+        check: smtp_tls,
+    },
+    Format {
+        kind: "alert",
+        param: "email",
+        check: email_address,
+    },
+    Format {
+        kind: "alert",
+        param: "from",
+        check: email_address,
+    },
+    Format {
+        kind: "alert",
+        param: "webhook",
+        check: webhook_url,
+    },
 ];
+
+fn alert_format(v: &str) -> Option<(&'static str, &'static str)> {
+    (!["json", "ntfy", "slack"].contains(&v)).then_some((
+        "not a webhook format",
+        "one of \"json\" (the default: host, group, event, time, summary, details), \"ntfy\" (text with a Title header) or \"slack\" ({\"text\"})",
+    ))
+}
+
+fn smtp_tls(v: &str) -> Option<(&'static str, &'static str)> {
+    (!["starttls", "tls", "off"].contains(&v)).then_some((
+        "not a TLS mode",
+        "one of \"starttls\" (the default, port 587), \"tls\" (port 465) or \"off\" (a relay on the local network only)",
+    ))
+}
+
+fn email_address(v: &str) -> Option<(&'static str, &'static str)> {
+    let ok = v.split_once('@').is_some_and(|(user, domain)| {
+        !user.is_empty() && !domain.is_empty() && !domain.contains('@')
+    }) && !v
+        .contains(|c: char| c.is_whitespace() || c.is_control() || "<>,;\"'\\".contains(c));
+    (!ok).then_some((
+        "not an email address",
+        "a plain address such as \"it@office.example\" (no name, no brackets, one per list item)",
+    ))
+}
+
+fn webhook_url(v: &str) -> Option<(&'static str, &'static str)> {
+    let ok = (v.starts_with("https://") || v.starts_with("http://"))
+        && v.len() > 8
+        && !v.contains(|c: char| c.is_whitespace() || c.is_control() || "'\"\\".contains(c));
+    (!ok).then_some((
+        "not an http(s) URL",
+        "a URL such as \"https://ntfy.sh/office-alerts\" (no spaces or quotes)",
+    ))
+}
+
+/// An alert that can reach nobody, or email without a smarthost.
+fn alerts(model: &Model, out: &mut Vec<Diag>) {
+    for a in model.instances.iter().filter(|i| i.kind.value == "alert") {
+        let list_len = |name: &str| match a.param(name).map(|p| &p.value) {
+            Some(Value::List(v)) => v.len(),
+            _ => 0,
+        };
+        let (email, webhook) = (list_len("email"), list_len("webhook"));
+        if email == 0 && webhook == 0 {
+            out.push(
+                Diag::error(codes::E0520, format!("alert `{}` has no recipient", a.name.value))
+                    .at(a.name.span, "nobody would hear of anything")
+                    .help("add `email = [\"it@office.example\"]` (with `smtp = \"HOST\"`) and/or `webhook = [\"https://...\"]`"),
+            );
+        }
+        if email > 0 && str_param(a, "smtp").is_none_or(str::is_empty) {
+            let span = a.param("email").map_or(a.name.span, |p| p.span);
+            out.push(
+                Diag::error(codes::E0520, format!("alert `{}` sends email but names no smarthost", a.name.value))
+                    .at(span, "no `smtp` to send it through")
+                    .help("add `smtp = \"mail.office.example\"` (your provider's or the office's mail server; `smtp_user`/`smtp_password` when it wants a login)"),
+            );
+        }
+    }
+}
 
 fn formats(model: &Model, out: &mut Vec<Diag>) {
     // `web_root`: absolute, or inside the release when the app has a `source`.

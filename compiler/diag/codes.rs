@@ -114,6 +114,7 @@ codes! {
     E0517: "a share whose group is a privileged system group (the receiving account joins it)",
     W0518: "a database on a group of two members without a witness (both can become primary)",
     E0519: "a host in two witness clusters (groups with a witness and different hosts)",
+    E0520: "an alert without a recipient, or sending email without a smarthost",
     // Rendering and templates.
     E0601: "template not found",
     E0602: "template does not parse",

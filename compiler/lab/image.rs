@@ -40,6 +40,7 @@ pub const DEFAULT_PACKAGES: &[&str] = &[
     "keepalived",
     "mariadb-client",
     "mariadb-server",
+    "msmtp",
     "nginx",
     "openssh-client",
     "php8.2-fpm",

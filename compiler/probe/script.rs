@@ -203,7 +203,9 @@ if [ "$y" = 0 ] && [ -n "$v" ] && [ -f "$r/releases/$v.list" ]; then {list}; fi"
     }
 }
 
-/// systemd's view of the build's units and the current generation's.
+/// systemd's view of the build's units and the current generation's; not of
+/// template units (`NAME@.service`: `systemctl show` refuses the name, and nothing
+/// enables or starts them, their instances are started by what names them).
 fn units(s: &mut String, build: &HostBuild) {
     s.push_str("wanted() {\n  :\n");
     for u in &build.units {
@@ -214,7 +216,7 @@ fn units(s: &mut String, build: &HostBuild) {
         s,
         r#"if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   {yes}
-  {{ wanted; if [ -f "$cur/units" ]; then sed '/^$/d' "$cur/units"; fi; }} > "$t/units"
+  {{ wanted; if [ -f "$cur/units" ]; then sed '/^$/d' "$cur/units"; fi; }} | grep -v '@\.[a-z]*$' > "$t/units"
   {list}
   {show}
 else

@@ -121,10 +121,10 @@ pub fn group_json(model: &Model, gid: GroupId, h: HostId) -> Json {
 
 /// Seconds a witness lease lives without renewal (etcd), after which another
 /// member may take the key.
-pub const WITNESS_TTL: u64 = 8;
+pub const WITNESS_TTL: u64 = 10;
 /// Seconds without a renewal after which the holder gives the VIP up and fences:
 /// well before the lease can expire (the rest is for the fencing to finish).
-pub const WITNESS_FENCE_AFTER: u64 = 3;
+pub const WITNESS_FENCE_AFTER: u64 = 5;
 /// Seconds a member that took the key has to become the VIP holder.
 pub const WITNESS_GRACE: u64 = 15;
 /// etcd's client and peer ports.

@@ -485,7 +485,11 @@ fn keepalived_conf_per_member() {
         .content
         .contains("/dev/tcp/127.0.0.1/8080"));
     let notify = &b.hosts["web2"].files["/etc/keepalived/infra-notify.sh"].content;
-    assert!(notify.contains("    web) ;;") && notify.contains("    db) ;;"));
+    assert!(
+        notify.contains("    web) peers='web1=10.0.0.11' ;;")
+            && notify.contains("    db) peers='db1=10.0.0.21' ;;"),
+        "{notify}"
+    );
     assert!(b.hosts["web2"]
         .units
         .iter()

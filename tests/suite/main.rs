@@ -5,6 +5,7 @@
 // Tests and benchmarks run programs and touch files: IO rules are for the library.
 #![allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 
+mod alerts;
 mod apply_e2e;
 mod calendar;
 mod codes;

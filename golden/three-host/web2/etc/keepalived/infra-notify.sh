@@ -9,8 +9,8 @@ group=${1:-}
 state=${2:-}
 
 case "$group" in
-    web) ;;
-    db) ;;
+    web) peers='web1=10.0.0.11' ;;
+    db) peers='db1=10.0.0.21' ;;
     *)
         echo "infra-notify: unknown failover group '$group'" >&2
         exit 2
@@ -18,6 +18,7 @@ case "$group" in
 esac
 
 dir="/run/infra/$group"
+was_active=no
 target="infra-$group-active.target"
 case "$state" in
     master)
@@ -30,7 +31,6 @@ case "$state" in
         systemctl start --no-block "$target"
         ;;
     backup | fault | stop)
-        was_active=no
         if [ -e "$dir/active" ]; then
             was_active=yes
         fi
@@ -54,3 +54,9 @@ case "$state" in
         ;;
 esac
 logger -t infra-notify "failover group $group: $state"
+# the kinds' hooks (an alert's message), in the background: never delaying keepalived
+for h in /etc/keepalived/infra-notify.d/*.sh; do
+    if [ -x "$h" ]; then
+        INFRA_PEERS=$peers systemd-cat -t infra-notify-hook "$h" "$group" "$state" "$was_active" </dev/null &
+    fi
+done

@@ -9,7 +9,7 @@ group=${1:-}
 state=${2:-}
 
 case "$group" in
-    office) ;;
+    office) peers='alpha=192.0.2.31' ;;
     *)
         echo "infra-notify: unknown failover group '$group'" >&2
         exit 2
@@ -17,6 +17,7 @@ case "$group" in
 esac
 
 dir="/run/infra/$group"
+was_active=no
 target="infra-$group-active.target"
 case "$state" in
     master)
@@ -29,7 +30,6 @@ case "$state" in
         systemctl start --no-block "$target"
         ;;
     backup | fault | stop)
-        was_active=no
         if [ -e "$dir/active" ]; then
             was_active=yes
         fi
@@ -53,3 +53,9 @@ case "$state" in
         ;;
 esac
 logger -t infra-notify "failover group $group: $state"
+# the kinds' hooks (an alert's message), in the background: never delaying keepalived
+for h in /etc/keepalived/infra-notify.d/*.sh; do
+    if [ -x "$h" ]; then
+        INFRA_PEERS=$peers systemd-cat -t infra-notify-hook "$h" "$group" "$state" "$was_active" </dev/null &
+    fi
+done

@@ -8,8 +8,8 @@
 # Every change of the key needs a majority (two of the three hosts), so two
 # members that cannot reach each other never both have it.
 #
-# - The key lives on a lease of 8 s that this loop renews twice a second.
-# - The holder that no majority answers for 3 s gives the VIP up and
+# - The key lives on a lease of 10 s that this loop renews twice a second.
+# - The holder that no majority answers for 5 s gives the VIP up and
 #   fences (infra-notify.sh fault: what the VIP runs stops, a primary database
 #   included) before its lease can run out and the other member take the key.
 # - A free key is taken only by a member that passes the group's health check
@@ -26,8 +26,8 @@ key=/infra/failover/office/leader
 track=/run/infra-witness-office
 flag=/run/infra/office/active
 target=infra-office-active.target
-ttl=8
-fence_after=3
+ttl=10
+fence_after=5
 grace=15
 endpoints=http://127.0.0.1:2379,http://192.0.2.31:2379,http://192.0.2.33:2379
 
@@ -36,10 +36,11 @@ if [ "${1:-}" = --stopped ]; then
     exit 0
 fi
 
-# every call ends within 1.5 s: the holder must decide in time to fence
+# every call ends within 2 s: the holder must decide in time to fence (a loaded
+# machine, a new etcd leader being elected: a renewal may take a second or two)
 etcd() {
-    ETCDCTL_API=3 timeout 1.5 /usr/bin/etcdctl --endpoints="$endpoints" \
-        --dial-timeout=1s --command-timeout=1s "$@"
+    ETCDCTL_API=3 timeout 2 /usr/bin/etcdctl --endpoints="$endpoints" \
+        --dial-timeout=1s --command-timeout=1500ms "$@"
 }
 # systemd's watchdog (WatchdogSec=): a loop that stops saying this is killed
 alive() {
@@ -102,7 +103,7 @@ while :; do
                     fence "$me lost the witness lease of $group (etcd: $(echo "$out" | tail -n 1)): giving up the VIP and fencing"
                     ;;
                 *)
-                    # the clock after the failed call: it may have taken 1.5 s
+                    # the clock after the failed call: it may have taken 2 s
                     if [ $(($(now) - ok_at)) -ge $((fence_after * 100)) ]; then
                         fence "no majority of the witness cluster answered $me for ${fence_after} s: giving up the VIP of $group and fencing before its lease ($ttl s) runs out"
                     fi

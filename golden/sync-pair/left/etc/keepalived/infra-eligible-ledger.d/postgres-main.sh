@@ -3,7 +3,8 @@
 # Part of keepalived's eligibility check of ledger on left (not of the
 # health check): may this member take the virtual IP and promote its standby?
 # replication = "sync": only while the primary counts this standby as synchronous
-# (sync_state sync or quorum in its pg_stat_replication), as last seen; asked
+# (sync_state sync in its pg_stat_replication: FIRST 1, the one that confirms
+# every commit; not `potential`), as last seen; asked
 # through the VIP at every check (1 s at most) and remembered in $seen, so a
 # primary that vanished leaves the answer it gave last. A standby that was behind
 # (the primary had gone on alone) fails, goes to FAULT and never takes the VIP:
@@ -69,7 +70,7 @@ if state=$(timeout 2 /usr/lib/postgresql/15/bin/psql -X -At -w \
 fi
 last=$(cat "$seen" 2>/dev/null || echo "never seen by a primary")
 case "$last" in
-    sync | quorum) exit 0 ;;
+    sync) exit 0 ;;
 esac
 if [ -e "$accept" ]; then
     echo "left is not a synchronous standby of ledger's primary ($last) but $accept exists: it may take the VIP" >&2

@@ -12,7 +12,10 @@ set -u
 cd /
 flag=/run/infra/ledger/active
 conf=/run/infra-postgres-main/sync.conf
-standbys='ANY 1 ("right")'
+# FIRST 1: one named standby confirms every commit (its sync_state is `sync`, the
+# others' `potential`), so the standby that may be promoted is the one that has them
+# all; with ANY 1 every standby would show `quorum`, each lacking some
+standbys='FIRST 1 ("right")'
 degrade_after=10
 
 q() {
