@@ -31,7 +31,6 @@ pub static FILES: &[(&str, &str)] = embed![
     "templates/alert/alert.sh.hbs",
     "templates/alert/failed@.service.hbs",
     "templates/alert/msmtprc.hbs",
-    "templates/alert/no-onfailure.conf.hbs",
     "templates/alert/notify.sh.hbs",
     "templates/alert/onfailure.conf.hbs",
     "templates/alert/send.service.hbs",
