@@ -3,7 +3,9 @@
 //! lab's namespace at the lab address. A power cut of the VIP holder gives exactly one
 //! takeover message naming both members; a failed job one message with its journal
 //! lines, and a second failure within `quiet` none; a message sent while the
-//! receivers are down is queued and delivered once they are back. Lab only.
+//! receivers are down is queued and delivered once they are back; the powered-off
+//! member's replication, missing for `replication_alert_after`, is a message from the
+//! new primary. Lab only.
 
 use crate::apply_e2e::{lab_enabled, LabConfig};
 use std::path::{Path, PathBuf};
@@ -13,8 +15,16 @@ use std::time::{Duration, Instant};
 const LAB: &str = "alerts";
 
 fn config() -> String {
-    r#"host alpha { address = "192.0.2.11" }
+    r#"import "std/postgres"
+
+host alpha { address = "192.0.2.11" }
 host beta  { address = "192.0.2.12" }
+
+postgres main {
+  failover                = office
+  replication_password    = secret("pg_repl")
+  replication_alert_after = "1min"
+}
 
 failover office {
   members = [alpha, beta]
@@ -310,5 +320,20 @@ fn lab_alerts_by_email_and_webhook() {
         "the sender's failure never reached the handler"
     );
 
-    let _ = infra::lab::start(LAB, "alpha");
+    // alpha is still off: beta, the primary now, says its copy is gone
+    let left = Duration::from_secs(150)
+        .saturating_sub(t.elapsed())
+        .as_secs();
+    assert!(
+        rx.wait(left.max(10), |m| count(
+            m,
+            "alpha has not streamed from beta"
+        ) >= 1),
+        "no message about the missing replication 150 s after alpha's power cut: {:?}",
+        rx.received()
+    );
+    eprintln!(
+        "replication message {:.1} s after the power cut",
+        t.elapsed().as_secs_f64()
+    );
 }
