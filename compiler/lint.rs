@@ -4,7 +4,7 @@
 //! work but will surprise (a job that runs on both machines).
 
 use crate::diag::{codes, Diag};
-use crate::resolve::{Instance, Model, Placement, ResourceKind, Role, Value};
+use crate::resolve::{HostId, Instance, Model, Placement, ResourceKind, Role, Value};
 use crate::source::Span;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -127,19 +127,21 @@ fn groups(model: &Model, out: &mut Vec<Diag>) {
 /// One etcd cluster per host: the groups with a witness that a host takes part
 /// in (as a member or as the witness) must all have the same three hosts.
 fn witnesses(model: &Model, out: &mut Vec<Diag>) {
-    let mut cluster_of: BTreeMap<usize, usize> = BTreeMap::new();
+    let clusters: Vec<BTreeSet<HostId>> = model
+        .groups
+        .iter()
+        .map(|g| g.witness_cluster().into_iter().collect())
+        .collect();
+    let mut cluster_of: BTreeMap<HostId, usize> = BTreeMap::new();
     for (gi, g) in model.groups.iter().enumerate() {
         let Some(w) = &g.witness else { continue };
-        let mine: BTreeSet<usize> = witness_hosts(model, gi);
-        let mut clash = None;
-        for h in &mine {
-            if let Some(&other) = cluster_of.get(h) {
-                if witness_hosts(model, other) != mine {
-                    clash = Some((other, *h));
-                    break;
-                }
-            }
-        }
+        let mine = &clusters[gi];
+        let clash = mine.iter().find_map(|h| {
+            cluster_of
+                .get(h)
+                .filter(|&&other| clusters[other] != *mine)
+                .map(|&other| (other, *h))
+        });
         if let Some((other, h)) = clash {
             let o = &model.groups[other];
             out.push(
@@ -156,21 +158,10 @@ fn witnesses(model: &Model, out: &mut Vec<Diag>) {
             );
             continue;
         }
-        for h in mine {
+        for &h in mine {
             cluster_of.insert(h, gi);
         }
     }
-}
-
-/// The members and the witness of group `g`, by host index.
-fn witness_hosts(model: &Model, g: usize) -> BTreeSet<usize> {
-    let group = &model.groups[g];
-    group
-        .members
-        .iter()
-        .map(|m| m.value.index())
-        .chain(group.witness.iter().map(|w| w.value.index()))
-        .collect()
 }
 
 fn str_param<'a>(i: &'a Instance, name: &str) -> Option<&'a str> {

@@ -137,16 +137,6 @@ pub fn witness_track(group: &str) -> String {
     format!("/run/infra-witness-{group}")
 }
 
-/// The hosts of the etcd cluster a group with a witness votes in: its members in
-/// order, then the witness.
-pub fn witness_cluster(g: &Group) -> Vec<HostId> {
-    g.members
-        .iter()
-        .map(|m| m.value)
-        .chain(g.witness.iter().map(|w| w.value))
-        .collect()
-}
-
 /// etcd client URLs for `h`: its own member first, then the others.
 fn etcd_endpoints(model: &Model, cluster: &[HostId], h: HostId) -> String {
     let mut urls = vec![format!("http://127.0.0.1:{ETCD_CLIENT_PORT}")];
@@ -166,7 +156,7 @@ fn witness_json(model: &Model, g: &Group, h: HostId) -> Json {
     let name = &g.name.value;
     let mut j = host_json(model, w.value);
     if let Json::Object(o) = &mut j {
-        let cluster = witness_cluster(g);
+        let cluster = g.witness_cluster();
         o.insert(
             "key".into(),
             json!(format!("/infra/failover/{name}/leader")),
@@ -197,27 +187,19 @@ fn witness_json(model: &Model, g: &Group, h: HostId) -> Json {
 
 /// The etcd member on host `h` of a witness cluster (`cluster`: its hosts).
 pub fn etcd_json(model: &Model, cluster: &[HostId], h: HostId) -> Json {
-    let members: Vec<Json> = cluster
-        .iter()
-        .map(|&x| {
-            let addr = model.hosts[x].address.value;
-            json!({
-                "name": model.hosts[x].name.value,
-                "address": addr.to_string(),
-                "peer_url": format!("http://{addr}:{ETCD_PEER_PORT}"),
-                "client_url": format!("http://{addr}:{ETCD_CLIENT_PORT}"),
-            })
-        })
-        .collect();
-    let initial: Vec<String> = cluster
-        .iter()
-        .map(|&x| {
-            format!(
-                "{}=http://{}:{ETCD_PEER_PORT}",
-                model.hosts[x].name.value, model.hosts[x].address.value
-            )
-        })
-        .collect();
+    let mut members = Vec::new();
+    let mut initial = Vec::new();
+    for &x in cluster {
+        let (name, addr) = (&model.hosts[x].name.value, model.hosts[x].address.value);
+        let peer_url = format!("http://{addr}:{ETCD_PEER_PORT}");
+        initial.push(format!("{name}={peer_url}"));
+        members.push(json!({
+            "name": name,
+            "address": addr.to_string(),
+            "peer_url": peer_url,
+            "client_url": format!("http://{addr}:{ETCD_CLIENT_PORT}"),
+        }));
+    }
     let initial = initial.join(",");
     // a new set of hosts is a new cluster, in a data directory of its own
     let token = crate::encode::sha256_hex(initial.as_bytes());

@@ -241,10 +241,7 @@ pub(super) fn render_witness(
 ) {
     let witnessed: Vec<GroupId> = model
         .group_ids()
-        .filter(|&g| {
-            context::witness_cluster(&model.groups[g]).contains(&h)
-                && model.groups[g].witness.is_some()
-        })
+        .filter(|&g| model.groups[g].witness_cluster().contains(&h))
         .collect();
     // one etcd member per host (lint E0519: groups sharing a host share its hosts)
     let Some(&first) = witnessed.first() else {
@@ -269,7 +266,7 @@ pub(super) fn render_witness(
     let mut ctx = base_ctx(model, h);
     ctx.insert(
         "etcd".into(),
-        context::etcd_json(model, &context::witness_cluster(g), h),
+        context::etcd_json(model, &g.witness_cluster(), h),
     );
     let groups: Vec<Json> = witnessed
         .iter()

@@ -191,6 +191,19 @@ impl Group {
     pub fn position(&self, host: HostId) -> Option<usize> {
         self.members.iter().position(|m| m.value == host)
     }
+
+    /// The hosts of the etcd cluster of a group with a witness: its members in
+    /// order, then the witness (empty without a witness).
+    pub fn witness_cluster(&self) -> Vec<HostId> {
+        let Some(w) = &self.witness else {
+            return Vec::new();
+        };
+        self.members
+            .iter()
+            .map(|m| m.value)
+            .chain(std::iter::once(w.value))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
