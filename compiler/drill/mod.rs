@@ -526,9 +526,10 @@ fn converged(spec: &DrillSpec, through_vip: bool) -> Result<String, String> {
                 senders.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ")
             ));
         }
+        // `FIRST 1` (sync.sh): the standby that confirms every commit is `sync`
         if spec.sync {
             let state = sender.map(|(_, s)| *s).unwrap_or("");
-            if !matches!(state, "sync" | "quorum") {
+            if state != "sync" {
                 return Err(format!(
                     "{} streams from {primary} but is not synchronous yet ({state})",
                     m.name
@@ -538,7 +539,7 @@ fn converged(spec: &DrillSpec, through_vip: bool) -> Result<String, String> {
             let seen = format!("/run/infra/{}/postgres-{}-sync", spec.group, spec.cluster);
             let out = lab::exec(&spec.lab, &m.name, &["cat", &seen]).map_err(|e| e.to_string())?;
             let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !matches!(seen.as_str(), "sync" | "quorum") {
+            if seen != "sync" {
                 return Err(format!(
                     "{} is synchronous but its eligibility check has not seen it yet ({})",
                     m.name,

@@ -15,61 +15,61 @@ failed=0
 tried=" "
 pass=0
 while [ "$pass" -lt 5 ]; do
-pass=$((pass + 1))
-new=0
-for m in "$spool"/*.msg; do
-    [ -e "$m" ] || continue
-    case "$tried" in *" $m "*) continue ;; esac
-    tried="$tried$m "
-    new=1
-    event=$(sed -n 1p "$m")
-    group=$(sed -n 2p "$m")
-    time=$(sed -n 3p "$m")
-    summary=$(sed -n 4p "$m")
-    body=$(tail -n +5 "$m")
-    if [ $(($(date +%s) - $(stat -c %Y "$m"))) -gt 86400 ]; then
-        echo "dropping a message queued more than a day ago (nobody took it): $summary" >&2
-        rm -f "$m" "$m".*
-        continue
-    fi
-    left=0
-    if [ ! -e "$m.mailed" ]; then
-        if {
-            printf 'From: %s\n' infra@shop.example
-            printf 'To: '
-            printf '%s' it@shop.example
-            printf '\n'
-            printf 'Subject: [infra] %s\n' "$summary"
-            printf 'Date: %s\n' "$(date -R)"
-            printf 'X-Infra-Event: %s\n' "$event"
-            printf 'Content-Type: text/plain; charset=UTF-8\n\n'
-            printf '%s\n\nhost: %s\ngroup: %s\nevent: %s\ntime: %s\n' "$summary" "$host" "$group" "$event" "$time"
-            if [ -n "$body" ]; then
-                printf '\n%s\n' "$body"
+    pass=$((pass + 1))
+    new=0
+    for m in "$spool"/*.msg; do
+        [ -e "$m" ] || continue
+        case "$tried" in *" $m "*) continue ;; esac
+        tried="$tried$m "
+        new=1
+        event=$(sed -n 1p "$m")
+        group=$(sed -n 2p "$m")
+        time=$(sed -n 3p "$m")
+        summary=$(sed -n 4p "$m")
+        body=$(tail -n +5 "$m")
+        if [ $(($(date +%s) - $(stat -c %Y "$m"))) -gt 86400 ]; then
+            echo "dropping a message queued more than a day ago (nobody took it): $summary" >&2
+            rm -f "$m" "$m".*
+            continue
+        fi
+        left=0
+        if [ ! -e "$m.mailed" ]; then
+            if {
+                printf 'From: %s\n' infra@shop.example
+                printf 'To: '
+                printf '%s' it@shop.example
+                printf '\n'
+                printf 'Subject: [infra] %s\n' "$summary"
+                printf 'Date: %s\n' "$(date -R)"
+                printf 'X-Infra-Event: %s\n' "$event"
+                printf 'Content-Type: text/plain; charset=UTF-8\n\n'
+                printf '%s\n\nhost: %s\ngroup: %s\nevent: %s\ntime: %s\n' "$summary" "$host" "$group" "$event" "$time"
+                if [ -n "$body" ]; then
+                    printf '\n%s\n' "$body"
+                fi
+            } | timeout 60 msmtp -C /etc/infra/alert/ops/msmtprc -t; then
+                touch "$m.mailed"
+            else
+                echo "email to it@shop.example failed (msmtp, see above): kept for the next try" >&2
+                left=1
             fi
-        } | timeout 60 msmtp -C /etc/infra/alert/ops/msmtprc -t; then
-            touch "$m.mailed"
-        else
-            echo "email to it@shop.example failed (msmtp, see above): kept for the next try" >&2
-            left=1
         fi
-    fi
-    if [ ! -e "$m.hook0" ]; then
-        if printf '%s\n%s\n' "$summary" "$body" | timeout 30 curl -fsS --max-time 20 -o /dev/null \
-            -H "Title: $summary" -H "Tags: infra,$event" --data-binary @- https://ntfy.sh/shop-infra-alerts; then
-            touch "$m.hook0"
-        else
-            echo "webhook https://ntfy.sh/shop-infra-alerts failed (curl, see above): kept for the next try" >&2
-            left=1
+        if [ ! -e "$m.hook0" ]; then
+            if printf '%s\n%s\n' "$summary" "$body" | timeout 30 curl -fsS --max-time 20 -o /dev/null \
+                -H "Title: $summary" -H "Tags: infra,$event" --data-binary @- https://ntfy.sh/shop-infra-alerts; then
+                touch "$m.hook0"
+            else
+                echo "webhook https://ntfy.sh/shop-infra-alerts failed (curl, see above): kept for the next try" >&2
+                left=1
+            fi
         fi
-    fi
-    if [ "$left" = 0 ]; then
-        rm -f "$m" "$m".*
-        echo "sent: $summary"
-    else
-        failed=1
-    fi
-done
-[ "$new" = 1 ] || break
+        if [ "$left" = 0 ]; then
+            rm -f "$m" "$m".*
+            echo "sent: $summary"
+        else
+            failed=1
+        fi
+    done
+    [ "$new" = 1 ] || break
 done
 exit "$failed"
