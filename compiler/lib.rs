@@ -13,6 +13,7 @@
 //! See docs/ARCHITECTURE.md.
 
 pub mod apply;
+pub mod backup;
 // IO at the edge: the command line: arguments, files, the environment, exit codes.
 #[allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 pub mod cli;

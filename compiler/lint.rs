@@ -16,6 +16,7 @@ pub fn lint(model: &Model) -> Vec<Diag> {
     groups(model, &mut d);
     witnesses(model, &mut d);
     alerts(model, &mut d);
+    backups(model, &mut d);
     shares(model, &mut d);
     jobs(model, &mut d);
     databases(model, &mut d);
@@ -487,6 +488,16 @@ const FORMATS: &[Format] = &[
         check: host_key_checking,
     },
     Format {
+        kind: "postgres_backup",
+        param: "host_key_checking",
+        check: host_key_checking,
+    },
+    Format {
+        kind: "postgres_backup",
+        param: "archive_queue_max",
+        check: pgbackrest_size,
+    },
+    Format {
         kind: "php_app",
         param: "root",
         check: plain_path,
@@ -576,6 +587,94 @@ fn webhook_url(v: &str) -> Option<(&'static str, &'static str)> {
         "not an http(s) URL",
         "a URL such as \"https://ntfy.sh/office-alerts\" (no spaces or quotes)",
     ))
+}
+
+/// A size as pgBackRest reads it: bytes, or a number with KB, MB, GB, TB (or KiB...).
+fn pgbackrest_size(v: &str) -> Option<(&'static str, &'static str)> {
+    let digits = v.chars().take_while(char::is_ascii_digit).count();
+    let unit = v[digits..].to_ascii_lowercase();
+    let ok = digits > 0
+        && ["", "b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib"].contains(&unit.as_str());
+    (!ok).then_some((
+        "not a size pgBackRest reads",
+        "a number with a unit, e.g. \"4GiB\" or \"512MiB\"",
+    ))
+}
+
+/// A backup with nowhere safe to go (one member: the repository would be the
+/// primary's own disk), a retention of nothing, no schedule, or two backups
+/// fighting over one cluster's archive_command.
+fn backups(model: &Model, out: &mut Vec<Diag>) {
+    let mut of_cluster: BTreeMap<crate::resolve::InstanceId, &Instance> = BTreeMap::new();
+    for b in model
+        .instances
+        .iter()
+        .filter(|i| i.kind.value == "postgres_backup")
+    {
+        let name = &b.name.value;
+        if let Some(Value::Instance(c)) = b.param("cluster").map(|p| &p.value) {
+            let cluster = &model.instances[*c];
+            if let Some(first) = of_cluster.get(c) {
+                let span = b.param("cluster").map_or(b.name.span, |p| p.span);
+                out.push(
+                    Diag::error(
+                        codes::E0521,
+                        format!(
+                            "postgres `{}` has two backups, `{}` and `{name}`",
+                            cluster.name.value, first.name.value
+                        ),
+                    )
+                    .at(span, "a second archive_command for the same cluster")
+                    .with(first.name.span, "the first")
+                    .help("one postgres_backup per cluster: it keeps full and incremental backups and the WAL"),
+                );
+            } else {
+                of_cluster.insert(*c, b);
+            }
+            let members =
+                group_of(cluster.placement.value).map_or(1, |g| model.groups[g].members.len());
+            if members < 2 {
+                out.push(
+                    Diag::error(
+                        codes::E0521,
+                        format!("postgres_backup `{name}` would keep its backups on the primary's own disk"),
+                    )
+                    .at(b.name.span, "its cluster's group has one member")
+                    .help("the repositories are on the members that are not the primary: give the failover group a second member"),
+                );
+            }
+        }
+        if let Some(p) = b.param("keep_full") {
+            if p.value == Value::Int(0) {
+                out.push(
+                    Diag::error(codes::E0521, format!("postgres_backup `{name}` keeps no backup"))
+                        .at(p.span, "keep_full = 0")
+                        .help("keep at least one full backup (2: the last one and the one before, with the WAL between)"),
+                );
+            }
+        }
+        for when in ["full", "incremental"] {
+            if let Some((v, span)) = str_param_at(b, when) {
+                if v.trim().is_empty() {
+                    out.push(
+                        Diag::error(
+                            codes::E0521,
+                            format!("postgres_backup `{name}` has no `{when}` schedule"),
+                        )
+                        .at(span, "empty")
+                        .help(format!(
+                            "a systemd calendar such as {:?}",
+                            if when == "full" {
+                                "Sun *-*-* 01:00:00"
+                            } else {
+                                "Mon..Sat *-*-* 01:00:00"
+                            }
+                        )),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// An alert that can reach nobody, or email without a smarthost.

@@ -95,7 +95,7 @@ fn error(diag: Diag) {
 }
 
 /// Show an apply-side error with the command output it carries.
-fn show(e: &ApplyError) {
+pub(super) fn show(e: &ApplyError) {
     error(e.to_diag());
     if let Some(out) = e.output() {
         eprintln!("  output on {}:", e.host());
@@ -106,7 +106,7 @@ fn show(e: &ApplyError) {
 }
 
 /// The configuration, rendered, and how to reach its hosts.
-fn fleet(path: &Option<PathBuf>, conn: &Connection) -> Result<Fleet, i32> {
+pub(super) fn fleet(path: &Option<PathBuf>, conn: &Connection) -> Result<Fleet, i32> {
     let path = path.as_deref().unwrap_or(Path::new("."));
     let access = if conn.lab {
         Access::lab(&crate::lab::lab_name(path))

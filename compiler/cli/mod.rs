@@ -3,6 +3,7 @@
 //! Exit codes: 0 success / no changes, 1 error, 2 plan has changes (`--detailed-exitcode`),
 //! 3 a host is locked by another apply or awaits a confirmation.
 
+pub mod backup;
 pub mod demo;
 pub mod deploy;
 pub mod drill;
@@ -84,6 +85,13 @@ pub enum Command {
     /// hits the pair; acknowledged writes lost, seconds until writable again, seconds
     /// with two primaries, time to heal. Exit 1 over a `--max-*` budget.
     Drill(drill::DrillArgs),
+    /// List every member's backups (`postgres_backup`): kind, time, age, size, the
+    /// WAL archived. Exit 1 when a repository cannot be read.
+    Backups(backup::BackupsArgs),
+    /// Restore a `postgres_backup` into a scratch instance on a member that does
+    /// not hold the VIP (never over the running cluster) and count every table's
+    /// rows.
+    Restore(backup::RestoreArgs),
     /// Boot the declared hosts locally as systemd machines; failover drills.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -119,6 +127,8 @@ pub fn main() -> i32 {
         Command::Lab(c) => lab::run(c, Path::new(".")),
         Command::Demo { path } => demo::run(path),
         Command::Drill(a) => drill::run(a),
+        Command::Backups(a) => backup::list(a),
+        Command::Restore(a) => backup::restore(a),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
         Command::Graph { path, format, out } => {
             graph(&path.unwrap_or_else(|| PathBuf::from(".")), format, out)

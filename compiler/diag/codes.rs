@@ -115,6 +115,7 @@ codes! {
     W0518: "a database on a group of two members without a witness (both can become primary)",
     E0519: "a host in two witness clusters (groups with a witness and different hosts)",
     E0520: "an alert without a recipient, or sending email without a smarthost",
+    E0521: "a postgres_backup with nowhere safe to keep its backups, no retention, no schedule, or a second one for a cluster",
     // Rendering and templates.
     E0601: "template not found",
     E0602: "template does not parse",

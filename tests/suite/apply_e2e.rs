@@ -819,7 +819,10 @@ fn lab_minimal_apply_cycle() {
     // A first apply that fails after it started a distribution's unit: undone to
     // the state before infra, that unit stopped and disabled again (it was both).
     assert_eq!(
-        c.out("solo", "systemctl is-enabled keepalived.service; systemctl is-active keepalived.service"),
+        c.out(
+            "solo",
+            "systemctl is-enabled keepalived.service; systemctl is-active keepalived.service"
+        ),
         "disabled\ninactive"
     );
     c.write(&format!(
@@ -827,9 +830,15 @@ fn lab_minimal_apply_cycle() {
     ));
     let r = c.infra(&["apply"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("rolled back to the state before infra"), "{r:?}");
+    assert!(
+        r.stderr.contains("rolled back to the state before infra"),
+        "{r:?}"
+    );
     assert_eq!(
-        c.out("solo", "systemctl is-enabled keepalived.service; systemctl is-active keepalived.service"),
+        c.out(
+            "solo",
+            "systemctl is-enabled keepalived.service; systemctl is-active keepalived.service"
+        ),
         "disabled\ninactive",
         "the undone first generation left keepalived enabled or running"
     );

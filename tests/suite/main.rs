@@ -7,6 +7,7 @@
 
 mod alerts;
 mod apply_e2e;
+mod backup;
 mod calendar;
 mod codes;
 mod demo;

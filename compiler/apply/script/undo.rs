@@ -139,8 +139,16 @@ setphase undoing"#,
         // to that, unless the previous generation runs or enables them. A first
         // generation undone leaves no VIP and no server behind.
         for (record, verb, keep) in [
-            ("started", "$nb stop", prev.units.iter().filter(|u| u.start).collect::<Vec<_>>()),
-            ("enabled", "disable --quiet", prev.units.iter().filter(|u| u.enable).collect()),
+            (
+                "started",
+                "$nb stop",
+                prev.units.iter().filter(|u| u.start).collect::<Vec<_>>(),
+            ),
+            (
+                "enabled",
+                "disable --quiet",
+                prev.units.iter().filter(|u| u.enable).collect(),
+            ),
         ] {
             let keep: String = keep.iter().map(|u| format!(" {}", u.name)).collect();
             let _ = writeln!(

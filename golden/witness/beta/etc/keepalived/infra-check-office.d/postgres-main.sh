@@ -9,7 +9,10 @@
 [ -e /run/infra/office/active ] || exit 0
 systemctl is-active --quiet postgresql@15-main.service || exit 0
 rc=0
-timeout 1 /usr/lib/postgresql/15/bin/pg_isready -q -h /var/run/postgresql -p 5432 -t 2 || rc=$?
+# as postgres (setpriv: no PAM session in the journal every check), so the server
+# does not log a refused login for role root at every check
+timeout 1 setpriv --reuid=postgres --regid=postgres --init-groups \
+    /usr/lib/postgresql/15/bin/pg_isready -q -h /var/run/postgresql -p 5432 -d postgres -t 2 || rc=$?
 # 124: no answer within 1 s; 0: accepting; 1: rejecting (starting, stopping);
 # 2: refused (down: systemd's); 3: no attempt
 [ "$rc" -eq 124 ] || exit 0

@@ -1,0 +1,333 @@
+//! `infra backups` and `infra restore`: what the `postgres_backup` instances of a
+//! model are, the commands that ask a member's pgBackRest repository what it
+//! holds or restore from the repositories, and the listing of pgBackRest's
+//! `info --output=json`. Pure: the CLI runs the commands over SSH.
+
+use crate::resolve::{Model, Placement, Value};
+use serde::Serialize;
+
+/// A `postgres_backup` instance: where its repositories are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Site {
+    pub name: String,
+    /// The `postgres` instance it backs up.
+    pub cluster: String,
+    pub group: String,
+    /// The members, in preference order: each keeps a repository.
+    pub members: Vec<String>,
+    pub vip: String,
+}
+
+/// Every `postgres_backup` of the model, in declaration order.
+pub fn sites(model: &Model) -> Vec<Site> {
+    model
+        .instances
+        .iter()
+        .filter(|i| i.kind.value == "postgres_backup")
+        .filter_map(|b| {
+            let Some(Value::Instance(c)) = b.param("cluster").map(|p| &p.value) else {
+                return None;
+            };
+            let cluster = &model.instances[*c];
+            let (Placement::Group(g) | Placement::Active(g)) = cluster.placement.value else {
+                return None;
+            };
+            let group = &model.groups[g];
+            Some(Site {
+                name: b.name.value.clone(),
+                cluster: cluster.name.value.clone(),
+                group: group.name.value.clone(),
+                members: group
+                    .members
+                    .iter()
+                    .map(|m| model.hosts[m.value].name.value.clone())
+                    .collect(),
+                vip: group.vip.value.addr.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn dir(name: &str) -> String {
+    format!("/etc/infra/pgbackrest/{name}")
+}
+
+/// A member's repository, as pgBackRest's JSON (run as root).
+pub fn info_script(name: &str) -> String {
+    let conf = crate::shell::quote(&format!("{}/repo.conf", dir(name)));
+    let stanza = crate::shell::quote(name);
+    format!("cd / && runuser -u postgres -- pgbackrest --config={conf} --stanza={stanza} --output=json info\n")
+}
+
+/// Prints `holder` when this host holds `vip`, `member` otherwise.
+pub fn holder_script(vip: &str) -> String {
+    format!(
+        "if ip -o addr show to {} | grep -q .; then echo holder; else echo member; fi\n",
+        crate::shell::quote(vip)
+    )
+}
+
+/// On the primary: close the current WAL segment and wait until it is archived.
+pub fn archive_now_script(name: &str) -> String {
+    format!(
+        "{} archive-now\n",
+        crate::shell::quote(&format!("{}/backup.sh", dir(name)))
+    )
+}
+
+/// Restore `target` into the scratch instance (restore.sh on the member).
+pub fn restore_script(name: &str, target: &Target) -> String {
+    let arg = match target {
+        Target::Latest => "latest".to_string(),
+        Target::Time(t) => t.clone(),
+    };
+    // one stream: pgBackRest's, PostgreSQL's and the script's lines in order
+    format!(
+        "{} {} 2>&1\n",
+        crate::shell::quote(&format!("{}/restore.sh", dir(name))),
+        crate::shell::quote(&arg)
+    )
+}
+
+/// Where a restore goes: the end of the archive, or a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Latest,
+    /// As PostgreSQL reads `recovery_target_time`: "2026-12-02 10:15:00+00".
+    Time(String),
+}
+
+impl Target {
+    /// `latest`, or a time that starts with a date (YYYY-MM-DD) and holds
+    /// nothing but what a timestamp does.
+    pub fn parse(s: &str) -> Result<Target, String> {
+        let s = s.trim();
+        if s == "latest" {
+            return Ok(Target::Latest);
+        }
+        let date = s.get(..10).unwrap_or("");
+        let date_ok = date.len() == 10
+            && date.char_indices().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    c == '-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            });
+        let chars_ok = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " :+-.T/_".contains(c));
+        if date_ok && chars_ok {
+            Ok(Target::Time(s.to_string()))
+        } else {
+            Err(format!(
+                "`{s}` is not a time: give `latest` or a timestamp such as \"2026-12-02 10:15:00+00\" (a zone: +00, or a name such as Europe/Paris)"
+            ))
+        }
+    }
+}
+
+/// One backup in a repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backup {
+    pub label: String,
+    /// full, incr or diff.
+    pub kind: String,
+    /// Unix seconds.
+    pub start: i64,
+    pub stop: i64,
+    /// The database's size, and what the backup takes in the repository.
+    pub size: u64,
+    pub repo_size: u64,
+}
+
+/// What one member's repository holds for a stanza.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Repo {
+    /// pgBackRest's status: 0 ok, 2 no backup yet, others an error.
+    pub code: i64,
+    pub message: String,
+    pub backups: Vec<Backup>,
+    /// The oldest and newest WAL segment archived.
+    pub wal: Option<(String, String)>,
+}
+
+/// Parse `pgbackrest info --output=json` for one stanza.
+pub fn parse_info(json: &str) -> Result<Repo, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("pgbackrest info is not JSON: {e}"))?;
+    let stanza = v
+        .as_array()
+        .and_then(|a| a.first())
+        .ok_or("pgbackrest info lists no stanza")?;
+    let status = &stanza["status"];
+    let backups = stanza["backup"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|b| Backup {
+                    label: b["label"].as_str().unwrap_or("").to_string(),
+                    kind: b["type"].as_str().unwrap_or("").to_string(),
+                    start: b["timestamp"]["start"].as_i64().unwrap_or(0),
+                    stop: b["timestamp"]["stop"].as_i64().unwrap_or(0),
+                    size: b["info"]["size"].as_u64().unwrap_or(0),
+                    repo_size: b["info"]["repository"]["delta"].as_u64().unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let wal = stanza["archive"].as_array().and_then(|a| {
+        let min = a.iter().filter_map(|x| x["min"].as_str()).min()?;
+        let max = a.iter().filter_map(|x| x["max"].as_str()).max()?;
+        Some((min.to_string(), max.to_string()))
+    });
+    Ok(Repo {
+        code: status["code"].as_i64().unwrap_or(-1),
+        message: status["message"].as_str().unwrap_or("").to_string(),
+        backups,
+        wal,
+    })
+}
+
+/// `1.5 MB`: a byte count for people.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// `3 min ago`, `2 h ago`, `4 d ago`.
+pub fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=119 => format!("{s} s ago"),
+        120..=7_199 => format!("{} min ago", s / 60),
+        7_200..=172_799 => format!("{} h ago", s / 3_600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// Unix seconds as `2026-12-02 10:15:00 UTC`.
+pub fn utc(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let rest = t.rem_euclid(86_400);
+    // civil from days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
+/// One member's repository, for people: a header line and one line per backup.
+pub fn describe(host: &str, repo: &Repo, now: i64) -> String {
+    let mut out = String::new();
+    let wal = repo
+        .wal
+        .as_ref()
+        .map(|(a, b)| format!("; WAL {a} … {b}"))
+        .unwrap_or_default();
+    match repo.code {
+        0 => out.push_str(&format!(
+            "  on {host}: {} backup{}{wal}\n",
+            repo.backups.len(),
+            if repo.backups.len() == 1 { "" } else { "s" }
+        )),
+        2 => out.push_str(&format!(
+            "  on {host}: no backup yet (the repository is ready){wal}\n"
+        )),
+        _ => out.push_str(&format!(
+            "  on {host}: {} (pgBackRest status {}){wal}\n",
+            repo.message, repo.code
+        )),
+    }
+    for b in &repo.backups {
+        out.push_str(&format!(
+            "    {:<26} {:<5} {}  {:>10}  {:>9} (in the repository {})\n",
+            b.label,
+            b.kind,
+            utc(b.stop),
+            age(now - b.stop),
+            bytes(b.size),
+            bytes(b.repo_size)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = r#"[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000006","min":"000000010000000000000001"}],"backup":[{"archive":{"start":"000000010000000000000004","stop":"000000010000000000000004"},"info":{"delta":23456789,"repository":{"delta":3123456,"size":3123456},"size":23456789},"label":"20261202-101500F","type":"full","timestamp":{"start":1764670500,"stop":1764670510}}],"cipher":"none","db":[{"id":1,"repo-key":1,"system-id":7,"version":"15"}],"name":"main","repo":[{"cipher":"none","key":1,"status":{"code":0,"message":"ok"}}],"status":{"code":0,"lock":{"backup":{"held":false}},"message":"ok"}}]"#;
+
+    #[test]
+    fn info_is_parsed_and_described() {
+        let r = parse_info(INFO).unwrap();
+        assert_eq!(r.code, 0);
+        assert_eq!(r.backups.len(), 1);
+        assert_eq!(r.backups[0].kind, "full");
+        assert_eq!(r.backups[0].repo_size, 3_123_456);
+        assert_eq!(
+            r.wal,
+            Some((
+                "000000010000000000000001".into(),
+                "000000010000000000000006".into()
+            ))
+        );
+        let text = describe("beta", &r, 1_764_670_510 + 600);
+        assert!(
+            text.contains(
+                "on beta: 1 backup; WAL 000000010000000000000001 … 000000010000000000000006"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("20261202-101500F"), "{text}");
+        assert!(text.contains("10 min ago"), "{text}");
+        assert!(text.contains("23.5 MB"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_stanza_and_garbage() {
+        let r = parse_info(r#"[{"archive":[],"backup":[],"name":"main","status":{"code":2,"message":"no valid backups"}}]"#).unwrap();
+        assert_eq!(r.code, 2);
+        assert!(describe("alpha", &r, 0).contains("no backup yet"));
+        assert!(parse_info("ERROR: [055]").is_err());
+        assert!(parse_info("[]").is_err());
+    }
+
+    #[test]
+    fn times_and_targets() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_764_670_500), "2025-12-02 10:15:00 UTC");
+        assert_eq!(Target::parse("latest"), Ok(Target::Latest));
+        assert_eq!(
+            Target::parse("2026-12-02 10:15:00+00"),
+            Ok(Target::Time("2026-12-02 10:15:00+00".into()))
+        );
+        assert!(Target::parse("yesterday").is_err());
+        assert!(Target::parse("2026-12-02'; rm -rf /").is_err());
+        assert_eq!(age(30), "30 s ago");
+        assert_eq!(age(3 * 86_400), "3 d ago");
+    }
+}
