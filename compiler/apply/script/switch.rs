@@ -465,8 +465,6 @@ fn live_changes(s: &mut String, sw: &SwitchSpec) {
                     s.push_str("step \"systemctl daemon-reload\" systemctl daemon-reload\n")
                 }
                 Action::EnableUnit { unit } => {
-                    // an undo disables it again unless the previous generation enables it
-                    let _ = writeln!(s, "printf '%s\\n' {} >> \"$S/lock/enabled\"", q(unit));
                     let _ = writeln!(
                         s,
                         "step {} systemctl enable --quiet -- {}",
@@ -476,10 +474,9 @@ fn live_changes(s: &mut String, sw: &SwitchSpec) {
                 }
                 Action::StartUnit { unit } | Action::RestartUnit { unit, .. } => {
                     let restart = matches!(a, Action::RestartUnit { .. });
-                    // an undo restarts what the switch restarted, and stops what it
-                    // started unless the previous generation runs it
-                    let record = if restart { "restarted" } else { "started" };
-                    let _ = writeln!(s, "printf '%s\\n' {} >> \"$S/lock/{record}\"", q(unit));
+                    if restart {
+                        let _ = writeln!(s, "printf '%s\\n' {} >> \"$S/lock/restarted\"", q(unit));
+                    }
                     let verb = if restart { "restart" } else { "start" };
                     let _ = writeln!(
                         s,
