@@ -64,7 +64,7 @@ done | sort -n | head -n -{KEEP_GENERATIONS} | while IFS= read -r g; do
   if [ "$g" != "$cur" ]; then rm -rf "${{G:?}}/$g"; fi
 done
 rm -f "$S/recovered"
-rm -rf "$S/lock"
+droplock
 sync
 printf 'CONFIRMED\t%s\n' {target}"#
     );

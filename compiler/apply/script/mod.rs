@@ -90,6 +90,10 @@ note() {
   return 0
 }
 lockinfo() { sed -n "s/^$1=//p" "$S/lock/info" 2>/dev/null; }
+droplock() {
+  # renamed away first: nobody sees a lock half removed (no phase, no owner)
+  mv -T "$S/lock" "$S/.lock-gone.$$" 2>/dev/null && rm -rf "$S/.lock-gone.$$"
+}
 "#,
     );
     s

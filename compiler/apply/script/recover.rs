@@ -61,7 +61,7 @@ undo() {
     sh "$S/lock/undo.sh" "$um"; r=$?
     echo "UNDONE $r"
   else
-    rm -rf "$S/lock"
+    droplock
     note "${holder:-an apply} was interrupted before anything was changed: its lock was removed"
     echo CLEANED
   fi
@@ -70,7 +70,7 @@ undo() {
 case $phase in
   '')
     if [ "$mode" = force ]; then
-      rm -rf "$S/lock"
+      droplock
       note "the lock of ${holder:-an unknown holder} (no phase recorded) was removed by infra unlock"
       echo REMOVED
     else
@@ -79,7 +79,7 @@ case $phase in
   confirmed)
     target=$(lockinfo target)
     systemctl stop "infra-rollback-$target.timer" >/dev/null 2>&1
-    rm -rf "$S/lock"
+    droplock
     sync
     echo FINISHED ;;
   switched|confirming)

@@ -23,7 +23,7 @@ t=$(mktemp -d) || exit 90
 locked=0; live=0
 b64() { base64 -w0; }
 finish() {
-  if [ "$locked" = 1 ]; then rm -rf "$S/lock"; fi
+  if [ "$locked" = 1 ]; then droplock; fi
   rm -rf "$t"
   cat "$out"; rm -f "$out"
   exit "$1"

@@ -105,10 +105,10 @@ at=; if [ -n "$since" ]; then at=" at $(date -u -d "@$since" +%H:%M:%S 2>/dev/nu
     case $mode in
       boot|reclaim) note "$(why "before anything live changed"): removed what it had staged; the host stayed on {back}" ;;
     esac
-    rm -rf "$S/lock"
+    droplock
     exit 0 ;;
 esac
-if [ "$mode" = cleanup ]; then cleanup; rm -rf "$S/lock"; exit 0; fi
+if [ "$mode" = cleanup ]; then cleanup; droplock; exit 0; fi
 setphase undoing"#,
         back = back.replace('"', "")
     );
@@ -245,7 +245,7 @@ setphase undoing"#,
   boot|reclaim) note "$(why "$(phase_words "$phase")"): rolled back to {back}" ;;
   *) logger -t infra {plain} 2>/dev/null ;;
 esac
-rm -rf "$S/lock"
+droplock
 sync
 exit $err"#,
         back = back.replace('"', ""),
