@@ -67,6 +67,14 @@ pub fn holder_script(vip: &str) -> String {
     )
 }
 
+/// Every repository the member can reach, as pgBackRest's JSON (the database
+/// side's configuration: what a restore there chooses from).
+pub fn info_all_script(name: &str) -> String {
+    let conf = crate::shell::quote(&format!("{}/pg.conf", dir(name)));
+    let stanza = crate::shell::quote(name);
+    format!("cd / && runuser -u postgres -- pgbackrest --config={conf} --stanza={stanza} --output=json info\n")
+}
+
 /// On the primary: close the current WAL segment and wait until it is archived.
 pub fn archive_now_script(name: &str) -> String {
     format!(
@@ -75,62 +83,132 @@ pub fn archive_now_script(name: &str) -> String {
     )
 }
 
-/// Restore `target` into the scratch instance (restore.sh on the member).
-pub fn restore_script(name: &str, target: &Target) -> String {
+/// Restore `target` from repository `repo` into the scratch instance
+/// (restore.sh on the member).
+pub fn restore_script(name: &str, target: &Target, repo: u64) -> String {
     let arg = match target {
         Target::Latest => "latest".to_string(),
-        Target::Time(t) => t.clone(),
+        Target::Time { text, .. } => text.clone(),
     };
     // one stream: pgBackRest's, PostgreSQL's and the script's lines in order
     format!(
-        "{} {} 2>&1\n",
+        "{} {} --repo={repo} 2>&1\n",
         crate::shell::quote(&format!("{}/restore.sh", dir(name))),
         crate::shell::quote(&arg)
     )
+}
+
+/// The repository to restore `target` from: the one holding the newest backup
+/// that ended before it (pgBackRest itself takes the first repository in order
+/// that has one, however old). `None`: no backup precedes it.
+pub fn choose_repo(backups: &[Backup], target: &Target) -> Option<u64> {
+    backups
+        .iter()
+        .filter(|b| match target {
+            Target::Latest => true,
+            Target::Time { epoch, .. } => b.stop < *epoch,
+        })
+        .max_by_key(|b| (b.stop, b.repo))
+        .map(|b| b.repo)
 }
 
 /// Where a restore goes: the end of the archive, or a moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Latest,
-    /// As PostgreSQL reads `recovery_target_time`: "2026-12-02 10:15:00+00".
-    Time(String),
+    /// As pgBackRest and PostgreSQL read `recovery_target_time`, with its zone:
+    /// "2026-12-02 10:15:00+00"; `epoch` in Unix seconds.
+    Time {
+        text: String,
+        epoch: i64,
+    },
 }
 
 impl Target {
-    /// `latest`, or a time that starts with a date (YYYY-MM-DD) and holds
-    /// nothing but what a timestamp does.
+    /// `latest`, or `YYYY-MM-DD HH:MM:SS[.fraction]` with a zone offset (`+00`,
+    /// `+01:00`, `-0500`): the form pgBackRest reads to choose the backup
+    /// (without it, pgBackRest and PostgreSQL could read the time in different
+    /// zones).
     pub fn parse(s: &str) -> Result<Target, String> {
         let s = s.trim();
         if s == "latest" {
             return Ok(Target::Latest);
         }
-        let date = s.get(..10).unwrap_or("");
-        let date_ok = date.len() == 10
-            && date.char_indices().all(|(i, c)| {
-                if i == 4 || i == 7 {
-                    c == '-'
-                } else {
-                    c.is_ascii_digit()
-                }
-            });
-        let chars_ok = s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || " :+-.T/_".contains(c));
-        if date_ok && chars_ok {
-            Ok(Target::Time(s.to_string()))
-        } else {
-            Err(format!(
-                "`{s}` is not a time: give `latest` or a timestamp such as \"2026-12-02 10:15:00+00\" (a zone: +00, or a name such as Europe/Paris)"
-            ))
+        let bad = || {
+            format!(
+                "`{s}` is not a time: give `latest` or \"YYYY-MM-DD HH:MM:SS+ZZ\" with the zone's offset, e.g. \"2026-12-02 10:15:00+00\" (UTC) or \"2026-12-02 11:15:00+01\""
+            )
+        };
+        let num = |t: &str| -> Option<i64> {
+            (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
+        };
+        let (date, rest) = s.split_once(' ').ok_or_else(bad)?;
+        let d: Vec<&str> = date.split('-').collect();
+        let (y, mo, da) = match d.as_slice() {
+            [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => (
+                num(y).ok_or_else(bad)?,
+                num(m).ok_or_else(bad)?,
+                num(d).ok_or_else(bad)?,
+            ),
+            _ => return Err(bad()),
+        };
+        let zone_at = rest.rfind(['+', '-']).ok_or_else(bad)?;
+        let (time, zone) = rest.split_at(zone_at);
+        let time = time
+            .split_once('.')
+            .map_or(time, |(t, frac)| if num(frac).is_some() { t } else { "" });
+        let t: Vec<&str> = time.split(':').collect();
+        let (h, mi, se) = match t.as_slice() {
+            [h, m, s] if h.len() == 2 && m.len() == 2 && s.len() == 2 => (
+                num(h).ok_or_else(bad)?,
+                num(m).ok_or_else(bad)?,
+                num(s).ok_or_else(bad)?,
+            ),
+            _ => return Err(bad()),
+        };
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let z = zone[1..].replace(':', "");
+        let (zh, zm) = match z.len() {
+            2 => (num(&z).ok_or_else(bad)?, 0),
+            4 => (num(&z[..2]).ok_or_else(bad)?, num(&z[2..]).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        };
+        if !(1..=12).contains(&mo)
+            || !(1..=31).contains(&da)
+            || h > 23
+            || mi > 59
+            || se > 60
+            || zh > 14
+            || zm > 59
+        {
+            return Err(bad());
         }
+        let epoch = days_from_civil(y, mo, da) * 86_400 + h * 3_600 + mi * 60 + se
+            - sign * (zh * 3_600 + zm * 60);
+        Ok(Target::Time {
+            text: s.to_string(),
+            epoch,
+        })
     }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// One backup in a repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Backup {
     pub label: String,
+    /// The repository it is in (pgBackRest's repo key: the member's index).
+    pub repo: u64,
     /// full, incr or diff.
     pub kind: String,
     /// Unix seconds.
@@ -167,6 +245,7 @@ pub fn parse_info(json: &str) -> Result<Repo, String> {
             a.iter()
                 .map(|b| Backup {
                     label: b["label"].as_str().unwrap_or("").to_string(),
+                    repo: b["database"]["repo-key"].as_u64().unwrap_or(1),
                     kind: b["type"].as_str().unwrap_or("").to_string(),
                     start: b["timestamp"]["start"].as_i64().unwrap_or(0),
                     stop: b["timestamp"]["stop"].as_i64().unwrap_or(0),
@@ -308,6 +387,28 @@ mod tests {
     }
 
     #[test]
+    fn the_repository_with_the_newest_backup_before_the_target() {
+        let b = |repo, stop| Backup {
+            label: String::new(),
+            repo,
+            kind: "full".into(),
+            start: stop - 10,
+            stop,
+            size: 0,
+            repo_size: 0,
+        };
+        let all = [b(1, 100), b(2, 500), b(1, 900)];
+        assert_eq!(choose_repo(&all, &Target::Latest), Some(1));
+        let at = |epoch| Target::Time {
+            text: String::new(),
+            epoch,
+        };
+        assert_eq!(choose_repo(&all, &at(600)), Some(2));
+        assert_eq!(choose_repo(&all, &at(300)), Some(1));
+        assert_eq!(choose_repo(&all, &at(100)), None);
+    }
+
+    #[test]
     fn an_empty_stanza_and_garbage() {
         let r = parse_info(r#"[{"archive":[],"backup":[],"name":"main","status":{"code":2,"message":"no valid backups"}}]"#).unwrap();
         assert_eq!(r.code, 2);
@@ -322,11 +423,31 @@ mod tests {
         assert_eq!(utc(1_764_670_500), "2025-12-02 10:15:00 UTC");
         assert_eq!(Target::parse("latest"), Ok(Target::Latest));
         assert_eq!(
-            Target::parse("2026-12-02 10:15:00+00"),
-            Ok(Target::Time("2026-12-02 10:15:00+00".into()))
+            Target::parse("2025-12-02 10:15:00+00"),
+            Ok(Target::Time {
+                text: "2025-12-02 10:15:00+00".into(),
+                epoch: 1_764_670_500
+            })
         );
-        assert!(Target::parse("yesterday").is_err());
-        assert!(Target::parse("2026-12-02'; rm -rf /").is_err());
+        let epoch = |t: &str| match Target::parse(t) {
+            Ok(Target::Time { epoch, .. }) => epoch,
+            other => panic!("{t}: {other:?}"),
+        };
+        assert_eq!(epoch("2025-12-02 11:15:00+01"), 1_764_670_500);
+        assert_eq!(epoch("2025-12-02 05:45:00-04:30"), 1_764_670_500);
+        assert_eq!(epoch("2025-12-02 10:15:00.257639+00"), 1_764_670_500);
+        for bad in [
+            "yesterday",
+            "2026-12-02",
+            "2026-12-02 10:15:00",
+            "2026-12-02T10:15:00+00",
+            "2026-12-02 10:15+00",
+            "2026-12-02 10:15:00 Europe/Paris",
+            "2026-13-02 10:15:00+00",
+            "2026-12-02'; rm -rf /",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
         assert_eq!(age(30), "30 s ago");
         assert_eq!(age(3 * 86_400), "3 d ago");
     }

@@ -58,7 +58,7 @@ pub fn list(args: BackupsArgs) -> i32 {
     };
     let sites = backup::sites(&fleet.model);
     if sites.is_empty() {
-        eprintln!("no postgres_backup in this configuration (docs/stdlib.md, \"Backups\")");
+        eprintln!("no postgres_backup in this configuration (docs/stdlib.md, \"postgres_backup\")");
         return 1;
     }
     let mut failed = false;
@@ -202,11 +202,40 @@ pub fn restore(args: RestoreArgs) -> i32 {
             site.group
         ),
     }
+    // the repository with the newest backup before the target, as `on` sees them
+    let info = match run(&fleet, &on, &backup::info_all_script(&site.name)) {
+        Ok(out) => backup::parse_info(&String::from_utf8_lossy(&out.stdout)),
+        Err(code) => return code,
+    };
+    let repo = match info.map(|i| backup::choose_repo(&i.backups, &target)) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            eprintln!(
+                "error: no backup of {} ended before {} in any repository {on} can reach (`infra backups`)",
+                site.name, args.to
+            );
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("error: {on}: cannot list the repositories: {e}");
+            return 1;
+        }
+    };
+    let from = (repo as usize)
+        .checked_sub(1)
+        .and_then(|i| site.members.get(i))
+        .map_or(format!("repository {repo}"), |h| {
+            format!("{h}'s repository")
+        });
     eprintln!(
-        "{on}: restoring {} into a scratch instance (copying the backup and replaying WAL; this takes a while for a large database)",
+        "{on}: restoring {} from {from} into a scratch instance (copying the backup and replaying WAL; this takes a while for a large database)",
         site.name
     );
-    match run(&fleet, &on, &backup::restore_script(&site.name, &target)) {
+    match run(
+        &fleet,
+        &on,
+        &backup::restore_script(&site.name, &target, repo),
+    ) {
         Ok(out) => {
             print!("{}", String::from_utf8_lossy(&out.stdout));
             let err = out.stderr_text();

@@ -1,6 +1,7 @@
 //! `postgres_backup` (pgBackRest) on the lab, with examples/sync-pair: the
-//! members' repositories are set up by the first apply (WAL reaches both); a full
-//! backup is pulled from the primary into the other member's repository; a
+//! members' repositories are set up by the first apply; a full
+//! backup is pulled from the primary into the other member's repository, where
+//! its WAL goes too (not into its own, which would only grow); a
 //! point-in-time restore into a scratch instance brings back rows deleted after
 //! that time, and the scratch instance archives nothing; after a failover the
 //! next backup lands in the former primary's repository, and `latest` restores
@@ -26,21 +27,41 @@ fn lab_backup_restore_and_failover() {
         return;
     }
     let mut c = LabConfig::new("sync-pair", LAB);
+    // the watch's threshold short enough to see it fail here
+    let text = c.text();
+    assert!(text.contains("keep_full   = 2\n"), "{text}");
+    c.write(&text.replace(
+        "keep_full   = 2\n",
+        "keep_full   = 2\n  stale_after = \"1min\"\n",
+    ));
     c.up(&[]);
     let r = c.infra(&["apply"]);
     assert_eq!(r.code, 0, "apply failed:\n{r:?}");
     let r = c.infra(&["plan", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "a second plan has changes:\n{r:?}");
+    // whichever member took the VIP first is the primary here
+    let holds = |h: &str| c.out(h, "ip -o addr show to 192.0.2.20 | wc -l") == "1";
+    let (p, s) = if holds("left") {
+        ("left", "right")
+    } else {
+        ("right", "left")
+    };
+    assert!(holds(p), "no member holds the VIP after the apply");
 
-    // both repositories ready; the primary's WAL reaches both
-    let ready = "[ \"$(runuser -u postgres -- pgbackrest --config=/etc/infra/pgbackrest/main/repo.conf --stanza=main --output=json info | grep -o '\"max\":\"[0-9A-F]*\"' | head -n 1)\" != '' ]";
-    for h in ["left", "right"] {
-        assert!(
-            c.wait(h, &format!("cd / && {ready}"), 120),
-            "no WAL in {h}'s repository 120 s after the apply: {}",
-            c.out(h, "tail -n 20 /var/log/pgbackrest/*.log")
-        );
-    }
+    // both repositories ready; the primary's (left's) WAL reaches the other's only
+    // pgBackRest's info of a member's own repository lists a WAL range
+    let wal = "cd / && runuser -u postgres -- pgbackrest --config=/etc/infra/pgbackrest/main/repo.conf --stanza=main --output=json info | grep -q '\"max\":\"0000'";
+    assert!(
+        c.wait(s, wal, 120),
+        "no WAL in {s}'s repository 120 s after the apply: {}",
+        c.out(p, "tail -n 20 /var/log/pgbackrest/*.log")
+    );
+    let (code, _) = c.sh(p, wal);
+    assert_ne!(code, 0, "the primary archived into its own repository");
+    // no backup yet, but not for stale_after yet either: the watch passes
+    let watch = "systemctl start infra-pgbackrest-main-watch.service";
+    let (code, out) = c.sh(p, watch);
+    assert_eq!(code, 0, "the watch failed before any backup was due: {out}");
     let r = c.infra(&["backups"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
@@ -53,30 +74,26 @@ fn lab_backup_restore_and_failover() {
     );
 
     // rows, a full backup into right's repository (left is the primary)
-    assert_eq!(c.out("left", "ip -o addr show to 192.0.2.20 | wc -l"), "1");
     psql(
         &c,
-        "left",
+        p,
         "CREATE TABLE items (id int PRIMARY KEY, note text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 1000) g",
     );
-    let (code, out) = c.sh(
-        "right",
-        "systemctl start infra-pgbackrest-main@full.service",
-    );
+    let (code, out) = c.sh(s, "systemctl start infra-pgbackrest-main@full.service");
     assert_eq!(
         code,
         0,
-        "the full backup on right failed: {out}\n{}",
+        "the full backup on {s} failed: {out}\n{}",
         c.out(
-            "right",
+            s,
             "journalctl -u infra-pgbackrest-main@full.service -n 30 --no-pager -o cat"
         )
     );
-    let (code, _) = c.sh("left", "systemctl start infra-pgbackrest-main@full.service");
+    let (code, _) = c.sh(p, "systemctl start infra-pgbackrest-main@full.service");
     assert_eq!(code, 0);
     assert!(
         c.out(
-            "left",
+            p,
             "journalctl -u infra-pgbackrest-main@full.service -n 20 --no-pager -o cat"
         )
         .contains("its database is the primary"),
@@ -84,15 +101,26 @@ fn lab_backup_restore_and_failover() {
     );
     let r = c.infra(&["backups"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("on right: 1 backup"), "{}", r.stdout);
-    assert!(r.stdout.contains("on left: no backup yet"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("on {s}: 1 backup")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("on {p}: no backup yet")),
+        "{}",
+        r.stdout
+    );
+    let backed_up = std::time::Instant::now();
+    let (code, out) = c.sh(p, watch);
+    assert_eq!(code, 0, "the watch failed right after a backup: {out}");
 
     // a moment, then a mistake: most rows deleted
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let moment = psql(&c, "left", "SELECT now()");
+    let moment = psql(&c, p, "SELECT now()");
     std::thread::sleep(std::time::Duration::from_secs(1));
-    psql(&c, "left", "DELETE FROM items WHERE id > 10");
-    assert_eq!(psql(&c, "left", "SELECT count(*) FROM items"), "10");
+    psql(&c, p, "DELETE FROM items WHERE id > 10");
+    assert_eq!(psql(&c, p, "SELECT count(*) FROM items"), "10");
 
     let r = c.infra(&["restore", "main", "--to", &moment]);
     assert_eq!(r.code, 0, "restore failed:\n{r:?}");
@@ -102,7 +130,7 @@ fn lab_backup_restore_and_failover() {
         r.stdout
     );
     assert!(
-        r.stdout.contains("on right"),
+        r.stdout.contains(&format!("on {s}")),
         "not restored on the standby: {}",
         r.stdout
     );
@@ -115,7 +143,7 @@ fn lab_backup_restore_and_failover() {
     // would otherwise be in the repositories before any failover)
     assert_eq!(
         c.out(
-            "right",
+            s,
             "cd / && runuser -u postgres -- psql -X -At -h /run/infra-pgbackrest-main-restore -p 5499 -d ledger -c 'SELECT count(*) FROM items'"
         ),
         "1000"
@@ -123,66 +151,90 @@ fn lab_backup_restore_and_failover() {
     for h in ["left", "right"] {
         let history = c.out(
             h,
-            "ls /var/lib/infra-pgbackrest/main/repo-*/archive/main/*/ | grep -c history || true",
+            "ls /var/lib/infra-pgbackrest/main/repo-*/archive/main/*/ 2>/dev/null | grep -c history || true",
         );
         assert_eq!(
             history, "0",
             "a timeline history in {h}'s repository: the scratch instance archived"
         );
     }
-    let (code, out) = c.sh("right", "/etc/infra/pgbackrest/main/restore.sh stop");
+    let (code, out) = c.sh(s, "/etc/infra/pgbackrest/main/restore.sh stop");
     assert_eq!(code, 0, "{out}");
+    // more than stale_after (1 min) since the only backup: the watch on the VIP
+    // holder fails (an `alert` would send this)
+    std::thread::sleep(std::time::Duration::from_secs(65).saturating_sub(backed_up.elapsed()));
+    let (code, _) = c.sh(p, watch);
+    assert_ne!(
+        code, 0,
+        "the watch passed with a backup older than stale_after"
+    );
+    let journal = c.out(
+        p,
+        "journalctl -u infra-pgbackrest-main-watch.service -n 5 --no-pager -o cat",
+    );
+    assert!(
+        journal.contains("the newest backup of main is 1 min old (more than 1min)"),
+        "{journal}"
+    );
     let r = c.infra(&["restore", "main", "--to", "yesterday"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("is not a time"), "{}", r.stderr);
 
     // a failover: right is the primary, left rejoins; the next backup is left's
-    infra::lab::kill(LAB, "left").expect("lab kill left");
+    infra::lab::kill(LAB, p).expect("lab kill");
     assert!(
         c.wait(
-            "right",
+            s,
             "cd / && [ \"$(runuser -u postgres -- psql -X -At -c 'SELECT pg_is_in_recovery()')\" = f ]",
             60
         ),
-        "right was not promoted within 60 s of left's power cut"
+        "{s} was not promoted within 60 s of {p}'s power cut"
     );
     psql(
         &c,
-        "right",
+        s,
         "INSERT INTO items SELECT g, 'after' FROM generate_series(2001, 2005) g",
     );
-    infra::lab::start(LAB, "left").expect("lab start left");
+    infra::lab::start(LAB, p).expect("lab start");
     assert!(
         c.wait(
-            "left",
+            p,
             "cd / && [ \"$(runuser -u postgres -- psql -X -At -c 'SELECT pg_is_in_recovery()')\" = t ]",
             180
         ),
-        "left did not rejoin as a standby within 180 s"
+        "{p} did not rejoin as a standby within 180 s"
     );
-    let (code, out) = c.sh("left", "systemctl start infra-pgbackrest-main@incr.service");
+    let (code, out) = c.sh(p, "systemctl start infra-pgbackrest-main@incr.service");
     assert_eq!(
         code,
         0,
-        "the backup on left after the failover failed: {out}\n{}",
+        "the backup on {p} after the failover failed: {out}\n{}",
         c.out(
-            "left",
+            p,
             "journalctl -u infra-pgbackrest-main@incr.service -n 30 --no-pager -o cat"
         )
     );
     let r = c.infra(&["backups"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("on left: 1 backup"), "{}", r.stdout);
-    assert!(r.stdout.contains("on right: 1 backup"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("on {p}: 1 backup")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("on {s}: 1 backup")),
+        "{}",
+        r.stdout
+    );
 
     // `latest`: everything the new primary committed, restored on left
     let r = c.infra(&["restore", "main"]);
     assert_eq!(r.code, 0, "restore latest failed:\n{r:?}");
-    assert!(r.stdout.contains("on left"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("on {p}")), "{}", r.stdout);
     assert!(
         r.stdout.contains("ledger\tpublic.items\t15"),
         "latest does not hold the 10 rows left and the 5 written after the failover:\n{}",
         r.stdout
     );
-    let _ = c.sh("left", "/etc/infra/pgbackrest/main/restore.sh stop");
+    let _ = c.sh(p, "/etc/infra/pgbackrest/main/restore.sh stop");
 }

@@ -5,16 +5,21 @@
 #                                  from the primary; skipped while this member holds
 #                                  the VIP (its own database is the primary: its
 #                                  backups go into the other members' repositories)
-#   backup.sh archive-mode [--check]  PostgreSQL archives (a restart when it does not)
-#   backup.sh stanza [--check]     this repository knows the cluster (stanza-create)
+#   backup.sh archive-timeout [--check]  PostgreSQL has read archive_timeout (a reload)
+#   backup.sh stanza [--check]     this repository knows the cluster (stanza-create;
+#                                  retried for 300 s: see below)
 #   backup.sh archive-now          on the primary: close the current WAL segment and
 #                                  wait until a repository has it
+#   backup.sh watch                on the primary: fails when the newest backup in any
+#                                  repository is older than 2d, or WAL has not been
+#                                  archived for 10 min while archiving fails
 set -u
 # runuser keeps the working directory, which postgres may not be able to read
 cd /
 stanza=main
 repo=/etc/infra/pgbackrest/main/repo.conf
 pg=/etc/infra/pgbackrest/main/pg.conf
+push=/etc/infra/pgbackrest/main/push.conf
 vip=192.0.2.20
 unit=postgresql@15-main.service
 
@@ -41,27 +46,32 @@ mode=${1:-}
 check=${2:-}
 case $mode in
     full|incr)
+        # as postgres, like the unit (its lock file is postgres's)
+        [ "$(id -u)" = 0 ] && exec runuser -u postgres -- "$0" "$@"
         if holds_vip; then
             echo "left holds $vip: its database is the primary, whose backups go into the other members' repositories; nothing to do here"
             exit 0
         fi
-        as_postgres pgbackrest --config="$repo" --stanza="$stanza" --log-level-console=info stanza-create || {
-            echo "postgres_backup main: this repository cannot reach the primary (see above); no $mode backup" >&2
-            exit 1
-        }
+        # one backup at a time here (the full and the incremental timer may both
+        # fire after a member was off): the second waits for the first
+        exec 9>/var/lib/infra-pgbackrest/main/backup.lock
+        flock -w 43200 9 || { echo "postgres_backup main: another backup has held the lock for 12 h" >&2; exit 1; }
+        case $(stanza_code) in
+            0|2) ;;
+            *) as_postgres pgbackrest --config="$repo" --stanza="$stanza" --log-level-console=info stanza-create || {
+                   echo "postgres_backup main: the stanza of this repository could not be created (see above); no $mode backup" >&2
+                   exit 1
+               } ;;
+        esac
         as_postgres nice -n 10 pgbackrest --config="$repo" --stanza="$stanza" --log-level-console=info --type="$mode" backup
         ;;
-    archive-mode)
-        if ! systemctl is-active --quiet "$unit"; then
-            # not running: it archives from its next start
-            exit 0
-        fi
-        if [ "$(psql1 'SHOW archive_mode')" = on ]; then
-            exit 0
-        fi
+    archive-timeout)
+        want=60
+        # not running: it reads the file when it starts
+        systemctl is-active --quiet "$unit" || exit 0
+        [ "$(psql1 "SELECT setting FROM pg_settings WHERE name = 'archive_timeout'")" = "$want" ] && exit 0
         [ "$check" = --check ] && exit 1
-        echo "restarting $unit: archive_mode takes a restart"
-        flock /run/infra-postgres-main.lock systemctl restart "$unit"
+        systemctl reload "$unit"
         ;;
     stanza)
         code=$(stanza_code)
@@ -69,22 +79,24 @@ case $mode in
             0|2) exit 0 ;;
         esac
         [ "$check" = --check ] && exit 1
-        # pgBackRest looks for the primary among every member: a member's fresh
-        # cluster, before its bootstrap made it a standby, would be a second
-        # one; wait until this one is a standby or the primary (holds the VIP)
-        i=0
-        until holds_vip || [ "$(psql1 'SELECT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
-            if [ "$i" -ge 300 ]; then
-                echo "postgres_backup main: this member's cluster has been neither a standby nor the VIP holder's for 300 s (journalctl -u infra-postgres-main-bootstrap.service); its repository cannot be set up before" >&2
-                exit 1
+        # pgBackRest looks for the primary among every member's cluster: a
+        # member's fresh one, before its bootstrap made it a standby, is a second
+        # primary ("more than one primary cluster found"), and the primary may
+        # not answer yet; tried again every 5 s for 300 s
+        end=$(($(date +%s) + 300))
+        while :; do
+            if holds_vip || [ "$(psql1 'SELECT pg_is_in_recovery()' 2>/dev/null)" = t ]; then
+                if out=$(as_postgres pgbackrest --config="$repo" --stanza="$stanza" --log-level-console=info stanza-create 2>&1); then
+                    printf '%s\n' "$out"
+                    exit 0
+                fi
+            else
+                out="this member's cluster is neither a standby nor the VIP holder's yet (journalctl -u infra-postgres-main-bootstrap.service)"
             fi
-            [ "$i" = 0 ] && echo "waiting until this member's cluster is a standby (its bootstrap) or this member holds $vip"
-            sleep 2
-            i=$((i + 2))
+            [ "$(date +%s)" -ge "$end" ] && break
+            sleep 5
         done
-        if as_postgres pgbackrest --config="$repo" --stanza="$stanza" --log-level-console=info stanza-create; then
-            exit 0
-        fi
+        printf '%s\n' "$out" >&2
         echo "postgres_backup main: could not create the stanza in this member's repository (the primary must be up and reachable over SSH as postgres); the next backup tries again" >&2
         exit 1
         ;;
@@ -93,10 +105,44 @@ case $mode in
             echo "left is not the primary: nothing to archive" >&2
             exit 1
         fi
-        as_postgres pgbackrest --config="$pg" --stanza="$stanza" --log-level-console=info check
+        as_postgres pgbackrest --config="$push" --stanza="$stanza" --log-level-console=info check
+        ;;
+    watch)
+        [ "$(psql1 'SELECT pg_is_in_recovery()')" = f ] || exit 0
+        now=$(date +%s)
+        bad=0
+        ago() {
+            if [ "$1" -lt 7200 ]; then echo "$(($1 / 60)) min"; else echo "$(($1 / 3600)) h"; fi
+        }
+        # WAL: archiving fails and nothing went out for 10 min
+        # shellcheck disable=SC2046 # three words
+        set -- $(psql1 "SELECT coalesce(extract(epoch FROM last_archived_time)::bigint, 0), coalesce(extract(epoch FROM last_failed_time)::bigint, 0), coalesce(last_failed_wal, '-') FROM pg_stat_archiver" | tr '|' ' ')
+        if [ "$#" -eq 3 ] && [ "$2" -gt "$1" ] && [ $((now - $1)) -ge 600 ]; then
+            echo "left: PostgreSQL has not archived WAL for $(ago $((now - $1))) and is failing to ($3): a restore would end before that; see /var/log/pgbackrest/main-archive-push-async.log and the members' SSH (journalctl -u ssh)"
+            bad=1
+        fi
+        # backups: the newest in any repository, and since when there has been none
+        info=$(as_postgres pgbackrest --config="$pg" --stanza="$stanza" --output=json info 2>&1)
+        newest=$(printf '%s' "$info" | grep -o '"stop":[0-9][0-9]*' | cut -d: -f2 | sort -n | tail -n 1)
+        since=/var/lib/infra-pgbackrest/main/no-backup-since
+        if [ -n "$newest" ]; then
+            rm -f "$since"
+            if [ $((now - newest)) -ge 172800 ]; then
+                echo "left: the newest backup of main is $(ago $((now - newest))) old (more than 2d): are the other members up, and their backups failing? (journalctl -u 'infra-pgbackrest-main@*' there; infra backups)"
+                bad=1
+            fi
+        else
+            [ -s "$since" ] || echo "$now" >"$since"
+            first=$(cat "$since")
+            if [ $((now - first)) -ge 172800 ]; then
+                echo "left: no backup of main in any repository for $(ago $((now - first))): ${info:-pgbackrest info said nothing}" | head -n 5
+                bad=1
+            fi
+        fi
+        exit "$bad"
         ;;
     *)
-        echo "usage: $0 full|incr|archive-mode [--check]|stanza [--check]|archive-now" >&2
+        echo "usage: $0 full|incr|archive-timeout [--check]|stanza [--check]|archive-now|watch" >&2
         exit 2
         ;;
 esac
