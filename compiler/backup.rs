@@ -13,6 +13,8 @@ pub struct Site {
     /// The `postgres` instance it backs up.
     pub cluster: String,
     pub group: String,
+    /// The cluster's first database (`postgres` when it declares none).
+    pub database: String,
     /// The members, in preference order: each keeps a repository.
     pub members: Vec<String>,
     pub vip: String,
@@ -37,6 +39,13 @@ pub fn sites(model: &Model) -> Vec<Site> {
                 name: b.name.value.clone(),
                 cluster: cluster.name.value.clone(),
                 group: group.name.value.clone(),
+                database: match cluster.param("databases").map(|p| &p.value) {
+                    Some(Value::List(v)) => match v.first() {
+                        Some(Value::Str(d)) => d.clone(),
+                        _ => "postgres".into(),
+                    },
+                    _ => "postgres".into(),
+                },
                 members: group
                     .members
                     .iter()
@@ -73,6 +82,27 @@ pub fn info_all_script(name: &str) -> String {
     let conf = crate::shell::quote(&format!("{}/pg.conf", dir(name)));
     let stanza = crate::shell::quote(name);
     format!("cd / && runuser -u postgres -- pgbackrest --config={conf} --stanza={stanza} --output=json info\n")
+}
+
+/// `sql` in `database` as postgres, unaligned, stopping at the first error.
+pub fn psql_script(database: &str, sql: &str) -> String {
+    format!(
+        "cd / && runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 -d {} -c {}\n",
+        crate::shell::quote(&format!(
+            "dbname='{}'",
+            database.replace('\\', "\\\\").replace('\'', "\\'")
+        )),
+        crate::shell::quote(sql)
+    )
+}
+
+/// The row count `restore.sh` printed for `table` of `database` (`db\tschema.table\tN`).
+pub fn restored_rows(output: &str, database: &str, table: &str) -> Option<u64> {
+    output.lines().find_map(|l| {
+        let mut f = l.trim_start().split('\t');
+        (f.next() == Some(database) && f.next() == Some(table))
+            .then(|| f.next()?.trim().parse().ok())?
+    })
 }
 
 /// On the primary: close the current WAL segment and wait until it is archived.
@@ -415,6 +445,16 @@ mod tests {
         assert!(describe("alpha", &r, 0).contains("no backup yet"));
         assert!(parse_info("ERROR: [055]").is_err());
         assert!(parse_info("[]").is_err());
+    }
+
+    #[test]
+    fn restored_rows_are_read_from_the_listing() {
+        let out = "restored; rows per table:\n  ledger\tpublic.items\t1000\n  ledger\tpublic.infra_drill_restore\t42\n";
+        assert_eq!(
+            restored_rows(out, "ledger", "public.infra_drill_restore"),
+            Some(42)
+        );
+        assert_eq!(restored_rows(out, "other", "public.items"), None);
     }
 
     #[test]

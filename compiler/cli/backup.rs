@@ -161,16 +161,48 @@ pub fn restore(args: RestoreArgs) -> i32 {
         );
         return 1;
     };
-    let (others, holder) = members(&fleet, site);
-    let on = match &args.on {
-        Some(h) if site.members.contains(h) => h.clone(),
+    match restore_run(&fleet, site, &target, args.on.as_deref(), &args.to) {
+        Ok(r) => {
+            print!("{}", r.output);
+            if r.ok {
+                0
+            } else {
+                eprintln!(
+                    "error: the restore of {} on {} failed (above)",
+                    site.name, r.host
+                );
+                1
+            }
+        }
+        Err(code) => code,
+    }
+}
+
+/// What a restore printed on the member that ran it.
+pub struct Restored {
+    pub host: String,
+    pub output: String,
+    pub ok: bool,
+}
+
+/// Restore `site` to `target` on `on` (default: the first member without the VIP).
+fn restore_run(
+    fleet: &Fleet,
+    site: &Site,
+    target: &Target,
+    on: Option<&str>,
+    to: &str,
+) -> Result<Restored, i32> {
+    let (others, holder) = members(fleet, site);
+    let on = match on {
+        Some(h) if site.members.iter().any(|m| m == h) => h.to_string(),
         Some(h) => {
             eprintln!(
                 "error: {h} is not a member of {} ({})",
                 site.group,
                 site.members.join(", ")
             );
-            return 1;
+            return Err(1);
         }
         None => match others.first() {
             Some(h) => h.clone(),
@@ -180,14 +212,14 @@ pub fn restore(args: RestoreArgs) -> i32 {
                     site.group,
                     holder.as_deref().unwrap_or("HOST")
                 );
-                return 1;
+                return Err(1);
             }
         },
     };
     // the primary's last commits into the archive first: `latest` and a time of a
     // few seconds ago then include them
     match &holder {
-        Some(h) => match run(&fleet, h, &backup::archive_now_script(&site.name)) {
+        Some(h) => match run(fleet, h, &backup::archive_now_script(&site.name)) {
             Ok(out) if out.success() => {
                 eprintln!("{h}: the current WAL segment is archived")
             }
@@ -203,22 +235,22 @@ pub fn restore(args: RestoreArgs) -> i32 {
         ),
     }
     // the repository with the newest backup before the target, as `on` sees them
-    let info = match run(&fleet, &on, &backup::info_all_script(&site.name)) {
+    let info = match run(fleet, &on, &backup::info_all_script(&site.name)) {
         Ok(out) => backup::parse_info(&String::from_utf8_lossy(&out.stdout)),
-        Err(code) => return code,
+        Err(code) => return Err(code),
     };
-    let repo = match info.map(|i| backup::choose_repo(&i.backups, &target)) {
+    let repo = match info.map(|i| backup::choose_repo(&i.backups, target)) {
         Ok(Some(r)) => r,
         Ok(None) => {
             eprintln!(
                 "error: no backup of {} ended before {} in any repository {on} can reach (`infra backups`)",
-                site.name, args.to
+                site.name, to
             );
-            return 1;
+            return Err(1);
         }
         Err(e) => {
             eprintln!("error: {on}: cannot list the repositories: {e}");
-            return 1;
+            return Err(1);
         }
     };
     let from = (repo as usize)
@@ -231,24 +263,129 @@ pub fn restore(args: RestoreArgs) -> i32 {
         "{on}: restoring {} from {from} into a scratch instance (copying the backup and replaying WAL; this takes a while for a large database)",
         site.name
     );
-    match run(
-        &fleet,
+    let out = run(
+        fleet,
         &on,
-        &backup::restore_script(&site.name, &target, repo),
-    ) {
-        Ok(out) => {
-            print!("{}", String::from_utf8_lossy(&out.stdout));
-            let err = out.stderr_text();
-            if !err.is_empty() {
-                eprintln!("{err}");
-            }
-            if out.success() {
-                0
-            } else {
-                eprintln!("error: the restore of {} on {on} failed (above)", site.name);
-                1
-            }
-        }
-        Err(code) => code,
+        &backup::restore_script(&site.name, target, repo),
+    )?;
+    let err = out.stderr_text();
+    if !err.is_empty() {
+        eprintln!("{err}");
     }
+    Ok(Restored {
+        ok: out.success(),
+        output: String::from_utf8_lossy(&out.stdout).into_owned(),
+        host: on,
+    })
+}
+
+/// `infra drill --fault restore`: rows written on the primary, a moment noted, the
+/// rows deleted, `infra restore` to that moment; exit 0 only when every row is back.
+pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
+    const ROWS: u64 = 1000;
+    const TABLE: &str = "infra_drill_restore";
+    let Some(site) = backup::sites(model).into_iter().next() else {
+        eprintln!("error: --fault restore needs a `postgres_backup` in the configuration (docs/stdlib.md, \"postgres_backup\")");
+        return 1;
+    };
+    let conn = Connection {
+        lab: true,
+        accept_new_host_keys: false,
+    };
+    let fleet = match fleet(&Some(dir.to_path_buf()), &conn) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let (others, holder) = members(&fleet, &site);
+    let Some(primary) = holder else {
+        eprintln!(
+            "error: no member of {} holds the VIP: nothing to write to",
+            site.group
+        );
+        return 1;
+    };
+    let Some(standby) = others.first().cloned() else {
+        eprintln!(
+            "error: no other member of {} answers: no repository to back up into",
+            site.group
+        );
+        return 1;
+    };
+    let db = &site.database;
+    let sql = |host: &str, q: &str| -> Result<String, i32> {
+        let out = run(&fleet, host, &backup::psql_script(db, q))?;
+        if out.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            eprintln!("error: {host}: {}", out.stderr_text());
+            Err(1)
+        }
+    };
+    let say = |s: &str| eprintln!("drill: {s}");
+    let steps = || -> Result<i32, i32> {
+        sql(&primary, &format!("DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} (id int PRIMARY KEY, at timestamptz DEFAULT now()); INSERT INTO {TABLE} (id) SELECT generate_series(1, {ROWS})"))?;
+        say(&format!(
+            "{ROWS} rows written into {db}.{TABLE} on {primary}"
+        ));
+        // a backup that ends before the moment: the one a restore needs
+        let t = std::time::Instant::now();
+        let out = run(
+            &fleet,
+            &standby,
+            &format!(
+                "systemctl start infra-pgbackrest-{}@full.service\n",
+                site.name
+            ),
+        )?;
+        if !out.success() {
+            eprintln!(
+                "error: the full backup on {standby} failed: {}",
+                out.stderr_text()
+            );
+            return Err(1);
+        }
+        let backup_s = t.elapsed().as_secs_f64();
+        say(&format!(
+            "full backup into {standby}'s repository in {backup_s:.1} s"
+        ));
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let moment = sql(
+            &primary,
+            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+        )?;
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        sql(&primary, &format!("DELETE FROM {TABLE}"))?;
+        say(&format!("moment {moment} noted, then every row deleted"));
+        let target = match Target::parse(&moment) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(1);
+            }
+        };
+        let t = std::time::Instant::now();
+        let r = restore_run(&fleet, &site, &target, None, &moment)?;
+        let restore_s = t.elapsed().as_secs_f64();
+        let back = backup::restored_rows(&r.output, db, &format!("public.{TABLE}"));
+        let _ = run(
+            &fleet,
+            &r.host,
+            &format!("/etc/infra/pgbackrest/{}/restore.sh stop\n", site.name),
+        );
+        let _ = sql(&primary, &format!("DROP TABLE IF EXISTS {TABLE}"));
+        let got = back.unwrap_or(0);
+        println!(
+            "restore drill of {} ({db} on {}): {ROWS} rows written on {primary}, deleted; restored to {moment} on {} in {restore_s:.1} s (backup {backup_s:.1} s): {got} of {ROWS} rows back",
+            site.name, site.group, r.host
+        );
+        if !r.ok || got != ROWS {
+            if !r.ok {
+                print!("{}", r.output);
+            }
+            println!("FAILED: the restore did not bring every row back");
+            return Ok(1);
+        }
+        Ok(0)
+    };
+    steps().unwrap_or_else(|code| code)
 }

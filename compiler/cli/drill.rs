@@ -65,6 +65,9 @@ pub fn run(a: DrillArgs) -> i32 {
         return 1;
     }
     let name = lab::lab_name(&dir);
+    if a.fault == Fault::Restore {
+        return super::backup::drill(&dir, &checked.model);
+    }
     let budget = Budget {
         max_lost: a.max_lost,
         max_unwritable_s: a.max_unwritable,

@@ -54,6 +54,10 @@ pub enum Fault {
     Isolate,
     /// Power-cycle a standby.
     RestartStandby,
+    /// A mistake instead of a failure: rows deleted on the primary and brought back
+    /// with `infra restore` to the moment before (needs a `postgres_backup`; no
+    /// writer, nothing breaks).
+    Restore,
 }
 
 impl Fault {
@@ -66,6 +70,7 @@ impl Fault {
             Fault::Partition => "partition",
             Fault::Isolate => "isolate",
             Fault::RestartStandby => "restart-standby",
+            Fault::Restore => "restore",
         }
     }
 
@@ -73,7 +78,7 @@ impl Fault {
     pub fn default_hold(self) -> Duration {
         match self {
             Fault::Poweroff => Duration::from_secs(10),
-            Fault::KillDb | Fault::RestartStandby => Duration::ZERO,
+            Fault::KillDb | Fault::RestartStandby | Fault::Restore => Duration::ZERO,
             Fault::PauseDb | Fault::PauseKeepalived | Fault::Partition | Fault::Isolate => {
                 Duration::from_secs(30)
             }
@@ -123,6 +128,12 @@ fn failed(what: impl Into<String>, detail: impl std::fmt::Display) -> DrillError
 /// Run the drill: set its clients up, run every round, take its clients away again.
 /// `say` gets one line per thing done, for a person watching.
 pub fn run(spec: &DrillSpec, say: &dyn Fn(&str)) -> Result<DrillReport, DrillError> {
+    if spec.fault == Fault::Restore {
+        return Err(failed(
+            "--fault restore",
+            "is a restore drill, not a failover round (the CLI runs it: `infra drill --fault restore`)",
+        ));
+    }
     if spec.members.len() < 2 {
         return Err(failed(
             format!("failover group `{}`", spec.group),
@@ -315,7 +326,7 @@ fn heal_words(f: Fault) -> &'static str {
         Fault::Poweroff | Fault::RestartStandby => "power on",
         Fault::PauseDb | Fault::PauseKeepalived => "SIGCONT",
         Fault::Partition | Fault::Isolate => "link back",
-        Fault::KillDb => "nothing to undo",
+        Fault::KillDb | Fault::Restore => "nothing to undo",
     }
 }
 
@@ -339,6 +350,7 @@ fn set_fault(spec: &DrillSpec, target: Option<&str>, on: bool) -> Result<(), Dri
             }
         }
         Fault::Isolate => lab::link_fault(lab, t, LinkFault::Detached, on)?,
+        Fault::Restore => {}
     }
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! point-in-time restore into a scratch instance brings back rows deleted after
 //! that time, and the scratch instance archives nothing; after a failover the
 //! next backup lands in the former primary's repository, and `latest` restores
-//! what the new primary has. Lab only.
+//! what the new primary has; `infra drill --fault restore` brings every deleted
+//! row back. Lab only.
 
 use crate::apply_e2e::{lab_enabled, LabConfig};
 
@@ -237,4 +238,14 @@ fn lab_backup_restore_and_failover() {
         r.stdout
     );
     let _ = c.sh(p, "/etc/infra/pgbackrest/main/restore.sh stop");
+
+    // the same as a drill: rows written, a moment, the rows deleted, restored
+    let r = c.infra(&["drill", "--fault", "restore"]);
+    assert_eq!(r.code, 0, "the restore drill failed:\n{r:?}");
+    assert!(r.stdout.contains("1000 of 1000 rows back"), "{}", r.stdout);
+    assert_eq!(
+        c.out(s, "cd / && runuser -u postgres -- psql -X -At -d ledger -c \"SELECT count(*) FROM pg_tables WHERE tablename = 'infra_drill_restore'\""),
+        "0",
+        "the drill left its table behind"
+    );
 }
