@@ -61,11 +61,16 @@ fn dir(name: &str) -> String {
     format!("/etc/infra/pgbackrest/{name}")
 }
 
-/// A member's repository, as pgBackRest's JSON (run as root).
-pub fn info_script(name: &str) -> String {
-    let conf = crate::shell::quote(&format!("{}/repo.conf", dir(name)));
+/// pgBackRest's `info` as JSON with the backup's configuration `conf` (run as root).
+fn info_with(name: &str, conf: &str) -> String {
+    let conf = crate::shell::quote(&format!("{}/{conf}", dir(name)));
     let stanza = crate::shell::quote(name);
     format!("cd / && runuser -u postgres -- pgbackrest --config={conf} --stanza={stanza} --output=json info\n")
+}
+
+/// A member's own repository.
+pub fn info_script(name: &str) -> String {
+    info_with(name, "repo.conf")
 }
 
 /// Prints `holder` when this host holds `vip`, `member` otherwise.
@@ -79,9 +84,7 @@ pub fn holder_script(vip: &str) -> String {
 /// Every repository the member can reach, as pgBackRest's JSON (the database
 /// side's configuration: what a restore there chooses from).
 pub fn info_all_script(name: &str) -> String {
-    let conf = crate::shell::quote(&format!("{}/pg.conf", dir(name)));
-    let stanza = crate::shell::quote(name);
-    format!("cd / && runuser -u postgres -- pgbackrest --config={conf} --stanza={stanza} --output=json info\n")
+    info_with(name, "pg.conf")
 }
 
 /// `sql` in `database` as postgres, unaligned, stopping at the first error.
@@ -298,22 +301,6 @@ pub fn parse_info(json: &str) -> Result<Repo, String> {
     })
 }
 
-/// `1.5 MB`: a byte count for people.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < UNITS.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 /// `3 min ago`, `2 h ago`, `4 d ago`.
 pub fn age(seconds: i64) -> String {
     let s = seconds.max(0);
@@ -377,8 +364,8 @@ pub fn describe(host: &str, repo: &Repo, now: i64) -> String {
             b.kind,
             utc(b.stop),
             age(now - b.stop),
-            bytes(b.size),
-            bytes(b.repo_size)
+            crate::plan::human_bytes(b.size),
+            crate::plan::human_bytes(b.repo_size)
         ));
     }
     out
@@ -413,7 +400,8 @@ mod tests {
         );
         assert!(text.contains("20261202-101500F"), "{text}");
         assert!(text.contains("10 min ago"), "{text}");
-        assert!(text.contains("23.5 MB"), "{text}");
+        assert!(text.contains("22.4 MiB"), "{text}");
+        assert!(text.contains("(in the repository 3.0 MiB)"), "{text}");
     }
 
     #[test]

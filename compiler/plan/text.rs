@@ -281,13 +281,29 @@ fn short(hash: &str) -> &str {
     hash.get(..8).unwrap_or(hash)
 }
 
-/// "512 B", "3.4 KiB", "12.0 MiB".
+/// "512 B", "3.4 KiB", "12.0 MiB", "2.5 GiB", "1.2 TiB".
 pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
-        format!("{n} B")
-    } else if n < 1024 * 1024 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn byte_counts_for_people() {
+        assert_eq!(super::human_bytes(512), "512 B");
+        assert_eq!(super::human_bytes(3_500), "3.4 KiB");
+        assert_eq!(super::human_bytes(12 * 1024 * 1024), "12.0 MiB");
+        assert_eq!(super::human_bytes(5 * 1024 * 1024 * 1024 / 2), "2.5 GiB");
+        assert_eq!(super::human_bytes(3 << 40), "3.0 TiB");
     }
 }
