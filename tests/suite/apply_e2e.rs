@@ -565,8 +565,15 @@ fn local_scripts_pass_shellcheck() {
 // ---------------------------------------------------------------------------
 // Lab: `infra` against real hosts.
 
+/// The longest one `infra` command of a lab test may take (an apply that waits for a
+/// stanza or a VIP takes a few minutes at most).
+pub(crate) const INFRA_LIMIT: u64 = 900;
+/// The longest one command in a lab host may take.
+pub(crate) const SH_LIMIT: u64 = 300;
+
 pub(crate) fn lab_enabled(test: &str) -> bool {
     if std::env::var("INFRA_LAB_TESTS").as_deref() == Ok("1") {
+        crate::deadline::watch(test);
         return true;
     }
     eprintln!("skipping {test}: needs root and lab hosts (systemd-nspawn); set INFRA_LAB_TESTS=1 to run it");
@@ -685,14 +692,16 @@ impl LabConfig {
 
     pub fn infra_env(&self, cmd: &[&str], env: &[(&str, &str)]) -> Run {
         let t = std::time::Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_infra"))
-            .args(cmd)
-            .arg(&self.dir)
-            .arg("--lab")
-            .envs(env.iter().copied())
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run infra");
+        let out = crate::deadline::output_within(
+            Command::new(env!("CARGO_BIN_EXE_infra"))
+                .args(cmd)
+                .arg(&self.dir)
+                .arg("--lab")
+                .envs(env.iter().copied())
+                .env("NO_COLOR", "1"),
+            INFRA_LIMIT,
+            &format!("infra {} {} --lab", cmd.join(" "), self.dir.display()),
+        );
         let r = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -710,8 +719,7 @@ impl LabConfig {
 
     /// Run `sh -c CMD` in a host as root; (exit status, stdout + stderr).
     pub fn sh(&self, host: &str, cmd: &str) -> (i32, String) {
-        let out = infra::lab::exec(&self.name, host, &["sh", "-c", cmd])
-            .unwrap_or_else(|e| panic!("exec on {host}: {e}"));
+        let out = crate::deadline::exec_within(&self.name, host, &["sh", "-c", cmd], SH_LIMIT);
         (
             out.status.code().unwrap_or(-1),
             format!(

@@ -13,10 +13,11 @@ fn demo_runs_the_failover_drill() {
         return;
     }
     let infra = env!("CARGO_BIN_EXE_infra");
-    let out = Command::new(infra)
-        .arg("demo")
-        .output()
-        .expect("runs infra demo");
+    let out = crate::deadline::output_within(
+        Command::new(infra).arg("demo"),
+        crate::apply_e2e::INFRA_LIMIT,
+        "infra demo",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let down = Command::new(infra)

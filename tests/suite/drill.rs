@@ -75,11 +75,13 @@ fn drill_measures_every_fault() {
     assert_eq!(r.code, 0, "apply failed:\n{r:?}");
 
     // Consent: without --lab the drill refuses, and says how.
-    let out = Command::new(env!("CARGO_BIN_EXE_infra"))
-        .args(["drill", "--fault", "poweroff"])
-        .arg(&c.dir)
-        .output()
-        .expect("runs infra");
+    let out = crate::deadline::output_within(
+        Command::new(env!("CARGO_BIN_EXE_infra"))
+            .args(["drill", "--fault", "poweroff"])
+            .arg(&c.dir),
+        60,
+        "infra drill without --lab",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("only with `--lab`"),

@@ -316,7 +316,7 @@ impl Drop for Guard {
 }
 
 fn run(host: &str, name: &str, argv: &[&str]) -> String {
-    let out = lab::exec(name, host, argv).unwrap_or_else(|e| panic!("exec on {host}: {e}"));
+    let out = crate::deadline::exec_within(name, host, argv, crate::apply_e2e::SH_LIMIT);
     assert!(
         out.status.success(),
         "{argv:?} on {host}: {}\n{}",

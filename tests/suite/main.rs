@@ -10,6 +10,7 @@ mod apply_e2e;
 mod backup;
 mod calendar;
 mod codes;
+mod deadline;
 mod demo;
 mod drill;
 mod fmt;
@@ -28,6 +29,7 @@ mod validators;
 /// skipped and what it needs.
 pub(crate) fn lab_tests(test: &str, needs: &str) -> bool {
     if std::env::var("INFRA_LAB_TESTS").as_deref() == Ok("1") {
+        deadline::watch(test);
         return true;
     }
     eprintln!("skipping {test}: needs {needs}; set INFRA_LAB_TESTS=1 to run it");

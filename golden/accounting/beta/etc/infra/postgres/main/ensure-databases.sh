@@ -14,9 +14,26 @@ psql() {
 }
 
 if [ ! -e /run/infra/office/active ]; then
-    echo "not the active member of office: nothing to do"
-    exit 0
+    # A primary without the VIP is what a first deploy looks like until
+    # keepalived takes the VIP, seconds after its start: --check says there is
+    # work, the step waits for the VIP (60 s at most), then takes the lock that
+    # keeps it from running alongside promote.sh (which runs it on a takeover)
+    if runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432 &&
+        [ "$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -At -p 5432 -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; then
+        [ "${1:-}" != --check ] || exit 1
+        end=$(($(date +%s) + 60))
+        while [ ! -e /run/infra/office/active ] && [ "$(date +%s)" -lt "$end" ]; do
+            sleep 1
+        done
+    fi
+    if [ ! -e /run/infra/office/active ]; then
+        echo "not the active member of office: nothing to do"
+        exit 0
+    fi
 fi
+# one ensure script of the cluster at a time (the step and promote.sh)
+exec 9>>/run/infra-postgres-main-ensure.lock
+flock 9
 if ! runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432; then
     echo "PostgreSQL 15/main is not running here: nothing to do"
     exit 0
