@@ -44,6 +44,7 @@ pub mod resolve;
 pub mod secrets;
 pub mod shell;
 pub mod source;
+pub mod status;
 pub mod stdlib;
 pub mod syntax;
 // IO at the edge: the network (SSH) and the local test double.

@@ -122,7 +122,7 @@ pub(super) fn fleet(path: &Option<PathBuf>, conn: &Connection) -> Result<Fleet, 
 }
 
 /// The fleet and every host's files with their secret values.
-fn prepare(
+pub(super) fn prepare(
     path: &Option<PathBuf>,
     conn: &Connection,
     secrets: Option<&Path>,

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod drill;
 pub mod lab;
 pub mod progress;
+pub mod status;
 
 use crate::diag::{self, Diag};
 use crate::source::SourceMap;
@@ -92,6 +93,11 @@ pub enum Command {
     /// not hold the VIP (never over the running cluster) and count every table's
     /// rows.
     Restore(backup::RestoreArgs),
+    /// The live truth, read-only: who holds each VIP, which database is primary and
+    /// which streams (lag), the last share pushes, active-only jobs, failed units,
+    /// generations against the repo, disks. Exit 0 healthy, 1 a host unreachable,
+    /// 2 degraded, down or split brain.
+    Status(status::StatusArgs),
     /// Boot the declared hosts locally as systemd machines; failover drills.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -129,6 +135,7 @@ pub fn main() -> i32 {
         Command::Drill(a) => drill::run(a),
         Command::Backups(a) => backup::list(a),
         Command::Restore(a) => backup::restore(a),
+        Command::Status(a) => status::run(a),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
         Command::Graph { path, format, out } => {
             graph(&path.unwrap_or_else(|| PathBuf::from(".")), format, out)

@@ -75,7 +75,10 @@ impl HostRun {
         let connect_ms = ms(t0);
         events.say(host, "probing");
         let t1 = Instant::now();
-        let observed = probe::probe(&mut session, build, apply::STATE_DIR)?;
+        let status = fleet
+            .status
+            .then(|| crate::status::script(&fleet.model, host));
+        let observed = probe::probe_with(&mut session, build, apply::STATE_DIR, status.as_deref())?;
         let probe_ms = ms(t1);
         let prepared = apply::prepare(build, &observed, secret_hashes(build, files));
         events.say(host, &prepared.plan.summary.describe());

@@ -123,6 +123,8 @@ pub struct Fleet {
     pub build: Build,
     /// The configuration's directory (relative key paths, secrets.env).
     pub dir: PathBuf,
+    /// Ask `infra status`'s questions in each host's probe.
+    pub status: bool,
     access: Access,
     dial: Box<Dial>,
 }
@@ -147,6 +149,7 @@ impl Fleet {
             host_order,
             build,
             dir,
+            status: false,
             access,
             dial,
         }

@@ -18,7 +18,7 @@ mod script;
 pub use lock::{LockFacts, LockState, Phase};
 pub use parse::parse_probe_output;
 pub use protocol::fingerprint_pipe;
-pub use script::probe_script;
+pub use script::{probe_script, probe_script_with};
 
 use crate::render::HostBuild;
 use crate::transport::{Remote, TransportError};
@@ -139,6 +139,9 @@ pub struct Observed {
     /// order); apply recomputes it on the host and refuses when it differs.
     #[serde(default)]
     pub fingerprint: String,
+    /// The answer to `infra status`'s questions, when the probe asked them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,9 +344,19 @@ pub fn probe(
     build: &HostBuild,
     state_dir: &str,
 ) -> Result<Observed, ProbeError> {
+    probe_with(remote, build, state_dir, None)
+}
+
+/// [`probe`], asking `status` (a sh fragment) in the same round trip.
+pub fn probe_with(
+    remote: &mut dyn Remote,
+    build: &HostBuild,
+    state_dir: &str,
+    status: Option<&str>,
+) -> Result<Observed, ProbeError> {
     validate(build)?;
     check_path(&build.host, state_dir)?;
-    let out = remote.run(&probe_script(build, state_dir), b"")?;
+    let out = remote.run(&probe_script_with(build, state_dir, status), b"")?;
     if !out.success() {
         return Err(ProbeError::Remote {
             host: build.host.clone(),

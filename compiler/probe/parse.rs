@@ -217,6 +217,7 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
                     }
                 }
             }
+            Tag::Status => obs.status = Some(text(&decode(body)?)),
             Tag::Guard => {
                 let (st, name) = split_once(body)
                     .ok_or_else(|| bad(format!("malformed guard record {:?}", text(body))))?;

@@ -33,6 +33,7 @@ pub enum Tag {
     Packages,
     Users,
     Guard,
+    Status,
     End,
 }
 
@@ -61,6 +62,7 @@ impl Tag {
         Tag::Packages,
         Tag::Users,
         Tag::Guard,
+        Tag::Status,
         Tag::End,
     ];
 
@@ -90,6 +92,7 @@ impl Tag {
             Tag::Packages => 'P',
             Tag::Users => 'W',
             Tag::Guard => 'C',
+            Tag::Status => 'T',
             Tag::End => 'E',
         }
     }
@@ -120,6 +123,7 @@ impl Tag {
             Tag::Packages => "base64 of `dpkg-query -W` for the build's packages",
             Tag::Users => "base64 of the build's users that exist, each with its groups",
             Tag::Guard => "<status> <step>: exit status of a step's `unless` guard",
+            Tag::Status => "base64 of the status section's answer (`infra status` only: VIP, database roles, pushes, jobs, disks)",
             Tag::End => "0: the end (a missing end record means the answer was cut)",
         }
     }

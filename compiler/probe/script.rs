@@ -19,6 +19,12 @@ trap 'rm -rf "$t"' EXIT
 
 /// The probe script for `build` with infra's state under `state_dir`.
 pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
+    probe_script_with(build, state_dir, None)
+}
+
+/// The probe script, with `status` (a sh fragment, `infra status`'s questions)
+/// answered in a [`Tag::Status`] record before the end.
+pub fn probe_script_with(build: &HostBuild, state_dir: &str, status: Option<&str>) -> String {
     let mut s = String::with_capacity(8192 + build.files.len() * 160);
     let _ = writeln!(s, "S={}", quote(state_dir));
     s.push_str(SETUP);
@@ -78,6 +84,13 @@ pub fn probe_script(build: &HostBuild, state_dir: &str) -> String {
                     quote(name)
                 )
             )
+        );
+    }
+    if let Some(fragment) = status {
+        let _ = writeln!(
+            s,
+            "{}",
+            Tag::Status.base64_of(&format!("(\n{fragment}\n) 2>/dev/null"))
         );
     }
     let _ = writeln!(s, "{}", Tag::End.printf("0", ""));

@@ -1246,6 +1246,20 @@ fn lab_accounting_two_hosts() {
             "journalctl -q --no-pager -o cat -u infra-share-uploads.service | tail -20"
         )
     );
+    // and the push itself succeeded (an rsync exit 23, files there but not every
+    // attribute, is a failed unit and an alert every interval)
+    assert!(
+        c.wait(
+            "alpha",
+            "! systemctl -q is-active infra-share-uploads.service && [ \"$(systemctl show -p Result --value infra-share-uploads.service)\" = success ]",
+            30
+        ),
+        "the push did not succeed: {}",
+        c.out(
+            "alpha",
+            "journalctl -q --no-pager -o cat -u infra-share-uploads.service | tail -20"
+        )
+    );
 
     assert_eq!(
         c.out(

@@ -21,6 +21,7 @@ mod lab;
 mod plan;
 mod release_git;
 mod ssh;
+mod status;
 mod ui;
 mod validators;
 

@@ -52,6 +52,8 @@ case "$state" in
         exit 2
         ;;
 esac
+# the transition and its time, for `infra status` (a tmpfs too: none after a reboot)
+( umask 022; mkdir -p "$dir" && printf '%s %s\n' "$state" "$(date +%s)" > "$dir/state.tmp" && mv -f "$dir/state.tmp" "$dir/state" )
 logger -t infra-notify "failover group $group: $state"
 # the kinds' hooks (an alert's message), in the background: never delaying keepalived
 for h in /etc/keepalived/infra-notify.d/*.sh; do

@@ -13,20 +13,13 @@ psql() {
     runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1 -p 5432 -d postgres "$@"
 }
 
+# On the VIP holder; or, on a first deploy, on the primary before anybody holds
+# the VIP (keepalived takes it only once the application answers its check,
+# after this step): a running primary here while the VIP answers nowhere
 if [ ! -e /run/infra/office/active ]; then
-    # A primary without the VIP is what a first deploy looks like until
-    # keepalived takes the VIP, seconds after its start: --check says there is
-    # work, the step waits for the VIP (60 s at most), then takes the lock that
-    # keeps it from running alongside promote.sh (which runs it on a takeover)
-    if runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432 &&
-        [ "$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -At -p 5432 -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; then
-        [ "${1:-}" != --check ] || exit 1
-        end=$(($(date +%s) + 60))
-        while [ ! -e /run/infra/office/active ] && [ "$(date +%s)" -lt "$end" ]; do
-            sleep 1
-        done
-    fi
-    if [ ! -e /run/infra/office/active ]; then
+    if ! runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432 ||
+        [ "$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -At -p 5432 -d postgres -c 'SELECT pg_is_in_recovery()')" != f ] ||
+        ! command -v ping >/dev/null || ping -c 1 -W 1 192.0.2.10 >/dev/null 2>&1; then
         echo "not the active member of office: nothing to do"
         exit 0
     fi

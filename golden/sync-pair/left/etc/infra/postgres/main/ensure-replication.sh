@@ -21,20 +21,13 @@ q() {
     psql -At -c "$1"
 }
 
+# On the VIP holder; or, on a first deploy, on the primary before anybody holds
+# the VIP (keepalived takes it only once the application answers its check,
+# after this step): a running primary here while the VIP answers nowhere
 if [ ! -e /run/infra/ledger/active ]; then
-    # A primary without the VIP is what a first deploy looks like until
-    # keepalived takes the VIP, seconds after its start: --check says there is
-    # work, the step waits for the VIP (60 s at most), then takes the lock that
-    # keeps it from running alongside promote.sh (which runs it on a takeover)
-    if runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432 &&
-        [ "$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -At -p 5432 -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; then
-        [ "${1:-}" != --check ] || exit 1
-        end=$(($(date +%s) + 60))
-        while [ ! -e /run/infra/ledger/active ] && [ "$(date +%s)" -lt "$end" ]; do
-            sleep 1
-        done
-    fi
-    if [ ! -e /run/infra/ledger/active ]; then
+    if ! runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432 ||
+        [ "$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -At -p 5432 -d postgres -c 'SELECT pg_is_in_recovery()')" != f ] ||
+        ! command -v ping >/dev/null || ping -c 1 -W 1 192.0.2.20 >/dev/null 2>&1; then
         echo "not the active member of ledger: nothing to do"
         exit 0
     fi
@@ -60,7 +53,9 @@ fi
 if [ "$(q "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'infra_right'")" != 1 ]; then
     todo="$todo slot:infra_right"
 fi
-if [ ! -e "$pgdata/infra-primary" ] || [ -e "$pgdata/infra-fenced" ]; then
+# the marker only on the VIP holder (a first deploy's primary gets it from
+# promote.sh once keepalived made it the holder)
+if [ -e /run/infra/ledger/active ] && { [ ! -e "$pgdata/infra-primary" ] || [ -e "$pgdata/infra-fenced" ]; }; then
     todo="$todo marker"
 fi
 # what pg_rewind reads from a primary, for a former primary to rejoin
@@ -100,8 +95,10 @@ GRANT pg_checkpoint TO repl;
 GRANT pg_read_all_stats TO repl;
 SQL
 q "SELECT pg_create_physical_replication_slot('infra_right', true) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'infra_right')" >/dev/null
-touch "$pgdata/infra-primary"
-chown postgres:postgres "$pgdata/infra-primary"
-# serving as primary again (promoted by the user's word, accept-loss): no longer fenced
-rm -f "$pgdata/infra-fenced"
+if [ -e /run/infra/ledger/active ]; then
+    touch "$pgdata/infra-primary"
+    chown postgres:postgres "$pgdata/infra-primary"
+    # serving as primary again (promoted by the user's word, accept-loss): no longer fenced
+    rm -f "$pgdata/infra-fenced"
+fi
 echo "replication of PostgreSQL 15/main set up:$todo"

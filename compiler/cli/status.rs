@@ -1,0 +1,87 @@
+//! `infra status`: one read-only probe per host (the plan's, with status's
+//! questions in the same round trip), judged by [`crate::status::assess`].
+
+use super::deploy::{prepare, Connection};
+use super::progress::{color, Progress};
+use crate::status::{self, HostStatus};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// A `.infra` file or a directory of them (default: current directory).
+    pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The report as JSON (docs/status.md has its schema).
+    #[arg(long)]
+    pub json: bool,
+    /// Probe again every SECONDS and redraw (until interrupted).
+    #[arg(long, value_name = "SECONDS")]
+    pub watch: Option<u64>,
+    /// Secret values, `name=value` per line (default: secrets.env next to the
+    /// configuration): status compares each host with what the repo builds.
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+}
+
+pub fn run(args: StatusArgs) -> i32 {
+    let (mut fleet, files) = match prepare(&args.path, &args.conn, args.secrets.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    fleet.status = true;
+    let hosts = fleet.hosts();
+    loop {
+        let progress = Progress::new(&hosts);
+        let opened = fleet.open(&hosts, &files, &progress);
+        progress.clear();
+        let answers = opened
+            .into_iter()
+            .map(|(host, r)| match r {
+                Ok(run) => HostStatus {
+                    host,
+                    facts: Some(status::parse(run.observed.status.as_deref().unwrap_or(""))),
+                    error: None,
+                    addresses: run.observed.addresses.clone(),
+                    generation: run.observed.generation,
+                    pending: run.prepared.plan.actions.len(),
+                    failed_units: run
+                        .observed
+                        .units
+                        .values()
+                        .filter(|u| u.active_state == "failed")
+                        .map(|u| u.id.clone())
+                        .collect(),
+                },
+                Err(e) => HostStatus {
+                    host,
+                    facts: None,
+                    error: Some(e.to_string()),
+                    addresses: Vec::new(),
+                    generation: None,
+                    pending: 0,
+                    failed_units: Vec::new(),
+                },
+            })
+            .collect();
+        let report = status::assess(&fleet.model, answers);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+        } else {
+            if args.watch.is_some() && color() {
+                // redraw in place: home, clear the screen
+                print!("\x1b[H\x1b[2J");
+            }
+            print!("{}", status::render(&report, color()));
+        }
+        match args.watch {
+            Some(secs) => std::thread::sleep(Duration::from_secs(secs.max(1))),
+            None => return report.exit_code(),
+        }
+    }
+}

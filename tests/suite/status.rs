@@ -1,0 +1,124 @@
+//! `infra status` on the accounting pair, against real hosts: healthy and
+//! redundant (exit 0, JSON with the documented fields); the standby's PostgreSQL
+//! stopped (exit 2, named); a share push failing (exit 2, with rsync's error); the
+//! VIP holder powered off (exit 1: it is unreachable, the other member holds the
+//! VIP and its database is primary). Lab only.
+
+use crate::apply_e2e::{lab_enabled, LabConfig};
+
+#[test]
+fn lab_status_of_the_accounting_pair() {
+    if !lab_enabled("lab_status_of_the_accounting_pair") {
+        return;
+    }
+    let mut c = LabConfig::new("accounting", "status");
+    c.up(&[]);
+    let r = c.infra(&["apply"]);
+    assert_eq!(r.code, 0, "apply failed:\n{r:?}");
+
+    // the first push, so that every part has something to say
+    let (code, out) = c.sh("alpha", "systemctl start infra-share-uploads.service");
+    assert_eq!(code, 0, "the share push failed: {out}");
+    // beta streams once its bootstrap is done
+    let healthy = |c: &LabConfig| {
+        let r = c.infra(&["status"]);
+        (r.code == 0, r)
+    };
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let r = loop {
+        let (ok, r) = healthy(&c);
+        if ok || std::time::Instant::now() > end {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    assert_eq!(r.code, 0, "not healthy 60 s after the apply:\n{r:?}");
+    let first = r.stdout.lines().next().unwrap_or("");
+    assert_eq!(first, "healthy: redundant", "{r:?}");
+    for want in [
+        "alpha  MASTER       holds the VIP  postgres main: primary",
+        "beta   BACKUP                      postgres main: streaming standby",
+        "postgres main: beta streams from alpha (async)",
+        "share uploads: pushed from alpha; last success",
+        "job close_month: has not run yet; next 20",
+        "alpha  generation 1, as the repo builds it",
+    ] {
+        assert!(r.stdout.contains(want), "no {want:?} in:\n{}", r.stdout);
+    }
+
+    // --json: the documented fields
+    let j = c.infra(&["status", "--json"]);
+    assert_eq!(j.code, 0, "{j:?}");
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).expect("status --json is JSON");
+    assert_eq!(v["health"], "healthy", "{v}");
+    assert_eq!(v["groups"][0]["holder"], "alpha", "{v}");
+    assert_eq!(
+        v["groups"][0]["members"][1]["databases"]["main"],
+        "streaming standby"
+    );
+    assert_eq!(
+        v["hosts"][1]["facts"]["postgres"]["main"]["in_recovery"],
+        true
+    );
+    assert_eq!(v["hosts"][0]["pending"], 0);
+
+    // the standby's PostgreSQL stopped: degraded, named
+    let (code, out) = c.sh("beta", "systemctl stop postgresql@15-main.service");
+    assert_eq!(code, 0, "{out}");
+    let r = c.infra(&["status"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout.starts_with(
+            "DEGRADED: beta's postgres main is not running: office has no up-to-date copy of the database"
+        ),
+        "{r:?}"
+    );
+    let (code, out) = c.sh("beta", "systemctl start postgresql@15-main.service");
+    assert_eq!(code, 0, "{out}");
+
+    // a share push that fails: beta no longer lets alpha's key in
+    let (code, out) = c.sh(
+        "beta",
+        "sed -i '/infra-share-uploads$/d' /var/lib/infra-share/.ssh/authorized_keys",
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, _) = c.sh("alpha", "systemctl start infra-share-uploads.service");
+    assert_ne!(code, 0, "the push should fail without its key");
+    let r = c.infra(&["status"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout.contains(
+            "share uploads: the last push of /srv/accounting/shared/uploads from alpha failed (exit-code, exit 12)"
+        ) || r
+            .stdout
+            .contains("share uploads: the last push of /srv/accounting/shared/uploads from alpha failed (exit-code, exit 255)"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("share uploads: last push from alpha FAILED"),
+        "{r:?}"
+    );
+
+    // the VIP holder loses power: it is unreachable, beta holds the VIP and is primary
+    infra::lab::kill("status", "alpha").expect("lab kill alpha");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let r = loop {
+        let r = c.infra(&["status"]);
+        if r.stdout
+            .contains("beta   MASTER       holds the VIP  postgres main: primary")
+            || std::time::Instant::now() > end
+        {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("beta   MASTER       holds the VIP  postgres main: primary"),
+        "beta did not take over within 60 s:\n{r:?}"
+    );
+    assert!(r.stdout.contains("alpha is unreachable"), "{r:?}");
+    assert!(r.stdout.contains("alpha  unreachable: "), "{r:?}");
+}
