@@ -94,12 +94,27 @@ pub fn run(cmd: LabCommand, config_dir: &Path) -> i32 {
             })
         }
         LabCommand::Status { dir, lab, json } => lab::status(&name_of(lab, dir)).map(|s| {
+            // with a configuration: what `infra status DIR --lab` says of it too
+            let report = match dir {
+                Some(d) if s.up => match super::status::of_lab(d) {
+                    Ok(r) => Some(r),
+                    Err(code) => return code,
+                },
+                _ => None,
+            };
             if *json {
-                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+                let v = match &report {
+                    Some(r) => serde_json::json!({ "lab": s, "status": r }),
+                    None => serde_json::to_value(&s).unwrap_or_default(),
+                };
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
                 print!("{s}");
+                if let Some(r) = &report {
+                    print!("\n{}", crate::status::render(r, super::progress::color()));
+                }
             }
-            0
+            report.map(|r| r.exit_code()).unwrap_or(0)
         }),
         LabCommand::Ssh { host, lab, command } => {
             lab::ssh(&name_of(lab, &None), host, command).map(|s| exit_code(&s))

@@ -3,8 +3,11 @@
 
 use super::deploy::{prepare, Connection};
 use super::progress::{color, Progress};
-use crate::status::{self, HostStatus};
+use crate::apply::Materialized;
+use crate::deploy::Fleet;
+use crate::status::{self, HostStatus, Report};
 use clap::Args;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,41 +35,8 @@ pub fn run(args: StatusArgs) -> i32 {
         Err(code) => return code,
     };
     fleet.status = true;
-    let hosts = fleet.hosts();
     loop {
-        let progress = Progress::new(&hosts);
-        let opened = fleet.open(&hosts, &files, &progress);
-        progress.clear();
-        let answers = opened
-            .into_iter()
-            .map(|(host, r)| match r {
-                Ok(run) => HostStatus {
-                    host,
-                    facts: Some(status::parse(run.observed.status.as_deref().unwrap_or(""))),
-                    error: None,
-                    addresses: run.observed.addresses.clone(),
-                    generation: run.observed.generation,
-                    pending: run.prepared.plan.actions.len(),
-                    failed_units: run
-                        .observed
-                        .units
-                        .values()
-                        .filter(|u| u.active_state == "failed")
-                        .map(|u| u.id.clone())
-                        .collect(),
-                },
-                Err(e) => HostStatus {
-                    host,
-                    facts: None,
-                    error: Some(e.to_string()),
-                    addresses: Vec::new(),
-                    generation: None,
-                    pending: 0,
-                    failed_units: Vec::new(),
-                },
-            })
-            .collect();
-        let report = status::assess(&fleet.model, answers);
+        let report = report(&fleet, &files);
         if args.json {
             println!(
                 "{}",
@@ -84,4 +54,54 @@ pub fn run(args: StatusArgs) -> i32 {
             None => return report.exit_code(),
         }
     }
+}
+
+/// Probe every host of `fleet` (its `status` set) and judge the answers.
+pub fn report(fleet: &Fleet, files: &BTreeMap<String, Materialized>) -> Report {
+    let hosts = fleet.hosts();
+    let progress = Progress::new(&hosts);
+    let opened = fleet.open(&hosts, files, &progress);
+    progress.clear();
+    let answers = opened
+        .into_iter()
+        .map(|(host, r)| match r {
+            Ok(run) => HostStatus {
+                host,
+                facts: Some(status::parse(run.observed.status.as_deref().unwrap_or(""))),
+                error: None,
+                addresses: run.observed.addresses.clone(),
+                generation: run.observed.generation,
+                pending: run.prepared.plan.actions.len(),
+                failed_units: run
+                    .observed
+                    .units
+                    .values()
+                    .filter(|u| u.active_state == "failed")
+                    .map(|u| u.id.clone())
+                    .collect(),
+            },
+            Err(e) => HostStatus {
+                host,
+                facts: None,
+                error: Some(e.to_string()),
+                addresses: Vec::new(),
+                generation: None,
+                pending: 0,
+                failed_units: Vec::new(),
+            },
+        })
+        .collect();
+    status::assess(&fleet.model, answers)
+}
+
+/// `infra lab status DIR`: the configuration's status over the lab, after the
+/// lab's own host states; None when DIR does not compile (its errors printed).
+pub fn of_lab(dir: &std::path::Path) -> Result<Report, i32> {
+    let conn = Connection {
+        lab: true,
+        accept_new_host_keys: false,
+    };
+    let (mut fleet, files) = prepare(&Some(dir.to_path_buf()), &conn, None)?;
+    fleet.status = true;
+    Ok(report(&fleet, &files))
 }

@@ -38,6 +38,8 @@ fn group_of(p: Placement) -> Option<GroupId> {
 /// A PostgreSQL cluster as status sees it.
 #[derive(Debug, Clone)]
 struct Cluster {
+    /// `postgres` or `mariadb`
+    kind: &'static str,
     name: String,
     group: GroupId,
     version: String,
@@ -49,9 +51,14 @@ fn clusters(model: &Model) -> Vec<Cluster> {
     model
         .instances
         .iter()
-        .filter(|i| i.kind.value == "postgres")
+        .filter(|i| i.kind.value == "postgres" || i.kind.value == "mariadb")
         .filter_map(|i| {
             Some(Cluster {
+                kind: if i.kind.value == "postgres" {
+                    "postgres"
+                } else {
+                    "mariadb"
+                },
                 name: i.name.value.clone(),
                 group: group_of(i.placement.value)?,
                 version: str_param(i, "version").unwrap_or_else(|| "15".into()),
@@ -63,6 +70,47 @@ fn clusters(model: &Model) -> Vec<Cluster> {
             })
         })
         .collect()
+}
+
+impl Cluster {
+    /// `postgres.main`: the key of [`MemberStatus::databases`].
+    fn key(&self) -> String {
+        format!("{}.{}", self.kind, self.name)
+    }
+}
+
+/// A member's role in cluster `c`, from its facts (None: unreachable).
+fn role_of(c: &Cluster, f: Option<&Facts>) -> String {
+    let Some(f) = f else {
+        return "unreachable".into();
+    };
+    if c.kind == "mariadb" {
+        return match f.mariadb.get(&c.name) {
+            None => "unknown",
+            Some(m) if !m.running => "stopped",
+            Some(m) => match m.read_only {
+                Some(false) => "primary",
+                Some(true) if m.io_running == "Yes" && m.sql_running == "Yes" => {
+                    "replicating replica"
+                }
+                Some(true) => "replica (not replicating)",
+                None => "unknown",
+            },
+        }
+        .into();
+    }
+    match f.postgres.get(&c.name) {
+        None => "unknown",
+        Some(p) if !p.running && p.fenced => "fenced",
+        Some(p) if !p.running => "stopped",
+        Some(p) => match p.in_recovery {
+            Some(false) => "primary",
+            Some(true) if p.receiver.as_deref() == Some("streaming") => "streaming standby",
+            Some(true) => "standby (not streaming)",
+            None => "unknown",
+        },
+    }
+    .into()
 }
 
 /// (share name, its path, its group)
@@ -115,7 +163,7 @@ pub fn script(model: &Model, host: &str) -> String {
         s.push_str(&format!(
             "f=0; [ -e {flag} ] && f=1; st=; [ -r {state} ] && read -r st < {state}\n\
              printf 'group\\t%s\\t%s\\t%s\\n' {n} \"$f\" \"$st\"\n\
-             case \"$st\" in fault*) journalctl -q --no-pager -o cat -u keepalived.service -n 3 | sed 's/^/fault\\t{name}\\t/' ;; esac\n",
+             case \"$st\" in fault*) journalctl -q --no-pager -o cat -u keepalived.service -n 200 | grep -i 'script' | tail -n 3 | sed 's/^/fault\\t{name}\\t/' ;; esac\n",
             flag = quote(&flag(name)),
             state = quote(&format!("{dir}/state")),
             n = quote(name),
@@ -124,6 +172,22 @@ pub fn script(model: &Model, host: &str) -> String {
     let mut disks = vec!["/".to_string()];
     for c in clusters(model) {
         if !member(model, c.group, host) {
+            continue;
+        }
+        if c.kind == "mariadb" {
+            s.push_str(&format!(
+                "up=0; ro=-; io=; sq=; beh=; err=\n\
+                 if ro=$(mariadb --protocol=socket -N -B -e 'SELECT @@global.read_only'); then up=1\n\
+                 ss=$(mariadb --protocol=socket -e 'SHOW SLAVE STATUS\\G')\n\
+                 io=$(printf '%s\\n' \"$ss\" | sed -n 's/^ *Slave_IO_Running: *//p')\n\
+                 sq=$(printf '%s\\n' \"$ss\" | sed -n 's/^ *Slave_SQL_Running: *//p')\n\
+                 beh=$(printf '%s\\n' \"$ss\" | sed -n 's/^ *Seconds_Behind_Master: *//p')\n\
+                 err=$(printf '%s\\n' \"$ss\" | sed -n 's/^ *Last_\\(IO\\|SQL\\)_Error: *\\(..*\\)/\\2/p' | head -n 1)\n\
+                 else ro=-; fi\n\
+                 printf 'my\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' {n} \"$up\" \"$ro\" \"$io\" \"$sq\" \"$beh\" \"$err\"\n",
+                n = quote(&c.name),
+            ));
+            disks.push("/var/lib/mysql".into());
             continue;
         }
         let bin = format!("/usr/lib/postgresql/{}/bin", c.version);
@@ -240,6 +304,20 @@ pub struct PgFacts {
     pub replay_behind_bytes: Option<u64>,
 }
 
+/// One MariaDB server on one member.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MyFacts {
+    pub running: bool,
+    pub read_only: Option<bool>,
+    /// SHOW SLAVE STATUS: Slave_IO_Running and Slave_SQL_Running ("Yes", "No",
+    /// "Connecting"; empty when it replicates from nobody), Seconds_Behind_Master,
+    /// the last I/O or SQL error.
+    pub io_running: String,
+    pub sql_running: String,
+    pub behind_s: Option<u64>,
+    pub last_error: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Sender {
     pub standby: String,
@@ -276,6 +354,7 @@ pub struct Facts {
     pub now: i64,
     pub groups: BTreeMap<String, GroupFacts>,
     pub postgres: BTreeMap<String, PgFacts>,
+    pub mariadb: BTreeMap<String, MyFacts>,
     pub units: BTreeMap<String, UnitRun>,
     /// Share name -> Unix time of its last successful push from this host.
     pub pushed: BTreeMap<String, i64>,
@@ -339,6 +418,23 @@ pub fn parse(text: &str) -> Facts {
                     _ => None,
                 };
                 e.fenced = *fen == "1";
+            }
+            ["my", c, up, ro, io, sql, behind, err] => {
+                f.mariadb.insert(
+                    c.to_string(),
+                    MyFacts {
+                        running: *up == "1",
+                        read_only: match *ro {
+                            "1" => Some(true),
+                            "0" => Some(false),
+                            _ => None,
+                        },
+                        io_running: io.to_string(),
+                        sql_running: sql.to_string(),
+                        behind_s: behind.parse().ok(),
+                        last_error: err.to_string(),
+                    },
+                );
             }
             ["pgrep", c, app, state, sync, lag, replay] => f
                 .postgres
@@ -451,8 +547,9 @@ pub struct MemberStatus {
     pub holds_vip: bool,
     /// MASTER / BACKUP / FAULT / STOP as keepalived last said, or "unknown".
     pub keepalived: String,
-    /// Per cluster: "primary", "streaming standby", "standby (not streaming)",
-    /// "stopped", "fenced", "unknown".
+    /// Per database (`postgres.main`, `mariadb.shop`): "primary", "streaming
+    /// standby" / "replicating replica", "standby (not streaming)" / "replica (not
+    /// replicating)", "stopped", "fenced", "unknown", "unreachable".
     pub databases: BTreeMap<String, String>,
 }
 
@@ -551,12 +648,27 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
         for &m in &members {
             let f = facts(m);
             let gf = f.and_then(|f| f.groups.get(&name));
+            let has_vip = by_name
+                .get(m)
+                .is_some_and(|s| s.addresses.contains(&vip_cidr));
+            let active = gf.is_some_and(|g| g.active);
+            // the address is the truth: keepalived in FAULT or BACKUP drops it
             let keepalived = match gf.map(|g| g.state.as_str()) {
+                _ if has_vip => "MASTER".to_string(),
                 Some("") | None if f.is_some() => "unknown".to_string(),
                 Some(s) => s.to_uppercase(),
                 None => "unreachable".to_string(),
             };
-            if let Some(gf) = gf.filter(|g| g.state == "fault") {
+            if has_vip && !active && f.is_some() {
+                problem(
+                    Health::Degraded,
+                    format!(
+                        "{m} holds VIP {vip} of {name} but not its active flag {} (keepalived's notify did not run, e.g. keepalived kept running through a rolled-back first apply): what runs only on the VIP holder is stopped there; restart keepalived on {m}",
+                        flag(&name)
+                    ),
+                );
+            }
+            if let Some(gf) = gf.filter(|g| g.state == "fault" && !has_vip) {
                 let why = gf.fault.last().cloned().unwrap_or_default();
                 problem(
                     Health::Degraded,
@@ -565,21 +677,7 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
             }
             let mut databases = BTreeMap::new();
             for c in all_clusters.iter().filter(|c| c.group == g) {
-                let role = match f.map(|f| f.postgres.get(&c.name)) {
-                    None => "unreachable".to_string(),
-                    Some(None) => "unknown".to_string(),
-                    Some(Some(p)) if !p.running && p.fenced => "fenced".to_string(),
-                    Some(Some(p)) if !p.running => "stopped".to_string(),
-                    Some(Some(p)) => match p.in_recovery {
-                        Some(false) => "primary".to_string(),
-                        Some(true) if p.receiver.as_deref() == Some("streaming") => {
-                            "streaming standby".to_string()
-                        }
-                        Some(true) => "standby (not streaming)".to_string(),
-                        None => "unknown".to_string(),
-                    },
-                };
-                databases.insert(c.name.clone(), role);
+                databases.insert(c.key(), role_of(c, f));
             }
             member_rows.push(MemberStatus {
                 host: m.to_string(),
@@ -595,7 +693,7 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                 member_rows
                     .iter()
                     .find(|r| r.host == h)
-                    .and_then(|r| r.databases.get(&c.name))
+                    .and_then(|r| r.databases.get(&c.key()))
                     .cloned()
                     .unwrap_or_default()
             };
@@ -608,7 +706,8 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                 problem(
                     Health::SplitBrain,
                     format!(
-                        "two writable primaries of postgres {}: {}",
+                        "two writable primaries of {} {}: {}",
+                        c.kind,
                         c.name,
                         primaries.join(" and ")
                     ),
@@ -619,7 +718,8 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                 problem(
                     Health::Down,
                     format!(
-                        "{h} holds VIP {vip} but its postgres {} is {}: the application cannot write",
+                        "{h} holds VIP {vip} but its {} {} is {}: the application cannot write",
+                        c.kind,
                         c.name,
                         role(h)
                     ),
@@ -632,6 +732,49 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
             for &m in members.iter().filter(|&&m| m != h) {
                 let Some(mf) = facts(m) else { continue };
                 let r = role(m);
+                if c.kind == "mariadb" {
+                    let my = mf.mariadb.get(&c.name).cloned().unwrap_or_default();
+                    match r.as_str() {
+                        "replicating replica" => {
+                            let behind = my.behind_s.unwrap_or(0);
+                            details.push(format!(
+                                "mariadb {}: {m} replicates from {h}, {behind} s behind",
+                                c.name
+                            ));
+                            if behind > c.alert_after {
+                                problem(
+                                    Health::Degraded,
+                                    format!("{m}'s mariadb {} is {behind} s behind {h}", c.name),
+                                );
+                            }
+                        }
+                        "primary" => {}
+                        other => {
+                            let why = if my.last_error.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (last error: {})", my.last_error)
+                            };
+                            let how = match other {
+                                "stopped" => "is not running".to_string(),
+                                _ => format!(
+                                    "is not replicating (Slave_IO_Running: {}, Slave_SQL_Running: {}){why}",
+                                    if my.io_running.is_empty() { "-" } else { &my.io_running },
+                                    if my.sql_running.is_empty() { "-" } else { &my.sql_running },
+                                ),
+                            };
+                            problem(
+                                Health::Degraded,
+                                format!(
+                                    "{m}'s mariadb {} {how}: {name} has no up-to-date copy of the database",
+                                    c.name
+                                ),
+                            );
+                            details.push(format!("mariadb {}: {m} {how}", c.name));
+                        }
+                    }
+                    continue;
+                }
                 let p = mf.postgres.get(&c.name).cloned().unwrap_or_default();
                 let sender = senders.iter().find(|s| s.standby == m);
                 match r.as_str() {

@@ -140,7 +140,7 @@ fn each_failure_is_named_and_the_worst_comes_first() {
         .problems
         .iter()
         .any(|p| p.text == "beta is unreachable: connection refused"));
-    assert_eq!(r.groups[0].members[0].databases["main"], "primary");
+    assert_eq!(r.groups[0].members[0].databases["postgres.main"], "primary");
 }
 
 #[test]
@@ -159,4 +159,30 @@ fn the_status_fragment_passes_shellcheck() {
         Err(_) if std::env::var_os("CI").is_none() => {}
         Err(e) => panic!("shellcheck: {e}"),
     }
+}
+
+#[test]
+fn mariadb_replicas_are_judged_by_their_slave_threads() {
+    let f = parse(
+        "my\tshop\t1\t1\tConnecting\tYes\t\terror connecting to master 'repl@192.0.2.21:3306'\n",
+    );
+    let m = &f.mariadb["shop"];
+    assert!(m.running);
+    assert_eq!(m.read_only, Some(true));
+    assert_eq!(m.io_running, "Connecting");
+    assert_eq!(m.behind_s, None);
+    let c = Cluster {
+        kind: "mariadb",
+        name: "shop".into(),
+        group: crate::resolve::GroupId::new(0),
+        version: String::new(),
+        port: String::new(),
+        alert_after: 300,
+    };
+    assert_eq!(role_of(&c, Some(&f)), "replica (not replicating)");
+    let ok = parse("my\tshop\t1\t1\tYes\tYes\t0\t\n");
+    assert_eq!(role_of(&c, Some(&ok)), "replicating replica");
+    let primary = parse("my\tshop\t1\t0\t\t\t\t\n");
+    assert_eq!(role_of(&c, Some(&primary)), "primary");
+    assert_eq!(role_of(&c, None), "unreachable");
 }

@@ -39,7 +39,7 @@ pub fn render(r: &Report, colour: bool) -> String {
             let dbs: Vec<String> = m
                 .databases
                 .iter()
-                .map(|(c, role)| format!("postgres {c}: {role}"))
+                .map(|(c, role)| format!("{}: {role}", c.replacen('.', " ", 1)))
                 .collect();
             let _ = writeln!(
                 s,

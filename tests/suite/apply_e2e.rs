@@ -1742,6 +1742,16 @@ fn lab_three_host_mariadb() {
             "journalctl -q --no-pager -o cat -u mariadb.service | tail -20"
         )
     );
+    // and `infra status` says so (its exit code is not asserted: the example's
+    // alert has no smarthost in the lab, its sender fails)
+    let st = c.infra(&["status"]);
+    assert!(
+        st.stdout
+            .contains("mariadb shop: web2 replicates from db1, ")
+            && st.stdout.contains("mariadb shop: primary")
+            && st.stdout.contains("mariadb shop: replicating replica"),
+        "{st:?}"
+    );
     let s = slave_status(&c, "web2");
     assert!(s.contains("Using_Gtid: Slave_Pos"), "{s}");
     assert!(s.contains("Master_Host: 10.0.0.20"), "{s}");

@@ -46,6 +46,22 @@ fn lab_status_of_the_accounting_pair() {
         assert!(r.stdout.contains(want), "no {want:?} in:\n{}", r.stdout);
     }
 
+    // `infra lab status DIR`: the lab's hosts, then the same report
+    let out = crate::deadline::output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_infra"))
+            .args(["lab", "status"])
+            .arg(&c.dir)
+            .env("NO_COLOR", "1"),
+        60,
+        "infra lab status DIR",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("running") && text.contains("\nhealthy: redundant\n"),
+        "{text}"
+    );
+
     // --json: the documented fields
     let j = c.infra(&["status", "--json"]);
     assert_eq!(j.code, 0, "{j:?}");
@@ -53,7 +69,7 @@ fn lab_status_of_the_accounting_pair() {
     assert_eq!(v["health"], "healthy", "{v}");
     assert_eq!(v["groups"][0]["holder"], "alpha", "{v}");
     assert_eq!(
-        v["groups"][0]["members"][1]["databases"]["main"],
+        v["groups"][0]["members"][1]["databases"]["postgres.main"],
         "streaming standby"
     );
     assert_eq!(
