@@ -241,3 +241,221 @@ pub fn to_dot(model: &Model, graph: &Graph) -> String {
     s.push_str("}\n");
     s
 }
+
+/// What a person pictures: each failover group with its members and their
+/// addresses, the VIP on `holder` (the member holding it now, from `infra status`,
+/// or else the usual primary), the databases and shares replicating from the
+/// holder to the other members, the active-only jobs on the holder's side, and the
+/// witness; hosts in no group stand alone. `failing`: hosts drawn as failing (red).
+pub struct Topology<'a> {
+    pub model: &'a Model,
+    /// Group name -> the member holding its VIP now (`--live`).
+    pub holders: std::collections::BTreeMap<String, String>,
+    pub failing: BTreeSet<String>,
+}
+
+impl Topology<'_> {
+    fn holder(&self, g: crate::resolve::GroupId) -> Option<HostId> {
+        let group = &self.model.groups[g];
+        match self.holders.get(&group.name.value) {
+            Some(h) => self.model.host_id(h),
+            None => group.members.first().map(|m| m.value),
+        }
+    }
+
+    /// Replicating instances of group `g`: (kind.name, what it carries).
+    fn flows(&self, g: crate::resolve::GroupId) -> Vec<(String, &'static str)> {
+        self.model
+            .instances
+            .iter()
+            .filter(|i| {
+                matches!(i.placement.value, Placement::Group(x) | Placement::Active(x) if x == g)
+            })
+            .filter_map(|i| match i.kind.value.as_str() {
+                "postgres" | "mariadb" => Some((i.qualified(), "replication")),
+                "share" => Some((i.qualified(), "push")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn active_jobs(&self, g: crate::resolve::GroupId) -> Vec<String> {
+        self.model
+            .instances
+            .iter()
+            .filter(|i| i.kind.value == "job")
+            .filter(|i| matches!(i.placement.value, Placement::Active(x) if x == g))
+            .map(|i| i.name.value.clone())
+            .collect()
+    }
+
+    /// Graphviz DOT, deterministic.
+    pub fn dot(&self) -> String {
+        let m = self.model;
+        let mut s = String::from(
+            "digraph topology {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n  edge [fontname=\"monospace\", fontsize=10];\n",
+        );
+        let mut drawn = BTreeSet::new();
+        for g in m.group_ids() {
+            let group = &m.groups[g];
+            let holder = self.holder(g);
+            let _ = writeln!(s, "  subgraph \"cluster_{}\" {{", group.name.value);
+            let _ = writeln!(s, "    label=\"failover {}\";", group.name.value);
+            let vip = format!("vip_{}", group.name.value);
+            let _ = writeln!(
+                s,
+                "    \"{vip}\" [label=\"VIP {}\", shape=ellipse];",
+                group.vip.value.addr
+            );
+            for mem in &group.members {
+                let h = &m.hosts[mem.value];
+                drawn.insert(mem.value);
+                let mut label = format!("{}\\n{}", h.name.value, h.address.value);
+                if Some(mem.value) == holder {
+                    let jobs = self.active_jobs(g);
+                    if !jobs.is_empty() {
+                        label.push_str(&format!("\\njobs: {}", jobs.join(", ")));
+                    }
+                }
+                let colour = if self.failing.contains(&h.name.value) {
+                    ", color=red, fontcolor=red"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    s,
+                    "    \"{}.{}\" [label=\"{label}\"{colour}];",
+                    group.name.value, h.name.value
+                );
+            }
+            if let Some(w) = &group.witness {
+                let h = &m.hosts[w.value];
+                drawn.insert(w.value);
+                let _ = writeln!(
+                    s,
+                    "    \"{}.{}\" [label=\"{}\\n{}\\nwitness\", style=dashed];",
+                    group.name.value, h.name.value, h.name.value, h.address.value
+                );
+            }
+            if let Some(hid) = holder {
+                let hn = &m.hosts[hid].name.value;
+                let _ = writeln!(
+                    s,
+                    "    \"{vip}\" -> \"{}.{hn}\" [label=\"{}\", style=bold];",
+                    group.name.value,
+                    if self.holders.contains_key(&group.name.value) {
+                        "held by"
+                    } else {
+                        "usually on"
+                    }
+                );
+                for mem in group.members.iter().filter(|x| x.value != hid) {
+                    let other = &m.hosts[mem.value].name.value;
+                    for (what, how) in self.flows(g) {
+                        let _ = writeln!(
+                            s,
+                            "    \"{}.{hn}\" -> \"{}.{other}\" [label=\"{what} ({how})\"];",
+                            group.name.value, group.name.value
+                        );
+                    }
+                }
+                if let Some(w) = &group.witness {
+                    for mem in &group.members {
+                        let _ = writeln!(
+                            s,
+                            "    \"{}.{}\" -> \"{}.{}\" [label=\"lease\", style=dashed, dir=none];",
+                            group.name.value,
+                            m.hosts[mem.value].name.value,
+                            group.name.value,
+                            m.hosts[w.value].name.value
+                        );
+                    }
+                }
+            }
+            s.push_str("  }\n");
+        }
+        for h in m.host_ids().filter(|h| !drawn.contains(h)) {
+            let host = &m.hosts[h];
+            let _ = writeln!(
+                s,
+                "  \"{}\" [label=\"{}\\n{}\"];",
+                host.name.value, host.name.value, host.address.value
+            );
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    /// The same as text, for a terminal.
+    pub fn text(&self) -> String {
+        let m = self.model;
+        let mut s = String::new();
+        let mut drawn = BTreeSet::new();
+        for g in m.group_ids() {
+            let group = &m.groups[g];
+            let holder = self.holder(g);
+            let hn = holder
+                .map(|h| m.hosts[h].name.value.clone())
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "failover {}: VIP {} {} {hn}",
+                group.name.value,
+                group.vip.value.addr,
+                if self.holders.contains_key(&group.name.value) {
+                    "held by"
+                } else {
+                    "usually on"
+                }
+            );
+            for mem in &group.members {
+                let h = &m.hosts[mem.value];
+                drawn.insert(mem.value);
+                let _ = writeln!(
+                    s,
+                    "  {:<12} {:<15}{}{}",
+                    h.name.value,
+                    h.address.value.to_string(),
+                    if Some(mem.value) == holder {
+                        "  (VIP)"
+                    } else {
+                        ""
+                    },
+                    if self.failing.contains(&h.name.value) {
+                        "  FAILING"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if let Some(w) = &group.witness {
+                let h = &m.hosts[w.value];
+                drawn.insert(w.value);
+                let _ = writeln!(
+                    s,
+                    "  {:<12} {:<15}  (witness)",
+                    h.name.value,
+                    h.address.value.to_string()
+                );
+            }
+            for mem in group.members.iter().filter(|x| Some(x.value) != holder) {
+                for (what, how) in self.flows(g) {
+                    let _ = writeln!(
+                        s,
+                        "  {hn} --{what} ({how})--> {}",
+                        m.hosts[mem.value].name.value
+                    );
+                }
+            }
+            let jobs = self.active_jobs(g);
+            if !jobs.is_empty() {
+                let _ = writeln!(s, "  jobs on {hn} (the VIP holder): {}", jobs.join(", "));
+            }
+        }
+        for h in m.host_ids().filter(|h| !drawn.contains(h)) {
+            let host = &m.hosts[h];
+            let _ = writeln!(s, "{:<14} {}", host.name.value, host.address.value);
+        }
+        s.lines().map(|l| format!("{}\n", l.trim_end())).collect()
+    }
+}

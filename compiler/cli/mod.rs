@@ -34,6 +34,8 @@ pub enum MessageFormat {
 pub enum GraphFormat {
     Dot,
     Svg,
+    /// Plain text (`--topology` only).
+    Text,
 }
 
 #[derive(Subcommand)]
@@ -54,7 +56,9 @@ pub enum Command {
         #[arg(long, default_value = "build")]
         out: PathBuf,
     },
-    /// Draw the dependency graph (instances per host, apply order between hosts).
+    /// Draw the dependency graph (instances per host, apply order between hosts),
+    /// or with `--topology` the machines: VIPs, replication and share pushes from
+    /// the VIP holder, active-only jobs, witness.
     Graph {
         path: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "dot")]
@@ -62,6 +66,15 @@ pub enum Command {
         /// Write to FILE instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The topology instead of the dependency graph.
+        #[arg(long)]
+        topology: bool,
+        /// With --topology: the VIPs where they are now and failing hosts in red,
+        /// from `infra status` (connects to the hosts).
+        #[arg(long, requires = "topology")]
+        live: bool,
+        #[command(flatten)]
+        conn: deploy::Connection,
     },
     /// Show what apply would change on every host (connects and probes them).
     Plan(deploy::PlanArgs),
@@ -137,8 +150,20 @@ pub fn main() -> i32 {
         Command::Restore(a) => backup::restore(a),
         Command::Status(a) => status::run(a),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
-        Command::Graph { path, format, out } => {
-            graph(&path.unwrap_or_else(|| PathBuf::from(".")), format, out)
+        Command::Graph {
+            path,
+            format,
+            out,
+            topology,
+            live,
+            conn,
+        } => {
+            let path = path.unwrap_or_else(|| PathBuf::from("."));
+            if topology {
+                topology_graph(&path, format, out, live.then_some(&conn))
+            } else {
+                graph(&path, format, out)
+            }
         }
     }
 }
@@ -193,9 +218,60 @@ fn graph(path: &Path, format: GraphFormat, out: Option<PathBuf>) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let dot = crate::graph::to_dot(&c.model, &c.graph);
+    if matches!(format, GraphFormat::Text) {
+        eprintln!("error: `--format text` draws only the topology: add `--topology`, or use `--format dot` or `svg`");
+        return 1;
+    }
+    emit(crate::graph::to_dot(&c.model, &c.graph), format, out)
+}
+
+/// `infra graph --topology`: from the model, or `live` from `infra status`.
+fn topology_graph(
+    path: &Path,
+    format: GraphFormat,
+    out: Option<PathBuf>,
+    live: Option<&deploy::Connection>,
+) -> i32 {
+    let c = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut t = crate::graph::Topology {
+        model: &c.model,
+        holders: Default::default(),
+        failing: Default::default(),
+    };
+    if let Some(conn) = live {
+        let report = match status::live(path, conn) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        for g in &report.groups {
+            if let Some(h) = &g.holder {
+                t.holders.insert(g.name.clone(), h.clone());
+            }
+        }
+        for h in &report.hosts {
+            let named = |p: &crate::status::Problem| {
+                p.text.starts_with(&format!("{} ", h.host))
+                    || p.text.starts_with(&format!("{}'s ", h.host))
+                    || p.text.starts_with(&format!("{}: ", h.host))
+            };
+            if h.facts.is_none() || report.problems.iter().any(named) {
+                t.failing.insert(h.host.clone());
+            }
+        }
+    }
+    match format {
+        GraphFormat::Text => emit_bytes(t.text().into_bytes(), out),
+        _ => emit(t.dot(), format, out),
+    }
+}
+
+/// DOT as DOT, or drawn by Graphviz as SVG, to `out` or standard output.
+fn emit(dot: String, format: GraphFormat, out: Option<PathBuf>) -> i32 {
     let bytes = match format {
-        GraphFormat::Dot => dot.into_bytes(),
+        GraphFormat::Dot | GraphFormat::Text => dot.into_bytes(),
         GraphFormat::Svg => {
             use std::io::Write;
             use std::process::{Command, Stdio};
@@ -231,6 +307,10 @@ fn graph(path: &Path, format: GraphFormat, out: Option<PathBuf>) -> i32 {
             }
         }
     };
+    emit_bytes(bytes, out)
+}
+
+fn emit_bytes(bytes: Vec<u8>, out: Option<PathBuf>) -> i32 {
     match out {
         Some(f) => {
             if let Err(e) = std::fs::write(&f, bytes) {

@@ -95,13 +95,19 @@ pub fn report(fleet: &Fleet, files: &BTreeMap<String, Materialized>) -> Report {
 }
 
 /// `infra lab status DIR`: the configuration's status over the lab, after the
-/// lab's own host states; None when DIR does not compile (its errors printed).
+/// lab's own host states; Err(exit code) when DIR does not compile (its errors
+/// printed).
 pub fn of_lab(dir: &std::path::Path) -> Result<Report, i32> {
     let conn = Connection {
         lab: true,
         accept_new_host_keys: false,
     };
-    let (mut fleet, files) = prepare(&Some(dir.to_path_buf()), &conn, None)?;
+    live(dir, &conn)
+}
+
+/// The status report of the configuration at `dir` over `conn`.
+pub fn live(dir: &std::path::Path, conn: &Connection) -> Result<Report, i32> {
+    let (mut fleet, files) = prepare(&Some(dir.to_path_buf()), conn, None)?;
     fleet.status = true;
     Ok(report(&fleet, &files))
 }

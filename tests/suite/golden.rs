@@ -9,6 +9,7 @@ use infra::render::{self, Build};
 use infra::resolve::{FsLoader, Loader};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -331,4 +332,67 @@ service worker {
         .iter()
         .find(|d| d.path == "/srv/worker/shared/state");
     assert_eq!(state.map(|d| d.owner.as_str()), Some("app"));
+}
+
+/// `infra graph --topology` of every example, DOT and text, against
+/// tests/topology/EXAMPLE.{dot,txt} (blessed like the builds); the DOT is drawn
+/// by Graphviz as SVG.
+#[test]
+fn topologies_match_their_golden_drawings() {
+    let bless = std::env::var("INFRA_BLESS").as_deref() == Ok("1");
+    let dir = repo().join("tests/topology");
+    let mut report = String::new();
+    for name in example_names() {
+        let c = infra::check(
+            &repo().join("examples").join(&name),
+            &infra::resolve::FsLoader,
+        )
+        .unwrap_or_else(|_| panic!("examples/{name} checks"));
+        let t = infra::graph::Topology {
+            model: &c.model,
+            holders: Default::default(),
+            failing: Default::default(),
+        };
+        for (ext, text) in [("dot", t.dot()), ("txt", t.text())] {
+            let path = dir.join(format!("{name}.{ext}"));
+            if bless {
+                std::fs::create_dir_all(&dir).expect("mkdir tests/topology");
+                std::fs::write(&path, &text).expect("write");
+                continue;
+            }
+            let want = std::fs::read_to_string(&path).unwrap_or_default();
+            if want != text {
+                let d = similar::TextDiff::from_lines(&want, &text);
+                report.push_str(&format!(
+                    "--- {}\n{}\n",
+                    path.display(),
+                    d.unified_diff().header("golden", "now")
+                ));
+            }
+        }
+        let mut child = Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("graphviz's dot (apt-get install graphviz)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(t.dot().as_bytes())
+            .expect("write to dot");
+        let out = child.wait_with_output().expect("dot");
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("<svg"),
+            "dot refused the topology of {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        report.is_empty(),
+        "the topologies differ from tests/topology/ (review, then `INFRA_BLESS=1 cargo test --test suite golden`):\n{report}"
+    );
 }
