@@ -692,16 +692,29 @@ impl LabConfig {
 
     pub fn infra_env(&self, cmd: &[&str], env: &[(&str, &str)]) -> Run {
         let t = std::time::Instant::now();
-        let out = crate::deadline::output_within(
-            Command::new(env!("CARGO_BIN_EXE_infra"))
-                .args(cmd)
-                .arg(&self.dir)
-                .arg("--lab")
-                .envs(env.iter().copied())
-                .env("NO_COLOR", "1"),
-            INFRA_LIMIT,
-            &format!("infra {} {} --lab", cmd.join(" "), self.dir.display()),
-        );
+        let run = std::panic::catch_unwind(|| {
+            crate::deadline::output_within(
+                Command::new(env!("CARGO_BIN_EXE_infra"))
+                    .args(cmd)
+                    .arg(&self.dir)
+                    .arg("--lab")
+                    .envs(env.iter().copied())
+                    .env("NO_COLOR", "1"),
+                INFRA_LIMIT,
+                &format!("infra {} {} --lab", cmd.join(" "), self.dir.display()),
+            )
+        });
+        let out = match run {
+            Ok(out) => out,
+            Err(e) => {
+                // an overrun: what every host was doing, for the report
+                let why = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "infra panicked".into());
+                panic!("{why}\n{}", self.post_mortem());
+            }
+        };
         let r = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -715,6 +728,38 @@ impl LabConfig {
             r.code
         );
         r
+    }
+
+    /// Every lab host's pending systemd jobs, process tree and last journal lines
+    /// (each command bounded), for a test that overran.
+    pub fn post_mortem(&self) -> String {
+        let hosts = infra::lab::status(&self.name)
+            .map(|s| s.hosts.into_iter().map(|h| h.name).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let mut s = String::new();
+        for h in hosts {
+            let out = std::panic::catch_unwind(|| {
+                crate::deadline::exec_within(
+                    &self.name,
+                    &h,
+                    &[
+                        "sh",
+                        "-c",
+                        "systemctl list-jobs --no-pager; ps -eo pid,ppid,etimes,args --forest | tail -n 60; journalctl -q --no-pager -n 60 -o short-precise",
+                    ],
+                    30,
+                )
+            });
+            match out {
+                Ok(o) => s.push_str(&format!(
+                    "--- {h}: jobs, processes, journal\n{}{}\n",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )),
+                Err(_) => s.push_str(&format!("--- {h}: no answer within 30 s\n")),
+            }
+        }
+        s
     }
 
     /// Run `sh -c CMD` in a host as root; (exit status, stdout + stderr).
