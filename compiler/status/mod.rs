@@ -335,7 +335,6 @@ pub struct UnitRun {
     pub exit_status: Option<i32>,
     pub last_exit: Option<i64>,
     pub next: Option<i64>,
-    pub last_trigger: Option<i64>,
     pub log: Vec<String>,
 }
 
@@ -388,7 +387,6 @@ pub fn parse(text: &str) -> Facts {
             u.result = get("Result").into();
             u.exit_status = get("ExecMainStatus").parse().ok();
             u.last_exit = epoch(get("ExecMainExitTimestamp"));
-            u.last_trigger = epoch(get("LastTriggerUSec"));
         }
         show.clear();
     };
@@ -820,8 +818,7 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
             }
         }
         // the shares, pushed by the holder
-        for (s, path, sg) in shares(model).into_iter().filter(|x| x.2 == g) {
-            let _ = sg;
+        for (s, path, _) in shares(model).into_iter().filter(|x| x.2 == g) {
             let Some(h) = holder.as_deref() else { continue };
             let Some(f) = facts(h) else { continue };
             let unit = format!("infra-share-{s}.service");
