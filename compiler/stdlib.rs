@@ -92,6 +92,7 @@ pub static FILES: &[(&str, &str)] = embed![
     "templates/postgres/pg_hba.conf.hbs",
     "templates/postgres/pgbackrest-archive.sh.hbs",
     "templates/postgres/pgpass.hbs",
+    "templates/postgres/primary-here.sh.hbs",
     "templates/postgres/promote.service.hbs",
     "templates/postgres/promote.sh.hbs",
     "templates/postgres/sync.service.hbs",

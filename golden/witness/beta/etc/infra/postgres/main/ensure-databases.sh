@@ -13,16 +13,10 @@ psql() {
     runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1 -p 5432 -d postgres "$@"
 }
 
-# On the VIP holder; or, on a first deploy, on the primary before anybody holds
-# the VIP (keepalived takes it only once the application answers its check,
-# after this step): a running primary here while the VIP answers nowhere
-if [ ! -e /run/infra/office/active ]; then
-    if ! runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_isready -q -p 5432 ||
-        [ "$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -At -p 5432 -d postgres -c 'SELECT pg_is_in_recovery()')" != f ] ||
-        ! command -v ping >/dev/null || ping -c 1 -W 1 192.0.2.30 >/dev/null 2>&1; then
-        echo "not the active member of office: nothing to do"
-        exit 0
-    fi
+# on the VIP holder, or on a first deploy's primary (primary-here.sh)
+if ! /etc/infra/postgres/main/primary-here.sh; then
+    echo "not the active member of office: nothing to do"
+    exit 0
 fi
 # one ensure script of the cluster at a time (the step and promote.sh)
 exec 9>>/run/infra-postgres-main-ensure.lock
