@@ -95,6 +95,7 @@ pub static FILES: &[(&str, &str)] = embed![
     "templates/postgres/primary-here.sh.hbs",
     "templates/postgres/promote.service.hbs",
     "templates/postgres/promote.sh.hbs",
+    "templates/postgres/start.sh.hbs",
     "templates/postgres/sync.service.hbs",
     "templates/postgres/sync.sh.hbs",
     "templates/postgres/user.password.hbs",
