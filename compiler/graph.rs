@@ -252,6 +252,8 @@ pub struct Topology<'a> {
     /// Group name -> the member holding its VIP now (`--live`).
     pub holders: std::collections::BTreeMap<String, String>,
     pub failing: BTreeSet<String>,
+    /// Group name -> the member its witness lease names now (`--live`).
+    pub leases: std::collections::BTreeMap<String, String>,
 }
 
 impl Topology<'_> {
@@ -360,12 +362,18 @@ impl Topology<'_> {
                     }
                 }
                 if let Some(w) = &group.witness {
+                    let lease = self.leases.get(&group.name.value);
                     for mem in &group.members {
+                        let name = &m.hosts[mem.value].name.value;
+                        let (label, style) = if lease == Some(name) {
+                            ("holds the lease", "\"dashed,bold\"")
+                        } else {
+                            ("lease", "dashed")
+                        };
                         let _ = writeln!(
                             s,
-                            "    \"{}.{}\" -> \"{}.{}\" [label=\"lease\", style=dashed, dir=none];",
+                            "    \"{}.{name}\" -> \"{}.{}\" [label=\"{label}\", style={style}, dir=none];",
                             group.name.value,
-                            m.hosts[mem.value].name.value,
                             group.name.value,
                             m.hosts[w.value].name.value
                         );
@@ -431,9 +439,13 @@ impl Topology<'_> {
             if let Some(w) = &group.witness {
                 let h = &m.hosts[w.value];
                 drawn.insert(w.value);
+                let lease = match self.leases.get(&group.name.value) {
+                    Some(l) => format!("; lease held by {l}"),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     s,
-                    "  {:<12} {:<15}  (witness)",
+                    "  {:<12} {:<15}  (witness{lease})",
                     h.name.value,
                     h.address.value.to_string()
                 );

@@ -240,6 +240,7 @@ fn topology_graph(
         model: &c.model,
         holders: Default::default(),
         failing: Default::default(),
+        leases: Default::default(),
     };
     if let Some(conn) = live {
         let report = match status::live(path, conn) {
@@ -249,6 +250,9 @@ fn topology_graph(
         for g in &report.groups {
             if let Some(h) = &g.holder {
                 t.holders.insert(g.name.clone(), h.clone());
+            }
+            if let Some(l) = g.witness.as_ref().and_then(|w| w.lease_holder.as_ref()) {
+                t.leases.insert(g.name.clone(), l.clone());
             }
         }
         for h in &report.hosts {

@@ -137,8 +137,13 @@ pub fn witness_track(group: &str) -> String {
     format!("/run/infra-witness-{group}")
 }
 
+/// The etcd key whose value names the member that may hold the group's VIP.
+pub fn witness_key(group: &str) -> String {
+    format!("/infra/failover/{group}/leader")
+}
+
 /// etcd client URLs for `h`: its own member first, then the others.
-fn etcd_endpoints(model: &Model, cluster: &[HostId], h: HostId) -> String {
+pub fn etcd_endpoints(model: &Model, cluster: &[HostId], h: HostId) -> String {
     let mut urls = vec![format!("http://127.0.0.1:{ETCD_CLIENT_PORT}")];
     for &x in cluster.iter().filter(|&&x| x != h) {
         urls.push(format!(
@@ -157,10 +162,7 @@ fn witness_json(model: &Model, g: &Group, h: HostId) -> Json {
     let mut j = host_json(model, w.value);
     if let Json::Object(o) = &mut j {
         let cluster = g.witness_cluster();
-        o.insert(
-            "key".into(),
-            json!(format!("/infra/failover/{name}/leader")),
-        );
+        o.insert("key".into(), json!(witness_key(name)));
         o.insert("track".into(), json!(witness_track(name)));
         o.insert(
             "track_name".into(),

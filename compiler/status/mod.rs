@@ -168,6 +168,22 @@ pub fn script(model: &Model, host: &str) -> String {
             state = quote(&format!("{dir}/state")),
             n = quote(name),
         ));
+        if group.witness.is_some() {
+            let key = crate::render::context::witness_key(name);
+            // who holds the group's witness lease, as this member's etcd (or any
+            // of the cluster's it reaches) says; `?` when no majority answers
+            let me = model.host_id(host);
+            let endpoints = me
+                .map(|h| crate::render::context::etcd_endpoints(model, &group.witness_cluster(), h))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "if lh=$(ETCDCTL_API=3 timeout 3 etcdctl --endpoints={e} --dial-timeout=1s --command-timeout=1500ms get {k} --print-value-only 2>/dev/null); then printf 'lease\\t%s\\t=%s\\t%s\\n' {n} \"$lh\" \"$(cat {t} 2>/dev/null)\"; else printf 'lease\\t%s\\t?\\t%s\\n' {n} \"$(cat {t} 2>/dev/null)\"; fi\n",
+                e = quote(&endpoints),
+                k = quote(&key),
+                t = quote(&crate::render::context::witness_track(name)),
+                n = quote(name),
+            ));
+        }
     }
     let mut disks = vec!["/".to_string()];
     for c in clusters(model) {
@@ -201,7 +217,11 @@ pub fn script(model: &Model, host: &str) -> String {
              if runuser -u postgres -- {bin}/pg_isready -q -p {port}; then up=1; rec=$({psql} -c 'SELECT pg_is_in_recovery()') || rec=-; fi\n\
              printf 'pg\\t%s\\t%s\\t%s\\t%s\\n' {n} \"$up\" \"$rec\" \"$fen\"\n\
              if [ \"$rec\" = f ]; then {psql} -c \"SELECT application_name, state, coalesce(sync_state, ''), coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint::text, ''), coalesce(round(extract(epoch FROM replay_lag)::numeric, 1)::text, '') FROM pg_stat_replication ORDER BY 1\" | sed 's/^/pgrep\\t{name}\\t/'; fi\n\
-             if [ \"$rec\" = t ]; then {psql} -c \"SELECT coalesce((SELECT status FROM pg_stat_wal_receiver LIMIT 1), 'none'), CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN '0' ELSE coalesce(round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 1)::text, '') END, coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint::text, '')\" | sed 's/^/pgrecv\\t{name}\\t/'; fi\n",
+             if [ \"$rec\" = t ]; then {psql} -c \"SELECT coalesce((SELECT status FROM pg_stat_wal_receiver LIMIT 1), 'none'), CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN '0' ELSE coalesce(round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 1)::text, '') END, coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint::text, '')\" | sed 's/^/pgrecv\\t{name}\\t/'; fi\n\
+             for p in {since}/*; do [ -f \"$p\" ] && printf 'pgsince\\t%s\\t%s\\t%s\\n' {n} \"${{p##*/}}\" \"$(cat \"$p\")\"; done\n\
+             printf 'pgunit\\t%s\\t%s\\n' {n} \"$(systemctl show --timestamp=unix -p StateChangeTimestamp --value -- {unit})\"\n",
+            since = quote(&format!("/run/infra-postgres-{}-watch", c.name)),
+            unit = quote(&format!("postgresql@{}-main.service", c.version)),
             fenced = quote(&format!("{data}/infra-fenced")),
             port = c.port,
             n = quote(&c.name),
@@ -286,6 +306,13 @@ pub struct GroupFacts {
     pub since: Option<i64>,
     /// keepalived's last journal lines, when in fault.
     pub fault: Vec<String>,
+    /// With a witness: whether this member asked etcd who holds the group's lease,
+    /// and the answer (Some(""): nobody; None: no majority answered).
+    pub lease_asked: bool,
+    pub lease: Option<String>,
+    /// The witness loop's verdict for this member (its track file): Some(true)
+    /// while it may hold the VIP.
+    pub may_hold: Option<bool>,
 }
 
 /// One PostgreSQL cluster on one member.
@@ -302,6 +329,11 @@ pub struct PgFacts {
     pub receiver: Option<String>,
     pub replay_delay_s: Option<f64>,
     pub replay_behind_bytes: Option<u64>,
+    /// On the VIP holder: since when (Unix time) each other member has not
+    /// streamed, as the replication watch recorded it (it runs every minute).
+    pub not_streaming_since: BTreeMap<String, i64>,
+    /// When the server's unit last changed state (started, stopped, failed).
+    pub unit_since: Option<i64>,
 }
 
 /// One MariaDB server on one member.
@@ -398,7 +430,11 @@ pub fn parse(text: &str) -> Facts {
                 let e = f.groups.entry(g.to_string()).or_default();
                 e.active = *active == "1";
                 let mut st = state.split_whitespace();
-                e.state = st.next().unwrap_or("").to_string();
+                // only notify.sh's words (a garbled file says nothing)
+                e.state = match st.next() {
+                    Some(w @ ("master" | "backup" | "fault" | "stop")) => w.to_string(),
+                    _ => String::new(),
+                };
                 e.since = st.next().and_then(epoch);
             }
             ["fault", g, rest @ ..] => f
@@ -446,6 +482,26 @@ pub fn parse(text: &str) -> Facts {
                     lag_bytes: lag.parse().ok(),
                     replay_lag_s: replay.parse().ok(),
                 }),
+            ["lease", g, holder, track] => {
+                let e = f.groups.entry(g.to_string()).or_default();
+                e.lease_asked = true;
+                e.lease = holder.strip_prefix('=').map(str::to_string);
+                e.may_hold = match *track {
+                    "0" => Some(true),
+                    "1" => Some(false),
+                    _ => None,
+                };
+            }
+            ["pgsince", c, peer, t] => {
+                if let Some(t) = epoch(t) {
+                    f.postgres
+                        .entry(c.to_string())
+                        .or_default()
+                        .not_streaming_since
+                        .insert(peer.to_string(), t);
+                }
+            }
+            ["pgunit", c, t] => f.postgres.entry(c.to_string()).or_default().unit_since = epoch(t),
             ["pgrecv", c, status, delay, behind] => {
                 let e = f.postgres.entry(c.to_string()).or_default();
                 e.receiver = Some(status.to_string());
@@ -535,6 +591,18 @@ impl Health {
 pub struct Problem {
     pub health: Health,
     pub text: String,
+    /// Since when (Unix time), where a host recorded it.
+    pub since: Option<i64>,
+}
+
+/// A failover group's witness as its members see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WitnessStatus {
+    pub host: String,
+    /// Some member's etcd answered who holds the lease.
+    pub answered: bool,
+    /// The member named by the lease (None: nobody, or no answer).
+    pub lease_holder: Option<String>,
 }
 
 /// A member's line in its group.
@@ -556,6 +624,7 @@ pub struct GroupStatus {
     pub name: String,
     pub vip: String,
     pub holder: Option<String>,
+    pub witness: Option<WitnessStatus>,
     pub members: Vec<MemberStatus>,
     /// Human lines: replication per standby, share pushes, jobs.
     pub details: Vec<String>,
@@ -593,17 +662,36 @@ fn when(t: i64) -> String {
     crate::backup::utc(t)
 }
 
+fn add(problems: &mut Vec<Problem>, health: Health, text: String) {
+    add_since(problems, health, text, None)
+}
+
+fn add_since(problems: &mut Vec<Problem>, health: Health, text: String, since: Option<i64>) {
+    problems.push(Problem {
+        health,
+        text,
+        since,
+    })
+}
+
 /// Judge the hosts' answers against the model.
 pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
     let by_name: BTreeMap<&str, &HostStatus> = hosts.iter().map(|h| (h.host.as_str(), h)).collect();
     let mut problems: Vec<Problem> = Vec::new();
-    let mut problem = |health: Health, text: String| problems.push(Problem { health, text });
     for h in &hosts {
         if let Some(e) = &h.error {
-            problem(Health::Degraded, format!("{} is unreachable: {e}", h.host));
+            add(
+                &mut problems,
+                Health::Degraded,
+                format!("{} is unreachable: {e}", h.host),
+            );
         }
         for u in &h.failed_units {
-            problem(Health::Degraded, format!("{}: {u} failed", h.host));
+            add(
+                &mut problems,
+                Health::Degraded,
+                format!("{}: {u} failed", h.host),
+            );
         }
     }
     let all_clusters = clusters(model);
@@ -633,14 +721,60 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
             })
             .collect();
         match holders.as_slice() {
-            [] => problem(Health::Down, format!("no member of {name} holds VIP {vip}")),
+            [] => add(
+                &mut problems,
+                Health::Down,
+                format!("no member of {name} holds VIP {vip}"),
+            ),
             [_] => {}
-            many => problem(
+            many => add(
+                &mut problems,
                 Health::SplitBrain,
                 format!("{} all hold VIP {vip} of {name}", many.join(" and ")),
             ),
         }
         let holder = holders.first().map(|h| h.to_string());
+        let witness = group.witness.as_ref().map(|w| {
+            let answers: Vec<&GroupFacts> = members
+                .iter()
+                .filter_map(|&m| facts(m)?.groups.get(&name))
+                .filter(|gf| gf.lease_asked)
+                .collect();
+            let asked = !answers.is_empty();
+            let answer = answers.iter().find_map(|gf| gf.lease.as_deref());
+            let ws = WitnessStatus {
+                host: model.hosts[w.value].name.value.clone(),
+                answered: answer.is_some(),
+                lease_holder: answer.filter(|l| !l.is_empty()).map(str::to_string),
+            };
+            match (&ws.lease_holder, holder.as_deref()) {
+                _ if !asked => {}
+                (None, _) if !ws.answered => add(
+                    &mut problems,
+                    Health::Degraded,
+                    format!(
+                        "no majority of the witness cluster of {name} ({}, witness {}) answers its members: the VIP holder fences itself within {} s and no member can take over",
+                        members.join(", "),
+                        ws.host,
+                        crate::render::context::WITNESS_FENCE_AFTER
+                    ),
+                ),
+                (None, Some(h)) => add(
+                    &mut problems,
+                    Health::Degraded,
+                    format!("{h} holds VIP {vip} of {name} but nobody holds its witness lease"),
+                ),
+                (Some(l), Some(h)) if l != h => add(
+                    &mut problems,
+                    Health::Degraded,
+                    format!(
+                        "the witness lease of {name} names {l} but {h} holds VIP {vip} (a failover under way?)"
+                    ),
+                ),
+                _ => {}
+            }
+            ws
+        });
         let mut details = Vec::new();
         let mut member_rows = Vec::new();
         for &m in &members {
@@ -658,7 +792,7 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                 None => "unreachable".to_string(),
             };
             if has_vip && !active && f.is_some() {
-                problem(
+                add(&mut problems,
                     Health::Degraded,
                     format!(
                         "{m} holds VIP {vip} of {name} but not its active flag {} (keepalived's notify did not run, e.g. keepalived kept running through a rolled-back first apply): what runs only on the VIP holder is stopped there; restart keepalived on {m}",
@@ -668,7 +802,8 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
             }
             if let Some(gf) = gf.filter(|g| g.state == "fault" && !has_vip) {
                 let why = gf.fault.last().cloned().unwrap_or_default();
-                problem(
+                add(
+                    &mut problems,
                     Health::Degraded,
                     format!("{m} is in FAULT in {name} (its check fails): {why}"),
                 );
@@ -701,7 +836,8 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                 .filter(|&h| role(h) == "primary")
                 .collect();
             if primaries.len() > 1 {
-                problem(
+                add(
+                    &mut problems,
                     Health::SplitBrain,
                     format!(
                         "two writable primaries of {} {}: {}",
@@ -713,7 +849,8 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
             }
             let Some(h) = holder.as_deref() else { continue };
             if role(h) != "primary" && facts(h).is_some() {
-                problem(
+                add(
+                    &mut problems,
                     Health::Down,
                     format!(
                         "{h} holds VIP {vip} but its {} {} is {}: the application cannot write",
@@ -740,7 +877,8 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                                 c.name
                             ));
                             if behind > c.alert_after {
-                                problem(
+                                add(
+                                    &mut problems,
                                     Health::Degraded,
                                     format!("{m}'s mariadb {} is {behind} s behind {h}", c.name),
                                 );
@@ -761,7 +899,7 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                                     if my.sql_running.is_empty() { "-" } else { &my.sql_running },
                                 ),
                             };
-                            problem(
+                            add(&mut problems,
                                 Health::Degraded,
                                 format!(
                                     "{m}'s mariadb {} {how}: {name} has no up-to-date copy of the database",
@@ -789,7 +927,7 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                             crate::plan::human_bytes(lag)
                         ));
                         if delay > c.alert_after as f64 {
-                            problem(
+                            add(&mut problems,
                                 Health::Degraded,
                                 format!(
                                     "{m}'s postgres {} replays {delay:.0} s behind {h} (replication_alert_after {} s)",
@@ -805,14 +943,28 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                             "fenced" => "is fenced (stopped after it lost the VIP; see docs/stdlib.md, postgres: rejoin)".to_string(),
                             _ => format!("is a {other}"),
                         };
-                        problem(
+                        // a server that stopped: when its unit did; else when the
+                        // holder's replication watch first saw it not streaming
+                        let watched = facts(h)
+                            .and_then(|f| f.postgres.get(&c.name))
+                            .and_then(|p| p.not_streaming_since.get(m).copied());
+                        let since = match other {
+                            "stopped" | "fenced" => p.unit_since.or(watched),
+                            _ => watched,
+                        };
+                        let when_text = since
+                            .map(|t| format!(" (since {}, {})", when(t), ago(mf.now, t)))
+                            .unwrap_or_default();
+                        add_since(
+                            &mut problems,
                             Health::Degraded,
                             format!(
-                                "{m}'s postgres {} {how}: {name} has no up-to-date copy of the database",
+                                "{m}'s postgres {} {how}{when_text}: {name} has no up-to-date copy of the database",
                                 c.name
                             ),
+                            since,
                         );
-                        details.push(format!("postgres {}: {m} {how}", c.name));
+                        details.push(format!("postgres {}: {m} {how}{when_text}", c.name));
                     }
                 }
             }
@@ -843,7 +995,8 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                 !run.result.is_empty() && run.result != "success" || run.active_state == "failed";
             if failed {
                 let why = run.log.last().cloned().unwrap_or_default();
-                problem(
+                add(
+                    &mut problems,
                     Health::Degraded,
                     format!(
                         "share {s}: the last push of {path} from {h} failed ({}, exit {}): {why}",
@@ -896,6 +1049,7 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
             name,
             vip,
             holder,
+            witness,
             members: member_rows,
             details,
         });
@@ -904,7 +1058,8 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
         let Some(f) = &h.facts else { continue };
         for d in &f.disks {
             if d.size_kib > 0 && d.used_kib * 100 / d.size_kib >= 90 {
-                problem(
+                add(
+                    &mut problems,
                     Health::Degraded,
                     format!(
                         "{}: {} ({}) is {}% full",

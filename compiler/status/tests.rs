@@ -186,3 +186,170 @@ fn mariadb_replicas_are_judged_by_their_slave_threads() {
     assert_eq!(role_of(&c, Some(&primary)), "primary");
     assert_eq!(role_of(&c, None), "unreachable");
 }
+
+#[test]
+fn a_stopped_or_silent_standby_says_since_when() {
+    let m = model();
+    // the unit stopped at 940: 60 s before the probe
+    let stopped = STANDBY
+        .replace("pg\tmain\t1\tt\t0", "pg\tmain\t0\t-\t0\npgunit\tmain\t940")
+        .replace("pgrecv\tmain\tstreaming\t0\t0\n", "");
+    let r = assess(&m, vec![up("alpha", PRIMARY), up("beta", &stopped)]);
+    assert!(
+        r.summary.starts_with(
+            "DEGRADED: beta's postgres main is not running (since 1970-01-01 00:15:40 UTC, 60 s ago)"
+        ),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.problems[0].since, Some(940));
+    // running but not streaming: since the primary's watch first saw it so
+    let silent = STANDBY.replace("pgrecv\tmain\tstreaming\t0\t0", "pgrecv\tmain\tnone\t\t");
+    let primary = PRIMARY.replace(
+        "pgrep\tmain\tbeta\tstreaming\tasync\t0\t0.0\n",
+        "pgsince\tmain\tbeta\t880\n",
+    );
+    let r = assess(&m, vec![up("alpha", &primary), up("beta", &silent)]);
+    assert!(
+        r.summary
+            .contains("is a standby (not streaming) (since 1970-01-01 00:14:40 UTC, 2 min ago)"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.problems[0].since, Some(880));
+}
+
+#[test]
+fn the_witness_lease_is_reported_and_checked_against_the_vip() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/witness");
+    let Ok(m) = crate::check(&dir, &crate::resolve::FsLoader).map(|r| r.model) else {
+        panic!("examples/witness checks")
+    };
+    // the fragment asks each member's etcd, never the witness host
+    assert!(script(&m, "alpha").contains("/infra/failover/office/leader"));
+    assert!(!script(&m, "nas").contains("etcdctl"));
+    let with = |text: &str, lease: &str| format!("{text}lease\toffice\t{lease}\t0\n");
+    let standby = STANDBY.replace("\t950\t50\t", "\t500\t500\t");
+    let r = assess(
+        &m,
+        vec![
+            up("alpha", &with(PRIMARY, "=alpha")),
+            up("beta", &with(&standby, "=alpha")),
+        ],
+    );
+    assert_eq!(r.summary, "healthy: redundant", "{:?}", r.problems);
+    let w = r.groups[0].witness.as_ref().expect("a witness");
+    assert_eq!(
+        (w.host.as_str(), w.lease_holder.as_deref()),
+        ("nas", Some("alpha"))
+    );
+    assert!(render(&r, false).contains("witness nas: lease held by alpha"));
+    // the lease names the other member
+    let r = assess(
+        &m,
+        vec![
+            up("alpha", &with(PRIMARY, "=beta")),
+            up("beta", &with(&standby, "=beta")),
+        ],
+    );
+    assert!(
+        r.summary
+            .contains("the witness lease of office names beta but alpha holds VIP"),
+        "{}",
+        r.summary
+    );
+    // nobody answers: no failover is possible
+    let r = assess(
+        &m,
+        vec![
+            up("alpha", &with(PRIMARY, "?")),
+            up("beta", &with(&standby, "?")),
+        ],
+    );
+    assert!(
+        r.summary
+            .contains("no majority of the witness cluster of office"),
+        "{}",
+        r.summary
+    );
+    assert!(render(&r, false).contains("witness nas: no majority answers"));
+    // parse: a free lease, an unknown track
+    let f = parse("lease\toffice\t=\t\n");
+    assert_eq!(f.groups["office"].lease.as_deref(), Some(""));
+    assert_eq!(f.groups["office"].may_hold, None);
+}
+
+/// docs/status.schema.json, compiled.
+fn schema() -> jsonschema::Validator {
+    let text = include_str!("../../docs/status.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(text).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema compiles")
+}
+
+fn violations(v: &jsonschema::Validator, j: &serde_json::Value) -> Vec<String> {
+    v.iter_errors(j).map(|e| e.to_string()).collect()
+}
+
+#[test]
+fn every_report_matches_the_documented_schema() {
+    let v = schema();
+    let m = model();
+    let standby = STANDBY.replace("\t950\t50\t", "\t500\t500\t");
+    let stopped = STANDBY
+        .replace("pg\tmain\t1\tt\t0", "pg\tmain\t0\t-\t0\npgunit\tmain\t940")
+        .replace("pgrecv\tmain\tstreaming\t0\t0\n", "");
+    let gone = HostStatus {
+        host: "beta".into(),
+        facts: None,
+        error: Some("connection refused".into()),
+        addresses: vec![],
+        generation: None,
+        pending: 0,
+        failed_units: vec!["x.service".into()],
+    };
+    let witness = {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/witness");
+        crate::check(&dir, &crate::resolve::FsLoader)
+            .map(|r| r.model)
+            .unwrap_or_else(|_| panic!("examples/witness checks"))
+    };
+    let reports = [
+        assess(&m, vec![up("alpha", PRIMARY), up("beta", &standby)]),
+        assess(&m, vec![up("alpha", PRIMARY), up("beta", &stopped)]),
+        assess(&m, vec![up("alpha", PRIMARY), gone]),
+        assess(
+            &m,
+            vec![
+                up("alpha", &format!("{PRIMARY}group\toffice\t1\tgarbage 9\n")),
+                up("beta", "my\tshop\t1\t1\tNo\tYes\t\terr\n"),
+            ],
+        ),
+        assess(
+            &witness,
+            vec![
+                up("alpha", &format!("{PRIMARY}lease\toffice\t=alpha\t0\n")),
+                up("beta", &format!("{standby}lease\toffice\t?\t\n")),
+            ],
+        ),
+    ];
+    for r in &reports {
+        let j = serde_json::to_value(r).expect("a report serialises");
+        let bad = violations(&v, &j);
+        assert!(bad.is_empty(), "{bad:#?}\nin {j:#}");
+    }
+    // and the schema says no to what the report never is
+    let mut j = serde_json::to_value(&reports[0]).expect("serialises");
+    j["groups"][0]["members"][0]["keepalived"] = "PRIMARY".into();
+    assert!(!violations(&v, &j).is_empty());
+    let mut j = serde_json::to_value(&reports[0]).expect("serialises");
+    j["hosts"][0]["facts"]["surprise"] = 1.into();
+    assert!(!violations(&v, &j).is_empty());
+    let mut j = serde_json::to_value(&reports[0]).expect("serialises");
+    if let Some(o) = j["problems"].as_array_mut() {
+        o.push(serde_json::json!({ "health": "degraded", "text": "x" }));
+    }
+    assert!(
+        !violations(&v, &j).is_empty(),
+        "a problem without since passes"
+    );
+}

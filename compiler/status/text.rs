@@ -50,6 +50,14 @@ pub fn render(r: &Report, colour: bool) -> String {
                 dbs.join(", ")
             );
         }
+        if let Some(w) = &g.witness {
+            let lease = match (&w.lease_holder, w.answered) {
+                (Some(h), _) => format!("lease held by {h}"),
+                (None, true) => "lease free".to_string(),
+                (None, false) => "no majority answers".to_string(),
+            };
+            let _ = writeln!(s, "  witness {}: {lease}", w.host);
+        }
         for d in &g.details {
             let _ = writeln!(s, "  {d}");
         }

@@ -352,6 +352,7 @@ fn topologies_match_their_golden_drawings() {
             model: &c.model,
             holders: Default::default(),
             failing: Default::default(),
+            leases: Default::default(),
         };
         for (ext, text) in [("dot", t.dot()), ("txt", t.text())] {
             let path = dir.join(format!("{name}.{ext}"));
@@ -395,4 +396,34 @@ fn topologies_match_their_golden_drawings() {
         report.is_empty(),
         "the topologies differ from tests/topology/ (review, then `INFRA_BLESS=1 cargo test --test suite golden`):\n{report}"
     );
+}
+
+#[test]
+fn a_live_topology_draws_the_vip_and_the_lease_where_they_are() {
+    let c = infra::check(&repo().join("examples/witness"), &infra::resolve::FsLoader)
+        .unwrap_or_else(|_| panic!("examples/witness checks"));
+    let t = infra::graph::Topology {
+        model: &c.model,
+        holders: [("office".to_string(), "beta".to_string())].into(),
+        failing: ["alpha".to_string()].into(),
+        leases: [("office".to_string(), "beta".to_string())].into(),
+    };
+    let text = t.text();
+    for want in [
+        "failover office: VIP 192.0.2.30 held by beta",
+        "  alpha        192.0.2.31       FAILING",
+        "  beta         192.0.2.32       (VIP)",
+        "  nas          192.0.2.33       (witness; lease held by beta)",
+        "  beta --postgres.main (replication)--> alpha",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    let dot = t.dot();
+    for want in [
+        "\"vip_office\" -> \"office.beta\" [label=\"held by\", style=bold];",
+        "\"office.beta\" -> \"office.nas\" [label=\"holds the lease\", style=\"dashed,bold\", dir=none];",
+        "\"office.alpha\" -> \"office.nas\" [label=\"lease\", style=dashed, dir=none];",
+    ] {
+        assert!(dot.contains(want), "no {want:?} in:\n{dot}");
+    }
 }

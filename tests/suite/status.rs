@@ -1,10 +1,31 @@
 //! `infra status` on the accounting pair, against real hosts: healthy and
-//! redundant (exit 0, JSON with the documented fields); the standby's PostgreSQL
-//! stopped (exit 2, named); a share push failing (exit 2, with rsync's error); the
-//! VIP holder powered off (exit 1: it is unreachable, the other member holds the
-//! VIP and its database is primary). Lab only.
+//! redundant (exit 0, JSON valid against docs/status.schema.json); the standby's
+//! PostgreSQL stopped (exit 2, named, since when); a share push failing (exit 2,
+//! with rsync's error); the VIP holder powered off (exit 1: it is unreachable, the
+//! other member holds the VIP and its database is primary; `infra graph --topology
+//! --live` draws it so). Lab only.
 
 use crate::apply_e2e::{lab_enabled, LabConfig};
+
+/// `infra status --json`'s answer, checked against the documented schema.
+fn valid_json(c: &LabConfig) -> (i32, serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/status.schema.json"),
+        )
+        .expect("docs/status.schema.json"),
+    )
+    .expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let j = c.infra(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).expect("status --json is JSON");
+    let bad: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+    assert!(
+        bad.is_empty(),
+        "status --json does not match docs/status.schema.json: {bad:#?}\n{v:#}"
+    );
+    (j.code, v)
+}
 
 #[test]
 fn lab_status_of_the_accounting_pair() {
@@ -62,10 +83,9 @@ fn lab_status_of_the_accounting_pair() {
         "{text}"
     );
 
-    // --json: the documented fields
-    let j = c.infra(&["status", "--json"]);
-    assert_eq!(j.code, 0, "{j:?}");
-    let v: serde_json::Value = serde_json::from_str(&j.stdout).expect("status --json is JSON");
+    // --json: the documented schema, and what it says
+    let (code, v) = valid_json(&c);
+    assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["health"], "healthy", "{v}");
     assert_eq!(v["groups"][0]["holder"], "alpha", "{v}");
     assert_eq!(
@@ -84,9 +104,13 @@ fn lab_status_of_the_accounting_pair() {
     let r = c.infra(&["status"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
-        r.stdout.starts_with(
-            "DEGRADED: beta's postgres main is not running: office has no up-to-date copy of the database"
-        ),
+        r.stdout
+            .starts_with("DEGRADED: beta's postgres main is not running (since 20")
+            && r.stdout
+                .lines()
+                .next()
+                .unwrap_or("")
+                .contains(" s ago): office has no up-to-date copy of the database"),
         "{r:?}"
     );
     let (code, out) = c.sh("beta", "systemctl start postgresql@15-main.service");
@@ -137,4 +161,21 @@ fn lab_status_of_the_accounting_pair() {
     );
     assert!(r.stdout.contains("alpha is unreachable"), "{r:?}");
     assert!(r.stdout.contains("alpha  unreachable: "), "{r:?}");
+    let (code, v) = valid_json(&c);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["groups"][0]["holder"], "beta", "{v}");
+    assert!(v["hosts"][0]["facts"].is_null(), "{v}");
+
+    // the picture of it: the VIP on beta, alpha failing, replication from beta
+    let t = c.infra(&["graph", "--topology", "--live", "--format", "text"]);
+    assert_eq!(t.code, 0, "{t:?}");
+    for want in [
+        "failover office: VIP 192.0.2.10 held by beta",
+        "  alpha        192.0.2.11       FAILING",
+        "  beta         192.0.2.12       (VIP)",
+        "  beta --postgres.main (replication)--> alpha",
+        "  jobs on beta (the VIP holder): close_month",
+    ] {
+        assert!(t.stdout.contains(want), "no {want:?} in:\n{}", t.stdout);
+    }
 }
