@@ -278,6 +278,7 @@ fn with_a_witness() {
     );
     let r = c.infra(&["apply"]);
     assert_eq!(r.code, 0, "apply failed:\n{r:?}");
+    lease_on_the_vip_holder(&c, "after the apply");
 
     // The members lose each other, both still reach the witness: the holder keeps
     // its lease and stays the only primary (commits wait for the standby meanwhile).
@@ -301,10 +302,36 @@ fn with_a_witness() {
     assert_ne!(r["primary_after"], r["primary_before"], "no failover: {r}");
     assert_eq!(f(&r, "lost"), 0.0, "{r}");
     assert!(f(&r, "writable_again_s") < 20.0, "{r}");
+    lease_on_the_vip_holder(&c, "after the drill");
 
     let r = c.infra(&["plan"]);
     assert!(
         r.code == 0 && r.stdout.contains("total (3 hosts): no changes"),
         "the drill left something behind:\n{r:?}"
+    );
+}
+
+/// `infra status` of the witness pair turns healthy within 60 s, naming the VIP
+/// holder as the holder of the witness lease.
+fn lease_on_the_vip_holder(c: &LabConfig, when: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let r = loop {
+        let r = c.infra(&["status"]);
+        if r.code == 0 || std::time::Instant::now() > end {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    assert_eq!(r.code, 0, "the witness pair is not healthy 60 s {when}:\n{r:?}");
+    let holder = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("holds the VIP"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no VIP holder in the status {when}:\n{}", r.stdout));
+    assert!(
+        r.stdout.contains(&format!("witness nas: lease held by {holder}")),
+        "the lease is not on the VIP holder {holder} {when}:\n{}",
+        r.stdout
     );
 }
