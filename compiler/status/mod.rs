@@ -163,7 +163,7 @@ pub fn script(model: &Model, host: &str) -> String {
         s.push_str(&format!(
             "f=0; [ -e {flag} ] && f=1; st=; [ -r {state} ] && read -r st < {state}\n\
              printf 'group\\t%s\\t%s\\t%s\\n' {n} \"$f\" \"$st\"\n\
-             case \"$st\" in fault*) journalctl -q --no-pager -o cat -u keepalived.service -n 200 | grep -i 'script' | tail -n 3 | sed 's/^/fault\\t{name}\\t/' ;; esac\n",
+             case \"$st\" in fault*) journalctl -q --no-pager -o cat -u keepalived.service -n 200 | grep -iE 'script|track' | grep -v succeeded | tail -n 3 | sed 's/^/fault\\t{name}\\t/' ;; esac\n",
             flag = quote(&flag(name)),
             state = quote(&format!("{dir}/state")),
             n = quote(name),
@@ -800,13 +800,24 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                     ),
                 );
             }
-            if let Some(gf) = gf.filter(|g| g.state == "fault" && !has_vip) {
-                let why = gf.fault.last().cloned().unwrap_or_default();
-                add(
-                    &mut problems,
-                    Health::Degraded,
-                    format!("{m} is in FAULT in {name} (its check fails): {why}"),
-                );
+            // with a witness, a member without the lease waits in FAULT by design
+            // (keepalived tracks the lease): not a problem while another holds both
+            let waits_for_lease = group.witness.is_some()
+                && gf.is_some_and(|g| g.may_hold == Some(false))
+                && holder.as_deref().is_some_and(|h| h != m);
+            match gf.filter(|g| g.state == "fault" && !has_vip) {
+                Some(_) if waits_for_lease => details.push(format!(
+                    "{m} waits in FAULT without the witness lease (only the lease holder may hold the VIP)"
+                )),
+                Some(gf) => {
+                    let why = gf.fault.last().cloned().unwrap_or_default();
+                    add(
+                        &mut problems,
+                        Health::Degraded,
+                        format!("{m} is in FAULT in {name} (its check fails): {why}"),
+                    );
+                }
+                None => {}
             }
             let mut databases = BTreeMap::new();
             for c in all_clusters.iter().filter(|c| c.group == g) {

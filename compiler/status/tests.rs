@@ -244,6 +244,24 @@ fn the_witness_lease_is_reported_and_checked_against_the_vip() {
         ("nas", Some("alpha"))
     );
     assert!(render(&r, false).contains("witness nas: lease held by alpha"));
+    // the standby waits in FAULT without the lease: by design, healthy
+    let waiting = format!(
+        "{}lease\toffice\t=alpha\t1\n",
+        standby.replace("\t0\tbackup 900", "\t0\tfault 900")
+    );
+    let r = assess(
+        &m,
+        vec![up("alpha", &with(PRIMARY, "=alpha")), up("beta", &waiting)],
+    );
+    assert_eq!(r.summary, "healthy: redundant", "{:?}", r.problems);
+    assert!(render(&r, false).contains("beta waits in FAULT without the witness lease"));
+    // in FAULT although it may hold the VIP: its check fails
+    let failing = waiting.replace("=alpha\t1", "=alpha\t0");
+    let r = assess(
+        &m,
+        vec![up("alpha", &with(PRIMARY, "=alpha")), up("beta", &failing)],
+    );
+    assert!(r.summary.contains("beta is in FAULT in office"), "{}", r.summary);
     // the lease names the other member
     let r = assess(
         &m,
