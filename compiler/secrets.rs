@@ -1,9 +1,12 @@
-//! Secret values: they come from outside the repo (environment variables
-//! `INFRA_SECRET_<NAME>` or a git-ignored `secrets.env`), replace the placeholders of the
-//! build only at the last moment before upload, and are never printed.
+//! Secret values: they come from the repository's encrypted store
+//! (`secrets/NAME.age`, [`store`]), a git-ignored `secrets.env` or environment
+//! variables `INFRA_SECRET_<NAME>`, replace the placeholders of the build only at the
+//! last moment before upload, and are never printed.
 //!
 //! `secrets.env` format: one `name=value` per line, `#` comments, and `name=@path` to
 //! read a value (e.g. an SSH private key) from a file, relative to the secrets file.
+
+pub mod store;
 
 use crate::placeholder::Placeholder;
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +25,8 @@ pub enum SubstError {
 #[derive(Default, Clone)]
 pub struct Secrets {
     values: BTreeMap<String, String>,
+    /// Names whose value came from the encrypted store: never written to a file.
+    from_store: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -166,7 +171,11 @@ impl Secrets {
             .write(true)
             .mode(0o600)
             .open(path)?;
-        for (k, v) in &self.values {
+        for (k, v) in self
+            .values
+            .iter()
+            .filter(|(k, _)| !self.from_store.contains(*k))
+        {
             if v.contains('\n') {
                 let p = dir.join(format!("{k}.secret"));
                 std::fs::OpenOptions::new()
@@ -186,18 +195,114 @@ impl Secrets {
 }
 
 /// Where a command's secret values come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Source {
-    /// A lab (`--lab`): its state directory's secrets.env; missing values are
-    /// generated and kept there.
+    /// A lab (`--lab`): the store's values when there is a store, else its state
+    /// directory's secrets.env; missing values are generated and kept there (never
+    /// in the store, and never a store value).
     Lab {
         name: String,
         state_dir: std::path::PathBuf,
         config_dir: std::path::PathBuf,
+        store: Option<store::Store>,
     },
-    /// The secrets file (given, or secrets.env next to the configuration) and
-    /// `INFRA_SECRET_*`: every name must have a value.
-    File(std::path::PathBuf),
+    /// `INFRA_SECRET_*`, the secrets file (given, or secrets.env next to the
+    /// configuration), then the store: every name must have a value.
+    File {
+        file: std::path::PathBuf,
+        store: Option<store::Store>,
+    },
+}
+
+/// How to decrypt the store: identity files (given, `INFRA_IDENTITY`, or the
+/// defaults) and an SSH key's passphrase (`INFRA_IDENTITY_PASSPHRASE`), read by
+/// the CLI and passed in.
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    pub files: Vec<std::path::PathBuf>,
+    pub passphrase: Option<String>,
+}
+
+/// Fill `s` with the store's values of `names` it does not have yet.
+fn from_store(
+    s: &mut Secrets,
+    st: &store::Store,
+    names: &BTreeSet<String>,
+    keys: &Keys,
+) -> Result<BTreeSet<String>, Vec<crate::diag::Diag>> {
+    let stored: BTreeSet<String> = st.names().map_err(|d| vec![*d])?.into_iter().collect();
+    let wanted: Vec<&String> = names
+        .iter()
+        .filter(|n| s.get(n).is_none() && stored.contains(*n))
+        .collect();
+    let mut got = BTreeSet::new();
+    if wanted.is_empty() {
+        return Ok(got);
+    }
+    let ids =
+        store::Identities::load(&keys.files, keys.passphrase.clone()).map_err(|d| vec![*d])?;
+    for n in wanted {
+        let e = st.read(n, &ids).map_err(|d| vec![*d])?;
+        s.insert(n, e.value);
+        got.insert(n.clone());
+    }
+    Ok(got)
+}
+
+/// A plaintext secrets file that git would commit (inside a work tree, not
+/// ignored): E0744; one readable by group or others: E0745.
+pub fn check_plaintext(file: &Path) -> Vec<crate::diag::Diag> {
+    use crate::diag::Diag;
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let Ok(meta) = std::fs::metadata(file) else {
+        return out;
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        out.push(
+            Diag::error(
+                "E0745",
+                format!(
+                    "{} holds secret values and is readable by others (mode {mode:04o})",
+                    file.display()
+                ),
+            )
+            .help(format!("chmod 600 {}", file.display())),
+        );
+    }
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // exit 0: ignored; 1: in a work tree and not ignored; 128: not a repository
+    let ignored = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["check-ignore", "-q", "--no-index", "--"])
+        .arg(&name)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if matches!(ignored.map(|s| s.code()), Ok(Some(1))) {
+        out.push(
+            Diag::error(
+                "E0744",
+                format!(
+                    "{} holds secret values in plain text inside a git work tree, and git does not ignore it: a commit would publish them",
+                    file.display()
+                ),
+            )
+            .help(format!(
+                "move the values into the encrypted store (`infra secrets set NAME`, docs/secrets.md) and delete the file, or add `{name}` to .gitignore (if it was ever committed, rotate the values)"
+            )),
+        );
+    }
+    out
 }
 
 /// The secrets policy of plan and apply: the values of `names` from `source`,
@@ -205,6 +310,7 @@ pub enum Source {
 pub fn gather(
     source: &Source,
     names: &BTreeSet<String>,
+    keys: &Keys,
 ) -> Result<Secrets, Vec<crate::diag::Diag>> {
     use crate::diag::Diag;
     let err = |msg: String, help: String| vec![Diag::error("E0730", msg).help(help)];
@@ -213,6 +319,7 @@ pub fn gather(
             name,
             state_dir,
             config_dir,
+            store,
         } => {
             if !state_dir.is_dir() {
                 return Err(vec![Diag::error(
@@ -227,6 +334,16 @@ pub fn gather(
             let file = state_dir.join("secrets.env");
             let mut s = Secrets::load(Some(&file), names)
                 .map_err(|e| err(e, format!("remove {} to start over", file.display())))?;
+            // the store's values win over the lab's throwaway ones
+            if let Some(st) = store {
+                let mut stored = Secrets::new();
+                from_store(&mut stored, st, names, keys)?;
+                for n in stored.names().map(str::to_string).collect::<Vec<_>>() {
+                    let v = stored.values.remove(&n).unwrap_or_default();
+                    s.insert(&n, v);
+                    s.from_store.insert(n);
+                }
+            }
             let before: BTreeSet<String> = s.names().map(str::to_string).collect();
             s.generate_missing(names).map_err(|e| {
                 err(
@@ -244,18 +361,33 @@ pub fn gather(
             }
             Ok(s)
         }
-        Source::File(file) => {
-            let s = Secrets::load(Some(file), names)
+        Source::File { file, store } => {
+            let plain = check_plaintext(file);
+            if !plain.is_empty() {
+                return Err(plain);
+            }
+            let mut s = Secrets::load(Some(file), names)
                 .map_err(|e| err(e, "fix the secrets file: one `name=value` per line".into()))?;
+            if let Some(st) = store {
+                from_store(&mut s, st, names, keys)?;
+            }
             let missing: Vec<Diag> = names
                 .iter()
                 .filter(|n| s.get(n).is_none())
                 .map(|n| {
-                    Diag::error("E0730", format!("secret `{n}` has no value")).help(format!(
-                        "add `{n}=...` to {} (keep it out of git), or set the environment variable {}",
-                        file.display(),
-                        env_var(n)
-                    ))
+                    let help = if store.is_some() {
+                        format!(
+                            "add it to the encrypted store: infra secrets set {n} (or set the environment variable {})",
+                            env_var(n)
+                        )
+                    } else {
+                        format!(
+                            "add it to the encrypted store (infra secrets set {n}, docs/secrets.md), or `{n}=...` to {} (keep it out of git), or set the environment variable {}",
+                            file.display(),
+                            env_var(n)
+                        )
+                    };
+                    Diag::error("E0730", format!("secret `{n}` has no value")).help(help)
                 })
                 .collect();
             if missing.is_empty() {
@@ -264,6 +396,68 @@ pub fn gather(
                 Err(missing)
             }
         }
+    }
+}
+
+/// Which instances use which secret (`secret("NAME")` in a parameter): name ->
+/// `kind.instance`s, sorted.
+pub fn consumers(model: &crate::resolve::Model) -> BTreeMap<String, Vec<String>> {
+    fn walk(v: &crate::resolve::Value, out: &mut Vec<String>) {
+        match v {
+            crate::resolve::Value::Secret(n) => out.push(n.clone()),
+            crate::resolve::Value::List(l) => l.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in &model.instances {
+        let mut names = Vec::new();
+        for p in &i.params {
+            walk(&p.value, &mut names);
+        }
+        for n in names {
+            let e = by.entry(n).or_default();
+            if !e.contains(&i.qualified()) {
+                e.push(i.qualified());
+            }
+        }
+    }
+    by
+}
+
+/// `infra check`'s look at the secrets next to a configuration: a plaintext
+/// secrets.env git would commit or others can read (errors), a store that cannot
+/// be listed (error), a stored secret nothing uses (warning).
+pub fn audit(config_dir: &Path, model: &crate::resolve::Model) -> Vec<crate::diag::Diag> {
+    use crate::diag::Diag;
+    let mut out = check_plaintext(&config_dir.join("secrets.env"));
+    let used = consumers(model);
+    match store::Store::of(config_dir).names() {
+        Err(d) => out.push(*d),
+        Ok(names) => {
+            for n in names.iter().filter(|n| !used.contains_key(*n)) {
+                out.push(
+                    Diag::warning(
+                        "W0746",
+                        format!("secret `{n}` is in the store but nothing uses it"),
+                    )
+                    .help(format!(
+                        "remove it (infra secrets rm {n}) or use it: secret(\"{n}\")"
+                    )),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A strong value for secret `name`: an ed25519 private key (OpenSSH format) for a
+/// name ending in `key`, else `len` random letters and digits.
+pub fn generate(name: &str, len: usize) -> Result<String, String> {
+    if name.ends_with("key") {
+        ed25519_key()
+    } else {
+        random_password(len.clamp(12, 256))
     }
 }
 

@@ -128,11 +128,13 @@ pub(super) fn prepare(
     secrets: Option<&Path>,
 ) -> Result<(Fleet, BTreeMap<String, Materialized>), i32> {
     let fleet = fleet(path, conn)?;
-    let values = crate::secrets::gather(&fleet.secrets_source(secrets), &fleet.secret_names())
-        .map_err(|diags| {
-            report(&diags, &SourceMap::new(), MessageFormat::Human);
-            1
-        })?;
+    let keys = super::secrets::keys(&[]);
+    let values =
+        crate::secrets::gather(&fleet.secrets_source(secrets), &fleet.secret_names(), &keys)
+            .map_err(|diags| {
+                report(&diags, &SourceMap::new(), MessageFormat::Human);
+                1
+            })?;
     let files = fleet.materialize(&values).map_err(|d| {
         error(*d);
         1

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod drill;
 pub mod lab;
 pub mod progress;
+pub mod secrets;
 pub mod status;
 
 use crate::diag::{self, Diag};
@@ -111,6 +112,10 @@ pub enum Command {
     /// generations against the repo, disks. Exit 0 healthy, 1 a host unreachable,
     /// 2 degraded, down or split brain.
     Status(status::StatusArgs),
+    /// The repository's encrypted secrets (secrets/NAME.age, encrypted to every
+    /// `admin`): list, set, rm, rekey. Values are never printed.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
     /// Boot the declared hosts locally as systemd machines; failover drills.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -149,6 +154,7 @@ pub fn main() -> i32 {
         Command::Backups(a) => backup::list(a),
         Command::Restore(a) => backup::restore(a),
         Command::Status(a) => status::run(a),
+        Command::Secrets(c) => secrets::run(c),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
         Command::Graph {
             path,
@@ -344,7 +350,23 @@ pub fn report(diags: &[Diag], sources: &SourceMap, format: MessageFormat) {
 }
 
 fn check(path: &Path, format: MessageFormat) -> i32 {
-    let (sources, diags) = crate::check_path(path);
+    let (sources, mut diags) = crate::check_path(path);
+    // the secrets next to it: a plaintext file git would commit, unused ones
+    if !diag::has_errors(&diags) {
+        if let Ok(c) = crate::check(path, &crate::resolve::FsLoader) {
+            let dir = if path.is_dir() {
+                path.to_path_buf()
+            } else {
+                path.parent().map(Path::to_path_buf).unwrap_or_default()
+            };
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
+            diags.extend(crate::secrets::audit(&dir, &c.model));
+        }
+    }
     report(&diags, &sources, format);
     if diag::has_errors(&diags) {
         1

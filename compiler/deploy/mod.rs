@@ -232,16 +232,21 @@ impl Fleet {
 
     /// Where this command's secret values come from.
     pub fn secrets_source(&self, file: Option<&Path>) -> secrets::Source {
+        let st = secrets::store::Store::of(&self.dir);
+        let store = st.exists().then_some(st);
         match &self.access.lab {
             Some(name) => secrets::Source::Lab {
                 name: name.clone(),
                 state_dir: crate::lab::paths::state_dir(name),
                 config_dir: self.dir.clone(),
+                store,
             },
-            None => secrets::Source::File(
-                file.map(Path::to_path_buf)
+            None => secrets::Source::File {
+                file: file
+                    .map(Path::to_path_buf)
                     .unwrap_or_else(|| self.dir.join("secrets.env")),
-            ),
+                store,
+            },
         }
     }
 

@@ -85,6 +85,7 @@ codes! {
     E0216: "an invalid unit, package, user or step name",
     E0217: "a secret in a resource's name or path",
     E0218: "a witness that is a member, or on a group that is not of two members",
+    E0219: "an admin key that is not an SSH (ed25519, RSA) or age public key",
     // Imports and files.
     E0301: "file or module not found, or unreadable",
     E0302: "import cycle",
@@ -163,6 +164,14 @@ codes! {
     E0734: "a saved plan cannot be used",
     E0735: "no such host in the configuration",
     E0736: "a secret's value cannot be written in the format of the file it goes into",
+    E0740: "the secrets store cannot be read: a corrupt or truncated `.age` file, or a file not named after a secret",
+    E0741: "none of your identities can decrypt a secret of the store",
+    E0742: "an identity that cannot be used: unreadable, readable by others, not a private key, or a wrong passphrase",
+    E0743: "a secret name outside `[a-z0-9_]`",
+    E0744: "a plaintext secrets file inside a git work tree that git does not ignore",
+    E0745: "a plaintext secrets file readable by group or others",
+    W0746: "a secret in the store that nothing uses",
+    E0747: "no `admin` to encrypt secrets to, or the store cannot be written",
     // The lab.
     E0780: "not Linux",
     E0781: "not root",

@@ -82,6 +82,19 @@ impl<'a> Resolver<'a> {
                     blocks.groups.push((b, name));
                 }
             }
+            // not a global: nothing refers to an admin; the names are unique among admins
+            "admin" => match blocks.admins.iter().find(|(_, n)| n.name == name.name) {
+                Some((_, prev)) => self.diags.push(
+                    Diag::error(
+                        codes::E0101,
+                        format!("`admin {}` is defined more than once", name.name),
+                    )
+                    .at(name.span, "defined again here")
+                    .with(prev.span, "first defined here")
+                    .help("give each admin one block, with one key"),
+                ),
+                None => blocks.admins.push((b, name)),
+            },
             kw if self.kinds.contains_key(kw) => self.declare_instance(b, name, blocks),
             kw => self.unknown_block(&b.keyword, kw),
         }

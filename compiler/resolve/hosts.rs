@@ -106,6 +106,35 @@ impl Resolver<'_> {
         }
     }
 
+    /// `admin NAME { key = "..." }`: a key `infra secrets` can encrypt to.
+    pub(super) fn admin(&mut self, b: &ast::Block, name: &ast::Ident) -> Option<Admin> {
+        let env = Env::top();
+        let attrs = self.attrs(&b.body, &["key"], &[], "admin");
+        let mut key = None;
+        for (n, a) in &attrs.attrs {
+            if *n != "key" {
+                continue;
+            }
+            if let Some(Value::Str(s)) = self.typed(&a.value, &Type::String, &env) {
+                match crate::secrets::store::parse_recipient(&s) {
+                    Ok(_) => key = Some(Spanned::new(s.trim().to_string(), a.value.span())),
+                    Err(why) => self.diags.push(
+                        Diag::error(codes::E0219, format!("the key of admin `{}` is not a public key infra can encrypt to: {why}", name.name))
+                            .at(a.value.span(), "not an SSH or age public key")
+                            .help("paste a public key: the line of ~/.ssh/id_ed25519.pub (`ssh-ed25519 AAAA... you@laptop`), an `ssh-rsa` key, or an age recipient (`age1...`, from `age-keygen`)"),
+                    ),
+                }
+            }
+        }
+        if key.is_none() && !attrs.names.contains("key") {
+            self.missing(b, name, "key", "admin", "\"ssh-ed25519 AAAA...\"");
+        }
+        Some(Admin {
+            name: Spanned::new(name.name.clone(), name.span),
+            key: key?,
+        })
+    }
+
     pub(crate) fn missing(
         &mut self,
         b: &ast::Block,

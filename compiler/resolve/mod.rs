@@ -71,6 +71,7 @@ pub fn resolve(root: &Path, loader: &dyn Loader) -> Result<Resolved, Failed> {
             hosts: r.hosts,
             groups: r.groups,
             instances: r.instances,
+            admins: r.admins,
             sources: r.sources,
         },
         root_dir: loaded.root_dir,
@@ -136,6 +137,7 @@ pub(crate) struct Resolver<'a> {
     pub lets: Vec<LetInfo<'a>>,
     pub hosts: Vec<Host>,
     pub groups: Vec<Group>,
+    pub admins: Vec<Admin>,
     pub kinds: BTreeMap<String, KindInfo<'a>>,
     /// Every kind's name, known before any is declared (a parameter's type may
     /// name a kind declared later).
@@ -156,6 +158,7 @@ pub(crate) struct Blocks<'a> {
     pub hosts: Vec<(&'a ast::Block, &'a ast::Ident)>,
     pub groups: Vec<(&'a ast::Block, &'a ast::Ident)>,
     pub instances: Vec<(&'a ast::Block, &'a ast::Ident)>,
+    pub admins: Vec<(&'a ast::Block, &'a ast::Ident)>,
 }
 
 const RESOURCE_KINDS: &[&str] = &[
@@ -167,7 +170,7 @@ const RESOURCE_KINDS: &[&str] = &[
     "dropin",
     "step",
 ];
-const BUILTIN_BLOCKS: &[&str] = &["host", "failover"];
+const BUILTIN_BLOCKS: &[&str] = &["host", "failover", "admin"];
 
 impl<'a> Resolver<'a> {
     fn new(sources: SourceMap, diags: Vec<Diag>) -> Self {
@@ -178,6 +181,7 @@ impl<'a> Resolver<'a> {
             lets: Vec::new(),
             hosts: Vec::new(),
             groups: Vec::new(),
+            admins: Vec::new(),
             kinds: BTreeMap::new(),
             kind_names: BTreeSet::new(),
             instance_blocks: Vec::new(),
@@ -195,6 +199,11 @@ impl<'a> Resolver<'a> {
         // Pass 3: hosts, groups (evaluating the lets they use on demand), the other
         // lets, instances.
         self.resolve_hosts_and_groups(&blocks.hosts, &blocks.groups);
+        for (b, name) in &blocks.admins {
+            if let Some(a) = self.admin(b, name) {
+                self.admins.push(a);
+            }
+        }
         for i in 0..self.lets.len() {
             self.eval_let(i);
         }

@@ -65,6 +65,9 @@ pub struct Model {
     pub hosts: Vec<Host>,
     pub groups: Vec<Group>,
     pub instances: Vec<Instance>,
+    /// Who may decrypt the repository's secrets (`admin NAME { key = "..." }`):
+    /// `infra secrets` encrypts every secret to each of them.
+    pub admins: Vec<Admin>,
     /// Every file loaded (the user's, imported ones and `std/...`).
     pub sources: SourceMap,
 }
@@ -80,6 +83,14 @@ impl Model {
             Placement::All => self.host_ids().collect(),
         }
     }
+}
+
+/// An administrator: a name and a public key (an SSH ed25519 or RSA key, or an age
+/// X25519 recipient `age1...`), checked when the configuration is resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    pub name: Spanned<String>,
+    pub key: Spanned<String>,
 }
 
 /// A value with the span it came from.

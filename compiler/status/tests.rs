@@ -261,7 +261,11 @@ fn the_witness_lease_is_reported_and_checked_against_the_vip() {
         &m,
         vec![up("alpha", &with(PRIMARY, "=alpha")), up("beta", &failing)],
     );
-    assert!(r.summary.contains("beta is in FAULT in office"), "{}", r.summary);
+    assert!(
+        r.summary.contains("beta is in FAULT in office"),
+        "{}",
+        r.summary
+    );
     // the lease names the other member
     let r = assess(
         &m,

@@ -322,7 +322,10 @@ fn lease_on_the_vip_holder(c: &LabConfig, when: &str) {
         }
         std::thread::sleep(std::time::Duration::from_secs(2));
     };
-    assert_eq!(r.code, 0, "the witness pair is not healthy 60 s {when}:\n{r:?}");
+    assert_eq!(
+        r.code, 0,
+        "the witness pair is not healthy 60 s {when}:\n{r:?}"
+    );
     let holder = r
         .stdout
         .lines()
@@ -330,7 +333,8 @@ fn lease_on_the_vip_holder(c: &LabConfig, when: &str) {
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("no VIP holder in the status {when}:\n{}", r.stdout));
     assert!(
-        r.stdout.contains(&format!("witness nas: lease held by {holder}")),
+        r.stdout
+            .contains(&format!("witness nas: lease held by {holder}")),
         "the lease is not on the VIP holder {holder} {when}:\n{}",
         r.stdout
     );

@@ -77,6 +77,7 @@ fn model() -> Model {
             witness: None,
         }],
         instances: vec![],
+        admins: vec![],
         sources,
     }
 }

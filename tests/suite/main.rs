@@ -20,6 +20,7 @@ mod interrupt;
 mod lab;
 mod plan;
 mod release_git;
+mod secrets;
 mod ssh;
 mod status;
 mod ui;

@@ -1,0 +1,372 @@
+//! `infra secrets`: the repository's encrypted secrets (`secrets/NAME.age`,
+//! docs/secrets.md). Values are read from a prompt without echo, standard input or
+//! a file, or generated; they are never printed.
+
+use super::{report, MessageFormat};
+use crate::diag::Diag;
+use crate::secrets::store::{self, Entry, Identities, Store};
+use crate::secrets::Keys;
+use crate::source::SourceMap;
+use clap::{Args, Subcommand};
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Every secret of the store and of the configuration: which instances use it,
+    /// when it was last changed and by whom. Never a value.
+    List(Common),
+    /// Set a secret, encrypted to every `admin`: the value from standard input (a
+    /// prompt without echo on a terminal), `--from-file`, or `--generate`.
+    Set {
+        /// The secret's name (`[a-z0-9_]`), as in `secret("NAME")`.
+        name: String,
+        #[command(flatten)]
+        common: Common,
+        /// Read the value from this file (one trailing newline of a one-line value dropped).
+        #[arg(long, value_name = "FILE", conflicts_with = "generate")]
+        from_file: Option<PathBuf>,
+        /// A strong random value (an ed25519 private key for a name ending in `key`).
+        #[arg(long)]
+        generate: bool,
+        /// With --generate: the password's length.
+        #[arg(long, default_value_t = 24, requires = "generate")]
+        length: usize,
+    },
+    /// Remove a secret from the store.
+    Rm {
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Re-encrypt every secret to the configuration's admins (after adding or
+    /// removing one); names the secrets a removed admin could read.
+    Rekey(Common),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// The configuration: a directory of `.infra` files (default: current directory).
+    pub path: Option<PathBuf>,
+    /// Your identity: an SSH private key or an age identity file (repeatable;
+    /// default: INFRA_IDENTITY, else ~/.config/infra/identity.txt, ~/.ssh/id_ed25519,
+    /// ~/.ssh/id_rsa).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+/// Where the identities come from: `explicit`, else `INFRA_IDENTITY` (colon
+/// separated), else the defaults under $HOME; the passphrase from
+/// `INFRA_IDENTITY_PASSPHRASE` (else a prompt when one is needed).
+pub fn keys(explicit: &[PathBuf]) -> Keys {
+    let files = if !explicit.is_empty() {
+        explicit.to_vec()
+    } else if let Some(v) = std::env::var_os("INFRA_IDENTITY").filter(|v| !v.is_empty()) {
+        std::env::split_paths(&v).collect()
+    } else {
+        std::env::var_os("HOME")
+            .map(|h| store::default_identity_files(Path::new(&h)))
+            .unwrap_or_default()
+    };
+    Keys {
+        files,
+        passphrase: std::env::var("INFRA_IDENTITY_PASSPHRASE").ok(),
+    }
+}
+
+fn fail(d: impl Into<Box<Diag>>) -> i32 {
+    report(&[*d.into()], &SourceMap::new(), MessageFormat::Human);
+    1
+}
+
+/// The configuration's model; only errors are printed (its warnings are `infra
+/// check`'s business).
+fn quiet_load(dir: &Path) -> Result<crate::Checked, i32> {
+    crate::check(dir, &crate::resolve::FsLoader).map_err(|f| {
+        report(&f.diags, &f.sources, MessageFormat::Human);
+        1
+    })
+}
+
+fn config_dir(path: &Option<PathBuf>) -> PathBuf {
+    let p = path.clone().unwrap_or_else(|| PathBuf::from("."));
+    if p.is_file() {
+        p.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    } else {
+        p
+    }
+}
+
+fn identities(common: &Common) -> Result<Identities, i32> {
+    let k = keys(&common.identity);
+    if k.files.is_empty() {
+        return Err(fail(Diag::error("E0742", "no identity to decrypt the secrets with").help(
+            "give your SSH private key or age identity: --identity FILE (or INFRA_IDENTITY); looked for ~/.config/infra/identity.txt, ~/.ssh/id_ed25519, ~/.ssh/id_rsa",
+        )));
+    }
+    Identities::load(&k.files, k.passphrase).map_err(fail)
+}
+
+fn names(list: &[String]) -> String {
+    if list.is_empty() {
+        "(none)".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+pub fn run(cmd: SecretsCommand) -> i32 {
+    match cmd {
+        SecretsCommand::List(c) => list(&c),
+        SecretsCommand::Set {
+            name,
+            common,
+            from_file,
+            generate,
+            length,
+        } => set(&name, &common, from_file.as_deref(), generate, length),
+        SecretsCommand::Rm { name, common } => rm(&name, &common),
+        SecretsCommand::Rekey(c) => rekey(&c),
+    }
+}
+
+fn list(c: &Common) -> i32 {
+    let dir = config_dir(&c.path);
+    let model = match quiet_load(&dir) {
+        Ok(m) => m.model,
+        Err(code) => return code,
+    };
+    let st = Store::of(&dir);
+    let stored = match st.names() {
+        Ok(n) => n,
+        Err(d) => return fail(d),
+    };
+    let used = crate::secrets::consumers(&model);
+    // dates need the values decrypted: without an identity, names only
+    let ids = if stored.is_empty() {
+        None
+    } else {
+        let k = keys(&c.identity);
+        (!k.files.is_empty())
+            .then(|| Identities::load(&k.files, k.passphrase))
+            .and_then(Result::ok)
+    };
+    let mut all: Vec<&String> = stored.iter().chain(used.keys()).collect();
+    all.sort();
+    all.dedup();
+    let width = all.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
+    println!("{:<width$}  {:<34}  CHANGED", "NAME", "USED BY");
+    let mut unreadable = 0;
+    for n in &all {
+        let by = used
+            .get(*n)
+            .map(|v| v.join(", "))
+            .unwrap_or_else(|| "(unused)".into());
+        let changed = if !stored.contains(n) {
+            "NOT IN THE STORE: infra secrets set ".to_string() + n
+        } else {
+            match ids.as_ref().map(|ids| st.read(n, ids)) {
+                Some(Ok(e)) => format!(
+                    "{} by {}",
+                    crate::backup::utc(e.changed),
+                    if e.by.is_empty() { "?" } else { &e.by }
+                ),
+                _ => {
+                    unreadable += 1;
+                    "? (cannot decrypt)".into()
+                }
+            }
+        };
+        println!("{n:<width$}  {by:<34}  {changed}");
+    }
+    let admins: Vec<String> = model.admins.iter().map(|a| a.name.value.clone()).collect();
+    let recipients: Vec<String> = st.recipients().into_keys().collect();
+    println!("\nadmins: {}", names(&admins));
+    if !stored.is_empty() {
+        println!("encrypted to: {}", names(&recipients));
+        if differs(&model, &st) {
+            println!("the store is not encrypted to exactly the configuration's admins: run `infra secrets rekey`");
+        }
+    }
+    if unreadable > 0 {
+        eprintln!(
+            "note: {unreadable} secret(s) could not be decrypted with your identities (--identity FILE)"
+        );
+    }
+    0
+}
+
+/// The store's recipients are not the configuration's admins (names and keys).
+fn differs(model: &crate::resolve::Model, st: &Store) -> bool {
+    let want: std::collections::BTreeMap<String, String> = model
+        .admins
+        .iter()
+        .map(|a| (a.name.value.clone(), a.key.value.clone()))
+        .collect();
+    want != st.recipients()
+}
+
+/// A value read from a file or standard input: one trailing newline of a one-line
+/// value is not part of it.
+fn trimmed(mut v: String) -> String {
+    if v.ends_with('\n') && v.matches('\n').count() == 1 {
+        v.pop();
+        if v.ends_with('\r') {
+            v.pop();
+        }
+    }
+    v
+}
+
+fn read_value(
+    name: &str,
+    from_file: Option<&Path>,
+    generate: bool,
+    length: usize,
+) -> Result<String, Box<Diag>> {
+    let bad = |why: String| Diag::error("E0747", why);
+    let v = if generate {
+        crate::secrets::generate(name, length).map_err(bad)?
+    } else if let Some(f) = from_file {
+        trimmed(
+            std::fs::read_to_string(f)
+                .map_err(|e| bad(format!("cannot read {}: {e}", f.display())))?,
+        )
+    } else if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password(format!("value of {name}: "))
+            .map_err(|e| bad(format!("cannot read the value: {e}")))?;
+        let b = rpassword::prompt_password(format!("value of {name} again: "))
+            .map_err(|e| bad(format!("cannot read the value: {e}")))?;
+        if a != b {
+            return Err(bad("the two values differ: nothing set".into()).into());
+        }
+        a
+    } else {
+        let mut s = String::new();
+        std::io::stdin()
+            .take(1 << 20)
+            .read_to_string(&mut s)
+            .map_err(|e| bad(format!("cannot read the value from standard input: {e}")))?;
+        trimmed(s)
+    };
+    if v.is_empty() {
+        return Err(bad(format!("empty value for {name}: nothing set"))
+            .help("give a value, or --generate one")
+            .into());
+    }
+    Ok(v)
+}
+
+fn set(name: &str, c: &Common, from_file: Option<&Path>, generate: bool, length: usize) -> i32 {
+    if !store::valid_name(name) {
+        return fail(store::name_error(name));
+    }
+    let dir = config_dir(&c.path);
+    let model = match quiet_load(&dir) {
+        Ok(m) => m.model,
+        Err(code) => return code,
+    };
+    let st = Store::of(&dir);
+    let value = match read_value(name, from_file, generate, length) {
+        Ok(v) => v,
+        Err(d) => return fail(d),
+    };
+    let entry = Entry {
+        value,
+        changed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+        by: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into()),
+    };
+    let was = st
+        .names()
+        .map(|n| n.iter().any(|x| x == name))
+        .unwrap_or(false);
+    let stale = !st.names().unwrap_or_default().is_empty() && differs(&model, &st);
+    if let Err(d) = st.write(name, &entry, &model.admins) {
+        return fail(d);
+    }
+    let admins: Vec<String> = model.admins.iter().map(|a| a.name.value.clone()).collect();
+    let users = crate::secrets::consumers(&model)
+        .remove(name)
+        .unwrap_or_default();
+    println!(
+        "secret {name} {} in {} (encrypted to {}){}",
+        if was { "changed" } else { "set" },
+        st.dir.join(format!("{name}.age")).display(),
+        admins.join(", "),
+        if generate { ", generated" } else { "" }
+    );
+    match users.len() {
+        0 => println!("nothing uses it yet: secret(\"{name}\") in a parameter"),
+        n => println!(
+            "{n} consumer(s): {}; `infra plan` shows what changes on the hosts",
+            users.join(", ")
+        ),
+    }
+    if stale {
+        eprintln!("warning: the other secrets are not encrypted to exactly these admins: run `infra secrets rekey`");
+    }
+    0
+}
+
+fn rm(name: &str, c: &Common) -> i32 {
+    let dir = config_dir(&c.path);
+    let st = Store::of(&dir);
+    match st.remove(name) {
+        Ok(true) => {
+            println!("secret {name} removed from {}", st.dir.display());
+            0
+        }
+        Ok(false) => fail(Diag::error(
+            "E0730",
+            format!("secret `{name}` is not in the store ({})", st.dir.display()),
+        )),
+        Err(d) => fail(d),
+    }
+}
+
+fn rekey(c: &Common) -> i32 {
+    let dir = config_dir(&c.path);
+    let model = match quiet_load(&dir) {
+        Ok(m) => m.model,
+        Err(code) => return code,
+    };
+    let st = Store::of(&dir);
+    let ids = match identities(c) {
+        Ok(i) => i,
+        Err(code) => return code,
+    };
+    let stored = match st.names() {
+        Ok(n) => n,
+        Err(d) => return fail(d),
+    };
+    let removed = match st.rekey(&ids, &model.admins) {
+        Ok(r) => r,
+        Err(d) => return fail(d),
+    };
+    let admins: Vec<String> = model.admins.iter().map(|a| a.name.value.clone()).collect();
+    println!(
+        "{} secret(s) re-encrypted to {}",
+        stored.len(),
+        admins.join(", ")
+    );
+    if !removed.is_empty() {
+        println!(
+            "no longer recipients: {} — they could read every secret until now; rotate them: {}",
+            removed.join(", "),
+            stored
+                .iter()
+                .map(|n| format!("infra secrets set {n} --generate"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        println!("(then `infra apply`; the old values stay readable to them in git history)");
+    }
+    0
+}
