@@ -121,6 +121,41 @@ pub(super) fn fleet(path: &Option<PathBuf>, conn: &Connection) -> Result<Fleet, 
     Ok(Fleet::compiled(super::load_build(path)?, access))
 }
 
+/// [`prepare`] for a read-only look (`infra status`): when the secrets' values
+/// cannot be had (no identity for the store on a monitoring host, say), the hosts
+/// are still probed, with stand-in values, and the third value is false: what is
+/// pending cannot be counted then.
+pub(super) fn prepare_readonly(
+    path: &Option<PathBuf>,
+    conn: &Connection,
+    secrets: Option<&Path>,
+) -> Result<(Fleet, BTreeMap<String, Materialized>, bool), i32> {
+    let fleet = fleet(path, conn)?;
+    let names = fleet.secret_names();
+    let keys = super::secrets::keys(&[]);
+    let (values, known) =
+        match crate::secrets::gather(&fleet.secrets_source(secrets), &names, &keys) {
+            Ok(v) => (v, true),
+            Err(diags) => {
+                let why: Vec<&str> = diags.iter().map(|d| d.code).collect();
+                eprintln!(
+                    "note: the secrets' values cannot be had ({}): pending changes are not counted",
+                    why.join(", ")
+                );
+                let mut s = crate::secrets::Secrets::new();
+                for n in &names {
+                    s.insert(n, "-".into());
+                }
+                (s, false)
+            }
+        };
+    let files = fleet.materialize(&values).map_err(|d| {
+        error(*d);
+        1
+    })?;
+    Ok((fleet, files, known))
+}
+
 /// The fleet and every host's files with their secret values.
 pub(super) fn prepare(
     path: &Option<PathBuf>,

@@ -1,7 +1,7 @@
 //! `infra status`: one read-only probe per host (the plan's, with status's
 //! questions in the same round trip), judged by [`crate::status::assess`].
 
-use super::deploy::{prepare, Connection};
+use super::deploy::{prepare_readonly, Connection};
 use super::progress::{color, Progress};
 use crate::apply::Materialized;
 use crate::deploy::Fleet;
@@ -30,13 +30,14 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: StatusArgs) -> i32 {
-    let (mut fleet, files) = match prepare(&args.path, &args.conn, args.secrets.as_deref()) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (mut fleet, files, known) =
+        match prepare_readonly(&args.path, &args.conn, args.secrets.as_deref()) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     fleet.status = true;
     loop {
-        let report = report(&fleet, &files);
+        let report = report(&fleet, &files, known);
         if args.json {
             println!(
                 "{}",
@@ -56,8 +57,9 @@ pub fn run(args: StatusArgs) -> i32 {
     }
 }
 
-/// Probe every host of `fleet` (its `status` set) and judge the answers.
-pub fn report(fleet: &Fleet, files: &BTreeMap<String, Materialized>) -> Report {
+/// Probe every host of `fleet` (its `status` set) and judge the answers
+/// (`known`: the files hold the real secret values, so what is pending counts).
+pub fn report(fleet: &Fleet, files: &BTreeMap<String, Materialized>, known: bool) -> Report {
     let hosts = fleet.hosts();
     let progress = Progress::new(&hosts);
     let opened = fleet.open(&hosts, files, &progress);
@@ -71,7 +73,7 @@ pub fn report(fleet: &Fleet, files: &BTreeMap<String, Materialized>) -> Report {
                 error: None,
                 addresses: run.observed.addresses.clone(),
                 generation: run.observed.generation,
-                pending: run.prepared.plan.actions.len(),
+                pending: known.then_some(run.prepared.plan.actions.len()),
                 failed_units: run
                     .observed
                     .units
@@ -86,7 +88,7 @@ pub fn report(fleet: &Fleet, files: &BTreeMap<String, Materialized>) -> Report {
                 error: Some(e.to_string()),
                 addresses: Vec::new(),
                 generation: None,
-                pending: 0,
+                pending: None,
                 failed_units: Vec::new(),
             },
         })
@@ -107,7 +109,7 @@ pub fn of_lab(dir: &std::path::Path) -> Result<Report, i32> {
 
 /// The status report of the configuration at `dir` over `conn`.
 pub fn live(dir: &std::path::Path, conn: &Connection) -> Result<Report, i32> {
-    let (mut fleet, files) = prepare(&Some(dir.to_path_buf()), conn, None)?;
+    let (mut fleet, files, known) = prepare_readonly(&Some(dir.to_path_buf()), conn, None)?;
     fleet.status = true;
-    Ok(report(&fleet, &files))
+    Ok(report(&fleet, &files, known))
 }

@@ -560,8 +560,9 @@ pub struct HostStatus {
     /// IPv4 addresses on its interfaces.
     pub addresses: Vec<String>,
     pub generation: Option<u64>,
-    /// What `infra plan` would change there (0: the host is as the repo builds it).
-    pub pending: usize,
+    /// What `infra plan` would change there (0: the host is as the repo builds it;
+    /// None: not counted, the secrets' values could not be had).
+    pub pending: Option<usize>,
     /// Units infra manages that are in the failed state.
     pub failed_units: Vec<String>,
 }

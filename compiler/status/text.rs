@@ -78,9 +78,10 @@ pub fn render(r: &Report, colour: bool) -> String {
             None => "no generation".to_string(),
         };
         let pending = match h.pending {
-            0 => "as the repo builds it".to_string(),
-            1 => "1 change pending (infra plan)".to_string(),
-            n => format!("{n} changes pending (infra plan)"),
+            Some(0) => "as the repo builds it".to_string(),
+            Some(1) => "1 change pending (infra plan)".to_string(),
+            Some(n) => format!("{n} changes pending (infra plan)"),
+            None => "pending changes not counted (no secrets' values to compare)".to_string(),
         };
         // one entry per file system, with the paths on it
         let mut mounts: Vec<(&super::Disk, Vec<&str>)> = Vec::new();

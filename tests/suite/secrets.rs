@@ -326,6 +326,16 @@ fn lab_apply_takes_the_values_from_the_store_and_shows_none() {
     );
     assert_eq!(r2.code, 1, "{r2:?}");
     assert!(flat(&r2.stderr).contains("E0741"), "{r2:?}");
+    // status still looks (read-only), and says it could not compare
+    let st = c.infra_env(
+        &["status"],
+        &[("INFRA_IDENTITY", carol.to_str().expect("path"))],
+    );
+    assert_ne!(st.code, 1, "{st:?}");
+    assert!(
+        st.stdout.contains("pending changes not counted") && st.stderr.contains("E0741"),
+        "{st:?}"
+    );
 
     // no value anywhere: outputs, JSON, build files, the lab's own secrets file
     let status = c.infra_env(&["status", "--json"], &env);
