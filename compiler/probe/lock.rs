@@ -216,14 +216,23 @@ sshd_of() {
 }
 lock_facts() {
   [ -d "$S/lock" ] || return 1
-  cat "$S/lock/info" 2>/dev/null
-  printf 'holder=%s\n' "$(head -n 1 "$S/lock/holder" 2>/dev/null)"
-  printf 'phase=%s\n' "$(cat "$S/lock/phase" 2>/dev/null)"
-  printf 'token=%s\n' "$(cat "$S/lock/token" 2>/dev/null)"
-  printf 'boot_now=%s\n' "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
-  if [ -d "$S/lock/resolved" ]; then echo claimed=1; fi
-  if alive "$(cat "$S/lock/owner" 2>/dev/null)"; then echo owner_alive=1; fi
-  if alive "$(sed -n 's/^conn=//p' "$S/lock/info" 2>/dev/null)"; then echo conn_alive=1; fi
+  # a lock is made whole, its phase in it: one without is being removed right now
+  # (rm -rf) or was made by hand; look again for up to 1 s
+  n=0
+  while [ ! -f "$S/lock/phase" ] && [ -d "$S/lock" ] && [ "$n" -lt 10 ]; do sleep 0.1; n=$((n + 1)); done
+  lf=$(
+    cat "$S/lock/info" 2>/dev/null
+    printf 'holder=%s\n' "$(head -n 1 "$S/lock/holder" 2>/dev/null)"
+    printf 'phase=%s\n' "$(cat "$S/lock/phase" 2>/dev/null)"
+    printf 'token=%s\n' "$(cat "$S/lock/token" 2>/dev/null)"
+    printf 'boot_now=%s\n' "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+    if [ -d "$S/lock/resolved" ]; then echo claimed=1; fi
+    if alive "$(cat "$S/lock/owner" 2>/dev/null)"; then echo owner_alive=1; fi
+    if alive "$(sed -n 's/^conn=//p' "$S/lock/info" 2>/dev/null)"; then echo conn_alive=1; fi
+  )
+  # removed while it was read: there is no lock (what was read is not one)
+  [ -d "$S/lock" ] || return 1
+  printf '%s\n' "$lf"
   return 0
 }
 "#;

@@ -114,9 +114,11 @@ case $mode in
         ago() {
             if [ "$1" -lt 7200 ]; then echo "$(($1 / 60)) min"; else echo "$(($1 / 3600)) h"; fi
         }
-        # WAL: archiving fails and nothing went out for 10 min
+        # WAL: archiving fails and nothing went out for 10 min (since the server
+        # started, when nothing was ever archived: a first attempt that failed
+        # before the repositories were ready is not 10 min of failing)
         # shellcheck disable=SC2046 # three words
-        set -- $(psql1 "SELECT coalesce(extract(epoch FROM last_archived_time)::bigint, 0), coalesce(extract(epoch FROM last_failed_time)::bigint, 0), coalesce(last_failed_wal, '-') FROM pg_stat_archiver" | tr '|' ' ')
+        set -- $(psql1 "SELECT extract(epoch FROM coalesce(last_archived_time, pg_postmaster_start_time()))::bigint, coalesce(extract(epoch FROM last_failed_time)::bigint, 0), coalesce(last_failed_wal, '-') FROM pg_stat_archiver" | tr '|' ' ')
         if [ "$#" -eq 3 ] && [ "$2" -gt "$1" ] && [ $((now - $1)) -ge 600 ]; then
             echo "right: PostgreSQL has not archived WAL for $(ago $((now - $1))) and is failing to ($3): a restore would end before that; see /var/log/pgbackrest/main-archive-push-async.log and the members' SSH (journalctl -u ssh)"
             bad=1
