@@ -796,7 +796,7 @@ pub fn assess(model: &Model, hosts: Vec<HostStatus>) -> Report {
                 add(&mut problems,
                     Health::Degraded,
                     format!(
-                        "{m} holds VIP {vip} of {name} but not its active flag {} (keepalived's notify did not run, e.g. keepalived kept running through a rolled-back first apply): what runs only on the VIP holder is stopped there; restart keepalived on {m}",
+                        "{m} holds VIP {vip} of {name} but not its active flag {} (keepalived's notify did not run, e.g. a keepalived started by hand or by an older infra's rolled-back first apply): what runs only on the VIP holder is stopped there; restart keepalived on {m}",
                         flag(&name)
                     ),
                 );

@@ -869,6 +869,34 @@ fn lab_minimal_apply_cycle() {
     let v1 = c.text();
     c.up(EXTRA);
 
+    // A first apply that fails after it started a distribution's unit: undone to
+    // the state before infra, that unit stopped and disabled again (it was both).
+    assert_eq!(
+        c.out(
+            "solo",
+            "systemctl is-enabled keepalived.service; systemctl is-active keepalived.service"
+        ),
+        "disabled\ninactive"
+    );
+    c.write(&format!(
+        "{v1}\nkind starts_keepalived(on: host) {{\n  unit \"keepalived.service\" {{\n    enable = true\n    start  = true\n  }}\n  step \"fails\" {{\n    run = \"exit 3\"\n  }}\n}}\nstarts_keepalived k {{\n  on = solo\n}}\n"
+    ));
+    let r = c.infra(&["apply"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("rolled back to the state before infra"),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.out(
+            "solo",
+            "systemctl is-enabled keepalived.service; systemctl is-active keepalived.service"
+        ),
+        "disabled\ninactive",
+        "the undone first generation left keepalived enabled or running"
+    );
+    c.write(&v1);
+
     // Apply: generation 1, every declared unit active.
     let r = c.infra(&["apply"]);
     assert_ok(&r);

@@ -465,6 +465,8 @@ fn live_changes(s: &mut String, sw: &SwitchSpec) {
                     s.push_str("step \"systemctl daemon-reload\" systemctl daemon-reload\n")
                 }
                 Action::EnableUnit { unit } => {
+                    // an undo disables it again unless the previous generation enables it
+                    let _ = writeln!(s, "printf '%s\\n' {} >> \"$S/lock/enabled\"", q(unit));
                     let _ = writeln!(
                         s,
                         "step {} systemctl enable --quiet -- {}",
@@ -474,9 +476,10 @@ fn live_changes(s: &mut String, sw: &SwitchSpec) {
                 }
                 Action::StartUnit { unit } | Action::RestartUnit { unit, .. } => {
                     let restart = matches!(a, Action::RestartUnit { .. });
-                    if restart {
-                        let _ = writeln!(s, "printf '%s\\n' {} >> \"$S/lock/restarted\"", q(unit));
-                    }
+                    // an undo restarts what the switch restarted, and stops what it
+                    // started unless the previous generation runs it
+                    let record = if restart { "restarted" } else { "started" };
+                    let _ = writeln!(s, "printf '%s\\n' {} >> \"$S/lock/{record}\"", q(unit));
                     let verb = if restart { "restart" } else { "start" };
                     let _ = writeln!(
                         s,

@@ -134,6 +134,29 @@ setphase undoing"#,
                 let _ = writeln!(s, "e systemctl disable --quiet -- {}", q(&u.name));
             }
         }
+        // Units the switch started or enabled that were stopped or disabled
+        // before (a distribution's keepalived.service, postgresql@15-main): back
+        // to that, unless the previous generation runs or enables them. A first
+        // generation undone leaves no VIP and no server behind.
+        for (record, verb, keep) in [
+            (
+                "started",
+                "$nb stop",
+                prev.units.iter().filter(|u| u.start).collect::<Vec<_>>(),
+            ),
+            (
+                "enabled",
+                "disable --quiet",
+                prev.units.iter().filter(|u| u.enable).collect(),
+            ),
+        ] {
+            let keep: String = keep.iter().map(|u| format!(" {}", u.name)).collect();
+            let _ = writeln!(
+                s,
+                "if [ -f \"$S/lock/{record}\" ]; then\n  keep={}\n  while IFS= read -r u; do case \"$keep\" in *\" $u \"*) ;; *) e systemctl {verb} -- \"$u\" ;; esac; done < \"$S/lock/{record}\"\nfi",
+                q(&format!("{keep} "))
+            );
+        }
     }
     // Files of the previous generation, from its directory.
     if let Some(p) = sw.previous {
