@@ -319,7 +319,7 @@ impl Store {
                     ),
                 )
                 .help(format!(
-                    "your identities: {} — give yours with --identity FILE (or INFRA_IDENTITY), or ask an admin who can decrypt to add your key (`admin NAME {{ key = \"...\" }}`) and run `infra secrets rekey`",
+                    "your identities: {} — give yours with --identity FILE (or INFRA_IDENTITY; a passphrase-protected key needs its passphrase: a terminal or INFRA_IDENTITY_PASSPHRASE), or ask an admin who can decrypt to add your key (`admin NAME {{ key = \"...\" }}`) and run `infra secrets rekey`",
                     ids.describe()
                 ))));
             }
