@@ -131,7 +131,7 @@ pub fn check_str(name: &str, text: &str) -> (SourceMap, Vec<Diag>) {
         resolve::load::normalize(Path::new(name)),
         text.as_bytes().to_vec(),
     );
-    check_all(Path::new(name), &loader)
+    check_all(Path::new(name), &loader, |_| Vec::new())
 }
 
 /// `infra check` on a file or directory of the user's repo (reads the
@@ -139,12 +139,30 @@ pub fn check_str(name: &str, text: &str) -> (SourceMap, Vec<Diag>) {
 /// make `infra build` fail fails here. Returns the loaded sources (for rendering
 /// diagnostics) and every diagnostic.
 pub fn check_path(path: &Path) -> (SourceMap, Vec<Diag>) {
-    check_all(path, &resolve::FsLoader)
+    check_all(path, &resolve::FsLoader, |_| Vec::new())
 }
 
-fn check_all(path: &Path, loader: &dyn Loader) -> (SourceMap, Vec<Diag>) {
+/// [`check_path`], and `more`'s diagnostics of the configuration when it compiled
+/// (the CLI's look at the files beside it: its secrets).
+pub fn check_path_and(
+    path: &Path,
+    more: impl FnOnce(&Compilation) -> Vec<Diag>,
+) -> (SourceMap, Vec<Diag>) {
+    check_all(path, &resolve::FsLoader, more)
+}
+
+fn check_all(
+    path: &Path,
+    loader: &dyn Loader,
+    more: impl FnOnce(&Compilation) -> Vec<Diag>,
+) -> (SourceMap, Vec<Diag>) {
     match compile(path, loader) {
-        Ok(c) => (c.model.sources, c.diags),
+        Ok(c) => {
+            let extra = more(&c);
+            let mut diags = c.diags;
+            diags.extend(extra);
+            (c.model.sources, diags)
+        }
         Err(f) => {
             let mut diags = f.warnings;
             diags.extend(f.diags);

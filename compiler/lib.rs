@@ -51,4 +51,6 @@ pub mod syntax;
 #[allow(clippy::disallowed_methods)]
 pub mod transport;
 
-pub use compile::{check, check_path, check_str, compile, Checked, Compilation, Failure};
+pub use compile::{
+    check, check_path, check_path_and, check_str, compile, Checked, Compilation, Failure,
+};

@@ -223,30 +223,30 @@ pub struct Keys {
     pub passphrase: Option<String>,
 }
 
-/// Fill `s` with the store's values of `names` it does not have yet.
+/// Fill `s` with the store's values of `names` it does not have yet (decrypting
+/// only those), marked as the store's.
 fn from_store(
     s: &mut Secrets,
     st: &store::Store,
     names: &BTreeSet<String>,
     keys: &Keys,
-) -> Result<BTreeSet<String>, Vec<crate::diag::Diag>> {
+) -> Result<(), Vec<crate::diag::Diag>> {
     let stored: BTreeSet<String> = st.names().map_err(|d| vec![*d])?.into_iter().collect();
     let wanted: Vec<&String> = names
         .iter()
         .filter(|n| s.get(n).is_none() && stored.contains(*n))
         .collect();
-    let mut got = BTreeSet::new();
     if wanted.is_empty() {
-        return Ok(got);
+        return Ok(());
     }
     let ids =
         store::Identities::load(&keys.files, keys.passphrase.clone()).map_err(|d| vec![*d])?;
     for n in wanted {
         let e = st.read(n, &ids).map_err(|d| vec![*d])?;
         s.insert(n, e.value);
-        got.insert(n.clone());
+        s.from_store.insert(n.clone());
     }
-    Ok(got)
+    Ok(())
 }
 
 /// A plaintext secrets file that git would commit (inside a work tree, not
@@ -332,17 +332,15 @@ pub fn gather(
                 .help(format!("run `infra lab up {}` first", config_dir.display()))]);
             }
             let file = state_dir.join("secrets.env");
-            let mut s = Secrets::load(Some(&file), names)
-                .map_err(|e| err(e, format!("remove {} to start over", file.display())))?;
-            // the store's values win over the lab's throwaway ones
+            // the store's values first: they win over the lab's throwaway ones
+            let mut s = Secrets::new();
             if let Some(st) = store {
-                let mut stored = Secrets::new();
-                from_store(&mut stored, st, names, keys)?;
-                for n in stored.names().map(str::to_string).collect::<Vec<_>>() {
-                    let v = stored.values.remove(&n).unwrap_or_default();
-                    s.insert(&n, v);
-                    s.from_store.insert(n);
-                }
+                from_store(&mut s, st, names, keys)?;
+            }
+            let lab = Secrets::load(Some(&file), names)
+                .map_err(|e| err(e, format!("remove {} to start over", file.display())))?;
+            for (k, v) in lab.values {
+                s.values.entry(k).or_insert(v);
             }
             let before: BTreeSet<String> = s.names().map(str::to_string).collect();
             s.generate_missing(names).map_err(|e| {

@@ -131,28 +131,22 @@ pub(super) fn prepare_readonly(
     secrets: Option<&Path>,
 ) -> Result<(Fleet, BTreeMap<String, Materialized>, bool), i32> {
     let fleet = fleet(path, conn)?;
-    let names = fleet.secret_names();
-    let keys = super::secrets::keys(&[]);
-    let (values, known) =
-        match crate::secrets::gather(&fleet.secrets_source(secrets), &names, &keys) {
-            Ok(v) => (v, true),
-            Err(diags) => {
-                let why: Vec<&str> = diags.iter().map(|d| d.code).collect();
-                eprintln!(
-                    "note: the secrets' values cannot be had ({}): pending changes are not counted",
-                    why.join(", ")
-                );
-                let mut s = crate::secrets::Secrets::new();
-                for n in &names {
-                    s.insert(n, "-".into());
-                }
-                (s, false)
+    let (values, known) = match secret_values(&fleet, secrets) {
+        Ok(v) => (v, true),
+        Err(diags) => {
+            let why: Vec<&str> = diags.iter().map(|d| d.code).collect();
+            eprintln!(
+                "note: the secrets' values cannot be had ({}): pending changes are not counted",
+                why.join(", ")
+            );
+            let mut s = crate::secrets::Secrets::new();
+            for n in &fleet.secret_names() {
+                s.insert(n, "-".into());
             }
-        };
-    let files = fleet.materialize(&values).map_err(|d| {
-        error(*d);
-        1
-    })?;
+            (s, false)
+        }
+    };
+    let files = materialized(&fleet, &values)?;
     Ok((fleet, files, known))
 }
 
@@ -163,18 +157,33 @@ pub(super) fn prepare(
     secrets: Option<&Path>,
 ) -> Result<(Fleet, BTreeMap<String, Materialized>), i32> {
     let fleet = fleet(path, conn)?;
-    let keys = super::secrets::keys(&[]);
-    let values =
-        crate::secrets::gather(&fleet.secrets_source(secrets), &fleet.secret_names(), &keys)
-            .map_err(|diags| {
-                report(&diags, &SourceMap::new(), MessageFormat::Human);
-                1
-            })?;
-    let files = fleet.materialize(&values).map_err(|d| {
-        error(*d);
+    let values = secret_values(&fleet, secrets).map_err(|diags| {
+        report(&diags, &SourceMap::new(), MessageFormat::Human);
         1
     })?;
+    let files = materialized(&fleet, &values)?;
     Ok((fleet, files))
+}
+
+/// The values of every secret `fleet`'s hosts use (docs/secrets.md: the
+/// environment, the secrets file, the store).
+fn secret_values(
+    fleet: &Fleet,
+    secrets: Option<&Path>,
+) -> Result<crate::secrets::Secrets, Vec<Diag>> {
+    let keys = super::secrets::keys(&[]);
+    crate::secrets::gather(&fleet.secrets_source(secrets), &fleet.secret_names(), &keys)
+}
+
+/// Every host's files with `values` substituted; Err(exit code) after printing why.
+fn materialized(
+    fleet: &Fleet,
+    values: &crate::secrets::Secrets,
+) -> Result<BTreeMap<String, Materialized>, i32> {
+    fleet.materialize(values).map_err(|d| {
+        error(*d);
+        1
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -350,23 +350,9 @@ pub fn report(diags: &[Diag], sources: &SourceMap, format: MessageFormat) {
 }
 
 fn check(path: &Path, format: MessageFormat) -> i32 {
-    let (sources, mut diags) = crate::check_path(path);
-    // the secrets next to it: a plaintext file git would commit, unused ones
-    if !diag::has_errors(&diags) {
-        if let Ok(c) = crate::check(path, &crate::resolve::FsLoader) {
-            let dir = if path.is_dir() {
-                path.to_path_buf()
-            } else {
-                path.parent().map(Path::to_path_buf).unwrap_or_default()
-            };
-            let dir = if dir.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                dir
-            };
-            diags.extend(crate::secrets::audit(&dir, &c.model));
-        }
-    }
+    // and the secrets beside it: a plaintext file git would commit, unused ones
+    let (sources, diags) =
+        crate::check_path_and(path, |c| crate::secrets::audit(&c.root_dir, &c.model));
     report(&diags, &sources, format);
     if diag::has_errors(&diags) {
         1

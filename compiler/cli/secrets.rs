@@ -79,24 +79,17 @@ fn fail(d: impl Into<Box<Diag>>) -> i32 {
     1
 }
 
-/// The configuration's model; only errors are printed (its warnings are `infra
-/// check`'s business).
-fn quiet_load(dir: &Path) -> Result<crate::Checked, i32> {
-    crate::check(dir, &crate::resolve::FsLoader).map_err(|f| {
+/// The configuration's model and its store (beside the configuration, where plan
+/// and apply look); only errors are printed (its warnings are `infra check`'s
+/// business).
+fn load(c: &Common) -> Result<(crate::resolve::Model, Store), i32> {
+    let path = c.path.clone().unwrap_or_else(|| PathBuf::from("."));
+    let checked = crate::check(&path, &crate::resolve::FsLoader).map_err(|f| {
         report(&f.diags, &f.sources, MessageFormat::Human);
         1
-    })
-}
-
-fn config_dir(path: &Option<PathBuf>) -> PathBuf {
-    let p = path.clone().unwrap_or_else(|| PathBuf::from("."));
-    if p.is_file() {
-        p.parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."))
-    } else {
-        p
-    }
+    })?;
+    let st = Store::of(&checked.root_dir);
+    Ok((checked.model, st))
 }
 
 fn identities(common: &Common) -> Result<Identities, i32> {
@@ -133,12 +126,10 @@ pub fn run(cmd: SecretsCommand) -> i32 {
 }
 
 fn list(c: &Common) -> i32 {
-    let dir = config_dir(&c.path);
-    let model = match quiet_load(&dir) {
-        Ok(m) => m.model,
+    let (model, st) = match load(c) {
+        Ok(x) => x,
         Err(code) => return code,
     };
-    let st = Store::of(&dir);
     let stored = match st.names() {
         Ok(n) => n,
         Err(d) => return fail(d),
@@ -263,12 +254,10 @@ fn set(name: &str, c: &Common, from_file: Option<&Path>, generate: bool, length:
     if !store::valid_name(name) {
         return fail(store::name_error(name));
     }
-    let dir = config_dir(&c.path);
-    let model = match quiet_load(&dir) {
-        Ok(m) => m.model,
+    let (model, st) = match load(c) {
+        Ok(x) => x,
         Err(code) => return code,
     };
-    let st = Store::of(&dir);
     let value = match read_value(name, from_file, generate, length) {
         Ok(v) => v,
         Err(d) => return fail(d),
@@ -283,11 +272,9 @@ fn set(name: &str, c: &Common, from_file: Option<&Path>, generate: bool, length:
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".into()),
     };
-    let was = st
-        .names()
-        .map(|n| n.iter().any(|x| x == name))
-        .unwrap_or(false);
-    let stale = !st.names().unwrap_or_default().is_empty() && differs(&model, &st);
+    let before = st.names().unwrap_or_default();
+    let was = before.iter().any(|x| x == name);
+    let stale = !before.is_empty() && differs(&model, &st);
     if let Err(d) = st.write(name, &entry, &model.admins) {
         return fail(d);
     }
@@ -298,7 +285,7 @@ fn set(name: &str, c: &Common, from_file: Option<&Path>, generate: bool, length:
     println!(
         "secret {name} {} in {} (encrypted to {}){}",
         if was { "changed" } else { "set" },
-        st.dir.join(format!("{name}.age")).display(),
+        st.file(name).display(),
         admins.join(", "),
         if generate { ", generated" } else { "" }
     );
@@ -316,8 +303,10 @@ fn set(name: &str, c: &Common, from_file: Option<&Path>, generate: bool, length:
 }
 
 fn rm(name: &str, c: &Common) -> i32 {
-    let dir = config_dir(&c.path);
-    let st = Store::of(&dir);
+    let (_, st) = match load(c) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     match st.remove(name) {
         Ok(true) => {
             println!("secret {name} removed from {}", st.dir.display());
@@ -332,12 +321,10 @@ fn rm(name: &str, c: &Common) -> i32 {
 }
 
 fn rekey(c: &Common) -> i32 {
-    let dir = config_dir(&c.path);
-    let model = match quiet_load(&dir) {
-        Ok(m) => m.model,
+    let (model, st) = match load(c) {
+        Ok(x) => x,
         Err(code) => return code,
     };
-    let st = Store::of(&dir);
     let ids = match identities(c) {
         Ok(i) => i,
         Err(code) => return code,

@@ -223,7 +223,8 @@ impl Store {
         self.dir.join(RECIPIENTS).is_file() || self.names().is_ok_and(|n| !n.is_empty())
     }
 
-    fn file(&self, name: &str) -> PathBuf {
+    /// Where secret `name` is kept.
+    pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.age"))
     }
 
@@ -362,9 +363,21 @@ impl Store {
         Ok(entry)
     }
 
-    /// Encrypt `entry` to every admin and write it as secret `name` (a temporary
-    /// file renamed over the old one: never half a file), then the recipients file.
+    /// Encrypt `entry` to every admin and write it as secret `name`, then the
+    /// recipients file.
     pub fn write(
+        &self,
+        name: &str,
+        entry: &Entry,
+        admins: &[crate::resolve::Admin],
+    ) -> Result<(), Box<Diag>> {
+        self.encrypt(name, entry, admins)?;
+        self.write_recipients(admins)
+    }
+
+    /// Encrypt `entry` to every admin into `NAME.age` (a temporary file renamed
+    /// over the old one: never half a file).
+    fn encrypt(
         &self,
         name: &str,
         entry: &Entry,
@@ -409,7 +422,7 @@ impl Store {
                 let _ = std::fs::remove_file(&tmp);
                 fail(format!("cannot write {}: {e}", path.display()))
             })?;
-        self.write_recipients(admins)
+        Ok(())
     }
 
     fn write_recipients(&self, admins: &[crate::resolve::Admin]) -> Result<(), Box<Diag>> {
@@ -460,11 +473,9 @@ impl Store {
         }
         let before = self.recipients();
         for (n, e) in &entries {
-            self.write(n, e, admins)?;
+            self.encrypt(n, e, admins)?;
         }
-        if entries.is_empty() {
-            self.write_recipients(admins)?;
-        }
+        self.write_recipients(admins)?;
         Ok(before
             .into_iter()
             .filter(|(name, key)| {

@@ -28,6 +28,14 @@ pg\tmain\t1\tt\t0\n\
 pgrecv\tmain\tstreaming\t0\t0\n\
 disk\t/\t1000\t950\t50\t/\n";
 
+/// The standby's answer with its server stopped, and `extra` records.
+fn stopped_standby(extra: &str) -> String {
+    let stopped = STANDBY
+        .replace("pg\tmain\t1\tt\t0", "pg\tmain\t0\t-\t0")
+        .replace("pgrecv\tmain\tstreaming\t0\t0\n", "");
+    format!("{stopped}{extra}")
+}
+
 fn up(host: &str, text: &str) -> HostStatus {
     HostStatus {
         host: host.into(),
@@ -82,9 +90,7 @@ fn a_redundant_pair_is_healthy() {
 fn each_failure_is_named_and_the_worst_comes_first() {
     let m = model();
     // a full disk, a stopped standby
-    let stopped = STANDBY
-        .replace("pg\tmain\t1\tt\t0", "pg\tmain\t0\t-\t0")
-        .replace("pgrecv\tmain\tstreaming\t0\t0\n", "");
+    let stopped = stopped_standby("");
     let r = assess(&m, vec![up("alpha", PRIMARY), up("beta", &stopped)]);
     assert_eq!(r.exit_code(), 2);
     assert_eq!(r.health, Health::Degraded);
@@ -191,9 +197,7 @@ fn mariadb_replicas_are_judged_by_their_slave_threads() {
 fn a_stopped_or_silent_standby_says_since_when() {
     let m = model();
     // the unit stopped at 940: 60 s before the probe
-    let stopped = STANDBY
-        .replace("pg\tmain\t1\tt\t0", "pg\tmain\t0\t-\t0\npgunit\tmain\t940")
-        .replace("pgrecv\tmain\tstreaming\t0\t0\n", "");
+    let stopped = stopped_standby("pgunit\tmain\t940\n");
     let r = assess(&m, vec![up("alpha", PRIMARY), up("beta", &stopped)]);
     assert!(
         r.summary.starts_with(
@@ -288,9 +292,7 @@ fn every_report_matches_the_documented_schema() {
     let v = schema();
     let m = model();
     let standby = STANDBY.replace("\t950\t50\t", "\t500\t500\t");
-    let stopped = STANDBY
-        .replace("pg\tmain\t1\tt\t0", "pg\tmain\t0\t-\t0\npgunit\tmain\t940")
-        .replace("pgrecv\tmain\tstreaming\t0\t0\n", "");
+    let stopped = stopped_standby("pgunit\tmain\t940\n");
     let gone = HostStatus {
         host: "beta".into(),
         facts: None,
