@@ -151,10 +151,18 @@ fn lock(c: &LabConfig) -> Option<LockFacts> {
     (code == 0).then(|| LockFacts::parse(&out))
 }
 
-/// Wait (up to 60 s) until no live apply holds the host lock.
+/// Whether a script sent by an apply still runs on the host: its loader lives
+/// until it ends (the bracket keeps pgrep from finding the shell that asks).
+fn script_running(c: &LabConfig) -> bool {
+    c.sh(HOST, "pgrep -f 'IFS= rea[d] -r n' >/dev/null").0 == 0
+}
+
+/// Wait (up to 60 s) until no live apply holds the host lock and no script of
+/// a killed client still runs there (a switch cut before it took the lock
+/// takes it, and gives it back, after the client is gone).
 fn settled(c: &LabConfig) {
     let end = Instant::now() + Duration::from_secs(60);
-    while lock(c).is_some_and(|l| l.live()) {
+    while lock(c).is_some_and(|l| l.live()) || script_running(c) {
         assert!(
             Instant::now() < end,
             "an apply still holds the lock of {HOST} after 60 s: {:?}",

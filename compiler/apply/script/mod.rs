@@ -48,7 +48,10 @@ use crate::shell::quote;
 pub const KEEP_GENERATIONS: usize = 5;
 
 /// The loader: exec'ed as `sh -c LOADER`; stdin is `LEN\n` + script + payload.
-pub const LOADER: &str = r#"IFS= read -r n || exit 91
+/// It ignores SIGHUP (sshd's, when the client goes away) as the scripts do: it
+/// lives until its script ends and then removes it.
+pub const LOADER: &str = r#"trap '' HUP PIPE
+IFS= read -r n || exit 91
 f=$(mktemp) || exit 92
 dd bs="$n" count=1 iflag=fullblock of="$f" 2>/dev/null || { rm -f "$f"; exit 93; }
 sh "$f"; r=$?

@@ -114,11 +114,19 @@ mkdir -p "$G" && chmod 0700 "$S" || { echo "cannot create $S" >&2; exit 94; }
     s.push_str(
         r#"printf '%s %s\n' "$$" "$(pstart $$)" > "$lt/owner"
 printf 'locked\n' > "$lt/phase"
-if ! mv -T "$lt" "$S/lock" 2>/dev/null; then
-  rm -rf "$lt"
-  printf 'LOCKED\t' >> "$out"; { lock_facts || :; } | b64 >> "$out"; printf '\n' >> "$out"
-  finish 1
-fi
+# a lock that is gone again by the time its facts are read was given back
+# while this switch tried (a killed apply's switch ending): try again
+n=0
+until mv -T "$lt" "$S/lock" 2> "$t/o"; do
+  if lf=$(lock_facts); then
+    rm -rf "$lt"
+    printf 'LOCKED\t' >> "$out"; printf '%s\n' "$lf" | b64 >> "$out"; printf '\n' >> "$out"
+    finish 1
+  fi
+  n=$((n + 1))
+  if [ "$n" -ge 30 ]; then rm -rf "$lt"; fail "take the lock $S/lock" 1; fi
+  sleep 0.1
+done
 locked=1
 "#,
     );
