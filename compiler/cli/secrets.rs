@@ -33,6 +33,14 @@ pub enum SecretsCommand {
         #[arg(long, default_value_t = 24, requires = "generate")]
         length: usize,
     },
+    /// Edit a secret in $VISUAL / $EDITOR (else vi): the value is written to a
+    /// private file in memory (tmpfs: $XDG_RUNTIME_DIR or /dev/shm, never a
+    /// disk), encrypted again when the editor exits, and the file removed.
+    Edit {
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Remove a secret from the store.
     Rm {
         name: String,
@@ -120,6 +128,7 @@ pub fn run(cmd: SecretsCommand) -> i32 {
             generate,
             length,
         } => set(&name, &common, from_file.as_deref(), generate, length),
+        SecretsCommand::Edit { name, common } => edit(&name, &common),
         SecretsCommand::Rm { name, common } => rm(&name, &common),
         SecretsCommand::Rekey(c) => rekey(&c),
     }
@@ -258,10 +267,21 @@ fn set(name: &str, c: &Common, from_file: Option<&Path>, generate: bool, length:
         Ok(x) => x,
         Err(code) => return code,
     };
-    let value = match read_value(name, from_file, generate, length) {
-        Ok(v) => v,
-        Err(d) => return fail(d),
-    };
+    match read_value(name, from_file, generate, length) {
+        Ok(v) => commit(
+            name,
+            v,
+            &model,
+            &st,
+            if generate { ", generated" } else { "" },
+        ),
+        Err(d) => fail(d),
+    }
+}
+
+/// Encrypt `value` as secret `name` to the configuration's admins and say what
+/// uses it.
+fn commit(name: &str, value: String, model: &crate::resolve::Model, st: &Store, how: &str) -> i32 {
     let entry = Entry {
         value,
         changed: std::time::SystemTime::now()
@@ -274,20 +294,19 @@ fn set(name: &str, c: &Common, from_file: Option<&Path>, generate: bool, length:
     };
     let before = st.names().unwrap_or_default();
     let was = before.iter().any(|x| x == name);
-    let stale = !before.is_empty() && differs(&model, &st);
+    let stale = !before.is_empty() && differs(model, st);
     if let Err(d) = st.write(name, &entry, &model.admins) {
         return fail(d);
     }
     let admins: Vec<String> = model.admins.iter().map(|a| a.name.value.clone()).collect();
-    let users = crate::secrets::consumers(&model)
+    let users = crate::secrets::consumers(model)
         .remove(name)
         .unwrap_or_default();
     println!(
-        "secret {name} {} in {} (encrypted to {}){}",
+        "secret {name} {} in {} (encrypted to {}){how}",
         if was { "changed" } else { "set" },
         st.file(name).display(),
         admins.join(", "),
-        if generate { ", generated" } else { "" }
     );
     match users.len() {
         0 => println!("nothing uses it yet: secret(\"{name}\") in a parameter"),
@@ -300,6 +319,153 @@ fn set(name: &str, c: &Common, from_file: Option<&Path>, generate: bool, length:
         eprintln!("warning: the other secrets are not encrypted to exactly these admins: run `infra secrets rekey`");
     }
     0
+}
+
+/// tmpfs's magic number (statfs(2)).
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// A directory in memory to edit a value in: $XDG_RUNTIME_DIR, else /dev/shm,
+/// whichever is a tmpfs.
+fn memory_dir() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    candidates.push(PathBuf::from("/dev/shm"));
+    candidates.into_iter().find(|d| {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(d.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: statfs writes into the zeroed struct it is given; c is a valid C string.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == TMPFS_MAGIC }
+    })
+}
+
+/// The file's bytes overwritten, then removed (best effort: tmpfs frees the pages).
+fn shred(f: &Path) {
+    if let Ok(m) = std::fs::metadata(f) {
+        let _ = std::fs::write(f, vec![0u8; m.len() as usize]);
+    }
+    let _ = std::fs::remove_file(f);
+}
+
+fn edit(name: &str, c: &Common) -> i32 {
+    if !store::valid_name(name) {
+        return fail(store::name_error(name));
+    }
+    let (model, st) = match load(c) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let bad = |why: String| Diag::error("E0747", why);
+    let exists = st.names().unwrap_or_default().iter().any(|n| n == name);
+    let old = if exists {
+        let ids = match identities(c) {
+            Ok(i) => i,
+            Err(code) => return code,
+        };
+        match st.read(name, &ids) {
+            Ok(e) => e.value,
+            Err(d) => return fail(d),
+        }
+    } else {
+        String::new()
+    };
+    let Some(mem) = memory_dir() else {
+        return fail(
+            bad("no directory in memory to edit the value in: neither $XDG_RUNTIME_DIR nor /dev/shm is a tmpfs".into())
+                .help(format!("the value would be written to a disk; set it instead: infra secrets set {name} (from a prompt, --from-file or --generate)")),
+        );
+    };
+    let dir = mem.join(format!("infra-secret-{}", crate::secrets::token()));
+    let made = {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)
+    };
+    if let Err(e) = made {
+        return fail(bad(format!(
+            "cannot make a private directory in {}: {e}",
+            mem.display()
+        )));
+    }
+    let file = dir.join(name);
+    // one-line values get the newline an editor adds; `trimmed` takes it off again
+    let shown = if !old.is_empty() && !old.contains('\n') {
+        format!("{old}\n")
+    } else {
+        old.clone()
+    };
+    let written = {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| f.write_all(shown.as_bytes()))
+    };
+    if let Err(e) = written {
+        shred(&file);
+        let _ = std::fs::remove_dir_all(&dir);
+        return fail(bad(format!("cannot write {}: {e}", file.display())));
+    }
+    let editor = ["VISUAL", "EDITOR"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "vi".into());
+    // through sh, as git runs it: EDITOR may carry arguments ("code --wait")
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("infra-secrets-edit")
+        .arg(&file)
+        .status();
+    let after = std::fs::read_to_string(&file);
+    shred(&file);
+    // an editor's backup or swap file goes with it
+    let _ = std::fs::remove_dir_all(&dir);
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => {
+            return fail(bad(format!(
+                "the editor ({editor}) exited with {s}: {name} not changed"
+            )))
+        }
+        Err(e) => {
+            return fail(
+                bad(format!(
+                    "cannot run the editor ({editor}): {e}: {name} not changed"
+                ))
+                .help("set VISUAL or EDITOR"),
+            )
+        }
+    }
+    let value = match after {
+        Ok(v) => trimmed(v),
+        Err(e) => {
+            return fail(bad(format!(
+                "cannot read the edited value back: {e}: {name} not changed"
+            )))
+        }
+    };
+    if value.is_empty() {
+        return fail(
+            bad(format!(
+                "empty value for {name}: nothing {}",
+                if exists { "changed" } else { "set" }
+            ))
+            .help(format!("to remove it: infra secrets rm {name}")),
+        );
+    }
+    if exists && value == old {
+        println!("secret {name} unchanged: nothing written");
+        return 0;
+    }
+    commit(name, value, &model, &st, ", edited")
 }
 
 fn rm(name: &str, c: &Common) -> i32 {

@@ -62,8 +62,19 @@ impl Admins {
 
 /// `infra ARGS` with `stdin` and INFRA_IDENTITY=`who`'s key: (exit code, stdout, stderr).
 fn infra(args: &[&str], stdin: &str, identity: Option<&Path>) -> (i32, String, String) {
+    infra_env(args, stdin, identity, &[])
+}
+
+/// [`infra`] with more environment variables.
+fn infra_env(
+    args: &[&str],
+    stdin: &str,
+    identity: Option<&Path>,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra"));
     cmd.args(args)
+        .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .env_remove("INFRA_IDENTITY")
         .env("HOME", "/nonexistent")
@@ -238,6 +249,106 @@ fn two_admins_decrypt_a_third_cannot_and_rekey_shuts_one_out() {
     );
     assert_eq!(code, 1);
     assert!(err.contains("E0742"), "{err}");
+}
+
+#[test]
+fn edit_changes_a_value_in_a_private_file_in_memory() {
+    let a = Admins::new();
+    let (_tmp, dir) = accounting();
+    let d = dir.to_str().expect("utf-8 path");
+    a.declare(&dir, &["alice", "bob"]);
+    let values = fill(&dir, &a);
+    let alice = a.key("alice");
+    // the editor: logs the file it was given and its mode, then edits it as
+    // EDIT_TO says (a sed, nothing, or a new content)
+    let ed = a.keys.join("editor");
+    let log = a.keys.join("editor.log");
+    std::fs::write(
+        &ed,
+        "#!/bin/sh\nprintf '%s %s %s\\n' \"$1\" \"$(stat -c %a \"$1\")\" \"$(stat -f -c %T \"$1\")\" >> \"$EDLOG\"\ncase \"$EDIT_TO\" in\n  sed) sed -i s/correct/stapled/ \"$1\" ;;\n  keep) ;;\n  *) printf '%s\\n' \"$EDIT_TO\" > \"$1\" ;;\nesac\n",
+    )
+    .expect("write the editor");
+    let st = Command::new("chmod")
+        .arg("755")
+        .arg(&ed)
+        .status()
+        .expect("chmod");
+    assert!(st.success());
+    let (edp, logp) = (ed.to_str().expect("path"), log.to_str().expect("path"));
+    // XDG_RUNTIME_DIR on a disk is passed over for /dev/shm
+    let disk = a.keys.to_str().expect("path");
+    let run = |name: &str, to: &str| {
+        infra_env(
+            &["secrets", "edit", name, d],
+            "",
+            Some(&alice),
+            &[
+                ("EDITOR", edp),
+                ("VISUAL", ""),
+                ("EDLOG", logp),
+                ("EDIT_TO", to),
+                ("XDG_RUNTIME_DIR", disk),
+            ],
+        )
+    };
+
+    let (code, out, err) = run("app_pw", "sed");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("secret app_pw changed") && out.contains(", edited"),
+        "{out}"
+    );
+    assert_eq!(a.value(&dir, "app_pw", "bob"), "stapled-horse-battery");
+    assert_no_value("secrets edit", &format!("{out}{err}"), &values);
+    let logged = std::fs::read_to_string(&log).expect("the editor ran");
+    let mut f = logged.split_whitespace();
+    let (file, mode, fs) = (f.next().unwrap_or(""), f.next(), f.next());
+    assert!(file.starts_with("/dev/shm/infra-secret-"), "{logged}");
+    assert_eq!((mode, fs), (Some("600"), Some("tmpfs")), "{logged}");
+    assert!(
+        !Path::new(file).exists() && !Path::new(file).parent().is_some_and(Path::exists),
+        "{file} is removed with its directory"
+    );
+
+    // saved unchanged: nothing written
+    let before = std::fs::read(dir.join("secrets/app_pw.age")).expect("read");
+    let (code, out, err) = run("app_pw", "keep");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("secret app_pw unchanged: nothing written"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("secrets/app_pw.age")).expect("read"),
+        before
+    );
+
+    // an empty value is refused; a new name starts from an empty file
+    let (code, _, err) = run("app_pw", "");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("E0747") && err.contains("infra secrets rm app_pw"),
+        "{err}"
+    );
+    assert_eq!(a.value(&dir, "app_pw", "alice"), "stapled-horse-battery");
+    let (code, out, err) = run("smtp_pw", "hunter22");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("secret smtp_pw set"), "{out}");
+    assert_eq!(a.value(&dir, "smtp_pw", "bob"), "hunter22");
+
+    // an editor that fails changes nothing
+    let (code, _, err) = infra_env(
+        &["secrets", "edit", "app_pw", d],
+        "",
+        Some(&alice),
+        &[("EDITOR", "false"), ("VISUAL", "")],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("E0747") && err.contains("app_pw not changed"),
+        "{err}"
+    );
+    assert_eq!(a.value(&dir, "app_pw", "alice"), "stapled-horse-battery");
 }
 
 #[test]
