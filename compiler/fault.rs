@@ -22,7 +22,7 @@ fn wanted() -> Option<&'static str> {
 /// Stop here if the test asked for `point`.
 pub fn pause(point: &str) {
     if wanted() == Some(point) {
-        eprintln!("infra: paused at {point}");
+        errln!("infra: paused at {point}");
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }

@@ -12,10 +12,13 @@
 //! [`resolve::Loader`] (the filesystem, or memory in tests and the fuzzer).
 //! See docs/ARCHITECTURE.md.
 
+// Printing that survives a closed pipe (`infra plan | head`): outln!, errln!.
+#[macro_use]
+pub mod out;
 pub mod apply;
 pub mod backup;
 // IO at the edge: the command line: arguments, files, the environment, exit codes.
-#[allow(clippy::disallowed_methods, clippy::disallowed_macros)]
+#[allow(clippy::disallowed_methods)]
 pub mod cli;
 pub mod compile;
 pub mod deploy;
@@ -25,12 +28,12 @@ pub mod diag;
 pub mod drill;
 pub mod encode;
 // IO at the edge: fault injection reads INFRA_PAUSE_AT.
-#[allow(clippy::disallowed_methods, clippy::disallowed_macros)]
+#[allow(clippy::disallowed_methods)]
 pub mod fault;
 pub mod fmt;
 pub mod graph;
 // IO at the edge: boots machines: processes, namespaces, files.
-#[allow(clippy::disallowed_methods, clippy::disallowed_macros)]
+#[allow(clippy::disallowed_methods)]
 pub mod lab;
 pub mod lint;
 pub mod placeholder;

@@ -39,7 +39,7 @@ fn run(fleet: &Fleet, host: &str, script: &str) -> Result<crate::transport::Outp
         1
     })?;
     s.run(script, &[]).map_err(|e| {
-        eprintln!("error: {host}: {e}");
+        errln!("error: {host}: {e}");
         1
     })
 }
@@ -58,16 +58,18 @@ pub fn list(args: BackupsArgs) -> i32 {
     };
     let sites = backup::sites(&fleet.model);
     if sites.is_empty() {
-        eprintln!("no postgres_backup in this configuration (docs/stdlib.md, \"postgres_backup\")");
+        errln!("no postgres_backup in this configuration (docs/stdlib.md, \"postgres_backup\")");
         return 1;
     }
     let mut failed = false;
     let mut json = Vec::new();
     for site in &sites {
         if !args.json {
-            println!(
+            outln!(
                 "postgres_backup {} (postgres {} on {}):",
-                site.name, site.cluster, site.group
+                site.name,
+                site.cluster,
+                site.group
             );
         }
         let results = crate::transport::in_parallel(&site.members, |h| {
@@ -90,7 +92,7 @@ pub fn list(args: BackupsArgs) -> i32 {
                     if args.json {
                         json.push(serde_json::json!({"backup": site.name, "host": host, "repository": repo}));
                     } else {
-                        print!("{}", backup::describe(host, &repo, now()));
+                        out!("{}", backup::describe(host, &repo, now()));
                     }
                 }
                 Err(e) => {
@@ -100,14 +102,14 @@ pub fn list(args: BackupsArgs) -> i32 {
                             serde_json::json!({"backup": site.name, "host": host, "error": e}),
                         );
                     } else {
-                        println!("  on {host}: {e}");
+                        outln!("  on {host}: {e}");
                     }
                 }
             }
         }
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json).unwrap_or_default()
         );
@@ -129,7 +131,7 @@ fn members(fleet: &Fleet, site: &Site) -> (Vec<String>, Option<String>) {
         match a.as_deref() {
             Some("holder") => holder = Some(h.clone()),
             Some(_) => others.push(h.clone()),
-            None => eprintln!("warning: {h} cannot be reached"),
+            None => errln!("warning: {h} cannot be reached"),
         }
     }
     (others, holder)
@@ -139,7 +141,7 @@ pub fn restore(args: RestoreArgs) -> i32 {
     let target = match Target::parse(&args.to) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 1;
         }
     };
@@ -150,7 +152,7 @@ pub fn restore(args: RestoreArgs) -> i32 {
     let sites = backup::sites(&fleet.model);
     let Some(site) = sites.iter().find(|s| s.name == args.name) else {
         let known: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
-        eprintln!(
+        errln!(
             "error: no postgres_backup `{}` in this configuration (there is: {})",
             args.name,
             if known.is_empty() {
@@ -163,13 +165,14 @@ pub fn restore(args: RestoreArgs) -> i32 {
     };
     match restore_run(&fleet, site, &target, args.on.as_deref(), &args.to) {
         Ok(r) => {
-            print!("{}", r.output);
+            out!("{}", r.output);
             if r.ok {
                 0
             } else {
-                eprintln!(
+                errln!(
                     "error: the restore of {} on {} failed (above)",
-                    site.name, r.host
+                    site.name,
+                    r.host
                 );
                 1
             }
@@ -197,7 +200,7 @@ fn restore_run(
     let on = match on {
         Some(h) if site.members.iter().any(|m| m == h) => h.to_string(),
         Some(h) => {
-            eprintln!(
+            errln!(
                 "error: {h} is not a member of {} ({})",
                 site.group,
                 site.members.join(", ")
@@ -207,7 +210,7 @@ fn restore_run(
         None => match others.first() {
             Some(h) => h.clone(),
             None => {
-                eprintln!(
+                errln!(
                     "error: no member of {} but the VIP holder can be reached; restore there with `--on {}` if it has the disk space for a second copy",
                     site.group,
                     holder.as_deref().unwrap_or("HOST")
@@ -221,15 +224,15 @@ fn restore_run(
     match &holder {
         Some(h) => match run(fleet, h, &backup::archive_now_script(&site.name)) {
             Ok(out) if out.success() => {
-                eprintln!("{h}: the current WAL segment is archived")
+                errln!("{h}: the current WAL segment is archived")
             }
-            Ok(out) => eprintln!(
+            Ok(out) => errln!(
                 "warning: {h}: the current WAL segment could not be archived in every repository (the restore may end a little earlier):\n{}",
                 out.stderr_text()
             ),
             Err(_) => {}
         },
-        None => eprintln!(
+        None => errln!(
             "warning: no member holds the VIP of {}: the restore ends where the archive does",
             site.group
         ),
@@ -242,14 +245,14 @@ fn restore_run(
     let repo = match info.map(|i| backup::choose_repo(&i.backups, target)) {
         Ok(Some(r)) => r,
         Ok(None) => {
-            eprintln!(
+            errln!(
                 "error: no backup of {} ended before {} in any repository {on} can reach (`infra backups`)",
                 site.name, to
             );
             return Err(1);
         }
         Err(e) => {
-            eprintln!("error: {on}: cannot list the repositories: {e}");
+            errln!("error: {on}: cannot list the repositories: {e}");
             return Err(1);
         }
     };
@@ -259,7 +262,7 @@ fn restore_run(
         .map_or(format!("repository {repo}"), |h| {
             format!("{h}'s repository")
         });
-    eprintln!(
+    errln!(
         "{on}: restoring {} from {from} into a scratch instance (copying the backup and replaying WAL; this takes a while for a large database)",
         site.name
     );
@@ -270,7 +273,7 @@ fn restore_run(
     )?;
     let err = out.stderr_text();
     if !err.is_empty() {
-        eprintln!("{err}");
+        errln!("{err}");
     }
     Ok(Restored {
         ok: out.success(),
@@ -285,7 +288,7 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
     const ROWS: u64 = 1000;
     const TABLE: &str = "infra_drill_restore";
     let Some(site) = backup::sites(model).into_iter().next() else {
-        eprintln!("error: --fault restore needs a `postgres_backup` in the configuration (docs/stdlib.md, \"postgres_backup\")");
+        errln!("error: --fault restore needs a `postgres_backup` in the configuration (docs/stdlib.md, \"postgres_backup\")");
         return 1;
     };
     let conn = Connection {
@@ -298,14 +301,14 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
     };
     let (others, holder) = members(&fleet, &site);
     let Some(primary) = holder else {
-        eprintln!(
+        errln!(
             "error: no member of {} holds the VIP: nothing to write to",
             site.group
         );
         return 1;
     };
     let Some(standby) = others.first().cloned() else {
-        eprintln!(
+        errln!(
             "error: no other member of {} answers: no repository to back up into",
             site.group
         );
@@ -317,11 +320,11 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
         if out.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
         } else {
-            eprintln!("error: {host}: {}", out.stderr_text());
+            errln!("error: {host}: {}", out.stderr_text());
             Err(1)
         }
     };
-    let say = |s: &str| eprintln!("drill: {s}");
+    let say = |s: &str| errln!("drill: {s}");
     let steps = || -> Result<i32, i32> {
         sql(&primary, &format!("DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} (id int PRIMARY KEY, at timestamptz DEFAULT now()); INSERT INTO {TABLE} (id) SELECT generate_series(1, {ROWS})"))?;
         say(&format!(
@@ -338,7 +341,7 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
             ),
         )?;
         if !out.success() {
-            eprintln!(
+            errln!(
                 "error: the full backup on {standby} failed: {}",
                 out.stderr_text()
             );
@@ -359,7 +362,7 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
         let target = match Target::parse(&moment) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return Err(1);
             }
         };
@@ -374,15 +377,15 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
         );
         let _ = sql(&primary, &format!("DROP TABLE IF EXISTS {TABLE}"));
         let got = back.unwrap_or(0);
-        println!(
+        outln!(
             "restore drill of {} ({db} on {}): {ROWS} rows written on {primary}, deleted; restored to {moment} on {} in {restore_s:.1} s (backup {backup_s:.1} s): {got} of {ROWS} rows back",
             site.name, site.group, r.host
         );
         if !r.ok || got != ROWS {
             if !r.ok {
-                print!("{}", r.output);
+                out!("{}", r.output);
             }
-            println!("FAILED: the restore did not bring every row back");
+            outln!("FAILED: the restore did not bring every row back");
             return Ok(1);
         }
         Ok(0)

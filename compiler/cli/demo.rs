@@ -46,7 +46,7 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
         None => match write_embedded() {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("error: cannot write the embedded example: {e}");
+                errln!("error: cannot write the embedded example: {e}");
                 return 1;
             }
         },
@@ -65,7 +65,7 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
     // From scratch every time: a lab left by an earlier drill has a former primary
     // that must be re-seeded before it can rejoin (see docs/stdlib.md).
     if let Err(e) = lab::down(&name) {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         return 1;
     }
     let rc = lab_cli::run(
@@ -108,10 +108,10 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
         vip_holder(&name, &members, &vip)
     });
     let Some(primary) = holder else {
-        eprintln!("error: no member holds the VIP {vip} 30 s after apply: check `infra lab exec {} -- journalctl -u keepalived`", members[0]);
+        errln!("error: no member holds the VIP {vip} 30 s after apply: check `infra lab exec {} -- journalctl -u keepalived`", members[0]);
         return 1;
     };
-    println!(
+    outln!(
         "  VIP {vip} of failover group `{}` is on {primary}",
         group.name.value
     );
@@ -124,21 +124,21 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
                 .filter(|s| !s.is_empty())
         });
         match streaming {
-            Some(s) => println!(
+            Some(s) => outln!(
                 "  PostgreSQL primary on {primary}; standby {s} streaming (after {:.0} s)",
                 t.elapsed().as_secs_f64()
             ),
             None => {
-                eprintln!("error: no standby streams from {primary} after 120 s: check `infra lab exec {} -- journalctl -u infra-postgres-main-bootstrap`", members.iter().find(|m| **m != primary).map(String::as_str).unwrap_or("beta"));
+                errln!("error: no standby streams from {primary} after 120 s: check `infra lab exec {} -- journalctl -u infra-postgres-main-bootstrap`", members.iter().find(|m| **m != primary).map(String::as_str).unwrap_or("beta"));
                 return 1;
             }
         }
         let wrote = sql_in(&name, &primary, "accounting", "create table if not exists infra_demo(note text); insert into infra_demo values ('written on the primary before the drill'); select count(*) from infra_demo");
         let Some(n) = wrote else {
-            eprintln!("error: cannot write into database `accounting` on {primary}");
+            errln!("error: cannot write into database `accounting` on {primary}");
             return 1;
         };
-        println!("  wrote a row into `accounting` on {primary} ({n} row(s) in infra_demo)");
+        outln!("  wrote a row into `accounting` on {primary} ({n} row(s) in infra_demo)");
         // Replication is asynchronous: a commit returns before the standby has it.
         // Wait until every standby has replayed it, as an operator would before a drill.
         let standbys: Vec<&String> = members.iter().filter(|m| **m != primary).collect();
@@ -149,11 +149,11 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
                     .filter(|c| *c == n)
             });
             if replayed.is_none() {
-                eprintln!("error: the row did not reach {s} within 30 s: check replication (`infra lab exec {s} -- journalctl -u postgresql@15-main`)");
+                errln!("error: the row did not reach {s} within 30 s: check replication (`infra lab exec {s} -- journalctl -u postgresql@15-main`)");
                 return 1;
             }
         }
-        println!(
+        outln!(
             "  the row is on the standby too (replayed in {:.1} s)",
             t.elapsed().as_secs_f64()
         );
@@ -176,19 +176,19 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
     ) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 1;
         }
     };
-    let report = match drill::run(&spec, &|s: &str| println!("  drill: {s}")) {
+    let report = match drill::run(&spec, &|s: &str| outln!("  drill: {s}")) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 1;
         }
     };
     let Some(r) = report.rounds.first() else {
-        eprintln!("error: the drill ran no round");
+        errln!("error: the drill ran no round");
         return 1;
     };
     let next = r.primary_after.clone().unwrap_or_default();
@@ -197,16 +197,16 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
             .unwrap_or_else(|| "never".into())
     };
     match r.vip_moved_s {
-        Some(s) => println!("  VIP {vip} moved to {next} in {s:.1} s"),
+        Some(s) => outln!("  VIP {vip} moved to {next} in {s:.1} s"),
         None => {
-            eprintln!("error: the VIP did not move: check `infra lab exec {next} --lab {name} -- journalctl -u keepalived`");
+            errln!("error: the VIP did not move: check `infra lab exec {next} --lab {name} -- journalctl -u keepalived`");
             return 1;
         }
     }
     if let Some(s) = r.promoted_s {
-        println!("  PostgreSQL on {next} promoted to primary ({s:.1} s after the power-off)");
+        outln!("  PostgreSQL on {next} promoted to primary ({s:.1} s after the power-off)");
     }
-    println!(
+    outln!(
         "  the writer: {} writes acknowledged through the VIP, {} lost; writes succeeded again {} after the power-off",
         r.acknowledged,
         r.lost.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
@@ -219,47 +219,47 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
             "accounting",
             "select count(*) from infra_demo",
         ) {
-            Some(n) => println!(
+            Some(n) => outln!(
                 "  {next} has the {n} row(s) written on {primary}: nothing replicated was lost"
             ),
             None => {
-                eprintln!("error: cannot read the demo's row on {next} after the promotion");
+                errln!("error: cannot read the demo's row on {next} after the promotion");
                 return 1;
             }
         }
     }
     match vip_holder(&name, &members, &vip) {
         Some(h) if h == next => {
-            println!("  {primary} is back as a backup: the VIP stays on {next} (nopreempt)")
+            outln!("  {primary} is back as a backup: the VIP stays on {next} (nopreempt)")
         }
-        Some(h) => println!("  note: the VIP is now on {h}"),
-        None => println!("  note: no member holds the VIP right now"),
+        Some(h) => outln!("  note: the VIP is now on {h}"),
+        None => outln!("  note: no member holds the VIP right now"),
     }
     match (report.stopped.as_deref(), r.healed_s) {
-        (None, Some(s)) => println!(
+        (None, Some(s)) => outln!(
             "  PostgreSQL on {primary} rejoined as a standby of {next} by itself (streaming, and the VIP answering, {s:.1} s after the power-on)"
         ),
         (stopped, _) => {
-            eprintln!(
+            errln!(
                 "error: the pair did not heal by itself: {}",
                 stopped.unwrap_or("see `infra lab status`")
             );
             return 1;
         }
     }
-    println!();
-    print!("{report}");
+    outln!();
+    out!("{report}");
     step("done");
-    println!("The lab is still running. Look around:");
-    println!("  infra lab status --lab {name}");
-    println!("  infra lab ssh {next} --lab {name}");
-    println!("  infra plan --lab {}", dir.display());
-    println!("and remove it with: infra lab down --lab {name}");
+    outln!("The lab is still running. Look around:");
+    outln!("  infra lab status --lab {name}");
+    outln!("  infra lab ssh {next} --lab {name}");
+    outln!("  infra plan --lab {}", dir.display());
+    outln!("and remove it with: infra lab down --lab {name}");
     0
 }
 
 fn step(s: &str) {
-    println!("\n==> {s}");
+    outln!("\n==> {s}");
 }
 
 fn write_embedded() -> std::io::Result<PathBuf> {

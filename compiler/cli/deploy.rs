@@ -98,9 +98,9 @@ fn error(diag: Diag) {
 pub(super) fn show(e: &ApplyError) {
     error(e.to_diag());
     if let Some(out) = e.output() {
-        eprintln!("  output on {}:", e.host());
+        errln!("  output on {}:", e.host());
         for line in out.trim_end().lines() {
-            eprintln!("  | {line}");
+            errln!("  | {line}");
         }
     }
 }
@@ -135,7 +135,7 @@ pub(super) fn prepare_readonly(
         Ok(v) => (v, true),
         Err(diags) => {
             let why: Vec<&str> = diags.iter().map(|d| d.code).collect();
-            eprintln!(
+            errln!(
                 "note: the secrets' values cannot be had ({}): pending changes are not counted",
                 why.join(", ")
             );
@@ -202,7 +202,7 @@ pub fn plan(args: PlanArgs) -> i32 {
     progress.clear();
     let front_end = (started - started_all).as_secs_f64() * 1000.0;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&round.json()).unwrap_or_default()
         );
@@ -214,12 +214,12 @@ pub fn plan(args: PlanArgs) -> i32 {
         let story = apply::order::vip_story(&fleet.model, &prepared.collect());
         progress.planned(&round.plan, &story, &round.notes);
         for (host, story) in &round.locks {
-            println!("{host}: ! {story}");
+            outln!("{host}: ! {story}");
         }
         round.errors.iter().for_each(show);
     }
     if std::env::var_os("INFRA_DEBUG_ROUND_TRIPS").is_some() {
-        eprint!(
+        err!(
             "{}",
             crate::deploy::round_trips(&round.runs, started, front_end)
         );
@@ -227,7 +227,7 @@ pub fn plan(args: PlanArgs) -> i32 {
     let code = round.exit_code(args.detailed_exitcode);
     match &args.out {
         Some(out) if !round.complete() => {
-            eprintln!(
+            errln!(
                 "not saving the plan to {}: some hosts could not be planned",
                 out.display()
             );
@@ -243,7 +243,7 @@ pub fn plan(args: PlanArgs) -> i32 {
                 return 1;
             }
             let o = out.display();
-            eprintln!("plan saved to {o}: apply it with `infra apply --plan {o}`");
+            errln!("plan saved to {o}: apply it with `infra apply --plan {o}`");
             code
         }
         None => code,
@@ -320,8 +320,8 @@ pub fn apply(args: ApplyArgs) -> i32 {
     progress.clear();
     for line in outcome.lines(started.elapsed().as_secs_f64()) {
         match line {
-            Line::Out(l) => println!("{l}"),
-            Line::Err(l) => eprintln!("{l}"),
+            Line::Out(l) => outln!("{l}"),
+            Line::Err(l) => errln!("{l}"),
             Line::Error(e) => show(e),
         }
     }
@@ -343,9 +343,10 @@ pub fn rollback(args: RollbackArgs) -> i32 {
     let progress = Progress::new(&[]);
     match fleet.rollback(&args.host, args.to, &opts, &progress) {
         Ok(r) => {
-            println!(
+            outln!(
                 "\n{}: generation {} is current (confirmed)",
-                args.host, r.to
+                args.host,
+                r.to
             );
             0
         }
@@ -363,11 +364,11 @@ pub fn generations(args: HostArgs) -> i32 {
     };
     match fleet.generations(&args.host) {
         Ok(g) if args.json => {
-            println!("{}", serde_json::to_string_pretty(&g).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&g).unwrap_or_default());
             0
         }
         Ok(g) => {
-            print!("{}", g.render(&args.host));
+            out!("{}", g.render(&args.host));
             0
         }
         Err(e) => {
@@ -385,7 +386,7 @@ pub fn unlock(args: HostArgs) -> i32 {
     let host = &args.host;
     match fleet.unlock(host) {
         Ok(r) => {
-            println!("{host}: {}", r.describe(host));
+            outln!("{host}: {}", r.describe(host));
             i32::from(!r.released())
         }
         Err(e) => {

@@ -61,7 +61,7 @@ pub fn run(a: DrillArgs) -> i32 {
         Err(code) => return code,
     };
     if !a.lab {
-        eprintln!("error: the drill breaks machines (power cuts, killed databases, cut links): it runs only on the local lab, and only with `--lab` (`infra drill {} --lab --fault {}`)", dir.display(), a.fault.name());
+        errln!("error: the drill breaks machines (power cuts, killed databases, cut links): it runs only on the local lab, and only with `--lab` (`infra drill {} --lab --fault {}`)", dir.display(), a.fault.name());
         return 1;
     }
     let name = lab::lab_name(&dir);
@@ -89,40 +89,40 @@ pub fn run(a: DrillArgs) -> i32 {
     ) {
         Ok(s) => DrillSpec { rate: a.rate, ..s },
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 1;
         }
     };
     match lab::status(&name) {
         Ok(s) if s.up => {}
         Ok(_) => {
-            eprintln!("error: lab `{name}` is not up: the drill runs on the lab only. Boot and apply it first: `infra lab up {d}` then `infra apply --lab {d}` (or `infra demo`)", d = dir.display());
+            errln!("error: lab `{name}` is not up: the drill runs on the lab only. Boot and apply it first: `infra lab up {d}` then `infra apply --lab {d}` (or `infra demo`)", d = dir.display());
             return 1;
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 1;
         }
     }
-    let say = |s: &str| eprintln!("drill: {s}");
+    let say = |s: &str| errln!("drill: {s}");
     match drill::run(&spec, &say) {
         Ok(report) => {
             if let Some(f) = &a.svg {
                 if let Err(e) = std::fs::write(f, drill::svg::render(&report)) {
-                    eprintln!("error: cannot write {}: {e}", f.display());
+                    errln!("error: cannot write {}: {e}", f.display());
                     return 1;
                 }
             }
             if a.json {
                 match serde_json::to_string_pretty(&report) {
-                    Ok(j) => println!("{j}"),
+                    Ok(j) => outln!("{j}"),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        errln!("error: {e}");
                         return 1;
                     }
                 }
             } else {
-                print!("{report}");
+                out!("{report}");
             }
             if report.ok() {
                 0
@@ -131,7 +131,7 @@ pub fn run(a: DrillArgs) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             1
         }
     }

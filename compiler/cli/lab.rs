@@ -89,7 +89,7 @@ pub fn run(cmd: LabCommand, config_dir: &Path) -> i32 {
         LabCommand::Down { dir, lab } => {
             let name = name_of(lab, dir);
             lab::down(&name).map(|()| {
-                eprintln!("lab {name}: down");
+                errln!("lab {name}: down");
                 0
             })
         }
@@ -107,11 +107,11 @@ pub fn run(cmd: LabCommand, config_dir: &Path) -> i32 {
                     Some(r) => serde_json::json!({ "lab": s, "status": r }),
                     None => serde_json::to_value(&s).unwrap_or_default(),
                 };
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                print!("{s}");
+                out!("{s}");
                 if let Some(r) = &report {
-                    print!("\n{}", crate::status::render(r, super::progress::color()));
+                    out!("\n{}", crate::status::render(r, super::progress::color()));
                 }
             }
             report.map(|r| r.exit_code()).unwrap_or(0)
@@ -132,14 +132,14 @@ pub fn run(cmd: LabCommand, config_dir: &Path) -> i32 {
         LabCommand::Kill { host, lab } => {
             let name = name_of(lab, &None);
             lab::kill(&name, host).map(|()| {
-                eprintln!("lab {name}: {host} powered off");
+                errln!("lab {name}: {host} powered off");
                 0
             })
         }
         LabCommand::Start { host, lab } => {
             let name = name_of(lab, &None);
             lab::start(&name, host).map(|st| {
-                eprintln!("lab {name}: {host} {st}");
+                errln!("lab {name}: {host} {st}");
                 0
             })
         }
@@ -147,7 +147,7 @@ pub fn run(cmd: LabCommand, config_dir: &Path) -> i32 {
     match r {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error[{}]: {e}", e.code());
+            errln!("error[{}]: {e}", e.code());
             1
         }
     }
@@ -162,16 +162,17 @@ fn up(dir: &Path, json: bool) -> Result<i32, LabError> {
     spec.packages = build_packages(&checked, &crate::resolve::FsLoader);
     let status = lab::up(&spec, &Progress::auto())?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&status).unwrap_or_default()
         );
     } else {
-        print!("{status}");
+        out!("{status}");
         if let Some(h) = status.hosts.first() {
-            println!(
+            outln!(
                 "ssh: infra lab ssh {}    (any command: infra lab exec {} -- CMD)",
-                h.name, h.name
+                h.name,
+                h.name
             );
         }
     }

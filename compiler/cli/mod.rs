@@ -203,11 +203,11 @@ fn build(path: &Path, out: &Path) -> i32 {
         Err(code) => return code,
     };
     if let Err(e) = crate::render::write_build(&b, out) {
-        eprintln!("error: cannot write the build to {}: {e}", out.display());
+        errln!("error: cannot write the build to {}: {e}", out.display());
         return 1;
     }
     for (name, h) in &b.hosts {
-        eprintln!(
+        errln!(
             "{name}: {} files, {} units, {} steps, {} packages",
             h.files.len(),
             h.units.len(),
@@ -215,7 +215,7 @@ fn build(path: &Path, out: &Path) -> i32 {
             h.packages.len()
         );
     }
-    eprintln!("wrote {}", out.display());
+    errln!("wrote {}", out.display());
     0
 }
 
@@ -225,7 +225,7 @@ fn graph(path: &Path, format: GraphFormat, out: Option<PathBuf>) -> i32 {
         Err(code) => return code,
     };
     if matches!(format, GraphFormat::Text) {
-        eprintln!("error: `--format text` draws only the topology: add `--topology`, or use `--format dot` or `svg`");
+        errln!("error: `--format text` draws only the topology: add `--topology`, or use `--format dot` or `svg`");
         return 1;
     }
     emit(crate::graph::to_dot(&c.model, &c.graph), format, out)
@@ -294,7 +294,7 @@ fn emit(dot: String, format: GraphFormat, out: Option<PathBuf>) -> i32 {
             let mut child = match child {
                 Ok(c) => c,
                 Err(_) => {
-                    eprintln!("error: `dot` (Graphviz) is not installed: install it with `apt-get install graphviz`, or use `--format dot`");
+                    errln!("error: `dot` (Graphviz) is not installed: install it with `apt-get install graphviz`, or use `--format dot`");
                     return 1;
                 }
             };
@@ -304,14 +304,14 @@ fn emit(dot: String, format: GraphFormat, out: Option<PathBuf>) -> i32 {
             match child.wait_with_output() {
                 Ok(o) if o.status.success() => o.stdout,
                 Ok(o) => {
-                    eprintln!(
+                    errln!(
                         "error: dot failed: {}",
                         String::from_utf8_lossy(&o.stderr).trim()
                     );
                     return 1;
                 }
                 Err(e) => {
-                    eprintln!("error: dot failed: {e}");
+                    errln!("error: dot failed: {e}");
                     return 1;
                 }
             }
@@ -324,7 +324,7 @@ fn emit_bytes(bytes: Vec<u8>, out: Option<PathBuf>) -> i32 {
     match out {
         Some(f) => {
             if let Err(e) = std::fs::write(&f, bytes) {
-                eprintln!("error: cannot write {}: {e}", f.display());
+                errln!("error: cannot write {}: {e}", f.display());
                 return 1;
             }
             0
@@ -340,11 +340,11 @@ fn emit_bytes(bytes: Vec<u8>, out: Option<PathBuf>) -> i32 {
 /// Print diagnostics to stderr (human) or stdout (json).
 pub fn report(diags: &[Diag], sources: &SourceMap, format: MessageFormat) {
     match format {
-        MessageFormat::Json => print!("{}", diag::render_json(diags, sources)),
+        MessageFormat::Json => out!("{}", diag::render_json(diags, sources)),
         MessageFormat::Human => {
             let tty = std::io::stderr().is_terminal();
             let color = tty && std::env::var_os("NO_COLOR").is_none();
-            eprint!("{}", diag::render(diags, sources, color, 100));
+            err!("{}", diag::render(diags, sources, color, 100));
         }
     }
 }
@@ -358,7 +358,7 @@ fn check(path: &Path, format: MessageFormat) -> i32 {
         1
     } else {
         if format == MessageFormat::Human {
-            eprintln!("ok: {}", path.display());
+            errln!("ok: {}", path.display());
         }
         0
     }
@@ -399,7 +399,7 @@ fn fmt(path: &Path, check: bool) -> i32 {
     let files = match fmt_files(path) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 1;
         }
     };
@@ -408,7 +408,7 @@ fn fmt(path: &Path, check: bool) -> i32 {
         let text = match std::fs::read_to_string(&f) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: cannot read {}: {e}", f.display());
+                errln!("error: cannot read {}: {e}", f.display());
                 status = 1;
                 continue;
             }
@@ -419,17 +419,17 @@ fn fmt(path: &Path, check: bool) -> i32 {
             Ok(out) if out == text => {}
             Ok(out) => {
                 if check {
-                    eprintln!(
+                    errln!(
                         "{} is not formatted (run `infra fmt {}`)",
                         f.display(),
                         f.display()
                     );
                     status = 1;
                 } else if let Err(e) = std::fs::write(&f, out) {
-                    eprintln!("error: cannot write {}: {e}", f.display());
+                    errln!("error: cannot write {}: {e}", f.display());
                     status = 1;
                 } else {
-                    eprintln!("formatted {}", f.display());
+                    errln!("formatted {}", f.display());
                 }
             }
             Err(diags) => {

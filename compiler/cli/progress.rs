@@ -57,27 +57,27 @@ impl Events for Progress {
     fn say(&self, host: &str, msg: &str) {
         match (&self.multi, self.bar(host)) {
             (Some(_), Some(b)) => b.set_message(msg.to_string()),
-            _ => eprintln!("{host}: {msg}"),
+            _ => errln!("{host}: {msg}"),
         }
     }
     fn done(&self, host: &str, msg: &str) {
         match (&self.multi, self.bar(host)) {
             (Some(_), Some(b)) => b.finish_with_message(msg.to_string()),
-            _ => eprintln!("{host}: {msg}"),
+            _ => errln!("{host}: {msg}"),
         }
     }
     fn planned(&self, plan: &Plan, story: &[String], notes: &[(String, String)]) {
         self.clear();
         print_notes(notes);
-        print!("{}", plan.render_text(color()));
+        out!("{}", plan.render_text(color()));
         for line in story {
-            println!("{line}");
+            outln!("{line}");
         }
     }
 }
 
 pub fn print_notes(notes: &[(String, String)]) {
     for (host, n) in notes {
-        println!("{host}: note: {n}");
+        outln!("{host}: note: {n}");
     }
 }

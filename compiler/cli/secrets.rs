@@ -157,7 +157,7 @@ fn list(c: &Common) -> i32 {
     all.sort();
     all.dedup();
     let width = all.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
-    println!("{:<width$}  {:<34}  CHANGED", "NAME", "USED BY");
+    outln!("{:<width$}  {:<34}  CHANGED", "NAME", "USED BY");
     let mut unreadable = 0;
     for n in &all {
         let by = used
@@ -179,19 +179,19 @@ fn list(c: &Common) -> i32 {
                 }
             }
         };
-        println!("{n:<width$}  {by:<34}  {changed}");
+        outln!("{n:<width$}  {by:<34}  {changed}");
     }
     let admins: Vec<String> = model.admins.iter().map(|a| a.name.value.clone()).collect();
     let recipients: Vec<String> = st.recipients().into_keys().collect();
-    println!("\nadmins: {}", names(&admins));
+    outln!("\nadmins: {}", names(&admins));
     if !stored.is_empty() {
-        println!("encrypted to: {}", names(&recipients));
+        outln!("encrypted to: {}", names(&recipients));
         if differs(&model, &st) {
-            println!("the store is not encrypted to exactly the configuration's admins: run `infra secrets rekey`");
+            outln!("the store is not encrypted to exactly the configuration's admins: run `infra secrets rekey`");
         }
     }
     if unreadable > 0 {
-        eprintln!(
+        errln!(
             "note: {unreadable} secret(s) could not be decrypted with your identities (--identity FILE)"
         );
     }
@@ -302,21 +302,21 @@ fn commit(name: &str, value: String, model: &crate::resolve::Model, st: &Store, 
     let users = crate::secrets::consumers(model)
         .remove(name)
         .unwrap_or_default();
-    println!(
+    outln!(
         "secret {name} {} in {} (encrypted to {}){how}",
         if was { "changed" } else { "set" },
         st.file(name).display(),
         admins.join(", "),
     );
     match users.len() {
-        0 => println!("nothing uses it yet: secret(\"{name}\") in a parameter"),
-        n => println!(
+        0 => outln!("nothing uses it yet: secret(\"{name}\") in a parameter"),
+        n => outln!(
             "{n} consumer(s): {}; `infra plan` shows what changes on the hosts",
             users.join(", ")
         ),
     }
     if stale {
-        eprintln!("warning: the other secrets are not encrypted to exactly these admins: run `infra secrets rekey`");
+        errln!("warning: the other secrets are not encrypted to exactly these admins: run `infra secrets rekey`");
     }
     0
 }
@@ -462,7 +462,7 @@ fn edit(name: &str, c: &Common) -> i32 {
         );
     }
     if exists && value == old {
-        println!("secret {name} unchanged: nothing written");
+        outln!("secret {name} unchanged: nothing written");
         return 0;
     }
     commit(name, value, &model, &st, ", edited")
@@ -475,7 +475,7 @@ fn rm(name: &str, c: &Common) -> i32 {
     };
     match st.remove(name) {
         Ok(true) => {
-            println!("secret {name} removed from {}", st.dir.display());
+            outln!("secret {name} removed from {}", st.dir.display());
             0
         }
         Ok(false) => fail(Diag::error(
@@ -504,13 +504,13 @@ fn rekey(c: &Common) -> i32 {
         Err(d) => return fail(d),
     };
     let admins: Vec<String> = model.admins.iter().map(|a| a.name.value.clone()).collect();
-    println!(
+    outln!(
         "{} secret(s) re-encrypted to {}",
         stored.len(),
         admins.join(", ")
     );
     if !removed.is_empty() {
-        println!(
+        outln!(
             "no longer recipients: {} — they could read every secret until now; rotate them: {}",
             removed.join(", "),
             stored
@@ -519,7 +519,7 @@ fn rekey(c: &Common) -> i32 {
                 .collect::<Vec<_>>()
                 .join("; ")
         );
-        println!("(then `infra apply`; the old values stay readable to them in git history)");
+        outln!("(then `infra apply`; the old values stay readable to them in git history)");
     }
     0
 }

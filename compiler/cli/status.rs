@@ -39,16 +39,20 @@ pub fn run(args: StatusArgs) -> i32 {
     loop {
         let report = report(&fleet, &files, known);
         if args.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             );
         } else {
             if args.watch.is_some() && color() {
                 // redraw in place: home, clear the screen
-                print!("\x1b[H\x1b[2J");
+                out!("\x1b[H\x1b[2J");
             }
-            print!("{}", status::render(&report, color()));
+            out!("{}", status::render(&report, color()));
+        }
+        if crate::out::stdout_closed() {
+            // nobody reads the watch any more (`status --watch | head`)
+            return report.exit_code();
         }
         match args.watch {
             Some(secs) => std::thread::sleep(Duration::from_secs(secs.max(1))),

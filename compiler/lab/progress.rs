@@ -60,7 +60,7 @@ impl Progress {
         inner.last_phase.clear();
         match self.mode {
             Mode::Silent => {}
-            Mode::Plain => eprintln!("lab: {msg}"),
+            Mode::Plain => errln!("lab: {msg}"),
             Mode::Bar => {
                 if let Some(b) = inner.bar.take() {
                     b.finish_and_clear();
@@ -85,7 +85,7 @@ impl Progress {
             Mode::Plain => {
                 let phase = msg.split_whitespace().next().unwrap_or("").to_string();
                 if phase != inner.last_phase {
-                    eprintln!("lab:   {msg}");
+                    errln!("lab:   {msg}");
                     inner.last_phase = phase;
                 }
             }
@@ -102,10 +102,10 @@ impl Progress {
         let inner = self.lock();
         match self.mode {
             Mode::Silent => {}
-            Mode::Plain => eprintln!("lab: {msg}"),
+            Mode::Plain => errln!("lab: {msg}"),
             Mode::Bar => match &inner.bar {
                 Some(b) => b.println(format!("lab: {msg}")),
-                None => eprintln!("lab: {msg}"),
+                None => errln!("lab: {msg}"),
             },
         }
     }

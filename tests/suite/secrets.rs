@@ -200,6 +200,24 @@ fn two_admins_decrypt_a_third_cannot_and_rekey_shuts_one_out() {
     assert!(out.contains(" UTC by "), "{out}");
     assert_no_value("secrets list", &format!("{out}{err}"), &values);
 
+    // a reader that went away (`infra secrets list | head -1`) is no panic:
+    // the output is dropped, the status stays the command's own
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let gone = Command::new(env!("CARGO_BIN_EXE_infra"))
+        .args(["secrets", "list", d])
+        .env("NO_COLOR", "1")
+        .env("INFRA_IDENTITY", &bob)
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("runs infra");
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert_eq!(gone.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
     // carol cannot decrypt, and is told who can
     let carol = a.key("carol");
     let (code, out, err) = infra(&["secrets", "rekey", d], "", Some(&carol));
