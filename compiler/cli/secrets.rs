@@ -4,7 +4,7 @@
 
 use super::{report, MessageFormat};
 use crate::diag::Diag;
-use crate::secrets::store::{self, Entry, Identities, Store};
+use crate::secrets::store::{self, Changed, Entry, Identities, Store};
 use crate::secrets::Keys;
 use crate::source::SourceMap;
 use clap::{Args, Subcommand};
@@ -144,7 +144,8 @@ fn list(c: &Common) -> i32 {
         Err(d) => return fail(d),
     };
     let used = crate::secrets::consumers(&model);
-    // dates need the values decrypted: without an identity, names only
+    // the date inside the encrypted file (set or edit wrote it) when a key opens
+    // it; else the file's last commit, or its time when not committed as it is
     let ids = if stored.is_empty() {
         None
     } else {
@@ -173,9 +174,23 @@ fn list(c: &Common) -> i32 {
                     crate::backup::utc(e.changed),
                     if e.by.is_empty() { "?" } else { &e.by }
                 ),
-                _ => {
-                    unreadable += 1;
-                    "? (cannot decrypt)".into()
+                // without a key: what git (or the file) says
+                r => {
+                    if matches!(r, Some(Err(_))) {
+                        unreadable += 1;
+                    }
+                    match st.history(n) {
+                        Some(Changed {
+                            unix,
+                            by: Some(who),
+                        }) => {
+                            format!("{} by {who} (commit)", crate::backup::utc(unix))
+                        }
+                        Some(Changed { unix, by: None }) => {
+                            format!("{} (file, not committed)", crate::backup::utc(unix))
+                        }
+                        None => "?".into(),
+                    }
                 }
             }
         };

@@ -205,6 +205,14 @@ pub fn default_identity_files(home: &Path) -> Vec<PathBuf> {
     .collect()
 }
 
+/// When a secret's file changed, as [`Store::history`] knows without a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub unix: i64,
+    /// The commit's author; `None`: the file's time (not committed as it is).
+    pub by: Option<String>,
+}
+
 /// The store of the configuration in `config_dir`.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -256,6 +264,42 @@ impl Store {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// When secret `name`'s file last changed, without decrypting it: its last
+    /// commit (unix time, author) when git has it as committed, else the file's
+    /// modification time with no author (not in git, or changed since).
+    pub fn history(&self, name: &str) -> Option<Changed> {
+        let file = self.file(name);
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(&self.dir)
+                .args(args)
+                .arg(format!("{name}.age"))
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        // clean and tracked: `status` prints nothing for it, `log` a commit
+        if git(&["status", "--porcelain", "--"]).is_some_and(|s| s.is_empty()) {
+            if let Some(line) = git(&["log", "-1", "--format=%ct%x09%an", "--"]) {
+                if let Some((t, who)) = line.split_once('\t') {
+                    if let Ok(t) = t.parse() {
+                        return Some(Changed {
+                            unix: t,
+                            by: Some(who.to_string()),
+                        });
+                    }
+                }
+            }
+        }
+        let t = std::fs::metadata(&file).ok()?.modified().ok()?;
+        let unix = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+        Some(Changed { unix, by: None })
     }
 
     /// Who the files were last encrypted to: admin name -> key.

@@ -200,6 +200,42 @@ fn two_admins_decrypt_a_third_cannot_and_rekey_shuts_one_out() {
     assert!(out.contains(" UTC by "), "{out}");
     assert_no_value("secrets list", &format!("{out}{err}"), &values);
 
+    // without a key: the file's time, then its last commit once committed
+    let (code, out, err) = infra(&["secrets", "list", d], "", None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("app_pw ") && l.ends_with(" UTC (file, not committed)")),
+        "{out}"
+    );
+    let git = |args: &[&str]| {
+        let st = Command::new("git")
+            .arg("-C")
+            .arg(&dir)
+            .args([
+                "-c",
+                "user.name=Alice Admin",
+                "-c",
+                "user.email=a@example.org",
+            ])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("git");
+        assert!(st.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "secrets"]);
+    let (code, out, err) = infra(&["secrets", "list", d], "", None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("app_pw ") && l.ends_with(" UTC by Alice Admin (commit)")),
+        "{out}"
+    );
+    assert_no_value("secrets list", &format!("{out}{err}"), &values);
+
     // a reader that went away (`infra secrets list | head -1`) is no panic:
     // the output is dropped, the status stays the command's own
     let (reader, writer) = std::io::pipe().expect("pipe");
@@ -510,5 +546,37 @@ fn lab_apply_takes_the_values_from_the_store_and_shows_none() {
         "plan, apply, status --json, the build or the lab's secrets.env",
         &seen,
         &values,
+    );
+
+    // rotation: a new generated value, the plan names it (not the value), the
+    // apply puts it in the role and its files
+    let d = c.dir.to_str().expect("utf-8 path");
+    let (code, out, err) = infra(&["secrets", "set", "app_pw", d, "--generate"], "", None);
+    assert_eq!(code, 0, "{out}{err}");
+    let new = a.value(&c.dir, "app_pw", "alice");
+    assert_ne!(new, values[0]);
+    let plan = c.infra_env(&["plan"], &env);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout.contains("rotate secret app_pw: ")
+            && plan
+                .stdout
+                .contains("then step postgres_user-accounting applies it"),
+        "{plan:?}"
+    );
+    let r = c.infra_env(&["apply"], &env);
+    assert_eq!(r.code, 0, "apply failed:\n{r:?}");
+    for h in ["alpha", "beta"] {
+        let (code, out) = c.sh(h, "cat /etc/accounting/database.json");
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains(&new) && !out.contains(&values[0]),
+            "{h}: {out}"
+        );
+    }
+    assert_no_value(
+        "the rotation's plan and apply",
+        &format!("{}{}{}{}", plan.stdout, plan.stderr, r.stdout, r.stderr),
+        &[new],
     );
 }
