@@ -232,11 +232,12 @@ pub enum Step<R, E> {
     NotTouched,
 }
 
-/// Run `f` on every host, wave after wave (hosts of a wave in parallel); after a
-/// wave with a failure, the hosts of later waves are not touched. Results in
-/// wave order.
+/// Run `f` on every host, wave after wave (hosts of a wave in parallel, at most
+/// `parallel` at once); after a wave with a failure, the hosts of later waves
+/// are not touched. Results in wave order.
 pub fn roll<R: Send, E: Send>(
     waves: &[Vec<String>],
+    parallel: usize,
     f: impl Fn(&str) -> Result<R, E> + Sync,
 ) -> Vec<(String, Step<R, E>)> {
     let mut out = Vec::new();
@@ -246,7 +247,7 @@ pub fn roll<R: Send, E: Send>(
             out.extend(wave.iter().map(|h| (h.clone(), Step::NotTouched)));
             continue;
         }
-        let results = crate::transport::in_parallel(wave, |h| f(h));
+        let results = crate::transport::in_pool(wave, parallel, |h| f(h));
         for (h, r) in wave.iter().zip(results) {
             match r {
                 Ok(v) => out.push((h.clone(), Step::Done(v))),
@@ -331,7 +332,7 @@ mod tests {
     fn a_failure_stops_the_roll_after_its_wave() {
         let w = vec![s(&["b", "c"]), s(&["a"])];
         let touched = Mutex::new(Vec::new());
-        let out = roll(&w, |h| {
+        let out = roll(&w, 8, |h| {
             touched.lock().map(|mut t| t.push(h.to_string())).ok();
             if h == "b" {
                 Err("boom")

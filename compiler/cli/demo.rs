@@ -85,6 +85,8 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
             lab: true,
             accept_new_host_keys: false,
         },
+        select: Default::default(),
+        allow_partial_group: false,
         plan: None,
         secrets: None,
         confirm_timeout: 120,

@@ -24,12 +24,45 @@ pub struct Connection {
     pub accept_new_host_keys: bool,
 }
 
+/// Which hosts, and how many at once.
+#[derive(Args, Debug, Clone)]
+pub struct Selection {
+    /// Only these hosts: a host, a failover group (its members and witness) or
+    /// `@TAG` (hosts with `tags = ["TAG"]`); comma-separated or repeated, the
+    /// union. Default: every host.
+    #[arg(long, value_name = "HOSTS")]
+    pub limit: Vec<String>,
+    /// At most N hosts connected to, probed or switched at once.
+    #[arg(long, value_name = "N", default_value_t = crate::deploy::DEFAULT_PARALLEL,
+          value_parser = parallel)]
+    pub parallel: usize,
+}
+
+/// `--parallel N`: 1 to 1024.
+fn parallel(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err("give a number of hosts from 1 to 1024".into()),
+    }
+}
+
+impl Default for Selection {
+    fn default() -> Selection {
+        Selection {
+            limit: Vec::new(),
+            parallel: crate::deploy::DEFAULT_PARALLEL,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct PlanArgs {
     /// A `.infra` file or a directory of them (default: current directory).
     pub path: Option<PathBuf>,
     #[command(flatten)]
     pub conn: Connection,
+    #[command(flatten)]
+    pub select: Selection,
     /// The plan as JSON on standard output.
     #[arg(long)]
     pub json: bool,
@@ -50,6 +83,12 @@ pub struct ApplyArgs {
     pub path: Option<PathBuf>,
     #[command(flatten)]
     pub conn: Connection,
+    #[command(flatten)]
+    pub select: Selection,
+    /// Apply the members of a failover group `--limit` selects even when it
+    /// leaves other members out (they keep their generation).
+    #[arg(long)]
+    pub allow_partial_group: bool,
     /// Apply exactly this saved plan (`infra plan --out FILE`); refused if a host
     /// or the configuration changed since.
     #[arg(long, value_name = "FILE")]
@@ -64,6 +103,20 @@ pub struct ApplyArgs {
     /// (exit 3).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub lock_wait: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// A `.infra` file or a directory of them (default: current directory).
+    pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub conn: Connection,
+    #[command(flatten)]
+    pub select: Selection,
+    /// The command, after `--`: run by sh as root on each host (sudo for
+    /// another `ssh { user }`), standard input empty.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -121,6 +174,17 @@ pub(super) fn fleet(path: &Option<PathBuf>, conn: &Connection) -> Result<Fleet, 
     Ok(Fleet::compiled(super::load_build(path)?, access))
 }
 
+/// `fleet` acting on `select`'s hosts, that many at once; Err(1) after saying
+/// why a selector matches nothing.
+pub(super) fn selected(mut fleet: Fleet, select: &Selection) -> Result<Fleet, i32> {
+    fleet.parallel = select.parallel;
+    fleet.limit(&select.limit).map_err(|d| {
+        error(*d);
+        1
+    })?;
+    Ok(fleet)
+}
+
 /// [`prepare`] for a read-only look (`infra status`): when the secrets' values
 /// cannot be had (no identity for the store on a monitoring host, say), the hosts
 /// are still probed, with stand-in values, and the third value is false: what is
@@ -128,9 +192,10 @@ pub(super) fn fleet(path: &Option<PathBuf>, conn: &Connection) -> Result<Fleet, 
 pub(super) fn prepare_readonly(
     path: &Option<PathBuf>,
     conn: &Connection,
+    select: &Selection,
     secrets: Option<&Path>,
 ) -> Result<(Fleet, BTreeMap<String, Materialized>, bool), i32> {
-    let fleet = fleet(path, conn)?;
+    let fleet = selected(fleet(path, conn)?, select)?;
     let (values, known) = match secret_values(&fleet, secrets) {
         Ok(v) => (v, true),
         Err(diags) => {
@@ -154,15 +219,22 @@ pub(super) fn prepare_readonly(
 pub(super) fn prepare(
     path: &Option<PathBuf>,
     conn: &Connection,
+    select: &Selection,
     secrets: Option<&Path>,
 ) -> Result<(Fleet, BTreeMap<String, Materialized>), i32> {
-    let fleet = fleet(path, conn)?;
-    let values = secret_values(&fleet, secrets).map_err(|diags| {
+    let fleet = selected(fleet(path, conn)?, select)?;
+    let files = files(&fleet, secrets)?;
+    Ok((fleet, files))
+}
+
+/// Every host's files with the secrets' values (docs/secrets.md); Err(exit
+/// code) after printing why.
+fn files(fleet: &Fleet, secrets: Option<&Path>) -> Result<BTreeMap<String, Materialized>, i32> {
+    let values = secret_values(fleet, secrets).map_err(|diags| {
         report(&diags, &SourceMap::new(), MessageFormat::Human);
         1
     })?;
-    let files = materialized(&fleet, &values)?;
-    Ok((fleet, files))
+    materialized(fleet, &values)
 }
 
 /// The values of every secret `fleet`'s hosts use (docs/secrets.md: the
@@ -191,7 +263,12 @@ fn materialized(
 
 pub fn plan(args: PlanArgs) -> i32 {
     let started_all = Instant::now();
-    let (fleet, files) = match prepare(&args.path, &args.conn, args.secrets.as_deref()) {
+    let (fleet, files) = match prepare(
+        &args.path,
+        &args.conn,
+        &args.select,
+        args.secrets.as_deref(),
+    ) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -253,6 +330,17 @@ pub fn plan(args: PlanArgs) -> i32 {
 // ---------------------------------------------------------------------------
 // infra apply
 
+/// Err(1) after E0751 when `hosts` holds part of a failover group, unless
+/// `allow` (`--allow-partial-group`).
+fn whole_groups(fleet: &Fleet, hosts: &[String], allow: bool) -> Result<(), i32> {
+    let partial = crate::deploy::select::partial_groups(&fleet.model, hosts);
+    if partial.is_empty() || allow {
+        return Ok(());
+    }
+    error(crate::deploy::select::partial_group_error(&partial));
+    Err(1)
+}
+
 /// Who applies, in words: written into the host lock.
 fn holder(verb: &str) -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
@@ -281,7 +369,15 @@ fn options(confirm_timeout: u64, lock_wait: u64, verb: &str) -> Result<ApplyOpti
 }
 
 pub fn apply(args: ApplyArgs) -> i32 {
-    let (fleet, files) = match prepare(&args.path, &args.conn, args.secrets.as_deref()) {
+    let fleet = match fleet(&args.path, &args.conn).and_then(|f| selected(f, &args.select)) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    // a part of a pair is refused before anything is read or connected to
+    if let Err(code) = whole_groups(&fleet, &fleet.hosts(), args.allow_partial_group) {
+        return code;
+    }
+    let files = match files(&fleet, args.secrets.as_deref()) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -310,10 +406,23 @@ pub fn apply(args: ApplyArgs) -> i32 {
             }
         }
     };
-    let hosts = match &saved {
+    let hosts: Vec<String> = match &saved {
+        Some(_) if !args.select.limit.is_empty() => {
+            error(
+                Diag::error(
+                    "E0750",
+                    "--limit with --plan: a saved plan applies the hosts it was made for",
+                )
+                .help("give --limit to `infra plan --out FILE` instead"),
+            );
+            return 1;
+        }
         Some(s) => s.hosts.iter().map(|p| p.host.clone()).collect(),
         None => fleet.hosts(),
     };
+    if let Err(code) = whole_groups(&fleet, &hosts, args.allow_partial_group) {
+        return code;
+    }
     let progress = Progress::new(&hosts);
     let started = Instant::now();
     let outcome = fleet.apply(&files, saved, &opts, &progress);
@@ -326,6 +435,66 @@ pub fn apply(args: ApplyArgs) -> i32 {
         }
     }
     outcome.exit_code()
+}
+
+// ---------------------------------------------------------------------------
+// infra exec
+
+/// `infra exec [--limit ...] -- CMD`: each host's output, every line prefixed
+/// with the host (its stderr on stderr), then a summary; exit 0 when the
+/// command exited 0 everywhere, else 1.
+pub fn exec(args: ExecArgs) -> i32 {
+    let fleet = match fleet(&args.path, &args.conn).and_then(|f| selected(f, &args.select)) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    // as ssh does: the words joined by spaces, for the remote shell to read
+    let command = args.command.join(" ");
+    let hosts = fleet.hosts();
+    let width = hosts.iter().map(String::len).max().unwrap_or(0);
+    let progress = Progress::new(&hosts);
+    let results = fleet.exec(&command, &progress);
+    progress.clear();
+    let (mut ok, mut failed, mut unreachable) = (Vec::new(), Vec::new(), Vec::new());
+    for (host, r) in &results {
+        match r {
+            Ok(out) => {
+                for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    outln!("{host:<width$} | {line}");
+                }
+                for line in String::from_utf8_lossy(&out.stderr).lines() {
+                    errln!("{host:<width$} ! {line}");
+                }
+                match (&out.signal, out.status) {
+                    (None, 0) => ok.push(host.clone()),
+                    (Some(sig), _) => failed.push(format!("{host}: killed by {sig}")),
+                    (None, n) => failed.push(format!("{host}: exit {n}")),
+                }
+            }
+            Err(e) => {
+                show(e);
+                unreachable.push(host.clone());
+            }
+        }
+    }
+    let mut summary = format!(
+        "exec on {} host{}: {} ok",
+        results.len(),
+        if results.len() == 1 { "" } else { "s" },
+        ok.len()
+    );
+    if !failed.is_empty() {
+        summary += &format!(", {} failed ({})", failed.len(), failed.join(", "));
+    }
+    if !unreachable.is_empty() {
+        summary += &format!(
+            ", {} not reached ({})",
+            unreachable.len(),
+            unreachable.join(", ")
+        );
+    }
+    errln!("{summary}");
+    i32::from(ok.len() != results.len())
 }
 
 // ---------------------------------------------------------------------------

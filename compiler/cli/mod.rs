@@ -112,6 +112,10 @@ pub enum Command {
     /// generations against the repo, disks. Exit 0 healthy, 1 a host unreachable,
     /// 2 degraded, down or split brain.
     Status(status::StatusArgs),
+    /// Run a shell command on the hosts (`--limit`), in parallel: each line of
+    /// output prefixed with its host, then a summary. Exit 1 unless it exited 0
+    /// on every host.
+    Exec(deploy::ExecArgs),
     /// The repository's encrypted secrets (secrets/NAME.age, encrypted to every
     /// `admin`): list, set, rm, rekey. Values are never printed.
     #[command(subcommand)]
@@ -154,6 +158,7 @@ pub fn main() -> i32 {
         Command::Backups(a) => backup::list(a),
         Command::Restore(a) => backup::restore(a),
         Command::Status(a) => status::run(a),
+        Command::Exec(a) => deploy::exec(a),
         Command::Secrets(c) => secrets::run(c),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
         Command::Graph {

@@ -1,7 +1,7 @@
 //! `infra status`: one read-only probe per host (the plan's, with status's
 //! questions in the same round trip), judged by [`crate::status::assess`].
 
-use super::deploy::{prepare_readonly, Connection};
+use super::deploy::{prepare_readonly, Connection, Selection};
 use super::progress::{color, Progress};
 use crate::apply::Materialized;
 use crate::deploy::Fleet;
@@ -17,6 +17,8 @@ pub struct StatusArgs {
     pub path: Option<PathBuf>,
     #[command(flatten)]
     pub conn: Connection,
+    #[command(flatten)]
+    pub select: Selection,
     /// The report as JSON (docs/status.md has its schema).
     #[arg(long)]
     pub json: bool,
@@ -30,11 +32,15 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: StatusArgs) -> i32 {
-    let (mut fleet, files, known) =
-        match prepare_readonly(&args.path, &args.conn, args.secrets.as_deref()) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
+    let (mut fleet, files, known) = match prepare_readonly(
+        &args.path,
+        &args.conn,
+        &args.select,
+        args.secrets.as_deref(),
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     fleet.status = true;
     loop {
         let report = report(&fleet, &files, known);
@@ -113,7 +119,8 @@ pub fn of_lab(dir: &std::path::Path) -> Result<Report, i32> {
 
 /// The status report of the configuration at `dir` over `conn`.
 pub fn live(dir: &std::path::Path, conn: &Connection) -> Result<Report, i32> {
-    let (mut fleet, files, known) = prepare_readonly(&Some(dir.to_path_buf()), conn, None)?;
+    let (mut fleet, files, known) =
+        prepare_readonly(&Some(dir.to_path_buf()), conn, &Default::default(), None)?;
     fleet.status = true;
     Ok(report(&fleet, &files, known))
 }

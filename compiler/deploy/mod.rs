@@ -15,6 +15,7 @@
 pub mod host;
 pub mod outcome;
 pub mod saved;
+pub mod select;
 
 pub use host::{Applied, HostRun};
 pub use outcome::{ApplyOutcome, Line, PlanRound};
@@ -33,6 +34,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// Hosts connected to, probed or switched at once unless `--parallel` says
+/// otherwise: a laptop's SSH client side, not the servers, is the bound.
+pub const DEFAULT_PARALLEL: usize = 32;
 
 /// Opens the TCP connection to a host (plain, or from inside a lab's network).
 pub type Dial = dyn Fn(SocketAddr, Duration) -> std::io::Result<TcpStream> + Sync;
@@ -125,6 +130,11 @@ pub struct Fleet {
     pub dir: PathBuf,
     /// Ask `infra status`'s questions in each host's probe.
     pub status: bool,
+    /// At most this many hosts are connected to, probed or switched at once
+    /// (`--parallel`).
+    pub parallel: usize,
+    /// `--limit`: the hosts this command acts on (model order); `None`: all.
+    pub selected: Option<Vec<String>>,
     access: Access,
     dial: Box<Dial>,
 }
@@ -150,6 +160,8 @@ impl Fleet {
             build,
             dir,
             status: false,
+            parallel: DEFAULT_PARALLEL,
+            selected: None,
             access,
             dial,
         }
@@ -167,8 +179,17 @@ impl Fleet {
         Fleet::new(c.model, host_order, c.build, c.root_dir, access)
     }
 
-    /// Hosts in the model's order.
+    /// The hosts this command acts on (every host, or `--limit`'s), in the
+    /// model's order.
     pub fn hosts(&self) -> Vec<String> {
+        match &self.selected {
+            Some(s) => s.clone(),
+            None => self.all_hosts(),
+        }
+    }
+
+    /// Every host of the configuration, in the model's order.
+    pub fn all_hosts(&self) -> Vec<String> {
         self.model
             .hosts
             .iter()
@@ -176,12 +197,22 @@ impl Fleet {
             .collect()
     }
 
+    /// Act on the hosts `limit` selects ([`select::select`]); empty: all.
+    pub fn limit(&mut self, limit: &[String]) -> Result<(), Box<Diag>> {
+        self.selected = if limit.is_empty() {
+            None
+        } else {
+            Some(select::select(&self.model, limit)?)
+        };
+        Ok(())
+    }
+
     /// How to reach `host`.
     pub fn target(&self, host: &str) -> Result<Target, ApplyError> {
         let Some(h) = self.model.hosts.iter().find(|h| h.name.value == host) else {
             return Err(ApplyError::NoHost {
                 host: host.to_string(),
-                known: self.hosts().join(", "),
+                known: self.all_hosts().join(", "),
             });
         };
         let mut t = Target::new(
@@ -311,7 +342,9 @@ impl Fleet {
         files: &BTreeMap<String, Materialized>,
         events: &dyn Events,
     ) -> Vec<(String, Result<HostRun, ApplyError>)> {
-        let results = transport::in_parallel(hosts, |h| HostRun::open(self, h, files, events));
+        let results = transport::in_pool(hosts, self.parallel, |h| {
+            HostRun::open(self, h, files, events)
+        });
         hosts.iter().cloned().zip(results).collect()
     }
 
@@ -319,7 +352,7 @@ impl Fleet {
     /// re-checked by the switch itself).
     pub fn open_saved(&self, saved: SavedPlan) -> Vec<(String, Result<HostRun, ApplyError>)> {
         let hosts: Vec<String> = saved.hosts.iter().map(|p| p.host.clone()).collect();
-        let sessions = transport::in_parallel(&hosts, |h| self.connect(h));
+        let sessions = transport::in_pool(&hosts, self.parallel, |h| self.connect(h));
         saved
             .hosts
             .into_iter()
@@ -396,8 +429,9 @@ impl Fleet {
         // anything is planned for good.
         if !from_saved {
             let mut list: Vec<HostRun> = runs.into_values().collect();
-            let settled =
-                transport::in_parallel_mut(&mut list, |run| run.settle(self, files, opts, events));
+            let settled = transport::in_pool_mut(&mut list, self.parallel, |run| {
+                run.settle(self, files, opts, events)
+            });
             for r in settled {
                 if let Err(e) = r {
                     errors.push(e);
@@ -472,7 +506,7 @@ impl Fleet {
             .into_iter()
             .map(|(h, r)| (h, std::sync::Mutex::new(r)))
             .collect();
-        let results = order::roll(&waves, |host| {
+        let results = order::roll(&waves, self.parallel, |host: &str| {
             let Some(slot) = slots.get(host) else {
                 return Err(ApplyError::Protocol {
                     host: host.to_string(),
@@ -484,6 +518,31 @@ impl Fleet {
             run.apply(self, files.get(host), opts, events)
         });
         ApplyOutcome::Rolled { results, unchanged }
+    }
+
+    /// `infra exec -- CMD`: run `command` (a sh command line, as root, stdin
+    /// empty) on each of this command's hosts, at most `parallel` at once: one
+    /// connection and one round trip each. Results in the order of the hosts.
+    pub fn exec(
+        &self,
+        command: &str,
+        events: &dyn Events,
+    ) -> Vec<(String, Result<transport::Output, ApplyError>)> {
+        let hosts = self.hosts();
+        let script = format!("exec </dev/null\n{command}\n");
+        let results = transport::in_pool(&hosts, self.parallel, |h| {
+            events.say(h, "connecting");
+            let mut s = self.connect(h)?;
+            events.say(h, "running");
+            let out = s.run(&script, &[])?;
+            let how = match &out.signal {
+                Some(sig) => format!("killed by {sig}"),
+                None => format!("exit {}", out.status),
+            };
+            events.done(h, &how);
+            Ok(out)
+        });
+        hosts.into_iter().zip(results).collect()
     }
 
     /// The generations of `host` (one connection, one round trip).

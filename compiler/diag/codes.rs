@@ -172,6 +172,8 @@ codes! {
     E0745: "a plaintext secrets file readable by group or others",
     W0746: "a secret in the store that nothing uses",
     E0747: "no `admin` to encrypt secrets to, or the store cannot be written",
+    E0750: "a `--limit` selector that matches no host, failover group or tag",
+    E0751: "`--limit` selects part of a failover group (apply without `--allow-partial-group`)",
     // The lab.
     E0780: "not Linux",
     E0781: "not root",

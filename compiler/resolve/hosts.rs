@@ -35,12 +35,15 @@ impl Resolver<'_> {
         let mut address = None;
         let mut ssh = Ssh::default();
         let env = Env::top();
-        let attrs = self.attrs(&b.body, &["address"], &[("ssh", SSH_ATTRS)], "host");
+        let mut tags: Vec<Spanned<String>> = Vec::new();
+        let attrs = self.attrs(&b.body, &["address", "tags"], &[("ssh", SSH_ATTRS)], "host");
         for (n, a) in &attrs.attrs {
             if *n == "address" {
                 if let Some(Value::Ip(ip)) = self.typed(&a.value, &Type::Ip, &env) {
                     address = Some(Spanned::new(ip, a.value.span()));
                 }
+            } else if *n == "tags" {
+                tags = self.tags(&a.value, &env);
             }
         }
         for nb in attrs.blocks {
@@ -103,7 +106,48 @@ impl Resolver<'_> {
             span: b.span,
             address: address.unwrap_or(Spanned::new(std::net::Ipv4Addr::UNSPECIFIED, name.span)),
             ssh,
+            tags,
         }
+    }
+
+    /// `tags = ["web", "site-a"]`: names `--limit @TAG` selects the host by.
+    fn tags(&mut self, value: &ast::Expr, env: &Env) -> Vec<Spanned<String>> {
+        let items: Vec<(Option<Value>, Span)> = match value {
+            ast::Expr::List(items, _) => items
+                .iter()
+                .map(|e| (self.typed(e, &Type::String, env), e.span()))
+                .collect(),
+            other => match self.typed(other, &Type::List(Box::new(Type::String)), env) {
+                Some(Value::List(vs)) => vs.into_iter().map(|v| (Some(v), other.span())).collect(),
+                _ => Vec::new(),
+            },
+        };
+        let mut tags: Vec<Spanned<String>> = Vec::new();
+        for (v, span) in items {
+            let Some(Value::Str(t)) = v else { continue };
+            let ok = t.len() <= 64
+                && t.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && t.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !ok {
+                self.diags.push(
+                    Diag::error(codes::E0206, format!("invalid tag `{t}`"))
+                        .at(span, "not a tag")
+                        .help("a tag is lowercase letters, digits, `-` and `_` (not first), e.g. `\"site-a\"`; select its hosts with `--limit @site-a`"),
+                );
+            } else if let Some(prev) = tags.iter().find(|p| p.value == t) {
+                let prev = prev.span;
+                self.diags.push(
+                    Diag::error(codes::E0206, format!("tag `{t}` is listed twice"))
+                        .at(span, "listed again here")
+                        .with(prev, "first listed here")
+                        .help("remove the duplicate"),
+                );
+            } else {
+                tags.push(Spanned::new(t, span));
+            }
+        }
+        tags
     }
 
     /// `admin NAME { key = "..." }`: a key `infra secrets` can encrypt to.

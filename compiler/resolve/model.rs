@@ -113,6 +113,8 @@ pub struct Host {
     pub span: Span,
     pub address: Spanned<Ipv4Addr>,
     pub ssh: Ssh,
+    /// `tags = [...]`: what `--limit @TAG` selects it by.
+    pub tags: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

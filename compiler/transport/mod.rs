@@ -115,14 +115,7 @@ impl Remote for Session {
 /// Run `f` once per item on its own thread (hosts in parallel); results come
 /// back in the order of `items`.
 pub fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items.iter().map(|item| s.spawn(move || f(item))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+    in_pool(items, items.len(), f)
 }
 
 /// [`in_parallel`] over mutable items.
@@ -130,17 +123,59 @@ pub fn in_parallel_mut<T: Send, R: Send>(
     items: &mut [T],
     f: impl Fn(&mut T) -> R + Sync,
 ) -> Vec<R> {
+    let n = items.len();
+    in_pool_mut(items, n, f)
+}
+
+/// Run `f` once per item on at most `workers` threads (`--parallel`: a fleet of
+/// a thousand hosts is not a thousand threads and connections at once); each
+/// worker takes the next item when it is done with one. Results in the order
+/// of `items`; a panic in `f` is raised again here.
+pub fn in_pool<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let refs: Vec<&T> = items.iter().collect();
+    pool(refs, workers, f)
+}
+
+/// [`in_pool`] over mutable items.
+pub fn in_pool_mut<T: Send, R: Send>(
+    items: &mut [T],
+    workers: usize,
+    f: impl Fn(&mut T) -> R + Sync,
+) -> Vec<R> {
+    let refs: Vec<&mut T> = items.iter_mut().collect();
+    pool(refs, workers, f)
+}
+
+fn pool<I: Send, R: Send>(items: Vec<I>, workers: usize, f: impl Fn(I) -> R + Sync) -> Vec<R> {
+    let n = items.len();
+    let workers = workers.clamp(1, n.max(1));
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
     let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .iter_mut()
-            .map(|item| s.spawn(move || f(item)))
+    let next = &next;
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    while let Some((i, item)) = next() {
+                        out.push((i, f(item)));
+                    }
+                    out
+                })
+            })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
-    })
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Connect to every target in parallel with `dial`; results in target order.
@@ -149,4 +184,40 @@ pub fn connect_all(
     dial: &(dyn Fn(SocketAddr, Duration) -> io::Result<TcpStream> + Sync),
 ) -> Vec<Result<Session, TransportError>> {
     in_parallel(targets, |t| connect(t, dial))
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_pool_runs_at_most_its_workers_at_once_and_keeps_the_order() {
+        let items: Vec<usize> = (0..40).collect();
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let threads = std::sync::Mutex::new(BTreeSet::new());
+        let out = in_pool(&items, 4, |&i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            threads
+                .lock()
+                .unwrap()
+                .insert(format!("{:?}", std::thread::current().id()));
+            std::thread::sleep(Duration::from_millis(3));
+            running.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&most), "{most} at once with 4 workers");
+        assert!(threads.lock().unwrap().len() <= 4);
+        // more workers than items: one each; none for no items
+        assert_eq!(in_pool(&[1, 2], 32, |&i| i + 1), vec![2, 3]);
+        assert!(in_pool(&[] as &[u8], 8, |&i| i).is_empty());
+        let mut v = vec![1, 2, 3];
+        in_pool_mut(&mut v, 2, |i| *i *= 10);
+        assert_eq!(v, vec![10, 20, 30]);
+    }
 }

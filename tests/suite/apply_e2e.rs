@@ -691,6 +691,11 @@ impl LabConfig {
     }
 
     pub fn infra_env(&self, cmd: &[&str], env: &[(&str, &str)]) -> Run {
+        self.infra_tail(cmd, env, &[])
+    }
+
+    /// `infra CMD [ARGS] DIR --lab TAIL` (`infra exec ... -- COMMAND`).
+    pub fn infra_tail(&self, cmd: &[&str], env: &[(&str, &str)], tail: &[&str]) -> Run {
         let t = std::time::Instant::now();
         let run = std::panic::catch_unwind(|| {
             crate::deadline::output_within(
@@ -698,6 +703,7 @@ impl LabConfig {
                     .args(cmd)
                     .arg(&self.dir)
                     .arg("--lab")
+                    .args(tail)
                     .envs(env.iter().copied())
                     .env("NO_COLOR", "1"),
                 INFRA_LIMIT,

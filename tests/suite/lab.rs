@@ -40,6 +40,7 @@ fn model() -> Model {
         span: sp,
         address: Spanned::new(ip(a), sp),
         ssh,
+        tags: Vec::new(),
     };
     Model {
         hosts: vec![

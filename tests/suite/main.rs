@@ -13,6 +13,7 @@ mod codes;
 mod deadline;
 mod demo;
 mod drill;
+mod fleet;
 mod fmt;
 mod golden;
 mod hostile;

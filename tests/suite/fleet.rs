@@ -1,0 +1,182 @@
+//! Fleets: `--limit HOST|GROUP|@TAG` (the union, in the model's order; a
+//! selector that matches nothing is E0750), the failover-group rule (an apply of
+//! one member of a pair is refused, E0751, unless `--allow-partial-group`),
+//! `--parallel`'s bound, and `infra exec`'s prefixed output and summary. The
+//! pool's bound itself is a unit test (compiler/transport/mod.rs). Lab: the
+//! accounting pair applied one member at a time, as an office adding its second
+//! machine would, and `exec` over real SSH.
+
+use crate::apply_e2e::{lab_enabled, LabConfig};
+use std::path::Path;
+use std::process::Command;
+
+/// `infra ARGS` (no lab): (exit code, stdout, stderr with miette's wrapping undone).
+fn infra(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_infra"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("runs infra");
+    let err = String::from_utf8_lossy(&out.stderr)
+        .split(|c: char| c.is_whitespace() || c == '│')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        err,
+    )
+}
+
+fn example() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/accounting")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_limit_that_matches_nothing_or_half_a_pair_is_refused_before_connecting() {
+    let ex = example();
+    // half of the pair: refused before any secret is read or host reached
+    // (the example has no secrets.env: without the refusal this would be E0730)
+    let (code, _, err) = infra(&["apply", &ex, "--limit", "alpha"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("E0751")
+            && err.contains("--limit selects alpha of failover group `office` without beta")
+            && err.contains("partial-group` to apply only these members"),
+        "{err}"
+    );
+    // with the flag it goes on, to the next missing thing (the secrets)
+    let (code, _, err) = infra(&["apply", &ex, "--limit", "alpha", "--allow-partial-group"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("E0751") && err.contains("E0730"), "{err}");
+    // the whole group is no partial one
+    let (_, _, err) = infra(&["apply", &ex, "--limit", "office"]);
+    assert!(!err.contains("E0751"), "{err}");
+    // unknown selectors name what exists
+    for (sel, want) in [
+        (
+            "gamma",
+            "`gamma` is no host, failover group or tag of the configuration",
+        ),
+        ("@web", "no host has the tag `web`"),
+        ("alpha,nope", "`nope` is no host"),
+    ] {
+        for cmd in ["plan", "apply", "status", "exec"] {
+            let mut args = vec![cmd, ex.as_str(), "--limit", sel];
+            if cmd == "exec" {
+                args.extend(["--", "true"]);
+            }
+            let (code, _, err) = infra(&args);
+            assert_eq!(code, 1, "{cmd} --limit {sel}: {err}");
+            assert!(
+                err.contains("E0750") && err.contains(want) && err.contains("hosts: alpha, beta"),
+                "{cmd} --limit {sel}: {err}"
+            );
+        }
+    }
+    let (code, _, err) = infra(&["plan", &ex, "--parallel", "0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("from 1 to 1024"), "{err}");
+}
+
+#[test]
+fn lab_one_member_at_a_time_then_exec_on_both() {
+    if !lab_enabled("lab_one_member_at_a_time_then_exec_on_both") {
+        return;
+    }
+    let mut c = LabConfig::new("accounting", "fleet");
+    let text = c
+        .text()
+        .replace(
+            "host alpha {",
+            "host alpha {\n  tags = [\"db\", \"site-a\"]",
+        )
+        .replace("host beta {", "host beta {\n  tags = [\"site-a\"]");
+    assert!(
+        text.contains("tags = [\"site-a\"]"),
+        "the example's host blocks moved"
+    );
+    c.write(&text);
+    c.up(&[]);
+
+    // the first machine alone (the office before its second one), one host at a time
+    let r = c.infra(&["apply", "--limit", "@db"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("E0751"), "{r:?}");
+    let r = c.infra(&[
+        "apply",
+        "--limit",
+        "@db",
+        "--allow-partial-group",
+        "--parallel",
+        "1",
+    ]);
+    assert_eq!(r.code, 0, "apply of alpha alone failed:\n{r:?}");
+    let g = c.infra(&["generations", "beta"]);
+    assert!(
+        g.stdout.contains("beta: no generations"),
+        "beta was touched: {g:?}"
+    );
+    // the plan of the other member is beta's alone
+    let p = c.infra(&["plan", "--json", "--limit", "beta"]);
+    assert_eq!(p.code, 0, "{p:?}");
+    let v: serde_json::Value = serde_json::from_str(&p.stdout).expect("plan --json");
+    let planned: Vec<&str> = v["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter_map(|h| h["host"].as_str())
+        .collect();
+    assert_eq!(planned, ["beta"], "{v:#}");
+    // then the pair: beta joins (alpha has nothing left to change)
+    let r = c.infra(&["apply", "--limit", "office"]);
+    assert_eq!(r.code, 0, "apply of the pair failed:\n{r:?}");
+    // beta's guarded bootstrap step is pending until its base backup is done
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let p = loop {
+        let p = c.infra(&["plan", "--detailed-exitcode"]);
+        if p.code != 2 || std::time::Instant::now() > end {
+            break p;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    assert_eq!(
+        p.code, 0,
+        "not converged 90 s after the pair's apply:\n{p:?}"
+    );
+
+    // exec: every line prefixed with its host, stderr on stderr, a summary
+    let r = c.infra_tail(
+        &["exec", "--limit", "@site-a"],
+        &[],
+        &[
+            "--",
+            "cat /etc/hostname; echo to-stderr >&2; test \"$(cat /etc/hostname)\" = alpha",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.lines().any(|l| l == "alpha | alpha")
+            && r.stdout.lines().any(|l| l == "beta  | beta"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("beta  ! to-stderr"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("exec on 2 hosts: 1 ok, 1 failed (beta: exit 1)"),
+        "{r:?}"
+    );
+    let r = c.infra_tail(
+        &["exec", "--limit", "beta"],
+        &[],
+        &["--", "systemctl", "is-active", "keepalived"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "beta | active\n", "{r:?}");
+    assert!(r.stderr.contains("exec on 1 host: 1 ok"), "{r:?}");
+}
