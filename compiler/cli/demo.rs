@@ -91,6 +91,7 @@ pub fn run(dir: Option<PathBuf>) -> i32 {
         secrets: None,
         confirm_timeout: 120,
         lock_wait: 60,
+        json: false,
     });
     if rc != 0 {
         return rc;

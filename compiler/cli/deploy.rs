@@ -103,6 +103,10 @@ pub struct ApplyArgs {
     /// (exit 3).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub lock_wait: u64,
+    /// One JSON event per line on standard output instead of the text
+    /// (docs/apply-events.schema.json); exit codes as without it.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -423,8 +427,15 @@ pub fn apply(args: ApplyArgs) -> i32 {
     if let Err(code) = whole_groups(&fleet, &hosts, args.allow_partial_group) {
         return code;
     }
-    let progress = Progress::new(&hosts);
     let started = Instant::now();
+    if args.json {
+        let outcome = fleet.apply(&files, saved, &opts, &JsonEvents);
+        for v in outcome.events(started.elapsed().as_secs_f64()) {
+            outln!("{v}");
+        }
+        return outcome.exit_code();
+    }
+    let progress = Progress::new(&hosts);
     let outcome = fleet.apply(&files, saved, &opts, &progress);
     progress.clear();
     for line in outcome.lines(started.elapsed().as_secs_f64()) {
@@ -435,6 +446,32 @@ pub fn apply(args: ApplyArgs) -> i32 {
         }
     }
     outcome.exit_code()
+}
+
+/// `apply --json`'s live events, a line each on stdout (deploy/event.rs).
+struct JsonEvents;
+
+impl Events for JsonEvents {
+    fn say(&self, host: &str, msg: &str) {
+        let v = serde_json::json!({"event": "progress", "host": host, "message": msg});
+        outln!("{}", crate::deploy::event::line(&v));
+    }
+    fn done(&self, host: &str, msg: &str) {
+        let v =
+            serde_json::json!({"event": "progress", "host": host, "message": msg, "done": true});
+        outln!("{}", crate::deploy::event::line(&v));
+    }
+    fn planned(&self, plan: &crate::plan::Plan, story: &[String], notes: &[(String, String)]) {
+        let notes: Vec<_> = notes
+            .iter()
+            .map(|(h, n)| serde_json::json!({"host": h, "note": n}))
+            .collect();
+        let v = serde_json::json!({"event": "plan", "plan": plan, "story": story, "notes": notes});
+        outln!("{}", crate::deploy::event::line(&v));
+    }
+    fn event(&self, e: &crate::deploy::Event) {
+        outln!("{}", crate::deploy::event::line(e));
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -82,6 +82,12 @@ impl HostRun {
         let probe_ms = ms(t1);
         let prepared = apply::prepare(build, &observed, secret_hashes(build, files));
         events.say(host, &prepared.plan.summary.describe());
+        events.event(&super::Event::Probed {
+            host,
+            current: prepared.previous,
+            changes: prepared.plan.summary.describe(),
+            changed: prepared.plan.has_changes(),
+        });
         let notes = observed.recovered.clone();
         Ok(HostRun {
             host: host.to_string(),
@@ -338,6 +344,10 @@ impl HostRun {
         let manifest = apply::new_manifest(build, p.generation, &m.installed);
         let token = crate::secrets::token();
         events.say(&host, &format!("switching to generation {}", p.generation));
+        events.event(&super::Event::Switch {
+            host: &host,
+            generation: p.generation,
+        });
         let job = apply::SwitchJob {
             build,
             prepared: &p,
@@ -374,6 +384,11 @@ impl HostRun {
                 )
             },
         );
+        events.event(&super::Event::HealthGate {
+            host: &host,
+            generation: p.generation,
+            checks: checks.iter().map(|c| c.what.as_str()).collect(),
+        });
         confirm_new(
             fleet,
             &host,
@@ -388,6 +403,11 @@ impl HostRun {
             &host,
             &format!("generation {} confirmed ({secs:.1} s)", p.generation),
         );
+        events.event(&super::Event::Confirmed {
+            host: &host,
+            generation: p.generation,
+            secs,
+        });
         Ok(Applied {
             generation: switched.generation,
             secs,

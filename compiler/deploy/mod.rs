@@ -12,11 +12,13 @@
 //!   settled (an interrupted apply recovered, or a live one waited for).
 //! - No outcome says a host is applied unless its switch was confirmed.
 
+pub mod event;
 pub mod host;
 pub mod outcome;
 pub mod saved;
 pub mod select;
 
+pub use event::Event;
 pub use host::{Applied, HostRun};
 pub use outcome::{ApplyOutcome, Line, PlanRound};
 pub use saved::SavedPlan;
@@ -92,6 +94,9 @@ pub trait Events: Sync {
     /// switched: `story` says where the VIPs are, `notes` what recovering
     /// interrupted applies did, by host.
     fn planned(&self, _plan: &Plan, _story: &[String], _notes: &[(String, String)]) {}
+    /// A structured event (`apply --json`); the words of it also come through
+    /// [`Events::say`].
+    fn event(&self, _event: &Event) {}
 }
 
 /// Events nobody listens to.

@@ -4,9 +4,11 @@
 //! `--parallel`'s bound, and `infra exec`'s prefixed output and summary. The
 //! pool's bound itself is a unit test (compiler/transport/mod.rs). Lab: the
 //! accounting pair applied one member at a time, as an office adding its second
-//! machine would, and `exec` over real SSH.
+//! machine would, `exec` over real SSH, and `apply --json`'s events against
+//! docs/apply-events.schema.json.
 
 use crate::apply_e2e::{lab_enabled, LabConfig};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -179,4 +181,123 @@ fn lab_one_member_at_a_time_then_exec_on_both() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, "beta | active\n", "{r:?}");
     assert!(r.stderr.contains("exec on 1 host: 1 ok"), "{r:?}");
+
+    // apply --json: a timer changes on both members
+    c.write(&c.text().replace("\"*-*-* 03:00:00\"", "\"*-*-* 03:30:00\""));
+    let r = c.infra(&["apply", "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let (all, names) = events(&r.stdout);
+    let counts: Vec<usize> = [
+        "probed",
+        "plan",
+        "switch",
+        "health_gate",
+        "confirmed",
+        "host",
+        "summary",
+    ]
+    .iter()
+    .map(|n| count_of(&names, n))
+    .collect();
+    assert_eq!(counts, [2, 1, 2, 2, 2, 2, 1], "{names:?}");
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("summary"),
+        "{names:?}"
+    );
+    let pos = |n: &str| names.iter().position(|x| x == n).unwrap_or(usize::MAX);
+    assert!(
+        pos("probed") < pos("plan") && pos("plan") < pos("switch"),
+        "{names:?}"
+    );
+    // the roll: beta (not the VIP holder) confirmed before alpha's switch starts
+    let at = |e: &str, h: &str| {
+        all.iter()
+            .position(|v| v["event"] == e && v["host"] == h)
+            .unwrap_or_else(|| panic!("no {e} of {h}: {names:?}"))
+    };
+    assert!(at("confirmed", "beta") < at("switch", "alpha"), "{names:?}");
+    let results: BTreeMap<&str, &str> = all
+        .iter()
+        .filter(|v| v["event"] == "host")
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap_or(""),
+                v["result"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        BTreeMap::from([("alpha", "applied"), ("beta", "applied")])
+    );
+    let summary = all.last().expect("summary");
+    assert_eq!(
+        (summary["result"].as_str(), summary["exit_code"].as_i64()),
+        (Some("applied"), Some(0)),
+        "{summary}"
+    );
+    // and nothing left: one summary, no changes
+    let r = c.infra(&["apply", "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let (all, names) = events(&r.stdout);
+    assert_eq!(count_of(&names, "switch"), 0, "{names:?}");
+    assert_eq!(
+        all.last().map(|v| v["result"].clone()),
+        Some("no_changes".into()),
+        "{names:?}"
+    );
+}
+
+fn count_of(names: &[String], n: &str) -> usize {
+    names.iter().filter(|x| *x == n).count()
+}
+
+/// Every line of `apply --json`: valid against docs/apply-events.schema.json;
+/// the events' names in order.
+fn events(stdout: &str) -> (Vec<serde_json::Value>, Vec<String>) {
+    let validator = schema();
+    let mut all = Vec::new();
+    for line in stdout.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let bad: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(bad.is_empty(), "{bad:#?}\n{v:#}");
+        all.push(v);
+    }
+    let names = all
+        .iter()
+        .map(|v| v["event"].as_str().unwrap_or("").to_string())
+        .collect();
+    (all, names)
+}
+
+fn schema() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/apply-events.schema.json"),
+        )
+        .expect("docs/apply-events.schema.json"),
+    )
+    .expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema compiles")
+}
+
+#[test]
+fn apply_events_schema_rejects_what_it_should() {
+    // the schema is not a blank cheque: an unknown event, a missing field,
+    // another version, a failure without its error, a result outside the enum
+    let v = schema();
+    let ok = serde_json::json!({"schema": 1, "event": "switch", "host": "a", "generation": 2});
+    assert!(v.is_valid(&ok));
+    for bad in [
+        serde_json::json!({"schema": 1, "event": "switched", "host": "a", "generation": 2}),
+        serde_json::json!({"schema": 1, "event": "switch", "host": "a"}),
+        serde_json::json!({"schema": 2, "event": "switch", "host": "a", "generation": 2}),
+        serde_json::json!({"schema": 1, "event": "host", "host": "a", "result": "failed"}),
+        serde_json::json!({"schema": 1, "event": "summary", "result": "fine", "applied": 0,
+                           "unchanged": 0, "secs": 1.0, "exit_code": 0}),
+    ] {
+        assert!(!v.is_valid(&bad), "accepted: {bad}");
+    }
 }
