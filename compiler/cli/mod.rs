@@ -57,6 +57,10 @@ pub enum Command {
         #[arg(long, default_value = "build")]
         out: PathBuf,
     },
+    /// The probe script `plan` sends to HOST (for measuring it on the host:
+    /// benches/probe-time.sh).
+    #[command(hide = true)]
+    ProbeScript { host: String, path: Option<PathBuf> },
     /// Draw the dependency graph (instances per host, apply order between hosts),
     /// or with `--topology` the machines: VIPs, replication and share pushes from
     /// the VIP holder, active-only jobs, witness.
@@ -161,6 +165,9 @@ pub fn main() -> i32 {
         Command::Exec(a) => deploy::exec(a),
         Command::Secrets(c) => secrets::run(c),
         Command::Build { path, out } => build(&path.unwrap_or_else(|| PathBuf::from(".")), &out),
+        Command::ProbeScript { host, path } => {
+            probe_script(&host, &path.unwrap_or_else(|| PathBuf::from(".")))
+        }
         Command::Graph {
             path,
             format,
@@ -200,6 +207,29 @@ fn report_failure(f: &crate::Failure) -> i32 {
     report(&f.warnings, &f.sources, MessageFormat::Human);
     report(&f.diags, &f.sources, MessageFormat::Human);
     1
+}
+
+fn probe_script(host: &str, path: &Path) -> i32 {
+    let c = match load_build(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match c.build.hosts.get(host) {
+        Some(b) => {
+            out!("{}", crate::probe::probe_script(b, crate::apply::STATE_DIR));
+            0
+        }
+        None => {
+            let known: Vec<&str> = c.build.hosts.keys().map(String::as_str).collect();
+            report(
+                &[Diag::error("E0735", format!("no host `{host}` in the configuration"))
+                    .help(format!("hosts: {}", known.join(", ")))],
+                &SourceMap::new(),
+                MessageFormat::Human,
+            );
+            1
+        }
+    }
 }
 
 fn build(path: &Path, out: &Path) -> i32 {

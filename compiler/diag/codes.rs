@@ -187,6 +187,7 @@ codes! {
     E0789: "a host did not become ready in time",
     E0790: "a system command failed",
     E0791: "a file operation failed",
+    E0792: "the kernel's inotify limits are too low for the lab's hosts",
 }
 
 /// The registered code `code`, if there is one.

@@ -67,6 +67,17 @@ pub enum LabError {
         log: PathBuf,
     },
 
+    #[error(
+        "not enough kernel resources to boot {hosts} host(s): {detail}; nothing was booted\n  \
+         raise them (as root): `sysctl -w {fix}` (for good: put the same in \
+         /etc/sysctl.d/90-infra-lab.conf), then `infra lab up` again"
+    )]
+    Limits {
+        hosts: usize,
+        detail: String,
+        fix: String,
+    },
+
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },
 
@@ -95,6 +106,7 @@ impl LabError {
             LabError::NotReady { .. } => "E0789",
             LabError::Command { .. } => "E0790",
             LabError::Io { .. } => "E0791",
+            LabError::Limits { .. } => "E0792",
         }
     }
 

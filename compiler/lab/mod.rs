@@ -18,6 +18,7 @@
 
 mod error;
 pub mod image;
+pub mod limits;
 mod machine;
 mod net;
 pub mod paths;
@@ -182,6 +183,13 @@ fn check_name(name: &str) -> Result<(), LabError> {
 pub fn up(spec: &LabSpec, progress: &Progress) -> Result<LabStatus, LabError> {
     preflight()?;
     spec.validate()?;
+    // before anything is made: enough inotify for the hosts to boot
+    let booting = spec
+        .hosts
+        .iter()
+        .filter(|h| machine::running_pid(&spec.name, &h.name).is_none())
+        .count();
+    limits::check(booting)?;
     let tools = Tools::find()?;
     let name = spec.name.as_str();
     let image_spec = image::ImageSpec::with_extra(&spec.packages);

@@ -75,42 +75,61 @@ pub fn tail(bytes: &[u8], n: usize) -> String {
 }
 
 /// Run with a time limit. `Ok(None)` when it had to be killed.
+///
+/// The command runs in a process group of its own, and the whole group is
+/// killed at the deadline: `nsenter ... systemctl is-system-running --wait`
+/// leaves `systemctl` inside the host when only `nsenter` is killed, and that
+/// process holds the output pipes open. Reading the output ends by the
+/// deadline too (plus a second for what was already written), whatever still
+/// holds the pipes.
 pub fn run_timeout(cmd: &mut Command, limit: Duration) -> std::io::Result<Option<Output>> {
+    use std::os::unix::process::CommandExt;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()?;
-    let mut so = child.stdout.take();
-    let mut se = child.stderr.take();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        if let Some(s) = so.as_mut() {
-            let _ = s.read_to_end(&mut v);
-        }
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        if let Some(s) = se.as_mut() {
-            let _ = s.read_to_end(&mut v);
-        }
-        v
-    });
+    let pgid = child.id();
+    let reader = |s: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut s) = s {
+                let _ = s.read_to_end(&mut v);
+            }
+            let _ = tx.send(v);
+        });
+        rx
+    };
+    let out = reader(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let err = reader(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
     let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(s) = child.try_wait()? {
             break Some(s);
         }
         if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
             break None;
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let stdout = t_out.join().unwrap_or_default();
-    let stderr = t_err.join().unwrap_or_default();
+    if status.is_none() {
+        // the command and everything it started in its group (not yet reaped:
+        // the group's id is still the command's)
+        // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+        unsafe {
+            libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+        }
+        let _ = child.wait();
+    }
+    let grace = deadline.max(Instant::now()) + Duration::from_secs(1);
+    let collect = |rx: mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(grace.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
+    };
+    let stdout = collect(out);
+    let stderr = collect(err);
     Ok(status.map(|status| Output {
         status,
         stdout,
@@ -378,4 +397,35 @@ pub fn random_hex16() -> Result<String, LabError> {
     f.read_exact(&mut buf)
         .map_err(|e| LabError::io("read", "/dev/urandom", e))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_ends_even_when_a_grandchild_holds_the_pipes() {
+        // the shape of `nsenter ... systemctl --wait`: the command waits, and
+        // something it started holds stdout open
+        let t = Instant::now();
+        let out = run_timeout(
+            Command::new("sh").args(["-c", "sleep 60 & echo started; sleep 60"]),
+            Duration::from_millis(300),
+        )
+        .expect("runs sh");
+        assert!(out.is_none(), "it was killed");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "it waited {:?} for the pipes",
+            t.elapsed()
+        );
+        // a command that ends in time: its output, whole
+        let out = run_timeout(
+            Command::new("sh").args(["-c", "echo out; echo err >&2"]),
+            Duration::from_secs(10),
+        )
+        .expect("runs sh")
+        .expect("ended in time");
+        assert_eq!((out.stdout, out.stderr), (b"out\n".to_vec(), b"err\n".to_vec()));
+    }
 }

@@ -118,7 +118,7 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
             Tag::Latest => obs.latest_generation = text(body).parse().ok(),
             Tag::Addresses => {
                 // `ip -o -4 addr show`: "2: eth0    inet 192.0.2.11/24 brd ... scope global eth0\ ..."
-                for line in text(&decode(body)?).lines() {
+                for line in text(body).lines() {
                     let mut w = line.split_whitespace();
                     while let Some(word) = w.next() {
                         if word == "inet" {
@@ -202,13 +202,13 @@ pub fn parse_probe_output(build: &HostBuild, stdout: &[u8]) -> Result<Observed, 
             }
             Tag::Systemd => obs.systemd = body == b"1",
             Tag::UnitList => {
-                asked_units = text(&decode(body)?)
+                asked_units = text(body)
                     .lines()
                     .filter(|l| !l.is_empty())
                     .map(str::to_string)
                     .collect();
             }
-            Tag::UnitShow => shown_units = Some(decode(body)?),
+            Tag::UnitShow => shown_units = Some(body.to_vec()),
             Tag::Packages => {
                 for line in text(&decode(body)?).lines() {
                     let f: Vec<&str> = line.split('\t').collect();
@@ -397,8 +397,9 @@ mod tests {
         };
         assert!(parse_probe_output(&build, b"V\t1\0").is_err());
         assert!(parse_probe_output(&build, b"Welcome!\nV\t1\0E\t0\0").is_err());
-        assert!(parse_probe_output(&build, b"V\t2\0?\tx\0E\t0\0").is_err());
-        let ok = parse_probe_output(&build, b"V\t2\0I\thost\0Y\t0\0E\t0\0").expect("parses");
+        assert!(parse_probe_output(&build, b"V\t2\0I\thost\0Y\t0\0E\t0\0").is_err());
+        assert!(parse_probe_output(&build, b"V\t3\0?\tx\0E\t0\0").is_err());
+        let ok = parse_probe_output(&build, b"V\t3\0I\thost\0Y\t0\0E\t0\0").expect("parses");
         assert_eq!(ok.hostname, "host");
         assert!(!ok.systemd);
     }

@@ -13,7 +13,13 @@ LC_ALL=C; export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 umask 077
 cur="$S/generations/current"
-t=$(mktemp -d) || exit 90
+nl='
+'
+"#;
+
+/// A temporary directory, only for a probe with step guards (their statuses):
+/// a probe without is two processes shorter (`mktemp`, `rm`).
+const TEMP: &str = r#"t=$(mktemp -d) || exit 90
 trap 'rm -rf "$t"' EXIT
 "#;
 
@@ -37,6 +43,9 @@ pub fn probe_script_with(build: &HostBuild, state_dir: &str, status: Option<&str
         .iter()
         .filter_map(|st| st.unless.as_deref().map(|u| (st.name.as_str(), u)))
         .collect();
+    if !guards.is_empty() {
+        s.push_str(TEMP);
+    }
     for (i, (_, unless)) in guards.iter().enumerate() {
         let _ = writeln!(
             s,
@@ -114,7 +123,7 @@ fn head(s: &mut String) {
         ),
         format!(
             "if [ -f \"$cur/manifest.json\" ]; then {}; fi",
-            Tag::Manifest.base64_of("cat \"$cur/manifest.json\"")
+            Tag::Manifest.base64_file("\"$cur/manifest.json\"")
         ),
         format!("if [ -d \"$S/lock\" ]; then {}; fi", Tag::Lock.base64_of("lock_facts")),
         format!(
@@ -123,7 +132,7 @@ fn head(s: &mut String) {
         ),
         "n=; for d in \"$S\"/generations/[0-9]*; do d=${d##*/}; case $d in *[!0-9]*) ;; *) if [ -z \"$n\" ] || [ \"$d\" -gt \"$n\" ]; then n=$d; fi ;; esac; done".into(),
         format!("if [ -n \"$n\" ]; then {}; fi", Tag::Latest.printf("%s", "\"$n\"")),
-        Tag::Addresses.base64_of("ip -o -4 addr show 2>/dev/null"),
+        Tag::Addresses.raw_of("ip -o -4 addr show 2>/dev/null"),
     ];
     for l in lines {
         s.push_str(&l);
@@ -133,31 +142,38 @@ fn head(s: &mut String) {
 
 /// Existence, lstat and hashes of every path the build or the current
 /// generation manages; the content of non-secret build files that differ.
+/// No temporary files and no `xargs`: the paths that exist are the positional
+/// parameters, handed to one `stat` and one `sha256sum` (a no-op probe runs no
+/// other process here); a temporary directory is made only when some file's
+/// content must be brought back.
 fn files(s: &mut String, build: &HostBuild) {
-    let _ = writeln!(
-        s,
-        r#"exec 4>"$t/all" 5>"$t/reg"
-c() {{
-  if [ -L "$1" ] || [ -e "$1" ]; then
-    printf '%s\0' "$1" >&4
-    if [ -f "$1" ] && [ ! -L "$1" ]; then printf '%s\0' "$1" >&5; fi
-  else
-    {absent}
-  fi
-}}"#,
-        absent = Tag::Absent.printf("%s", "\"$1\"")
-    );
-    for p in build_paths(build) {
-        let _ = writeln!(s, "c {}", quote(p));
+    let absent = Tag::Absent.printf("%s", "\"$p\"");
+    s.push_str("set --\n");
+    let paths = build_paths(build);
+    if !paths.is_empty() {
+        s.push_str("for p in");
+        for p in paths {
+            s.push(' ');
+            s.push_str(&quote(p));
+        }
+        let _ = writeln!(
+            s,
+            "; do\n  if [ -L \"$p\" ] || [ -e \"$p\" ]; then set -- \"$@\" \"$p\"; else {absent}; fi\ndone"
+        );
     }
     let _ = writeln!(
         s,
         r#"if [ -f "$cur/paths" ]; then
-  while IFS= read -r p; do case $p in /*) c "$p" ;; esac; done < "$cur/paths"
+  while IFS= read -r p; do case $p in /*) if [ -L "$p" ] || [ -e "$p" ]; then set -- "$@" "$p"; else {absent}; fi ;; esac; done < "$cur/paths"
 fi
-exec 4>&- 5>&-
-xargs -0r stat --printf '{fmt}' -- < "$t/all" 2>/dev/null
-xargs -0r sha256sum -z -- < "$t/reg" 2>/dev/null | tr '\0' '\n' > "$t/sum""#,
+if [ $# -gt 0 ]; then stat --printf '{fmt}' -- "$@" 2>/dev/null; fi
+regular() {{
+  k=$#
+  for p do if [ -f "$p" ] && [ ! -L "$p" ]; then set -- "$@" "$p"; fi; done
+  shift "$k"
+  if [ $# -gt 0 ]; then sha256sum -z -- "$@" 2>/dev/null; fi
+}}
+regular "$@" | tr '\0' '\n' | {{"#,
         fmt = Tag::Stat.format("%f\\t%a\\t%U\\t%G\\t%s\\t%n")
     );
     // Expected hashes of non-secret build files ("-": never bring content back).
@@ -175,24 +191,32 @@ xargs -0r sha256sum -z -- < "$t/reg" 2>/dev/null | tr '\0' '\n' > "$t/sum""#,
     // them by the sizes of the stat records and checks each piece's hash.
     let _ = writeln!(
         s,
-        r#"exec 6>"$t/chg"
+        r#"chg=
 while IFS= read -r l; do
   h=${{l%% *}}; n=${{l#* }}; n=${{n#[ *]}}
   {hash}
   while [ $# -ge 2 ] && [ "$2" != "$n" ]; do shift 2; done
   if [ $# -ge 2 ]; then
-    if [ "$1" != - ] && [ "$1" != "$h" ]; then printf '%s\0' "$n" >&6; fi
+    if [ "$1" != - ] && [ "$1" != "$h" ]; then chg="$chg$n$nl"; fi
     shift 2
   fi
-done < "$t/sum"
-exec 6>&-
-xargs -0r sh -c 'exec find "$@" -maxdepth 0 -type f -size -{limit}k -print0' sh < "$t/chg" > "$t/small" 2>/dev/null
-{fetched}
-{blob}"#,
+done
+if [ -n "$chg" ]; then
+  t=$(mktemp -d) || exit 90
+  trap 'rm -rf "$t"' EXIT
+  printf '%s' "$chg" | tr '\n' '\0' | xargs -0r sh -c 'exec find "$@" -maxdepth 0 -type f -size -{limit}k -print0' sh > "$t/small" 2>/dev/null
+  {fetched}
+  {blob}
+else
+  {no_fetched}; {no_blob}
+fi
+}}"#,
         hash = Tag::Hash.printf("%s\\t%s", "\"$h\" \"$n\""),
         limit = CONTENT_LIMIT / 1024 + 1,
-        fetched = Tag::Fetched.base64_of("cat \"$t/small\""),
+        fetched = Tag::Fetched.base64_file("\"$t/small\""),
         blob = Tag::Blob.base64_of("xargs -0r cat -- < \"$t/small\" 2>/dev/null"),
+        no_fetched = Tag::Fetched.printf("", ""),
+        no_blob = Tag::Blob.printf("", ""),
     );
 }
 
@@ -220,26 +244,32 @@ if [ "$y" = 0 ] && [ -n "$v" ] && [ -f "$r/releases/$v.list" ]; then {list}; fi"
 /// template units (`NAME@.service`: `systemctl show` refuses the name, and nothing
 /// enables or starts them, their instances are started by what names them).
 fn units(s: &mut String, build: &HostBuild) {
-    s.push_str("wanted() {\n  :\n");
+    // the names are the positional parameters (no sed, grep, cat, base64 or
+    // temporary file): the build's, then the current generation's, without
+    // empty lines and template units
+    let mut wanted = String::from("set --");
     for u in &build.units {
-        let _ = writeln!(s, "  printf '%s\\n' {}", quote(&u.name));
+        if !u.name.contains("@.") {
+            wanted.push(' ');
+            wanted.push_str(&quote(&u.name));
+        }
     }
-    s.push_str("}\n");
     let _ = writeln!(
         s,
         r#"if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   {yes}
-  {{ wanted; if [ -f "$cur/units" ]; then sed '/^$/d' "$cur/units"; fi; }} | grep -v '@\.[a-z]*$' > "$t/units"
-  {list}
+  {wanted}
+  if [ -f "$cur/units" ]; then while IFS= read -r l; do case $l in ''|*@.[a-z]*) ;; *) set -- "$@" "$l" ;; esac; done < "$cur/units"; fi
+  printf '{q}\t'; if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi; printf '\0'
   {show}
 else
   {no}
 fi"#,
         yes = Tag::Systemd.printf("1", ""),
         no = Tag::Systemd.printf("0", ""),
-        list = Tag::UnitList.base64_of("cat \"$t/units\""),
-        show = Tag::UnitShow.base64_of(
-            "xargs -r -d '\\n' systemctl show --no-pager --property=Id,LoadState,ActiveState,SubState,UnitFileState,ConditionResult,ConditionTimestampMonotonic -- < \"$t/units\" 2>/dev/null"
+        q = Tag::UnitList.letter(),
+        show = Tag::UnitShow.raw_of(
+            "if [ $# -gt 0 ]; then systemctl show --no-pager --property=Id,LoadState,ActiveState,SubState,UnitFileState,ConditionResult,ConditionTimestampMonotonic -- \"$@\" 2>/dev/null; fi"
         ),
     );
 }
