@@ -14,6 +14,7 @@ n=${3:-40}
 infra=${INFRA:-target/release/infra}
 lab=$(basename "$(cd "$cfg" && pwd)")
 "$infra" probe-script "$host" "$cfg" | "$infra" lab exec "$host" --lab "$lab" -- sh -c 'cat > /tmp/infra-probe.sh'
+# shellcheck disable=SC2016 # expanded inside the host
 "$infra" lab exec "$host" --lab "$lab" -- sh -c '
 n=$1
 us() { echo $(( ($2 - $1) / n / 1000 )); }

@@ -564,7 +564,10 @@ fn render_instance(
     let inst = &model.instances[i];
     let role = role_of(model, i, h);
     let origin = inst.qualified();
-    let ctx = context::instance_context(model, inst, h);
+    // made for the first template only: an instance of inline files needs
+    // none, and on `all` it holds every host (a fleet's size, for every host)
+    let ctx = std::cell::OnceCell::new();
+    let ctx = || ctx.get_or_init(|| context::instance_context(model, inst, h));
     for r in &inst.resources {
         if !matches_role(r.only, role) {
             continue;
@@ -581,10 +584,12 @@ fn render_instance(
             instance_span: inst.span,
         };
         // A resource made for one element of a list parameter: its template
-        // sees the parameter as that element.
-        let rctx = match &r.element {
-            Some((p, v)) => {
-                let mut c = ctx.clone();
+        // sees the parameter as that element. Made only for a template (the
+        // context holds the placement's hosts: copying it for every element of
+        // every host's inline files was cubic in a fleet's size).
+        let rctx = || {
+            let mut c = ctx().clone();
+            if let Some((p, v)) = &r.element {
                 let j = context::value_json(model, v, h);
                 // as instance_context places parameters: by name unless reserved
                 if !context::RESERVED.contains(&p.as_str()) {
@@ -593,14 +598,13 @@ fn render_instance(
                 if let Some(serde_json::Value::Object(params)) = c.get_mut("params") {
                     params.insert(p.clone(), j);
                 }
-                std::borrow::Cow::Owned(c)
             }
-            None => std::borrow::Cow::Borrowed(&ctx),
+            c
         };
         let mut text = |source: &Source| -> Option<String> {
             match source {
                 Source::Inline(s) => Some(s.clone()),
-                Source::Template(path) => match engine.render(path, rctx.as_ref().clone(), &at) {
+                Source::Template(path) => match engine.render(path, rctx(), &at) {
                     Ok(s) => Some(s),
                     Err(d) => {
                         diags.push(d);
