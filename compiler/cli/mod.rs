@@ -222,8 +222,10 @@ fn probe_script(host: &str, path: &Path) -> i32 {
         None => {
             let known: Vec<&str> = c.build.hosts.keys().map(String::as_str).collect();
             report(
-                &[Diag::error("E0735", format!("no host `{host}` in the configuration"))
-                    .help(format!("hosts: {}", known.join(", ")))],
+                &[
+                    Diag::error("E0735", format!("no host `{host}` in the configuration"))
+                        .help(format!("hosts: {}", known.join(", "))),
+                ],
                 &SourceMap::new(),
                 MessageFormat::Human,
             );

@@ -37,13 +37,16 @@ pub fn inotify_in_use() -> (u64, u64) {
             continue;
         };
         for fd in fds.flatten() {
-            let is_inotify = std::fs::read_link(fd.path())
-                .is_ok_and(|t| t.as_os_str() == "anon_inode:inotify");
+            let is_inotify =
+                std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:inotify");
             if is_inotify {
                 instances += 1;
                 let info = std::fs::read_to_string(dir.join("fdinfo").join(fd.file_name()))
                     .unwrap_or_default();
-                watches += info.lines().filter(|l| l.starts_with("inotify wd:")).count() as u64;
+                watches += info
+                    .lines()
+                    .filter(|l| l.starts_with("inotify wd:"))
+                    .count() as u64;
             }
         }
     }
@@ -84,7 +87,9 @@ pub fn check(hosts: usize) -> Result<(), LabError> {
     let what: Vec<String> = short
         .iter()
         .map(|(name, limit, used, need, _)| {
-            format!("fs.inotify.{name} is {limit}, {used} in use, {hosts} host(s) need about {need}")
+            format!(
+                "fs.inotify.{name} is {limit}, {used} in use, {hosts} host(s) need about {need}"
+            )
         })
         .collect();
     let fix: Vec<String> = short

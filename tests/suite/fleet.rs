@@ -5,7 +5,8 @@
 //! pool's bound itself is a unit test (compiler/transport/mod.rs). Lab: the
 //! accounting pair applied one member at a time, as an office adding its second
 //! machine would, `exec` over real SSH, and `apply --json`'s events against
-//! docs/apply-events.schema.json.
+//! docs/apply-events.schema.json; and a lab of 50 small hosts booted, applied,
+//! planned (no changes) and taken down (root's inotify limit raised for it).
 
 use crate::apply_e2e::{lab_enabled, LabConfig};
 use std::collections::BTreeMap;
@@ -300,4 +301,93 @@ fn apply_events_schema_rejects_what_it_should() {
     ] {
         assert!(!v.is_valid(&bad), "accepted: {bad}");
     }
+}
+
+/// root's inotify instances limit raised to at least `want` for the test,
+/// and set back when dropped.
+struct Inotify {
+    old: Option<String>,
+}
+
+const INOTIFY: &str = "/proc/sys/fs/inotify/max_user_instances";
+
+impl Inotify {
+    fn at_least(want: u64) -> Inotify {
+        let old = std::fs::read_to_string(INOTIFY).expect("inotify limit");
+        let have: u64 = old.trim().parse().expect("a number");
+        if have >= want {
+            return Inotify { old: None };
+        }
+        std::fs::write(INOTIFY, want.to_string()).expect("raise the inotify limit (root)");
+        Inotify { old: Some(old) }
+    }
+}
+
+impl Drop for Inotify {
+    fn drop(&mut self) {
+        if let Some(old) = &self.old {
+            let _ = std::fs::write(INOTIFY, old.trim());
+        }
+    }
+}
+
+#[test]
+fn lab_fifty_small_hosts_boot_apply_plan_and_go_down() {
+    if !lab_enabled("lab_fifty_small_hosts_boot_apply_plan_and_go_down") {
+        return;
+    }
+    let n = 50;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("fifty");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let hosts: String = (0..n)
+        .map(|i| format!("host s{i:03} {{\n  address = \"10.77.0.{}\"\n}}\n", i + 1))
+        .collect();
+    std::fs::write(dir.join("hosts.infra"), hosts).expect("hosts");
+    let peer = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer/main.infra"),
+    )
+    .expect("benches/peer");
+    let kind = &peer[peer.find("kind peer").expect("the peer kind")..];
+    std::fs::write(dir.join("main.infra"), kind).expect("main.infra");
+    let _limit = Inotify::at_least(1024);
+    let _ = infra::lab::down("fifty");
+    let run = |args: &[&str], secs: u64| {
+        let t = std::time::Instant::now();
+        let out = crate::deadline::output_within(
+            Command::new(env!("CARGO_BIN_EXE_infra"))
+                .args(args)
+                .env("NO_COLOR", "1"),
+            secs,
+            &format!("infra {}", args.join(" ")),
+        );
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "$ infra {} ({secs:.1} s, exit {:?})",
+            args.join(" "),
+            out.status.code()
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let d = dir.to_str().expect("utf-8 path");
+    let (code, out) = run(&["lab", "up", d], 600);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&["apply", "--lab", d], 600);
+    let confirmed = out.matches("applied and confirmed").count();
+    let (pcode, pout) = run(&["plan", "--lab", d, "--detailed-exitcode"], 300);
+    let (dcode, dout) = run(&["lab", "down", "--lab", "fifty"], 300);
+    // the lab is gone before anything is judged
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(confirmed, n, "{out}");
+    assert_eq!(pcode, Some(0), "not a no-op after the apply: {pout}");
+    assert!(
+        pout.contains(&format!("total ({n} hosts): no changes")),
+        "{pout}"
+    );
+    assert_eq!(dcode, Some(0), "{dout}");
 }
