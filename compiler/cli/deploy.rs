@@ -445,6 +445,21 @@ pub fn apply(args: ApplyArgs) -> i32 {
             Line::Error(e) => show(e),
         }
     }
+    if std::env::var_os("INFRA_DEBUG_ROUND_TRIPS").is_some() {
+        if let crate::deploy::ApplyOutcome::Rolled { results, .. } = &outcome {
+            let trips: Vec<String> = results
+                .iter()
+                .filter_map(|(h, step)| match step {
+                    crate::apply::order::Step::Done(a) => Some(format!(
+                        "{h} {} + {} (confirmation)",
+                        a.round_trips.0, a.round_trips.1
+                    )),
+                    _ => None,
+                })
+                .collect();
+            errln!("round trips: {}", trips.join(", "));
+        }
+    }
     outcome.exit_code()
 }
 
@@ -554,6 +569,14 @@ pub fn rollback(args: RollbackArgs) -> i32 {
                 args.host,
                 r.to
             );
+            if std::env::var_os("INFRA_DEBUG_ROUND_TRIPS").is_some() {
+                errln!(
+                    "round trips: {} {} + {} (confirmation)",
+                    args.host,
+                    r.round_trips.0,
+                    r.round_trips.1
+                );
+            }
             0
         }
         Err(e) => {

@@ -35,6 +35,9 @@ pub struct Applied {
     pub sent: usize,
     /// What its hooks printed: (which hook, the tail of its output).
     pub said: Vec<(String, String)>,
+    /// Round trips: on the connection that probed and switched, and on the
+    /// new one that confirmed (`INFRA_DEBUG_ROUND_TRIPS`).
+    pub round_trips: (usize, usize),
 }
 
 /// A rollback done and confirmed.
@@ -42,6 +45,8 @@ pub struct Applied {
 pub struct RolledBack {
     pub from: Option<u64>,
     pub to: u64,
+    /// Round trips: listing, probe and switch; the confirmation.
+    pub round_trips: (usize, usize),
 }
 
 fn secret_hashes(
@@ -389,7 +394,7 @@ impl HostRun {
             generation: p.generation,
             checks: checks.iter().map(|c| c.what.as_str()).collect(),
         });
-        confirm_new(
+        let confirm_trips = confirm_new(
             fleet,
             &host,
             &token,
@@ -415,6 +420,7 @@ impl HostRun {
             summary: p.plan.summary.describe(),
             sent: switched.sent,
             said: switched.said,
+            round_trips: (self.session.round_trips(), confirm_trips),
         })
     }
 
@@ -518,7 +524,7 @@ impl HostRun {
         };
         apply::switch(&mut session, &job).map_err(|e| interrupted(e, wanted))?;
         let checks = fleet.health_checks(host, target_manifest.files.keys());
-        confirm_new(
+        let confirm_trips = confirm_new(
             fleet,
             host,
             &token,
@@ -530,6 +536,7 @@ impl HostRun {
         Ok(RolledBack {
             from: g.current,
             to: wanted,
+            round_trips: (session.round_trips(), confirm_trips),
         })
     }
 }
@@ -547,7 +554,7 @@ fn interrupted(e: ApplyError, generation: u64) -> ApplyError {
     }
 }
 
-/// Open a NEW connection and confirm the switch on it.
+/// Open a NEW connection and confirm the switch on it; the round trips it took.
 fn confirm_new(
     fleet: &Fleet,
     host: &str,
@@ -556,7 +563,7 @@ fn confirm_new(
     previous: Option<u64>,
     checks: &[apply::script::HealthCheck],
     opts: &ApplyOptions,
-) -> Result<(), ApplyError> {
+) -> Result<usize, ApplyError> {
     let unconfirmed = |detail: String| ApplyError::Unconfirmed {
         host: host.to_string(),
         generation,
@@ -580,5 +587,6 @@ fn confirm_new(
     .map_err(|e| match e {
         ApplyError::Transport(t) => unconfirmed(t.to_string()),
         other => other,
-    })
+    })?;
+    Ok(second.round_trips())
 }

@@ -1391,9 +1391,15 @@ fn lab_accounting_two_hosts() {
     let v2 = v1.replace("\"*-*-* 03:00:00\"", "\"*-*-* 03:30:00\"");
     c.write(&v2);
     let before = [c.logins("alpha"), c.logins("beta")];
-    let r = c.infra(&["apply"]);
+    let r = c.infra_env(&["apply"], &[("INFRA_DEBUG_ROUND_TRIPS", "1")]);
     assert_ok(&r);
     let apply_secs = r.secs;
+    // probe and switch on the first connection, the confirmation on the second
+    assert!(
+        r.stderr
+            .contains("round trips: beta 2 + 1 (confirmation), alpha 2 + 1 (confirmation)"),
+        "{r:?}"
+    );
     assert!(
         r.stdout.contains("~ restart infra-job-backup.timer"),
         "{r:?}"
