@@ -303,8 +303,10 @@ fn apply_events_schema_rejects_what_it_should() {
     }
 }
 
-/// root's inotify instances limit raised to at least `want` for the test,
-/// and set back when dropped.
+/// root's inotify instances limit raised to at least `want` for the test, and
+/// set back when dropped, unless what root uses then (other tests' labs, run
+/// in parallel) would not fit under the old limit with room for a lab more:
+/// lowering it under their feet would fail their next inotify_init.
 struct Inotify {
     old: Option<String>,
 }
@@ -325,8 +327,17 @@ impl Inotify {
 
 impl Drop for Inotify {
     fn drop(&mut self) {
-        if let Some(old) = &self.old {
-            let _ = std::fs::write(INOTIFY, old.trim());
+        let Some(old) = &self.old else { return };
+        let (used, _) = infra::lab::limits::inotify_in_use();
+        let room = 4 * infra::lab::limits::INSTANCES_PER_HOST;
+        match old.trim().parse::<u64>() {
+            Ok(limit) if used + room <= limit => {
+                let _ = std::fs::write(INOTIFY, old.trim());
+            }
+            _ => eprintln!(
+                "leaving fs.inotify.max_user_instances raised: {used} in use, it was {}",
+                old.trim()
+            ),
         }
     }
 }
