@@ -421,17 +421,21 @@ pub fn apply(args: ApplyArgs) -> i32 {
             );
             return 1;
         }
-        Some(s) => s.hosts.iter().map(|p| p.host.clone()).collect(),
+        Some(s) => {
+            let hosts: Vec<String> = s.hosts.iter().map(|p| p.host.clone()).collect();
+            // the hosts the saved plan was made for (its own --limit)
+            if let Err(code) = whole_groups(&fleet, &hosts, args.allow_partial_group) {
+                return code;
+            }
+            hosts
+        }
         None => fleet.hosts(),
     };
-    if let Err(code) = whole_groups(&fleet, &hosts, args.allow_partial_group) {
-        return code;
-    }
     let started = Instant::now();
     if args.json {
         let outcome = fleet.apply(&files, saved, &opts, &JsonEvents);
         for v in outcome.events(started.elapsed().as_secs_f64()) {
-            outln!("{v}");
+            outln!("{}", crate::deploy::event::line(&v));
         }
         return outcome.exit_code();
     }

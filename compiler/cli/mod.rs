@@ -221,14 +221,10 @@ fn probe_script(host: &str, path: &Path) -> i32 {
         }
         None => {
             let known: Vec<&str> = c.build.hosts.keys().map(String::as_str).collect();
-            report(
-                &[
-                    Diag::error("E0735", format!("no host `{host}` in the configuration"))
-                        .help(format!("hosts: {}", known.join(", "))),
-                ],
-                &SourceMap::new(),
-                MessageFormat::Human,
-            );
+            deploy::show(&crate::apply::ApplyError::NoHost {
+                host: host.to_string(),
+                known: known.join(", "),
+            });
             1
         }
     }

@@ -54,15 +54,13 @@ pub fn line(v: &impl Serialize) -> String {
 }
 
 fn error(e: &ApplyError) -> serde_json::Value {
-    serde_json::json!({
-        "code": e.code(), "message": e.to_string(), "help": e.help(), "output": e.output(),
-    })
+    super::outcome::error_json(e, false)
 }
 
 impl ApplyOutcome {
     /// The end of the event stream: a `host` event per host that was rolled or
     /// could not be started (result `applied`, `failed`, `not_touched`), then
-    /// one `summary` with the exit code.
+    /// one `summary` with the exit code; each printed with [`line`].
     pub fn events(&self, total_secs: f64) -> Vec<serde_json::Value> {
         use serde_json::json;
         let mut out = Vec::new();
@@ -115,11 +113,6 @@ impl ApplyOutcome {
             "event": "summary", "result": result, "applied": applied,
             "unchanged": unchanged, "secs": total_secs, "exit_code": self.exit_code(),
         }));
-        for v in &mut out {
-            if let serde_json::Value::Object(o) = v {
-                o.insert("schema".into(), SCHEMA.into());
-            }
-        }
         out
     }
 }

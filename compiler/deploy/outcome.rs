@@ -216,16 +216,20 @@ pub fn plan_json(plan: &Plan, runs: &[HostRun], errors: &[ApplyError]) -> serde_
         );
         o.insert(
             "errors".into(),
-            errors
-                .iter()
-                .map(|e| {
-                    serde_json::json!({
-                        "host": e.host(), "code": e.code(), "message": e.to_string(),
-                        "help": e.help(), "output": e.output(),
-                    })
-                })
-                .collect(),
+            errors.iter().map(|e| error_json(e, true)).collect(),
         );
+    }
+    v
+}
+
+/// An apply-side error as JSON (`plan --json`'s errors, `apply --json`'s
+/// failed hosts): its code, message, help and output, and with `host` its host.
+pub(super) fn error_json(e: &ApplyError, host: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "code": e.code(), "message": e.to_string(), "help": e.help(), "output": e.output(),
+    });
+    if let (true, serde_json::Value::Object(o)) = (host, &mut v) {
+        o.insert("host".into(), e.host().into());
     }
     v
 }

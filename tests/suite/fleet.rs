@@ -21,15 +21,10 @@ fn infra(args: &[&str]) -> (i32, String, String) {
         .env("HOME", "/nonexistent")
         .output()
         .expect("runs infra");
-    let err = String::from_utf8_lossy(&out.stderr)
-        .split(|c: char| c.is_whitespace() || c == '│')
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
-        err,
+        crate::secrets::flat(&String::from_utf8_lossy(&out.stderr)),
     )
 }
 

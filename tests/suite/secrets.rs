@@ -100,7 +100,7 @@ fn infra_env(
 }
 
 /// A diagnostic as one line: miette's wrapping and its box characters undone.
-fn flat(text: &str) -> String {
+pub(crate) fn flat(text: &str) -> String {
     text.split(|c: char| c.is_whitespace() || c == '│')
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
