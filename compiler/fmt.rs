@@ -484,6 +484,15 @@ pub fn string(s: &StrLit) -> String {
     out
 }
 
+/// `text` as a string literal of the language, canonically escaped (what
+/// [`string`] writes for a literal without interpolation).
+pub fn quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    escape_into(&mut out, text);
+    out.push('"');
+    out
+}
+
 fn escape_into(out: &mut String, lit: &str) {
     let mut chars = lit.chars().peekable();
     while let Some(c) = chars.next() {

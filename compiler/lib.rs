@@ -32,10 +32,14 @@ pub mod encode;
 pub mod fault;
 pub mod fmt;
 pub mod graph;
+pub mod init;
 // IO at the edge: boots machines: processes, namespaces, files.
 #[allow(clippy::disallowed_methods)]
 pub mod lab;
 pub mod lint;
+// IO at the edge: an editor's stdio, the stdlib's files written for it, a check thread.
+#[allow(clippy::disallowed_methods)]
+pub mod lsp;
 pub mod placeholder;
 pub mod plan;
 pub mod probe;

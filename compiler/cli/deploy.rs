@@ -125,14 +125,24 @@ pub struct ExecArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RollbackArgs {
-    /// The host to switch back.
-    pub host: String,
+    /// The host to switch back (with --limit: no host; the one argument is the
+    /// configuration's directory).
+    #[arg(required_unless_present = "limit")]
+    pub host: Option<String>,
     /// The generation to switch to (default: the one current before this one).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "limit")]
     pub to: Option<u64>,
     pub path: Option<PathBuf>,
     #[command(flatten)]
     pub conn: Connection,
+    /// These hosts instead of one (a host, a failover group, `@TAG`; as for
+    /// apply): each back to its generation before the current one, one at a
+    /// time, the VIP holders last; the first failure stops the rest.
+    #[arg(long, value_name = "HOSTS")]
+    pub limit: Vec<String>,
+    /// With --limit: roll back part of a failover group.
+    #[arg(long)]
+    pub allow_partial_group: bool,
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub confirm_timeout: u64,
 }
@@ -556,7 +566,21 @@ pub fn exec(args: ExecArgs) -> i32 {
 // ---------------------------------------------------------------------------
 // infra rollback / generations / unlock
 
-pub fn rollback(args: RollbackArgs) -> i32 {
+pub fn rollback(mut args: RollbackArgs) -> i32 {
+    if !args.limit.is_empty() {
+        // `infra rollback --limit office DIR`: the one positional is the directory
+        if args.path.is_some() && args.host.is_some() {
+            errln!("error: give either a HOST or --limit, not both\n  help: `infra rollback HOST [DIR]` or `infra rollback --limit HOSTS [DIR]`");
+            return 1;
+        }
+        if args.path.is_none() {
+            args.path = args.host.take().map(PathBuf::from);
+        }
+        return rollback_selected(args);
+    }
+    let Some(host) = args.host.clone() else {
+        return 1; // clap requires HOST without --limit
+    };
     let fleet = match fleet(&args.path, &args.conn) {
         Ok(f) => f,
         Err(code) => return code,
@@ -566,17 +590,13 @@ pub fn rollback(args: RollbackArgs) -> i32 {
         Err(code) => return code,
     };
     let progress = Progress::new(&[]);
-    match fleet.rollback(&args.host, args.to, &opts, &progress) {
+    match fleet.rollback(&host, args.to, &opts, &progress) {
         Ok(r) => {
-            outln!(
-                "\n{}: generation {} is current (confirmed)",
-                args.host,
-                r.to
-            );
+            outln!("\n{host}: generation {} is current (confirmed)", r.to);
             if std::env::var_os("INFRA_DEBUG_ROUND_TRIPS").is_some() {
                 errln!(
                     "round trips: {} {} + {} (confirmation)",
-                    args.host,
+                    host,
                     r.round_trips.0,
                     r.round_trips.1
                 );
@@ -588,6 +608,77 @@ pub fn rollback(args: RollbackArgs) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `infra rollback --limit SEL`: the selected hosts one at a time.
+fn rollback_selected(args: RollbackArgs) -> i32 {
+    let select = Selection {
+        limit: args.limit.clone(),
+        ..Selection::default()
+    };
+    let fleet = match fleet(&args.path, &args.conn).and_then(|f| selected(f, &select)) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let partial = crate::deploy::select::partial_groups(&fleet.model, &fleet.hosts());
+    if !partial.is_empty() && !args.allow_partial_group {
+        error(crate::deploy::select::partial_group_error(&partial));
+        return 1;
+    }
+    let opts = match options(args.confirm_timeout, 0, "rollback") {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let progress = Progress::new(&[]);
+    let done = match fleet.rollback_selected(&opts, &progress) {
+        Ok(d) => d,
+        Err(e) => {
+            show(&e);
+            return e.exit_code();
+        }
+    };
+    let mut code = 0;
+    let mut back = Vec::new();
+    for (host, r) in &done {
+        match r {
+            Ok(r) => {
+                outln!("{host}: generation {} is current (confirmed)", r.to);
+                back.push(host.clone());
+            }
+            Err(e) => {
+                show(e);
+                code = e.exit_code();
+            }
+        }
+    }
+    let untouched: Vec<String> = fleet
+        .hosts()
+        .into_iter()
+        .filter(|h| !done.iter().any(|(d, _)| d == h))
+        .collect();
+    if code == 0 {
+        outln!(
+            "rolled back: {} host(s), one at a time ({})",
+            back.len(),
+            back.join(", then ")
+        );
+    } else {
+        outln!(
+            "rollback stopped: {} rolled back ({}); not touched: {}",
+            back.len(),
+            if back.is_empty() {
+                "none".to_string()
+            } else {
+                back.join(", ")
+            },
+            if untouched.is_empty() {
+                "none".to_string()
+            } else {
+                untouched.join(", ")
+            }
+        );
+    }
+    code
 }
 
 pub fn generations(args: HostArgs) -> i32 {

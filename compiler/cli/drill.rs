@@ -24,7 +24,7 @@ pub struct DrillArgs {
     #[arg(long, default_value_t = 1)]
     pub rounds: u32,
     /// Seconds the fault lasts before it is healed (default per fault: poweroff 10,
-    /// pauses, partition and isolate 30, kill-db and restart-standby 0).
+    /// pauses, partition and isolate 30, stress 60, kill-db and restart-standby 0).
     #[arg(long)]
     pub hold: Option<u64>,
     /// The writer's ceiling, writes per second (each write is a new connection).

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod demo;
 pub mod deploy;
 pub mod drill;
+pub mod init;
 pub mod lab;
 pub mod progress;
 pub mod secrets;
@@ -127,6 +128,21 @@ pub enum Command {
     /// Boot the declared hosts locally as systemd machines; failover drills.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Start a configuration: DIR/main.infra for two machines and a virtual IP,
+    /// every line explained (and a .gitignore for secrets.env); with --from, read
+    /// from the machine that runs the application today (over SSH, read-only):
+    /// its database, PHP app, writable directories and cron jobs, with REVIEW.md
+    /// for what to confirm and what could not be translated. Refuses a DIR that
+    /// is not empty unless --force.
+    Init(init::InitArgs),
+    /// The language server for editors (stdio): `infra check`'s diagnostics as you
+    /// type, hover, go to definition, references, completion, outline, formatting,
+    /// rename (docs/editors.md).
+    Lsp {
+        /// Accepted for editors that pass it; stdio is the only transport.
+        #[arg(long)]
+        stdio: bool,
+    },
     /// Format `.infra` files canonically (comments are kept): a file or a directory's
     /// `*.infra`, and the files of the repo they import.
     Fmt {
@@ -157,6 +173,8 @@ pub fn main() -> i32 {
         Command::Unlock(a) => deploy::unlock(a),
         Command::Fmt { path, check } => fmt(&path.unwrap_or_else(|| PathBuf::from(".")), check),
         Command::Lab(c) => lab::run(c, Path::new(".")),
+        Command::Lsp { stdio: _ } => lsp(),
+        Command::Init(a) => init::run(a),
         Command::Demo { path } => demo::run(path),
         Command::Drill(a) => drill::run(a),
         Command::Backups(a) => backup::list(a),
@@ -394,6 +412,26 @@ fn check(path: &Path, format: MessageFormat) -> i32 {
             errln!("ok: {}", path.display());
         }
         0
+    }
+}
+
+fn lsp() -> i32 {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("infra"));
+    let (conn, io) = lsp_server::Connection::stdio();
+    let r = crate::lsp::serve(conn, crate::lsp::Options { cache });
+    match r {
+        Ok(()) => {
+            let _ = io.join();
+            0
+        }
+        Err(e) => {
+            errln!("infra lsp: {e}");
+            1
+        }
     }
 }
 

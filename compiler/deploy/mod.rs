@@ -41,6 +41,9 @@ use std::time::{Duration, Instant};
 /// otherwise: a laptop's SSH client side, not the servers, is the bound.
 pub const DEFAULT_PARALLEL: usize = 32;
 
+/// One host's rollback: where it went, or why not.
+pub type RollbackOutcome = Result<host::RolledBack, ApplyError>;
+
 /// Opens the TCP connection to a host (plain, or from inside a lab's network).
 pub type Dial = dyn Fn(SocketAddr, Duration) -> std::io::Result<TcpStream> + Sync;
 
@@ -593,6 +596,64 @@ impl Fleet {
         events: &dyn Events,
     ) -> Result<host::RolledBack, ApplyError> {
         HostRun::rollback(self, host, to, opts, events)
+    }
+
+    /// Whether `host` holds the VIP of one of its failover groups now (one
+    /// connection, one round trip).
+    pub fn holds_a_vip(&self, host: &str) -> Result<bool, ApplyError> {
+        let Some(id) = self.model.host_id(host) else {
+            return Ok(false);
+        };
+        let vips: Vec<String> = self
+            .model
+            .groups
+            .iter()
+            .filter(|g| g.position(id).is_some())
+            .map(|g| format!("inet {}/", g.vip.value.addr))
+            .collect();
+        if vips.is_empty() {
+            return Ok(false);
+        }
+        let mut session = self.connect(host)?;
+        let out = transport::Remote::run(&mut session, "ip -4 -o addr show", b"")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(vips.iter().any(|v| text.contains(v.as_str())))
+    }
+
+    /// `infra rollback --limit`: every selected host back to the generation
+    /// before its current one, one host at a time, the hosts that hold a VIP
+    /// last (as apply rolls: the service stays on a member not being changed);
+    /// stops at the first failure. The hosts attempted, in order, with their
+    /// outcome; the rest were not touched.
+    pub fn rollback_selected(
+        &self,
+        opts: &ApplyOptions,
+        events: &dyn Events,
+    ) -> Result<Vec<(String, RollbackOutcome)>, ApplyError> {
+        let selected = self.hosts();
+        let hosts: Vec<String> = self
+            .host_order
+            .iter()
+            .filter(|h| selected.contains(h))
+            .cloned()
+            .collect();
+        let holding = transport::in_pool(&hosts, self.parallel, |h| self.holds_a_vip(h));
+        let mut order: Vec<(bool, String)> = Vec::new();
+        for (h, r) in hosts.iter().zip(holding) {
+            order.push((r?, h.clone()));
+        }
+        // stable: the graph's order within the non-holders and within the holders
+        order.sort_by_key(|(holds, _)| *holds);
+        let mut done = Vec::new();
+        for (_, h) in order {
+            let r = HostRun::rollback(self, &h, None, opts, events);
+            let failed = r.is_err();
+            done.push((h, r));
+            if failed {
+                break;
+            }
+        }
+        Ok(done)
     }
 }
 

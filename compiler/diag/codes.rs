@@ -4,7 +4,8 @@
 //! E01xx names and references, E02xx types and values, E03xx imports and files, E04xx
 //! graph, E05xx/W05xx distributed-systems lints, E06xx rendering and templates (all in
 //! docs/language.md; E06xx also in docs/stdlib.md), E070x–E073x transport, probe, plan and
-//! apply (docs/plan-apply.md), E078x–E079x the lab (docs/lab.md).
+//! apply (docs/plan-apply.md), E076x `infra init --from` (docs/init.md), E078x–E079x the lab
+//! (docs/lab.md).
 //!
 //! The front end (syntax, resolve, lint, graph, render, stdlib) names its codes through
 //! these constants (`codes::E0101`), so a code it uses is one the registry has; the back
@@ -174,6 +175,10 @@ codes! {
     E0747: "no `admin` to encrypt secrets to, or the store cannot be written",
     E0750: "a `--limit` selector that matches no host, failover group or tag",
     E0751: "`--limit` selects part of a failover group (apply without `--allow-partial-group`)",
+    E0760: "the machine `infra init --from` reads is not Debian or Ubuntu",
+    E0761: "`infra init --from`'s discovery on the machine stopped before its end",
+    E0762: "the configuration `infra init --from` wrote does not check (a bug of the translation)",
+    E0763: "`infra init` cannot start: a directory that is not empty (without `--force`), or a `--from` that is not `[USER@]HOST[:PORT]`",
     // The lab.
     E0780: "not Linux",
     E0781: "not root",

@@ -54,6 +54,9 @@ pub enum Fault {
     Isolate,
     /// Power-cycle a standby.
     RestartStandby,
+    /// Load, not a failure: busy loops on every core and a writer syncing to disk on
+    /// the VIP holder for the hold. Nothing may fail over.
+    Stress,
     /// A mistake instead of a failure: rows deleted on the primary and brought back
     /// with `infra restore` to the moment before (needs a `postgres_backup`; no
     /// writer, nothing breaks).
@@ -70,6 +73,7 @@ impl Fault {
             Fault::Partition => "partition",
             Fault::Isolate => "isolate",
             Fault::RestartStandby => "restart-standby",
+            Fault::Stress => "stress",
             Fault::Restore => "restore",
         }
     }
@@ -82,6 +86,7 @@ impl Fault {
             Fault::PauseDb | Fault::PauseKeepalived | Fault::Partition | Fault::Isolate => {
                 Duration::from_secs(30)
             }
+            Fault::Stress => Duration::from_secs(60),
         }
     }
 }
@@ -326,6 +331,7 @@ fn heal_words(f: Fault) -> &'static str {
         Fault::Poweroff | Fault::RestartStandby => "power on",
         Fault::PauseDb | Fault::PauseKeepalived => "SIGCONT",
         Fault::Partition | Fault::Isolate => "link back",
+        Fault::Stress => "load stopped",
         Fault::KillDb | Fault::Restore => "nothing to undo",
     }
 }
@@ -350,6 +356,8 @@ fn set_fault(spec: &DrillSpec, target: Option<&str>, on: bool) -> Result<(), Dri
             }
         }
         Fault::Isolate => lab::link_fault(lab, t, LinkFault::Detached, on)?,
+        Fault::Stress if on => stress(lab, t)?,
+        Fault::Stress => unstress(lab, t)?,
         Fault::Restore => {}
     }
     Ok(())
@@ -413,7 +421,57 @@ fn undo_leftovers(spec: &DrillSpec, say: &dyn Fn(&str)) -> Result<(), DrillError
                 "pkill -CONT -x postgres; pkill -CONT -x keepalived; true",
             ],
         )?;
+        unstress(&spec.lab, &m.name)?;
     }
+    Ok(())
+}
+
+/// The unit the `stress` fault runs on the VIP holder, and its scratch file.
+const STRESS_UNIT: &str = "infra-drill-stress.service";
+const STRESS_FILE: &str = "/var/tmp/infra-drill-stress";
+
+/// Two busy loops per core and a writer of 256 MiB at a time, each synced to the
+/// disk, as a transient unit (nice 0, beside the host's services): a batch job
+/// gone wild, a backup, a full disk cache.
+fn stress(lab: &str, host: &str) -> Result<(), DrillError> {
+    let script = format!(
+        "n=$(( $(nproc) * 2 )); while [ \"$n\" -gt 0 ]; do (while :; do :; done) & n=$((n - 1)); done; \
+         while :; do dd if=/dev/zero of={STRESS_FILE} bs=1M count=256 conv=fsync status=none; done"
+    );
+    let out = lab::exec(
+        lab,
+        host,
+        &[
+            "systemd-run",
+            "--quiet",
+            "--collect",
+            "--unit",
+            STRESS_UNIT,
+            "sh",
+            "-c",
+            &script,
+        ],
+    )?;
+    if !out.status.success() {
+        return Err(failed(
+            format!("the load on {host}"),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Stop the load (harmless when none runs).
+fn unstress(lab: &str, host: &str) -> Result<(), DrillError> {
+    lab::exec(
+        lab,
+        host,
+        &[
+            "sh",
+            "-c",
+            &format!("systemctl stop {STRESS_UNIT} 2>/dev/null; rm -f {STRESS_FILE}; true"),
+        ],
+    )?;
     Ok(())
 }
 

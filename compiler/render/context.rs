@@ -241,32 +241,43 @@ pub fn placement_group(p: Placement) -> Option<GroupId> {
 }
 
 pub fn placement_json(model: &Model, p: Placement, h: HostId) -> Json {
+    placement_json_at(model, p, h, true)
+}
+
+/// [`placement_json`]; without `hosts` when `with_hosts` is false (a placement
+/// on `all` holds every host: made for every host's templates, that list made
+/// rendering a fleet quadratic, so only a template that names `hosts` gets it).
+fn placement_json_at(model: &Model, p: Placement, h: HostId, with_hosts: bool) -> Json {
     let (kind, host, group) = match p {
         Placement::Host(x) => ("host", host_json(model, x), Json::Null),
         Placement::Group(g) => ("group", Json::Null, group_json(model, g, h)),
         Placement::Active(g) => ("active", Json::Null, group_json(model, g, h)),
         Placement::All => ("all", Json::Null, Json::Null),
     };
-    let hosts: Vec<Json> = model
-        .placement_hosts(p)
-        .into_iter()
-        .map(|x| host_json(model, x))
-        .collect();
-    json!({
+    let mut out = json!({
         "kind": kind,
         "active": matches!(p, Placement::Active(_)),
         "host": host,
         "group": group,
-        "hosts": hosts,
-    })
+    });
+    if with_hosts {
+        let hosts: Vec<Json> = model
+            .placement_hosts(p)
+            .into_iter()
+            .map(|x| host_json(model, x))
+            .collect();
+        out["hosts"] = Json::Array(hosts);
+    }
+    out
 }
 
 pub fn value_json(model: &Model, v: &Value, h: HostId) -> Json {
-    value_json_at(model, v, h, 1)
+    value_json_at(model, v, h, 1, true)
 }
 
-/// A value; an instance in it shows its parameters `depth` levels deep.
-fn value_json_at(model: &Model, v: &Value, h: HostId, depth: u8) -> Json {
+/// A value; an instance in it shows its parameters `depth` levels deep; a
+/// placement its `hosts` only `with_hosts`.
+fn value_json_at(model: &Model, v: &Value, h: HostId, depth: u8, with_hosts: bool) -> Json {
     match v {
         Value::Str(s) => json!(s),
         Value::Int(i) => json!(i),
@@ -280,14 +291,14 @@ fn value_json_at(model: &Model, v: &Value, h: HostId, depth: u8) -> Json {
         }),
         Value::Host(x) => host_json(model, *x),
         Value::Group(g) => group_json(model, *g, h),
-        Value::Placement(p) => placement_json(model, *p, h),
+        Value::Placement(p) => placement_json_at(model, *p, h, with_hosts),
         Value::Secret(name) => json!(Placeholder::text(name)),
         Value::Check(c) => check_json(c),
-        Value::Instance(i) => instance_json(model, *i, h, depth),
+        Value::Instance(i) => instance_json(model, *i, h, depth, with_hosts),
         Value::List(items) => Json::Array(
             items
                 .iter()
-                .map(|x| value_json_at(model, x, h, depth))
+                .map(|x| value_json_at(model, x, h, depth, with_hosts))
                 .collect(),
         ),
     }
@@ -296,12 +307,21 @@ fn value_json_at(model: &Model, v: &Value, h: HostId, depth: u8) -> Json {
 /// An instance a parameter refers to: its kind, name and, `depth` levels deep,
 /// its parameters (`{{cluster.port}}`); below that, instances are named only
 /// (two instances may refer to each other).
-fn instance_json(model: &Model, i: crate::resolve::InstanceId, h: HostId, depth: u8) -> Json {
+fn instance_json(
+    model: &Model,
+    i: crate::resolve::InstanceId,
+    h: HostId,
+    depth: u8,
+    with_hosts: bool,
+) -> Json {
     let inst = &model.instances[i];
     let mut out = Map::new();
     if depth > 0 {
         for p in &inst.params {
-            out.insert(p.name.clone(), value_json_at(model, &p.value, h, depth - 1));
+            out.insert(
+                p.name.clone(),
+                value_json_at(model, &p.value, h, depth - 1, with_hosts),
+            );
         }
     }
     out.insert("kind".into(), json!(inst.kind.value));
@@ -317,9 +337,23 @@ pub fn all_hosts_json(model: &Model) -> Json {
 /// The context of every template of `inst` rendered for host `h`; `generated` and
 /// `template` are filled per template by the caller.
 pub fn instance_context(model: &Model, inst: &Instance, h: HostId) -> Map<String, Json> {
+    instance_context_at(model, inst, h, true)
+}
+
+/// [`instance_context`]; placements (`placement`, parameters) without their
+/// `hosts` unless `with_hosts` (for a template that does not name `hosts`).
+pub fn instance_context_at(
+    model: &Model,
+    inst: &Instance,
+    h: HostId,
+    with_hosts: bool,
+) -> Map<String, Json> {
     let mut params = Map::new();
     for p in &inst.params {
-        params.insert(p.name.clone(), value_json(model, &p.value, h));
+        params.insert(
+            p.name.clone(),
+            value_json_at(model, &p.value, h, 1, with_hosts),
+        );
     }
     let mut ctx = Map::new();
     for (k, v) in &params {
@@ -333,7 +367,10 @@ pub fn instance_context(model: &Model, inst: &Instance, h: HostId) -> Map<String
     ctx.insert("qualified".into(), json!(inst.qualified()));
     ctx.insert("params".into(), Json::Object(params));
     ctx.insert("host".into(), host_json(model, h));
-    ctx.insert("placement".into(), placement_json(model, p, h));
+    ctx.insert(
+        "placement".into(),
+        placement_json_at(model, p, h, with_hosts),
+    );
     ctx.insert(
         "group".into(),
         placement_group(p)

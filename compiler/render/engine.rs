@@ -101,6 +101,15 @@ impl<'t> Engine<'t> {
         }
     }
 
+    /// Whether template `path` names `hosts` (a placement's host list) other
+    /// than in `all_hosts`; true for one not found (its error comes from render).
+    pub fn uses_hosts(&self, path: &str) -> bool {
+        self.templates.get(path).is_none_or(|(text, _)| {
+            text.match_indices("hosts")
+                .any(|(i, _)| !text[..i].ends_with("all_"))
+        })
+    }
+
     /// Render template `path` with `ctx` (to which `template` and `generated` are added).
     #[allow(clippy::result_large_err)]
     pub fn render(

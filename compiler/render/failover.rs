@@ -11,6 +11,7 @@ use crate::diag::Diag;
 use crate::encode::Mode;
 use crate::resolve::model::{Check, GroupId, HostId, Model};
 use serde_json::{json, Map, Value as Json};
+use std::net::Ipv4Addr;
 
 pub const CONF: &str = "/etc/keepalived/keepalived.conf";
 pub const NOTIFY: &str = "/etc/keepalived/infra-notify.sh";
@@ -34,6 +35,49 @@ pub fn eligible_dir(group: &str) -> String {
     format!("/etc/keepalived/infra-eligible-{group}.d")
 }
 
+/// Whether another member could take the VIP over (run by the group's check on the
+/// VIP holder when it fails, as keepalived runs it).
+pub fn takeover_script(group: &str) -> String {
+    format!("/etc/keepalived/infra-takeover-{group}.sh")
+}
+
+/// Where kinds on a group put their part of that test (`SCRIPT ADDRESS`: may the
+/// member at ADDRESS take over, asked from here).
+pub fn takeover_dir(group: &str) -> String {
+    format!("/etc/keepalived/infra-takeover-{group}.d")
+}
+
+/// Seconds keepalived gives the group's check: the kinds' checks (a database: 1 s)
+/// and the group's own (curl: 2 s), then, when it failed on the VIP holder, 2 s for
+/// each other member asked whether it could take over.
+pub fn check_timeout(peers: usize) -> usize {
+    4 + 2 * peers
+}
+
+/// The group's HTTP check as a peer answers it, asked from here: a check of this
+/// host's loopback (`http://127.0.0.1/health`) is the same URL on the peer's
+/// address. None for a URL naming another host (the peer would see what this
+/// host sees: no test of the peer).
+pub fn peer_url(url: &str, address: Ipv4Addr) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?,
+        None => match authority.rfind(':') {
+            Some(i) => authority.split_at(i),
+            None => (authority, ""),
+        },
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback.then(|| format!("{scheme}://{address}{port}{path}"))
+}
+
 /// Groups each host is a member of, in declaration order (computed once per render).
 pub fn groups_by_host(model: &Model) -> Vec<Vec<GroupId>> {
     let mut out = vec![Vec::new(); model.hosts.len()];
@@ -55,7 +99,8 @@ fn base_ctx(model: &Model, h: HostId) -> Map<String, Json> {
 
 /// A group's context with the names of its keepalived scripts and identifiers.
 fn keepalived_group_json(model: &Model, gid: GroupId, h: HostId) -> Json {
-    let name = &model.groups[gid].name.value;
+    let g = &model.groups[gid];
+    let name = &g.name.value;
     let mut gj = group_json(model, gid, h);
     if let Json::Object(o) = &mut gj {
         o.insert(
@@ -74,7 +119,27 @@ fn keepalived_group_json(model: &Model, gid: GroupId, h: HostId) -> Json {
         );
         o.insert("eligible_script".into(), json!(eligible_script(name)));
         o.insert("eligible_dir".into(), json!(eligible_dir(name)));
+        o.insert("takeover_script".into(), json!(takeover_script(name)));
+        o.insert("takeover_dir".into(), json!(takeover_dir(name)));
         o.insert("notify_script".into(), json!(NOTIFY));
+        // the peers as group_json lists them: every member but this host's position
+        let pos = g.position(h);
+        let others = (0..g.members.len())
+            .filter(|i| Some(*i) != pos)
+            .map(|i| g.members[i].value);
+        if let Some(Json::Array(peers)) = o.get_mut("peers") {
+            for (p, m) in peers.iter_mut().zip(others) {
+                let url = match &g.check.value {
+                    Check::Http(url) => peer_url(url, model.hosts[m].address.value),
+                    _ => None,
+                };
+                if let Json::Object(po) = p {
+                    po.insert("check_url".into(), json!(url));
+                }
+            }
+            let n = peers.len();
+            o.insert("check_timeout".into(), json!(check_timeout(n)));
+        }
     }
     gj
 }
@@ -124,6 +189,11 @@ pub(super) fn render_groups(
         for (template, path, span) in [
             ("keepalived/check.sh.hbs", check_script(name), g.check.span),
             ("keepalived/eligible.sh.hbs", eligible_script(name), g.span),
+            (
+                "keepalived/takeover.sh.hbs",
+                takeover_script(name),
+                g.check.span,
+            ),
         ] {
             let at = Use {
                 span,

@@ -566,8 +566,17 @@ fn render_instance(
     let origin = inst.qualified();
     // made for the first template only: an instance of inline files needs
     // none, and on `all` it holds every host (a fleet's size, for every host)
-    let ctx = std::cell::OnceCell::new();
-    let ctx = || ctx.get_or_init(|| context::instance_context(model, inst, h));
+    // and only a template that names `hosts` gets the placements' host lists
+    // (on `all`, every host for every host: quadratic in a fleet's size)
+    let full = std::cell::OnceCell::new();
+    let light = std::cell::OnceCell::new();
+    let ctx = |hosts: bool| {
+        if hosts {
+            full.get_or_init(|| context::instance_context_at(model, inst, h, true))
+        } else {
+            light.get_or_init(|| context::instance_context_at(model, inst, h, false))
+        }
+    };
     for r in &inst.resources {
         if !matches_role(r.only, role) {
             continue;
@@ -587,8 +596,8 @@ fn render_instance(
         // sees the parameter as that element. Made only for a template (the
         // context holds the placement's hosts: copying it for every element of
         // every host's inline files was cubic in a fleet's size).
-        let rctx = || {
-            let mut c = ctx().clone();
+        let rctx = |hosts: bool| {
+            let mut c = ctx(hosts).clone();
             if let Some((p, v)) = &r.element {
                 let j = context::value_json(model, v, h);
                 // as instance_context places parameters: by name unless reserved
@@ -604,13 +613,15 @@ fn render_instance(
         let mut text = |source: &Source| -> Option<String> {
             match source {
                 Source::Inline(s) => Some(s.clone()),
-                Source::Template(path) => match engine.render(path, rctx(), &at) {
-                    Ok(s) => Some(s),
-                    Err(d) => {
-                        diags.push(d);
-                        None
+                Source::Template(path) => {
+                    match engine.render(path, rctx(engine.uses_hosts(path)), &at) {
+                        Ok(s) => Some(s),
+                        Err(d) => {
+                            diags.push(d);
+                            None
+                        }
                     }
-                },
+                }
             }
         };
         match &r.kind {

@@ -745,6 +745,7 @@ fn every_stdlib_template_is_used_by_some_example() {
         "keepalived/notify.sh.hbs",
         "keepalived/check.sh.hbs",
         "keepalived/eligible.sh.hbs",
+        "keepalived/takeover.sh.hbs",
         "keepalived/active.target.hbs",
         "witness/etcd.env.hbs",
         "witness/etcd.service.hbs",
@@ -906,4 +907,25 @@ fn a_witness_runs_etcd_and_the_members_hold_a_lease() {
     assert!(!acc.hosts["alpha"].files["/etc/keepalived/keepalived.conf"]
         .content
         .contains("track_file"));
+}
+
+#[test]
+fn a_loopback_health_url_is_asked_of_the_peer_at_its_address() {
+    use super::failover::peer_url;
+    let cases = [
+        ("http://127.0.0.1/health", Some("http://192.0.2.12/health")),
+        (
+            "http://localhost:8080/up?x=1",
+            Some("http://192.0.2.12:8080/up?x=1"),
+        ),
+        ("https://[::1]:8443", Some("https://192.0.2.12:8443")),
+        ("http://127.0.0.2", Some("http://192.0.2.12")),
+        ("http://10.0.0.5/health", None),
+        ("http://app.example/health", None),
+        ("not a url", None),
+    ];
+    let peer = std::net::Ipv4Addr::new(192, 0, 2, 12);
+    for (url, want) in cases {
+        assert_eq!(peer_url(url, peer).as_deref(), want, "{url}");
+    }
 }

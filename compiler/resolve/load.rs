@@ -629,7 +629,10 @@ impl State<'_> {
         };
         let id = self.sources.add(key.clone(), text);
         self.loaded.insert(key.clone(), id);
-        let (file, diags) = syntax::parse(id, &self.sources.get(id).text);
+        let (file, diags) = match &origin {
+            Origin::Std(_) => parse_std(&key, id, &self.sources.get(id).text),
+            Origin::User(_) => syntax::parse(id, &self.sources.get(id).text),
+        };
         self.diags.extend(diags);
         self.stack.push((key, via));
         let dir = match &origin {
@@ -666,6 +669,28 @@ impl State<'_> {
         self.stack.pop();
         self.files.push((id, file));
     }
+}
+
+/// A standard library module's tree: parsed once per (module, file id) in this
+/// process, then copied (an editor's server loads the same modules on every
+/// keystroke; parsing is pure, so the copy is the tree a parse would give).
+fn parse_std(key: &str, id: FileId, text: &str) -> (ast::File, Vec<Diag>) {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Cache = Mutex<HashMap<(String, FileId), ast::File>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let k = (key.to_string(), id);
+    if let Some(f) = cache.lock().ok().and_then(|c| c.get(&k).cloned()) {
+        return (f, Vec::new());
+    }
+    let (file, diags) = syntax::parse(id, text);
+    if diags.is_empty() {
+        if let Ok(mut c) = cache.lock() {
+            c.insert(k, file.clone());
+        }
+    }
+    (file, diags)
 }
 
 fn io_reason(e: &io::Error) -> String {

@@ -161,7 +161,7 @@ pub(crate) struct Blocks<'a> {
     pub admins: Vec<(&'a ast::Block, &'a ast::Ident)>,
 }
 
-const RESOURCE_KINDS: &[&str] = &[
+pub(crate) const RESOURCE_KINDS: &[&str] = &[
     "package",
     "user",
     "directory",

@@ -13,6 +13,7 @@ const DOCS: &[&str] = &[
     "docs/stdlib.md",
     "docs/plan-apply.md",
     "docs/lab.md",
+    "docs/init.md",
 ];
 
 fn repo() -> PathBuf {

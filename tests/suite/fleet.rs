@@ -243,6 +243,36 @@ fn lab_one_member_at_a_time_then_exec_on_both() {
         Some("no_changes".into()),
         "{names:?}"
     );
+
+    // rollback --limit: half the pair refused; the pair back one step, beta (not
+    // holding the VIP) first, alpha (holding it) last
+    let r = c.infra(&["rollback", "--limit", "@db"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("E0751"), "{r:?}");
+    let before = |h: &str| c.out(h, "systemctl show -P TimersCalendar infra-job-backup.timer");
+    assert!(before("beta").contains("03:30:00"), "{}", before("beta"));
+    let r = c.infra(&["rollback", "--limit", "office"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let beta = r.stdout.find("beta: generation ");
+    let alpha = r.stdout.find("alpha: generation ");
+    assert!(
+        beta.is_some() && alpha.is_some() && beta < alpha,
+        "beta, which does not hold the VIP, goes back first: {r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("rolled back: 2 host(s), one at a time (beta, then alpha)"),
+        "{r:?}"
+    );
+    for h in ["alpha", "beta"] {
+        let t = before(h);
+        assert!(
+            t.contains("03:00:00") && !t.contains("03:30:00"),
+            "{h}: {t}"
+        );
+    }
+    let p = c.infra(&["plan", "--detailed-exitcode"]);
+    assert_eq!(p.code, 2, "the configuration still says 03:30: {p:?}");
 }
 
 fn count_of(names: &[String], n: &str) -> usize {

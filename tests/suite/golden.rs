@@ -334,6 +334,36 @@ service worker {
     assert_eq!(state.map(|d| d.owner.as_str()), Some("app"));
 }
 
+/// A kind on `all` gives its templates the placement's hosts (`placement.hosts`,
+/// a placement parameter's `hosts`) when they name them; the others are rendered
+/// without the list (for a fleet, every host for every host was quadratic).
+#[test]
+fn a_template_on_all_sees_the_placements_hosts_when_it_names_them() {
+    let text = "host a {\n  address = \"192.0.2.11\"\n}\nhost b {\n  address = \"192.0.2.12\"\n}\n\
+kind motd(on: placement) {\n  file \"/etc/motd\" {\n    template = \"motd/list.hbs\"\n  }\n\
+  file \"/etc/motd.short\" {\n    template = \"motd/short.hbs\"\n  }\n}\n\
+motd everyone {\n  on = all\n}\n";
+    let build = match compile_files(&[
+        ("t.infra", text),
+        (
+            "templates/motd/list.hbs",
+            "{{#each placement.hosts}}{{name}} {{/each}}|{{#each on.hosts}}{{address}} {{/each}}|{{#each params.on.hosts}}{{name}}{{/each}}",
+        ),
+        ("templates/motd/short.hbs", "{{host.name}} of {{placement.kind}}, {{on.kind}}"),
+    ]) {
+        Ok(c) => c.build,
+        Err(f) => panic!("does not build: {:?}", f.diags),
+    };
+    for h in ["a", "b"] {
+        let files = &build.hosts[h].files;
+        assert_eq!(
+            files["/etc/motd"].content, "a b |192.0.2.11 192.0.2.12 |ab",
+            "{h}"
+        );
+        assert_eq!(files["/etc/motd.short"].content, format!("{h} of all, all"));
+    }
+}
+
 /// `infra graph --topology` of every example, DOT and text, against
 /// tests/topology/EXAMPLE.{dot,txt} (blessed like the builds); the DOT is drawn
 /// by Graphviz as SVG.

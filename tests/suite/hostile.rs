@@ -29,19 +29,7 @@ const CODE: &[(&str, &str)] = &[("job", "run"), ("service", "run")];
 
 /// An infra string literal for `s`.
 fn lit(s: &str) -> String {
-    let mut out = String::from("\"");
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '$' if chars.peek() == Some(&'{') => out.push_str("\\$"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    infra::fmt::quote(s)
 }
 
 struct KindParam {

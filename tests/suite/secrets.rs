@@ -85,12 +85,16 @@ fn infra_env(
         cmd.env("INFRA_IDENTITY", k);
     }
     let mut child = cmd.spawn().expect("runs infra");
-    child
+    // infra may refuse before it reads stdin (a bad name): its pipe is then closed
+    match child
         .stdin
         .take()
         .expect("stdin")
         .write_all(stdin.as_bytes())
-        .expect("write stdin");
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.expect("write stdin"),
+    }
     let out = child.wait_with_output().expect("infra ends");
     (
         out.status.code().unwrap_or(-1),

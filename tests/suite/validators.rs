@@ -612,6 +612,12 @@ fn keepalived_failover_drill_in_namespaces() {
         std::fs::create_dir_all(d.join("run")).expect("mkdir");
         std::fs::create_dir_all(d.join("www")).expect("mkdir");
         std::fs::write(d.join("www/health"), "ok\n").expect("write");
+        // no database here: the postgres kind's takeover test (pg_isready on the
+        // other member) would always say no; the group's own (the other member's
+        // health URL) stays
+        let takeover = d.join("etc/keepalived/infra-takeover-office.d");
+        assert!(takeover.is_dir(), "{} is built", takeover.display());
+        std::fs::remove_dir_all(&takeover).expect("rm takeover.d");
     }
     let dir = |h: &HostBuild| tmp.path().join(&h.host);
     let flag = |h: &HostBuild| dir(h).join("run/infra/office/active");
@@ -627,7 +633,7 @@ fn keepalived_failover_drill_in_namespaces() {
                     "http.server",
                     "80",
                     "--bind",
-                    "127.0.0.1",
+                    "0.0.0.0",
                     "--directory",
                 ])
                 .arg(dir(h).join("www")),
@@ -652,7 +658,7 @@ fn keepalived_failover_drill_in_namespaces() {
     ];
     let logs: Vec<&Path> = logs_buf.iter().map(PathBuf::as_path).collect();
     let mut http_a = http(alpha, na);
-    let _http_b = http(beta, nb);
+    let mut http_b = http(beta, nb);
     let _ka = keepalived(alpha, na);
     let mut kb = keepalived(beta, nb);
 
@@ -665,8 +671,36 @@ fn keepalived_failover_drill_in_namespaces() {
         "only one member may be active"
     );
 
-    // 2. alpha's health check fails (3 x 2 s): FAULT, beta takes over, flags follow
+    // 2. alpha's health check fails while beta hangs (its port takes connections
+    // and answers nothing): nobody could take the VIP over (alpha's takeover test
+    // asks beta's health URL, 1 s), so alpha keeps it well past 3 failed checks 2 s
+    // apart
+    http_b.terminate();
+    let hung = "import socket, time\n\
+                s = socket.socket()\n\
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                s.bind(('0.0.0.0', 80))\n\
+                s.listen(64)\n\
+                time.sleep(600)\n";
+    let mut hung_b = Proc::spawn(
+        Command::new("ip").args(["netns", "exec", nb, "python3", "-c", hung]),
+        &dir(beta).join("hung.log"),
+    );
     http_a.terminate();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(12);
+    while std::time::Instant::now() < end {
+        assert!(
+            has_vip(na, &vip) && flag(alpha).exists() && !has_vip(nb, &vip),
+            "alpha gave the VIP up with nobody to take it:\n{}",
+            std::fs::read_to_string(&logs_buf[0]).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+
+    // then beta is healthy again: alpha's failing check gives the VIP up (FAULT),
+    // beta takes over, flags follow
+    hung_b.terminate();
+    let _http_b2 = http(beta, nb);
     wait_for(
         "beta takes the VIP after alpha's check fails",
         40,

@@ -16,5 +16,5 @@ timeout 1 setpriv --reuid=postgres --regid=postgres --init-groups \
 # 124: no answer within 1 s; 0: accepting; 1: rejecting (starting, stopping);
 # 2: refused (down: systemd's); 3: no attempt
 [ "$rc" -eq 124 ] || exit 0
-echo "PostgreSQL 15/main on right holds the VIP of ledger but does not answer within 1 s: giving up the VIP" >&2
+echo "PostgreSQL 15/main on right holds the VIP of ledger but does not answer within 1 s (the VIP goes to a member that could take over)" >&2
 exit 1
