@@ -552,6 +552,11 @@ const FORMATS: &[Format] = &[
         param: "webhook",
         check: webhook_url,
     },
+    Format {
+        kind: "alert",
+        param: "disk",
+        check: disk_path,
+    },
 ];
 
 fn alert_format(v: &str) -> Option<(&'static str, &'static str)> {
@@ -692,6 +697,20 @@ fn alerts(model: &Model, out: &mut Vec<Diag>) {
                     .help("add `email = [\"it@office.example\"]` (with `smtp = \"HOST\"`) and/or `webhook = [\"https://...\"]`"),
             );
         }
+        if let Some(p) = a.param("disk_full_at") {
+            if let Value::Int(v) = p.value {
+                if !(1..=99).contains(&v) {
+                    out.push(
+                        Diag::error(
+                            codes::E0520,
+                            format!("alert `{}` would never or always say a disk is full", a.name.value),
+                        )
+                        .at(p.span, format!("{v} %"))
+                        .help("a percentage from 1 to 99 (90: a message when a watched filesystem's blocks or inodes are 90 % used); `disk = []` watches none"),
+                    );
+                }
+            }
+        }
         if email > 0 && str_param(a, "smtp").is_none_or(str::is_empty) {
             let span = a.param("email").map_or(a.name.span, |p| p.span);
             out.push(
@@ -811,6 +830,14 @@ fn plain_path(v: &str) -> Option<(&'static str, &'static str)> {
     (!ok).then_some((
         "not a plain absolute path",
         "nginx, php-fpm and systemd take this path as it is: an absolute path of letters, digits, `/`, `.`, `_`, `-`, `+` and `@`, e.g. \"/srv/accounting/public\"",
+    ))
+}
+
+/// A path whose filesystem `df` reads: `/`, or a plain absolute path.
+fn disk_path(v: &str) -> Option<(&'static str, &'static str)> {
+    (v != "/" && plain_path(v).is_some()).then_some((
+        "not a plain absolute path",
+        "a path on the filesystem to watch, e.g. \"/\" or \"/var/lib/postgresql\" (no spaces or quotes)",
     ))
 }
 

@@ -116,7 +116,7 @@ codes! {
     E0517: "a share whose group is a privileged system group (the receiving account joins it)",
     W0518: "a database on a group of two members without a witness (both can become primary)",
     E0519: "a host in two witness clusters (groups with a witness and different hosts)",
-    E0520: "an alert without a recipient, or sending email without a smarthost",
+    E0520: "an alert without a recipient, sending email without a smarthost, or with a disk threshold that never or always fires",
     E0521: "a postgres_backup with nowhere safe to keep its backups, no retention, no schedule, or a second one for a cluster",
     // Rendering and templates.
     E0601: "template not found",

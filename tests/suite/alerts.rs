@@ -5,7 +5,10 @@
 //! lines, and a second failure within `quiet` none; a message sent while the
 //! receivers are down is queued and delivered once they are back; the powered-off
 //! member's replication, missing for `replication_alert_after`, is a message from the
-//! new primary. Lab only.
+//! new primary; the failures held back by `quiet` come as one summary once it is
+//! quiet; a watched path that does not exist and a filesystem 90 % full are
+//! messages; the VIP holder whose check fails with nobody to take over says it keeps
+//! the VIP; an apply whose health check fails is rolled back and says so. Lab only.
 
 use crate::apply_e2e::{lab_enabled, LabConfig};
 use std::path::{Path, PathBuf};
@@ -51,7 +54,8 @@ alert ops {
   smtp_port = 2525
   smtp_tls  = "off"
   webhook   = ["http://192.0.2.254:8025/hook"]
-  quiet     = "10min"
+  quiet     = "1min"
+  disk      = ["/", "/srv/small"]
 }
 "#
     .to_string()
@@ -197,8 +201,19 @@ fn lab_alerts_by_email_and_webhook() {
     c.up(&[]);
     let spool = tempfile::tempdir().expect("tempdir");
     let mut rx = Receivers::start(spool.path());
+    // beta's watched /srv/small is a small filesystem; alpha has no such path
+    let (code, out) = c.sh(
+        "beta",
+        "mkdir -p /srv/small && mount -t tmpfs -o size=4m tmpfs /srv/small",
+    );
+    assert_eq!(code, 0, "mounting a tmpfs in beta: {out}");
     let r = c.infra(&["apply"]);
     assert_eq!(r.code, 0, "apply failed:\n{r:?}");
+    assert!(
+        rx.wait(90, |m| count(m, "alpha: /srv/small does not exist") >= 1),
+        "no message about alpha's missing /srv/small within 90 s of the apply: {:?}",
+        rx.received()
+    );
 
     // the first holder says it took the VIP (nobody had it)
     let took = |who: &'static str| {
@@ -208,6 +223,42 @@ fn lab_alerts_by_email_and_webhook() {
         rx.wait(30, took("alpha")),
         "no takeover message from alpha 30 s after the apply: {:?}",
         rx.received()
+    );
+
+    // An apply whose health check fails after the switch: beta (the standby, first)
+    // is rolled back, and says so; alpha is not touched
+    let good = c.text();
+    c.write(&good.replace("check   = tcp(22)", "check   = tcp(2222)"));
+    let r = c.infra(&["apply", "--confirm-timeout", "20"]);
+    crate::apply_e2e::assert_fails_with(&r, 1, &["E0724", "beta", "alpha: not touched"]);
+    c.write(&good);
+    assert!(
+        rx.wait(30, |m| count(
+            m,
+            "beta: rolled back from generation 1 to the state before infra"
+        ) + count(m, "beta: rolled back from generation 2 to generation 1")
+            >= 1),
+        "no message about beta's rollback within 30 s: {:?}",
+        rx.received()
+    );
+    let m = rx
+        .received()
+        .0
+        .into_iter()
+        .find(|m| m.contains("beta: rolled back"))
+        .expect("the rollback mail");
+    assert!(
+        m.contains("the health check of failover group office failed after the switch"),
+        "the rollback message does not say why: {m}"
+    );
+    // beta is a streaming standby again before alpha goes
+    assert!(
+        c.wait(
+            "beta",
+            "[ \"$(runuser -u postgres -- psql -XAtc 'SELECT status FROM pg_stat_wal_receiver')\" = streaming ]",
+            60
+        ),
+        "beta does not stream 60 s after its rollback"
     );
 
     // A power cut of the VIP holder: exactly one message, from beta, naming alpha
@@ -336,4 +387,52 @@ fn lab_alerts_by_email_and_webhook() {
         "replication message {:.1} s after the power cut",
         t.elapsed().as_secs_f64()
     );
+
+    // The second flaky failure was held back: once `quiet` passed without another,
+    // one summary of it
+    assert!(
+        rx.wait(120, |m| count(m, "1 held back: beta: infra-job-flaky.service failed") == 1),
+        "no summary of the held-back failure: {:?}",
+        rx.received()
+    );
+
+    // beta's /srv/small 94 % full: a message saying so (the watch runs every minute)
+    let (code, out) = c.sh(
+        "beta",
+        "dd if=/dev/zero of=/srv/small/fill bs=64k count=60 status=none && systemctl start infra-alert-ops-watch.service",
+    );
+    assert_eq!(code, 0, "filling /srv/small: {out}");
+    assert!(
+        rx.wait(20, |m| count(m, "beta: /srv/small is 9") >= 1),
+        "no message about beta's full /srv/small: {:?}",
+        rx.received()
+    );
+    assert_eq!(
+        count(&rx.received().0, "beta: / is"),
+        0,
+        "the root filesystem is not full here"
+    );
+
+    // beta holds the VIP and its database hangs, with alpha still off: nobody could
+    // take over, so beta keeps the VIP, and says so once
+    let (code, out) = c.sh(
+        "beta",
+        "pid=$(head -1 /var/lib/postgresql/15/main/postmaster.pid) && kill -STOP $pid && sleep 10 && kill -CONT $pid",
+    );
+    assert_eq!(code, 0, "pausing beta's PostgreSQL: {out}");
+    assert!(
+        rx.wait(20, |m| count(
+            m,
+            "beta keeps the VIP of office with a failing check: no other member could take over"
+        ) == 1),
+        "no message that beta keeps the VIP: {:?}",
+        rx.received()
+    );
+    let vip = c.out("beta", "ip -o addr show to 192.0.2.10 | wc -l");
+    assert_eq!(vip.trim(), "1", "beta gave the VIP up to nobody");
+    for m in rx.received().0 {
+        if let Some(subject) = m.lines().find(|l| l.starts_with("Subject: ")) {
+            eprintln!("{subject}");
+        }
+    }
 }

@@ -165,13 +165,21 @@ fn drill_measures_every_fault() {
         "the resumed primary was not fenced: {r}"
     );
 
-    // Restarting the standby costs the writer nothing.
+    // Restarting the standby costs the writer nothing: no failover, no write
+    // refused. (A write may time out while the standby's boot takes both cores
+    // from the primary, as here when other labs run beside this one: a 1.6 s gap
+    // with one timeout was seen; a server that went down shows as refused
+    // connections or "shutting down", and a failover as 3 s or more.)
     let (run, v) = drill(&c, "restart-standby", &[]);
     let r = healed_and_counted(&c, "restart-standby", &run, &v);
     assert_eq!(r["lost"], 0, "{r}");
     assert_eq!(r["primary_after"], r["primary_before"], "{r}");
+    let refused: Vec<&Value> = r["errors"]
+        .as_array()
+        .map(|e| e.iter().filter(|e| !e[0].as_str().is_some_and(|m| m.contains("timed out"))).collect())
+        .unwrap_or_default();
     assert!(
-        f(&r, "longest_gap_s") < 1.0,
+        refused.is_empty() && f(&r, "longest_gap_s") < 2.5,
         "writes stalled: {r}\n{}",
         failover_journal(&c)
     );

@@ -39,7 +39,7 @@ check() {{
     if [ "$(date +%s)" -ge "$end" ]; then
       mkdir "$S/lock/resolved" 2>/dev/null || gone
       printf 'HEALTH\t%s\t%s\t' "$1" "$r"; tail -c 2000 "$t/o" | base64 -w0; printf '\n'
-      sh "$S/lock/undo.sh" claimed > "$t/u" 2>&1; u=$?
+      sh "$S/lock/undo.sh" claimed "the health check of $1 failed after the switch (exit $r)" > "$t/u" 2>&1; u=$?
       printf 'UNDO\t%s\t' "$u"; tail -c 4000 "$t/u" | base64 -w0; printf '\n'
       exit 0
     fi

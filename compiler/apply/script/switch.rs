@@ -33,7 +33,7 @@ fail() {
   tail -c 4000 "$t/o" 2>/dev/null | b64 >> "$out"; printf '\n' >> "$out"
   if [ "$live" = 1 ]; then
     mkdir "$S/lock/resolved" 2>/dev/null
-    sh "$S/lock/undo.sh" claimed > "$t/u" 2>&1; u=$?
+    sh "$S/lock/undo.sh" claimed "the step \"$1\" failed (exit $2)" > "$t/u" 2>&1; u=$?
     printf 'UNDO\t%s\t' "$u" >> "$out"; tail -c 4000 "$t/u" | b64 >> "$out"; printf '\n' >> "$out"
     locked=0
   elif [ -f "$S/lock/undo.sh" ]; then

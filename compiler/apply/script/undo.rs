@@ -264,10 +264,19 @@ setphase undoing"#,
     let _ = writeln!(
         s,
         r#"case $mode in
-  timer) note "$(why)" ;;
-  boot|reclaim) note "$(why "$(phase_words "$phase")"): rolled back to {back}" ;;
-  *) logger -t infra {plain} 2>/dev/null ;;
+  timer) said=$(why) ;;
+  boot|reclaim) said="$(why "$(phase_words "$phase")"): rolled back to {back}" ;;
+  *) said={plain}"${{2:+: $2}}" ;;
 esac
+case $mode in
+  timer|boot|reclaim) note "$said" ;;
+  *) logger -t infra "$said" 2>/dev/null ;;
+esac
+# an `alert` on the host (the one of the generation it is back on) says so
+for a in /etc/infra/alert/*/alert.sh; do
+  [ -x "$a" ] || continue
+  "$a" rolled-back apply {host}": $said" </dev/null >/dev/null 2>&1 || true
+done
 droplock
 sync
 exit $err"#,
@@ -276,6 +285,7 @@ exit $err"#,
             "rolled back from generation {} to {back}",
             sw.target
         )),
+        host = q(sw.host),
     );
     s
 }

@@ -30,6 +30,13 @@ fi
 # said once per spell, not at every check
 if [ ! -e "$kept" ]; then
     : >"$kept"
-    logger -t infra-check-office "the health check of office fails on standby, which holds the VIP, but no other member could take it over ($why): keeping the VIP"
+    said="the health check of office fails on standby, which holds the VIP, but no other member could take it over ($why): keeping the VIP"
+    logger -t infra-check-office "$said"
+    # an alert on this host says so (in the background: never delaying keepalived)
+    for a in /etc/infra/alert/*/alert.sh; do
+        [ -x "$a" ] || continue
+        "$a" no-takeover office "standby keeps the VIP of office with a failing check: no other member could take over ($why)" \
+            </dev/null >/dev/null 2>&1 &
+    done
 fi
 exit 0

@@ -3,8 +3,12 @@
 # Queue a message of alert ops on web1 and send it in the background:
 #   alert.sh EVENT GROUP SUMMARY [DETAILS-FILE]
 #   alert.sh --unit UNIT          (OnFailure=: UNIT failed, with its last journal lines)
+#   alert.sh --flush              (the watch, every minute: the summaries below)
 # One message per EVENT and GROUP (or unit) per 900 s: one within that time is
-# held back and counted, and the next message says how many were.
+# held back and counted, and the next message says how many were; when none came
+# for 900 s after the last one sent, a summary of those held back is sent.
+# Other scripts on the host (failover checks, rejoins, rollbacks) raise events by
+# running every /etc/infra/alert/*/alert.sh EVENT GROUP SUMMARY.
 set -u
 spool=/var/spool/infra-alert-ops
 state=/var/lib/infra-alert-ops
@@ -12,6 +16,63 @@ quiet=900
 host=web1
 umask 077
 mkdir -p "$spool" "$state"
+
+# queue EVENT GROUP SUMMARY [DETAILS-FILE] [HELD]: a message, sent in the background
+queue() {
+    now=$(date +%s)
+    id=$(printf '%s' "$1-$2" | tr -c 'A-Za-z0-9_.@-' '_')
+    msg="$spool/$now-$$-$id.msg"
+    # the summary is the message's fourth line: one line
+    one=$(printf '%s' "$3" | tr '\r\n' '  ')
+    {
+        echo "$1"
+        echo "$2"
+        date -u +%Y-%m-%dT%H:%M:%SZ
+        echo "$one"
+        if [ -n "${4:-}" ] && [ -r "$4" ]; then
+            cat "$4"
+        fi
+        if [ "${5:-0}" -gt 0 ]; then
+            echo
+            echo "($5 more like this were held back since the last message)"
+        fi
+    } >"$msg.tmp" && mv "$msg.tmp" "$msg"
+    echo "alert ops: queued: $one"
+    systemctl start --no-block infra-alert-ops-send.service
+}
+
+if [ "${1:-}" = --flush ]; then
+    # a burst that stopped: what was held back since the last message, once
+    # 900 s passed without one
+    now=$(date +%s)
+    for h in "$state"/*.held; do
+        [ -e "$h" ] || continue
+        id=${h##*/}
+        id=${id%.held}
+        last=$(cat "$state/$id.last" 2>/dev/null || echo 0)
+        [ $((now - last)) -ge "$quiet" ] || continue
+        held=$(cat "$h")
+        event=$(sed -n 1p "$state/$id.heldmsg" 2>/dev/null)
+        group=$(sed -n 2p "$state/$id.heldmsg" 2>/dev/null)
+        summary=$(sed -n 3p "$state/$id.heldmsg" 2>/dev/null)
+        since=$(date -u -d "@$last" +%H:%M:%S 2>/dev/null)
+        rm -f "$h" "$state/$id.heldmsg"
+        if [ -z "$event" ] || [ -z "$group" ]; then
+            continue
+        fi
+        echo "$now" >"$state/$id.last"
+        details=$(mktemp)
+        {
+            echo "$held more like this were held back after the message of $since UTC; the last one:"
+            echo "$summary"
+            echo
+            echo "None for $((quiet / 60)) min since: the next one is sent at once."
+        } >"$details"
+        queue "$event" "$group" "$held held back: $summary" "$details"
+        rm -f "$details"
+    done
+    exit 0
+fi
 
 if [ "${1:-}" = --unit ]; then
     unit=${2:?usage: alert.sh --unit UNIT}
@@ -48,24 +109,10 @@ last=$(cat "$state/$id.last" 2>/dev/null || echo 0)
 held=$(cat "$state/$id.held" 2>/dev/null || echo 0)
 if [ $((now - last)) -lt "$quiet" ]; then
     echo $((held + 1)) >"$state/$id.held"
+    printf '%s\n%s\n%s\n' "$event" "$group" "$summary" >"$state/$id.heldmsg"
     echo "alert ops: held back (one was sent $((now - last)) s ago): $summary"
     exit 0
 fi
 echo "$now" >"$state/$id.last"
-rm -f "$state/$id.held"
-msg="$spool/$now-$$-$id.msg"
-{
-    echo "$event"
-    echo "$group"
-    date -u +%Y-%m-%dT%H:%M:%SZ
-    echo "$summary"
-    if [ -n "$details" ] && [ -r "$details" ]; then
-        cat "$details"
-    fi
-    if [ "$held" -gt 0 ]; then
-        echo
-        echo "($held more like this were held back since the last message)"
-    fi
-} >"$msg.tmp" && mv "$msg.tmp" "$msg"
-echo "alert ops: queued: $summary"
-systemctl start --no-block infra-alert-ops-send.service
+rm -f "$state/$id.held" "$state/$id.heldmsg"
+queue "$event" "$group" "$summary" "$details" "$held"

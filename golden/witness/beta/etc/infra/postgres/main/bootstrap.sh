@@ -31,6 +31,7 @@ keep_diverged() {
     need=$(du -sk "$pgdata" | cut -f1)
     free=$(df -Pk "$parent" | awk 'NR == 2 { print $4 }')
     if [ "$free" -gt $((need + need / 5)) ] && cp -a "$pgdata" "$kept"; then
+        diverged=$kept
         echo "the data directory as it was before the rejoin is kept in $kept ($need kB): the writes the new primary never got are there (removed after 7 days)"
     else
         rm -rf "$kept"
@@ -40,6 +41,29 @@ keep_diverged() {
 if [ "${1:-}" = --force ]; then
     force=yes
 fi
+diverged=
+
+# A former primary streams again: an `alert` on this host says so, with where the
+# writes only it took are (the application lost them at the failover).
+rejoined() {
+    [ "$rejoin" = tried ] || return 0
+    details=$(mktemp)
+    {
+        echo "PostgreSQL 15/main on beta had served as primary of office; another member was promoted meanwhile."
+        echo "It rejoined by itself ($1) and now streams from the member serving 192.0.2.30."
+        if [ -n "$diverged" ]; then
+            echo "Its data directory as it was before the rejoin is kept in $diverged: writes it acknowledged that the new primary never got are there."
+        else
+            echo "Its data directory before the rejoin was not kept: writes only it acknowledged are gone."
+        fi
+        echo "See: journalctl -u infra-postgres-main-bootstrap.service"
+    } >"$details"
+    for a in /etc/infra/alert/*/alert.sh; do
+        [ -x "$a" ] || continue
+        "$a" rejoined office "beta rejoined office as a standby ($1)" "$details" >/dev/null 2>&1 || true
+    done
+    rm -f "$details"
+}
 
 if [ -e "$flag" ]; then
     echo "this host holds the virtual IP of office: refusing to replace its cluster" >&2
@@ -99,6 +123,7 @@ while :; do
                 if [ "$(runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -X -At -p 5432 -d postgres \
                     -c 'SELECT status FROM pg_stat_wal_receiver' 2>/dev/null)" = streaming ]; then
                     echo "PostgreSQL 15/main on beta rewound and now streams from 192.0.2.30"
+                    rejoined "pg_rewind"
                     exit 0
                 fi
                 waited=$((waited + 1))
@@ -164,3 +189,5 @@ mv "$new" "$pgdata"
 systemctl start postgresql@15-main.service
 flock -u 9
 echo "PostgreSQL 15/main on beta now streams from 192.0.2.30 (previous data kept in $old)"
+[ -n "$diverged" ] || diverged="$old (until a next base backup replaces it)"
+rejoined "a fresh base backup"
