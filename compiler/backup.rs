@@ -225,6 +225,137 @@ impl Target {
     }
 }
 
+/// A `share_snapshots` instance: the share it copies and the members keeping them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotSet {
+    pub name: String,
+    pub share: String,
+    pub path: String,
+    pub keep: i64,
+    pub members: Vec<String>,
+}
+
+/// Every `share_snapshots` of the model, in declaration order.
+pub fn snapshot_sets(model: &Model) -> Vec<SnapshotSet> {
+    model
+        .instances
+        .iter()
+        .filter(|i| i.kind.value == "share_snapshots")
+        .filter_map(|s| {
+            let Some(Value::Instance(sh)) = s.param("share").map(|p| &p.value) else {
+                return None;
+            };
+            let share = &model.instances[*sh];
+            let members = match share.placement.value {
+                Placement::Group(g) | Placement::Active(g) => model.groups[g]
+                    .members
+                    .iter()
+                    .map(|m| model.hosts[m.value].name.value.clone())
+                    .collect(),
+                Placement::Host(h) => vec![model.hosts[h].name.value.clone()],
+                Placement::All => model.hosts.iter().map(|h| h.name.value.clone()).collect(),
+            };
+            Some(SnapshotSet {
+                name: s.name.value.clone(),
+                share: share.name.value.clone(),
+                path: match share.param("path").map(|p| &p.value) {
+                    Some(Value::Str(p)) => p.clone(),
+                    _ => String::new(),
+                },
+                keep: match s.param("keep").map(|p| &p.value) {
+                    Some(Value::Int(k)) => *k,
+                    _ => 0,
+                },
+                members,
+            })
+        })
+        .collect()
+}
+
+/// What a member holds of a share's snapshots: `du -sk` of each, oldest first
+/// (du counts a file hard-linked into several once, in the first: so each line
+/// after the first is the room that snapshot added), or `NONE`.
+pub fn snapshots_script(share: &str) -> String {
+    format!(
+        "cd {} 2>/dev/null || {{ echo NONE; exit 0; }}\n\
+         set -- $(find . -mindepth 1 -maxdepth 1 -type d -name '[0-9]*Z' | sort)\n\
+         if [ $# -eq 0 ]; then echo NONE; exit 0; fi\n\
+         du -sk \"$@\"\n",
+        crate::shell::quote(&format!("/var/backups/infra-share/{share}"))
+    )
+}
+
+/// One snapshot on a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub name: String,
+    /// When it was taken (from its name, `20261204T033012Z`), Unix seconds.
+    pub time: i64,
+    /// KiB: the first one's whole size, each later one's what it added.
+    pub kib: u64,
+}
+
+/// `du -sk` lines of [`snapshots_script`] (`NONE`: no snapshot yet).
+pub fn parse_snapshots(out: &str) -> Vec<Snapshot> {
+    out.lines()
+        .filter_map(|l| {
+            let (kib, name) = l.split_once('\t')?;
+            let name = name.trim_start_matches("./").to_string();
+            let time = snapshot_time(&name)?;
+            Some(Snapshot {
+                kib: kib.trim().parse().ok()?,
+                name,
+                time,
+            })
+        })
+        .collect()
+}
+
+/// `20261204T033012Z` as Unix seconds.
+fn snapshot_time(name: &str) -> Option<i64> {
+    let b = name.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| name.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, s) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3_600 + mi * 60 + s)
+}
+
+fn size(kib: u64) -> String {
+    match kib {
+        0..=1_023 => format!("{kib} KiB"),
+        1_024..=1_048_575 => format!("{:.1} MiB", kib as f64 / 1_024.0),
+        _ => format!("{:.1} GiB", kib as f64 / 1_048_576.0),
+    }
+}
+
+/// One member's snapshots, for people: a header line and one line per snapshot.
+pub fn describe_snapshots(host: &str, snaps: &[Snapshot], now: i64) -> String {
+    let Some(newest) = snaps.last() else {
+        return format!("  on {host}: no snapshot yet\n");
+    };
+    let total: u64 = snaps.iter().map(|s| s.kib).sum();
+    let mut out = format!(
+        "  on {host}: {} snapshot{}, newest {}, {} in all\n",
+        snaps.len(),
+        if snaps.len() == 1 { "" } else { "s" },
+        age(now - newest.time),
+        size(total)
+    );
+    for (k, s) in snaps.iter().enumerate() {
+        out.push_str(&format!(
+            "    {}  {}  {}{}\n",
+            s.name,
+            utc(s.time),
+            size(s.kib),
+            if k == 0 { "" } else { " new" }
+        ));
+    }
+    out
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -374,6 +505,22 @@ pub fn describe(host: &str, repo: &Repo, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_snapshots_are_listed_from_du() {
+        let out = "3120\t./20261203T033001Z\n48\t./20261204T033012Z\n";
+        let snaps = parse_snapshots(out);
+        assert_eq!(snaps.len(), 2);
+        assert_eq!(snaps[0].kib, 3120);
+        assert_eq!(snaps[1].name, "20261204T033012Z");
+        assert_eq!(utc(snaps[1].time), "2026-12-04 03:30:12 UTC");
+        assert!(parse_snapshots("NONE\n").is_empty());
+        assert!(parse_snapshots("12\t./.new\n7\t./2026120T0330Z\n").is_empty());
+        let text = describe_snapshots("alpha", &snaps, snaps[1].time + 7_200);
+        assert!(text.starts_with("  on alpha: 2 snapshots, newest 2 h ago, 3.1 MiB in all\n"), "{text}");
+        assert!(text.contains("20261204T033012Z  2026-12-04 03:30:12 UTC  48 KiB new"), "{text}");
+        assert_eq!(describe_snapshots("beta", &[], 0), "  on beta: no snapshot yet\n");
+    }
 
     const INFO: &str = r#"[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000006","min":"000000010000000000000001"}],"backup":[{"archive":{"start":"000000010000000000000004","stop":"000000010000000000000004"},"info":{"delta":23456789,"repository":{"delta":3123456,"size":3123456},"size":23456789},"label":"20261202-101500F","type":"full","timestamp":{"start":1764670500,"stop":1764670510}}],"cipher":"none","db":[{"id":1,"repo-key":1,"system-id":7,"version":"15"}],"name":"main","repo":[{"cipher":"none","key":1,"status":{"code":0,"message":"ok"}}],"status":{"code":0,"lock":{"backup":{"held":false}},"message":"ok"}}]"#;
 

@@ -17,6 +17,7 @@ pub fn lint(model: &Model) -> Vec<Diag> {
     witnesses(model, &mut d);
     alerts(model, &mut d);
     backups(model, &mut d);
+    share_snapshots(model, &mut d);
     shares(model, &mut d);
     jobs(model, &mut d);
     databases(model, &mut d);
@@ -677,6 +678,47 @@ fn backups(model: &Model, out: &mut Vec<Diag>) {
                         )),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// Snapshots that keep nothing, or two sets fighting over one share's directory.
+fn share_snapshots(model: &Model, out: &mut Vec<Diag>) {
+    let mut of_share: BTreeMap<crate::resolve::InstanceId, &Instance> = BTreeMap::new();
+    for s in model
+        .instances
+        .iter()
+        .filter(|i| i.kind.value == "share_snapshots")
+    {
+        let name = &s.name.value;
+        if let Some(p) = s.param("share") {
+            if let Value::Instance(sh) = &p.value {
+                if let Some(first) = of_share.get(sh) {
+                    out.push(
+                        Diag::error(
+                            codes::E0522,
+                            format!(
+                                "share `{}` has two sets of snapshots, `{}` and `{name}`",
+                                model.instances[*sh].name.value, first.name.value
+                            ),
+                        )
+                        .at(p.span, "a second set in the same directory")
+                        .with(first.name.span, "the first")
+                        .help("one share_snapshots per share: `keep` says how many it keeps, `at` when it takes them"),
+                    );
+                } else {
+                    of_share.insert(*sh, s);
+                }
+            }
+        }
+        if let Some(p) = s.param("keep") {
+            if p.value == Value::Int(0) {
+                out.push(
+                    Diag::error(codes::E0522, format!("share_snapshots `{name}` keeps no snapshot"))
+                        .at(p.span, "keep = 0")
+                        .help("keep at least one (14: two weeks of daily snapshots); to take none, remove the block"),
+                );
             }
         }
     }

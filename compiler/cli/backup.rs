@@ -57,8 +57,9 @@ pub fn list(args: BackupsArgs) -> i32 {
         Err(code) => return code,
     };
     let sites = backup::sites(&fleet.model);
-    if sites.is_empty() {
-        errln!("no postgres_backup in this configuration (docs/stdlib.md, \"postgres_backup\")");
+    let sets = backup::snapshot_sets(&fleet.model);
+    if sites.is_empty() && sets.is_empty() {
+        errln!("no postgres_backup or share_snapshots in this configuration (docs/stdlib.md, \"postgres_backup\", \"share_snapshots\")");
         return 1;
     }
     let mut failed = false;
@@ -101,6 +102,47 @@ pub fn list(args: BackupsArgs) -> i32 {
                         json.push(
                             serde_json::json!({"backup": site.name, "host": host, "error": e}),
                         );
+                    } else {
+                        outln!("  on {host}: {e}");
+                    }
+                }
+            }
+        }
+    }
+    for set in &sets {
+        if !args.json {
+            outln!(
+                "share_snapshots {} (share {}, {}; keep {}):",
+                set.name,
+                set.share,
+                set.path,
+                set.keep
+            );
+        }
+        let results = crate::transport::in_parallel(&set.members, |h| {
+            run(&fleet, h, &backup::snapshots_script(&set.share))
+        });
+        for (host, r) in set.members.iter().zip(results) {
+            match r {
+                Ok(out) if out.success() => {
+                    let snaps = backup::parse_snapshots(&String::from_utf8_lossy(&out.stdout));
+                    if args.json {
+                        json.push(serde_json::json!({"snapshots": set.name, "share": set.share, "host": host, "taken": snaps}));
+                    } else {
+                        out!("{}", backup::describe_snapshots(host, &snaps, now()));
+                    }
+                }
+                r => {
+                    failed = true;
+                    let e = match r {
+                        Ok(out) => format!(
+                            "listing the snapshots failed: {}",
+                            out.stderr_text().lines().last().unwrap_or("")
+                        ),
+                        Err(_) => "cannot be reached".into(),
+                    };
+                    if args.json {
+                        json.push(serde_json::json!({"snapshots": set.name, "share": set.share, "host": host, "error": e}));
                     } else {
                         outln!("  on {host}: {e}");
                     }

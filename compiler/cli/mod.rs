@@ -105,8 +105,9 @@ pub enum Command {
     /// hits the pair; acknowledged writes lost, seconds until writable again, seconds
     /// with two primaries, time to heal. Exit 1 over a `--max-*` budget.
     Drill(drill::DrillArgs),
-    /// List every member's backups (`postgres_backup`): kind, time, age, size, the
-    /// WAL archived. Exit 1 when a repository cannot be read.
+    /// List every member's backups (`postgres_backup`: kind, time, age, size, the
+    /// WAL archived) and share snapshots (`share_snapshots`: time, the room each
+    /// added). Exit 1 when a repository or a member cannot be read.
     Backups(backup::BackupsArgs),
     /// Restore a `postgres_backup` into a scratch instance on a member that does
     /// not hold the VIP (never over the running cluster) and count every table's

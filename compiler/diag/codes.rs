@@ -118,6 +118,7 @@ codes! {
     E0519: "a host in two witness clusters (groups with a witness and different hosts)",
     E0520: "an alert without a recipient, sending email without a smarthost, or with a disk threshold that never or always fires",
     E0521: "a postgres_backup with nowhere safe to keep its backups, no retention, no schedule, or a second one for a cluster",
+    E0522: "share_snapshots that keep nothing, or two of them for one share",
     // Rendering and templates.
     E0601: "template not found",
     E0602: "template does not parse",

@@ -24,6 +24,7 @@ mod lsp;
 mod plan;
 mod release_git;
 mod secrets;
+mod snapshots;
 mod ssh;
 mod status;
 mod ui;
