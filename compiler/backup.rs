@@ -517,9 +517,18 @@ mod tests {
         assert!(parse_snapshots("NONE\n").is_empty());
         assert!(parse_snapshots("12\t./.new\n7\t./2026120T0330Z\n").is_empty());
         let text = describe_snapshots("alpha", &snaps, snaps[1].time + 7_200);
-        assert!(text.starts_with("  on alpha: 2 snapshots, newest 2 h ago, 3.1 MiB in all\n"), "{text}");
-        assert!(text.contains("20261204T033012Z  2026-12-04 03:30:12 UTC  48 KiB new"), "{text}");
-        assert_eq!(describe_snapshots("beta", &[], 0), "  on beta: no snapshot yet\n");
+        assert!(
+            text.starts_with("  on alpha: 2 snapshots, newest 2 h ago, 3.1 MiB in all\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("20261204T033012Z  2026-12-04 03:30:12 UTC  48 KiB new"),
+            "{text}"
+        );
+        assert_eq!(
+            describe_snapshots("beta", &[], 0),
+            "  on beta: no snapshot yet\n"
+        );
     }
 
     const INFO: &str = r#"[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000006","min":"000000010000000000000001"}],"backup":[{"archive":{"start":"000000010000000000000004","stop":"000000010000000000000004"},"info":{"delta":23456789,"repository":{"delta":3123456,"size":3123456},"size":23456789},"label":"20261202-101500F","type":"full","timestamp":{"start":1764670500,"stop":1764670510}}],"cipher":"none","db":[{"id":1,"repo-key":1,"system-id":7,"version":"15"}],"name":"main","repo":[{"cipher":"none","key":1,"status":{"code":0,"message":"ok"}}],"status":{"code":0,"lock":{"backup":{"held":false}},"message":"ok"}}]"#;

@@ -236,8 +236,10 @@ fn lab_alerts_by_email_and_webhook() {
         rx.wait(30, |m| count(
             m,
             "beta: rolled back from generation 1 to the state before infra"
-        ) + count(m, "beta: rolled back from generation 2 to generation 1")
-            >= 1),
+        ) + count(
+            m,
+            "beta: rolled back from generation 2 to generation 1"
+        ) >= 1),
         "no message about beta's rollback within 30 s: {:?}",
         rx.received()
     );
@@ -391,7 +393,10 @@ fn lab_alerts_by_email_and_webhook() {
     // The second flaky failure was held back: once `quiet` passed without another,
     // one summary of it
     assert!(
-        rx.wait(120, |m| count(m, "1 held back: beta: infra-job-flaky.service failed") == 1),
+        rx.wait(120, |m| count(
+            m,
+            "1 held back: beta: infra-job-flaky.service failed"
+        ) == 1),
         "no summary of the held-back failure: {:?}",
         rx.received()
     );

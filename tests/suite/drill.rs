@@ -176,7 +176,11 @@ fn drill_measures_every_fault() {
     assert_eq!(r["primary_after"], r["primary_before"], "{r}");
     let refused: Vec<&Value> = r["errors"]
         .as_array()
-        .map(|e| e.iter().filter(|e| !e[0].as_str().is_some_and(|m| m.contains("timed out"))).collect())
+        .map(|e| {
+            e.iter()
+                .filter(|e| !e[0].as_str().is_some_and(|m| m.contains("timed out")))
+                .collect()
+        })
         .unwrap_or_default();
     assert!(
         refused.is_empty() && f(&r, "longest_gap_s") < 2.5,

@@ -43,7 +43,15 @@ fn snapshot(c: &LabConfig, host: &str) {
     // names are per second: two snapshots in one second would be one
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let (code, out) = c.sh(host, "systemctl start infra-share-snapshot-daily.service");
-    assert_eq!(code, 0, "the snapshot on {host} failed: {out}\n{}", c.out(host, "journalctl -q --no-pager -o cat -u infra-share-snapshot-daily.service | tail -20"));
+    assert_eq!(
+        code,
+        0,
+        "the snapshot on {host} failed: {out}\n{}",
+        c.out(
+            host,
+            "journalctl -q --no-pager -o cat -u infra-share-snapshot-daily.service | tail -20"
+        )
+    );
 }
 
 #[test]
@@ -94,7 +102,10 @@ fn lab_share_snapshots_keep_what_was_deleted() {
         c.out("alpha", &format!("stat -c %i {s2}/big.bin")),
         "an unchanged file was copied, not hard-linked"
     );
-    let (code, out) = c.sh("alpha", &format!("cp -a {s1}/gone.txt /srv/data/ && cat /srv/data/gone.txt"));
+    let (code, out) = c.sh(
+        "alpha",
+        &format!("cp -a {s1}/gone.txt /srv/data/ && cat /srv/data/gone.txt"),
+    );
     assert_eq!((code, out.trim()), (0, "precious"), "restoring with cp -a");
 
     // keep = 2: a third snapshot removes the oldest
@@ -109,7 +120,10 @@ fn lab_share_snapshots_keep_what_was_deleted() {
     snapshot(&c, "beta");
     let b = snapshots(&c, "beta");
     assert_eq!(b.len(), 1, "{b:?}");
-    assert_eq!(c.out("beta", &format!("cat {DIR}/{}/gone.txt", b[0])), "precious");
+    assert_eq!(
+        c.out("beta", &format!("cat {DIR}/{}/gone.txt", b[0])),
+        "precious"
+    );
 
     let r = c.infra(&["backups"]);
     assert_eq!(r.code, 0, "{r:?}");
