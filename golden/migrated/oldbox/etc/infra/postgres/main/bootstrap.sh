@@ -22,20 +22,48 @@ force=no
 # The data directory as it was before a rejoin rewinds it: the writes only this
 # member took (while two members were primary) can be read from the copy, started
 # on another port. Kept when the disk has room for it; removed after
-# 7 days.
+# 7 days. Of pg_wal only what starting the copy needs: the
+# segments from the last checkpoint's redo point on (and the timeline history);
+# the older ones are there for standbys (wal_keep_size) and would make the copy,
+# and so the rejoin, as slow as the WAL kept is large (737 MB of 767 in the lab).
 keep_diverged() {
     parent=$(dirname "$pgdata")
     find "$parent" -maxdepth 1 -name "$(basename "$pgdata").infra-diverged-*" \
         -mtime +7 -exec rm -rf {} +
     kept="$pgdata.infra-diverged-$(date -u +%Y%m%dT%H%M%SZ)"
-    need=$(du -sk "$pgdata" | cut -f1)
+    redo=$(/usr/lib/postgresql/15/bin/pg_controldata "$pgdata" 2>/dev/null \
+        | sed -n "s/^Latest checkpoint's REDO WAL file: *//p")
+    wal=$(mktemp)
+    if [ -n "$redo" ]; then
+        # segment names sort by timeline, then position
+        find "$pgdata/pg_wal" -maxdepth 1 -type f -printf '%f\n' \
+            | awk -v r="$redo" '(length($0) == 24 && $0 >= r) || /\.history$/' >"$wal"
+        files=$(du -sk --exclude=pg_wal "$pgdata" | cut -f1)
+        segments=$(sed "s|^|$pgdata/pg_wal/|" "$wal" | xargs -r du -skc | tail -n 1 | cut -f1)
+        need=$((files + ${segments:-0}))
+    else
+        need=$(du -sk "$pgdata" | cut -f1)
+    fi
     free=$(df -Pk "$parent" | awk 'NR == 2 { print $4 }')
-    if [ "$free" -gt $((need + need / 5)) ] && cp -a "$pgdata" "$kept"; then
+    ok=no
+    if [ "$free" -gt $((need + need / 5)) ]; then
+        if [ -n "$redo" ]; then
+            mkdir -m 0700 "$kept" \
+                && tar -C "$pgdata" --exclude=./pg_wal -cf - . | tar -C "$kept" -xpf - \
+                && install -d -o postgres -g postgres -m 0700 "$kept/pg_wal" "$kept/pg_wal/archive_status" \
+                && (cd "$pgdata/pg_wal" && xargs -r cp -a -t "$kept/pg_wal" <"$wal") \
+                && chown postgres:postgres "$kept" && ok=yes
+        else
+            cp -a "$pgdata" "$kept" && ok=yes
+        fi
+    fi
+    rm -f "$wal"
+    if [ "$ok" = yes ]; then
         diverged=$kept
         echo "the data directory as it was before the rejoin is kept in $kept ($need kB): the writes the new primary never got are there (removed after 7 days)"
     else
         rm -rf "$kept"
-        echo "not enough free space to keep the data directory before the rejoin ($need kB needed, $free kB free): rewinding it in place"
+        echo "the data directory before the rejoin is not kept ($need kB needed, $free kB free, or the copy failed): rewinding it in place"
     fi
 }
 if [ "${1:-}" = --force ]; then
