@@ -46,14 +46,19 @@ pub fn sites(model: &Model) -> Vec<Site> {
                     },
                     _ => "postgres".into(),
                 },
-                members: group
-                    .members
-                    .iter()
-                    .map(|m| model.hosts[m.value].name.value.clone())
-                    .collect(),
+                members: host_names(model, cluster.placement.value),
                 vip: group.vip.value.addr.to_string(),
             })
         })
+        .collect()
+}
+
+/// The names of the hosts a placement puts resources on, in declaration order.
+fn host_names(model: &Model, p: Placement) -> Vec<String> {
+    model
+        .placement_hosts(p)
+        .into_iter()
+        .map(|h| model.hosts[h].name.value.clone())
         .collect()
 }
 
@@ -246,15 +251,7 @@ pub fn snapshot_sets(model: &Model) -> Vec<SnapshotSet> {
                 return None;
             };
             let share = &model.instances[*sh];
-            let members = match share.placement.value {
-                Placement::Group(g) | Placement::Active(g) => model.groups[g]
-                    .members
-                    .iter()
-                    .map(|m| model.hosts[m.value].name.value.clone())
-                    .collect(),
-                Placement::Host(h) => vec![model.hosts[h].name.value.clone()],
-                Placement::All => model.hosts.iter().map(|h| h.name.value.clone()).collect(),
-            };
+            let members = host_names(model, share.placement.value);
             Some(SnapshotSet {
                 name: s.name.value.clone(),
                 share: share.name.value.clone(),
@@ -323,14 +320,6 @@ fn snapshot_time(name: &str) -> Option<i64> {
     Some(days_from_civil(y, mo, d) * 86_400 + h * 3_600 + mi * 60 + s)
 }
 
-fn size(kib: u64) -> String {
-    match kib {
-        0..=1_023 => format!("{kib} KiB"),
-        1_024..=1_048_575 => format!("{:.1} MiB", kib as f64 / 1_024.0),
-        _ => format!("{:.1} GiB", kib as f64 / 1_048_576.0),
-    }
-}
-
 /// One member's snapshots, for people: a header line and one line per snapshot.
 pub fn describe_snapshots(host: &str, snaps: &[Snapshot], now: i64) -> String {
     let Some(newest) = snaps.last() else {
@@ -342,14 +331,14 @@ pub fn describe_snapshots(host: &str, snaps: &[Snapshot], now: i64) -> String {
         snaps.len(),
         if snaps.len() == 1 { "" } else { "s" },
         age(now - newest.time),
-        size(total)
+        crate::plan::human_bytes(total * 1024)
     );
     for (k, s) in snaps.iter().enumerate() {
         out.push_str(&format!(
             "    {}  {}  {}{}\n",
             s.name,
             utc(s.time),
-            size(s.kib),
+            crate::plan::human_bytes(s.kib * 1024),
             if k == 0 { "" } else { " new" }
         ));
     }
@@ -522,7 +511,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("20261204T033012Z  2026-12-04 03:30:12 UTC  48 KiB new"),
+            text.contains("20261204T033012Z  2026-12-04 03:30:12 UTC  48.0 KiB new"),
             "{text}"
         );
         assert_eq!(

@@ -264,13 +264,9 @@ setphase undoing"#,
     let _ = writeln!(
         s,
         r#"case $mode in
-  timer) said=$(why) ;;
-  boot|reclaim) said="$(why "$(phase_words "$phase")"): rolled back to {back}" ;;
-  *) said={plain}"${{2:+: $2}}" ;;
-esac
-case $mode in
-  timer|boot|reclaim) note "$said" ;;
-  *) logger -t infra "$said" 2>/dev/null ;;
+  timer) said=$(why); note "$said" ;;
+  boot|reclaim) said="$(why "$(phase_words "$phase")"): rolled back to {back}"; note "$said" ;;
+  *) said={plain}"${{2:+: $2}}"; logger -t infra "$said" 2>/dev/null ;;
 esac
 # an `alert` on the host (the one of the generation it is back on) says so
 for a in /etc/infra/alert/*/alert.sh; do

@@ -24,11 +24,7 @@ fi
 rm -rf "$dir/.new"
 # 24: files vanished while rsync ran (a live tree): the snapshot is still good
 rc=0
-if [ -n "$prev" ]; then
-    rsync -a -H --delete --numeric-ids --link-dest="$prev" "$src/" "$dir/.new/" || rc=$?
-else
-    rsync -a -H --delete --numeric-ids "$src/" "$dir/.new/" || rc=$?
-fi
+rsync -a -H --delete --numeric-ids ${prev:+"--link-dest=$prev"} "$src/" "$dir/.new/" || rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 24 ]; then
     rm -rf "$dir/.new"
     echo "rsync of $src failed (exit $rc): no snapshot taken; the older ones are kept" >&2
