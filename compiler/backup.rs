@@ -1,33 +1,67 @@
-//! `infra backups` and `infra restore`: what the `postgres_backup` instances of a
-//! model are, the commands that ask a member's pgBackRest repository what it
-//! holds or restore from the repositories, and the listing of pgBackRest's
-//! `info --output=json`. Pure: the CLI runs the commands over SSH.
+//! `infra backups` and `infra restore`: what the `postgres_backup`,
+//! `mariadb_backup` and `share_snapshots` instances of a model are, the commands
+//! that ask a member what it holds (pgBackRest's `info --output=json`, the
+//! mariadb_backup chains of `backup.sh list`, the snapshots' `du`) or restore
+//! from it, and their listings. Pure: the CLI runs the commands over SSH.
 
 use crate::resolve::{Model, Placement, Value};
 use serde::Serialize;
 
-/// A `postgres_backup` instance: where its repositories are.
+/// The database a backup copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// `postgres_backup`: pgBackRest repositories.
+    Postgres,
+    /// `mariadb_backup`: mariadb-backup chains with the binary log.
+    Mariadb,
+}
+
+impl Engine {
+    /// The backup's kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres_backup",
+            Engine::Mariadb => "mariadb_backup",
+        }
+    }
+    /// The server's kind.
+    pub fn server_kind(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Mariadb => "mariadb",
+        }
+    }
+}
+
+/// A `postgres_backup` or `mariadb_backup` instance: where its backups are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Site {
     pub name: String,
-    /// The `postgres` instance it backs up.
+    pub engine: Engine,
+    /// The `postgres` or `mariadb` instance it backs up.
     pub cluster: String,
     pub group: String,
-    /// The cluster's first database (`postgres` when it declares none).
+    /// The server's first database (`postgres` when a cluster declares none,
+    /// empty for a MariaDB server without one).
     pub database: String,
     /// The members, in preference order: each keeps a repository.
     pub members: Vec<String>,
     pub vip: String,
 }
 
-/// Every `postgres_backup` of the model, in declaration order.
+/// Every `postgres_backup` and `mariadb_backup` of the model, in declaration order.
 pub fn sites(model: &Model) -> Vec<Site> {
     model
         .instances
         .iter()
-        .filter(|i| i.kind.value == "postgres_backup")
         .filter_map(|b| {
-            let Some(Value::Instance(c)) = b.param("cluster").map(|p| &p.value) else {
+            let (engine, param) = match b.kind.value.as_str() {
+                "postgres_backup" => (Engine::Postgres, "cluster"),
+                "mariadb_backup" => (Engine::Mariadb, "server"),
+                _ => return None,
+            };
+            let Some(Value::Instance(c)) = b.param(param).map(|p| &p.value) else {
                 return None;
             };
             let cluster = &model.instances[*c];
@@ -35,17 +69,22 @@ pub fn sites(model: &Model) -> Vec<Site> {
                 return None;
             };
             let group = &model.groups[g];
+            let first = match cluster.param("databases").map(|p| &p.value) {
+                Some(Value::List(v)) => match v.first() {
+                    Some(Value::Str(d)) => Some(d.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
             Some(Site {
                 name: b.name.value.clone(),
+                engine,
                 cluster: cluster.name.value.clone(),
                 group: group.name.value.clone(),
-                database: match cluster.param("databases").map(|p| &p.value) {
-                    Some(Value::List(v)) => match v.first() {
-                        Some(Value::Str(d)) => d.clone(),
-                        _ => "postgres".into(),
-                    },
-                    _ => "postgres".into(),
-                },
+                database: first.unwrap_or_else(|| match engine {
+                    Engine::Postgres => "postgres".into(),
+                    Engine::Mariadb => String::new(),
+                }),
                 members: host_names(model, cluster.placement.value),
                 vip: group.vip.value.addr.to_string(),
             })
@@ -491,6 +530,195 @@ pub fn describe(host: &str, repo: &Repo, now: i64) -> String {
     out
 }
 
+/// A `mariadb_backup`'s script on a member.
+fn mariadb_script(name: &str, script: &str) -> String {
+    crate::shell::quote(&format!("/etc/infra/mariadb-backup/{name}/{script}"))
+}
+
+/// A member's chains (`backup.sh list`).
+pub fn chains_script(name: &str) -> String {
+    format!(
+        "{} list
+",
+        mariadb_script(name, "backup.sh")
+    )
+}
+
+/// One backup of a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainBackup {
+    /// Its place in the chain: 0 the full backup, then the incrementals.
+    pub seq: u32,
+    /// full or incr.
+    pub kind: String,
+    /// Unix seconds.
+    pub start: i64,
+    pub stop: i64,
+    pub kib: u64,
+}
+
+/// A full backup with the incrementals built on it and the binary log from it on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Chain {
+    /// The full backup's start, `20261204T010000Z`.
+    pub name: String,
+    /// The binary log under it was reset (the member seeded again): a restore
+    /// from it ends there.
+    pub closed: bool,
+    /// When the binary log was last copied into it (Unix seconds, 0: never).
+    pub archived: i64,
+    pub binlog_kib: u64,
+    pub backups: Vec<ChainBackup>,
+}
+
+/// The lines of [`chains_script`]: `chain NAME open|closed ARCHIVED KIB` and
+/// `backup CHAIN SEQ KIND START STOP KIB`, tab-separated.
+pub fn parse_chains(out: &str) -> Vec<Chain> {
+    let mut chains: Vec<Chain> = Vec::new();
+    for l in out.lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        match f.as_slice() {
+            ["chain", name, state, archived, kib] => chains.push(Chain {
+                name: name.to_string(),
+                closed: *state == "closed",
+                archived: archived.parse().unwrap_or(0),
+                binlog_kib: kib.parse().unwrap_or(0),
+                backups: Vec::new(),
+            }),
+            ["backup", chain, seq, kind, start, stop, kib] => {
+                let (Some(c), Ok(seq), Ok(start), Ok(stop)) = (
+                    chains.last_mut().filter(|c| c.name == *chain),
+                    seq.parse(),
+                    start.parse(),
+                    stop.parse(),
+                ) else {
+                    continue;
+                };
+                c.backups.push(ChainBackup {
+                    seq,
+                    kind: kind.to_string(),
+                    start,
+                    stop,
+                    kib: kib.parse().unwrap_or(0),
+                });
+            }
+            _ => {}
+        }
+    }
+    chains
+}
+
+/// The end of the newest backup among `chains` that ended before `target`.
+pub fn newest_before(chains: &[Chain], target: &Target) -> Option<i64> {
+    chains
+        .iter()
+        .flat_map(|c| &c.backups)
+        .map(|b| b.stop)
+        .filter(|stop| match target {
+            Target::Latest => true,
+            Target::Time { epoch, .. } => *stop < *epoch,
+        })
+        .max()
+}
+
+/// One member's chains, for people: a header line, a line per backup and one
+/// for the chain's binary log.
+pub fn describe_chains(host: &str, chains: &[Chain], now: i64) -> String {
+    let n: usize = chains.iter().map(|c| c.backups.len()).sum();
+    if n == 0 {
+        return format!("  on {host}: no backup yet\n");
+    }
+    let mut out = format!(
+        "  on {host}: {n} backup{} in {} chain{}\n",
+        if n == 1 { "" } else { "s" },
+        chains.len(),
+        if chains.len() == 1 { "" } else { "s" }
+    );
+    for c in chains {
+        for b in &c.backups {
+            out.push_str(&format!(
+                "    {}/{:03}  {:<4}  {}  {:>10}  {:>9}\n",
+                c.name,
+                b.seq,
+                b.kind,
+                utc(b.stop),
+                age(now - b.stop),
+                crate::plan::human_bytes(b.kib * 1024)
+            ));
+        }
+        let log = if c.archived == 0 {
+            "not copied yet".to_string()
+        } else {
+            format!(
+                "copied until {} ({})",
+                utc(c.archived),
+                age(now - c.archived)
+            )
+        };
+        out.push_str(&format!(
+            "    {}      binary log {log}, {}{}\n",
+            c.name,
+            crate::plan::human_bytes(c.binlog_kib * 1024),
+            if c.closed {
+                "; ended: the member was seeded again"
+            } else {
+                ""
+            }
+        ));
+    }
+    out
+}
+
+/// The primary's GTID position (on the VIP holder).
+pub fn gtid_script() -> String {
+    "mariadb --protocol=socket -N -B -e 'SELECT @@gtid_binlog_pos'\n".to_string()
+}
+
+/// The first second whose events a MariaDB restore to `target` leaves out: the
+/// binary log's times are whole seconds, so a time with a fraction includes the
+/// events of its second.
+pub fn binlog_stop(target: &Target) -> Option<i64> {
+    match target {
+        Target::Latest => None,
+        Target::Time { text, epoch } => {
+            let fraction = text
+                .split_once(' ')
+                .is_some_and(|(_, time)| time.contains('.'));
+            Some(epoch + i64::from(fraction))
+        }
+    }
+}
+
+/// Restore `target` into the scratch server (restore.sh on the member), after
+/// the member applied the primary's `gtid`.
+pub fn mariadb_restore_script(name: &str, target: &Target, gtid: Option<&str>) -> String {
+    let arg = binlog_stop(target).map_or("latest".to_string(), |s| format!("@{s}"));
+    format!(
+        "{} {}{} 2>&1\n",
+        mariadb_script(name, "restore.sh"),
+        crate::shell::quote(&arg),
+        gtid.map(|g| format!(" {}", crate::shell::quote(g)))
+            .unwrap_or_default()
+    )
+}
+
+/// Stop and delete the scratch instance of a backup.
+pub fn stop_restore_script(site: &Site) -> String {
+    match site.engine {
+        Engine::Postgres => format!("{}/restore.sh stop\n", dir(&site.name)),
+        Engine::Mariadb => format!("{} stop\n", mariadb_script(&site.name, "restore.sh")),
+    }
+}
+
+/// `sql` in `database` as root over the socket, tab-separated, no headers.
+pub fn mariadb_sql_script(database: &str, sql: &str) -> String {
+    format!(
+        "mariadb --protocol=socket -N -B -D {} -e {}\n",
+        crate::shell::quote(database),
+        crate::shell::quote(sql)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,5 +851,65 @@ mod tests {
         }
         assert_eq!(age(30), "30 s ago");
         assert_eq!(age(3 * 86_400), "3 d ago");
+    }
+
+    #[test]
+    fn mariadb_chains_are_parsed_and_described() {
+        let out = "chain\t20261204T043053Z\tclosed\t1796358664\t20\n\
+                   backup\t20261204T043053Z\t000\tfull\t1796358653\t1796358653\t17596\n\
+                   backup\t20261204T043053Z\t001\tincr\t1796358658\t1796358660\t5156\n\
+                   backup\tother\t002\tincr\t1\t2\t3\n\
+                   garbage\n\
+                   chain\t20261204T043305Z\topen\t0\t8\n";
+        let chains = parse_chains(out);
+        assert_eq!(chains.len(), 2);
+        assert!(chains[0].closed && !chains[1].closed);
+        assert_eq!(
+            chains[0].backups.len(),
+            2,
+            "a backup line of another chain is not this one's"
+        );
+        assert_eq!(chains[0].backups[1].seq, 1);
+        assert_eq!(chains[0].backups[1].kind, "incr");
+        let text = describe_chains("web2", &chains, 1796358720);
+        assert!(
+            text.starts_with("  on web2: 2 backups in 2 chains\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("20261204T043053Z/001  incr  2026-12-04 04:31:00 UTC    60 s ago"),
+            "{text}"
+        );
+        assert!(text.contains("binary log copied until 2026-12-04 04:31:04 UTC (56 s ago), 20.0 KiB; ended: the member was seeded again"), "{text}");
+        assert!(text.contains("binary log not copied yet"), "{text}");
+        assert_eq!(describe_chains("db1", &[], 0), "  on db1: no backup yet\n");
+        let at = |t: &str| Target::parse(t).unwrap();
+        assert_eq!(newest_before(&chains, &Target::Latest), Some(1796358660));
+        assert_eq!(
+            newest_before(&chains, &at("2026-12-04 04:30:59+00")),
+            Some(1796358653)
+        );
+        assert_eq!(newest_before(&chains, &at("2026-12-04 04:30:53+00")), None);
+    }
+
+    #[test]
+    fn the_binary_log_stops_at_whole_seconds() {
+        let at = |t: &str| Target::parse(t).unwrap();
+        let whole = at("2026-12-04 04:31:01+00");
+        let Target::Time { epoch, .. } = whole else {
+            panic!()
+        };
+        // 04:31:01 exactly: the events of that second are after it
+        assert_eq!(binlog_stop(&whole), Some(epoch));
+        // 04:31:01.4: the events of 04:31:01 are taken, they may be before it
+        assert_eq!(
+            binlog_stop(&at("2026-12-04 04:31:01.407+00")),
+            Some(epoch + 1)
+        );
+        assert_eq!(binlog_stop(&Target::Latest), None);
+        assert_eq!(
+            mariadb_restore_script("shop", &whole, Some("0-1-30")),
+            format!("'/etc/infra/mariadb-backup/shop/restore.sh' '@{epoch}' '0-1-30' 2>&1\n")
+        );
     }
 }

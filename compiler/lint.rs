@@ -607,55 +607,71 @@ fn pgbackrest_size(v: &str) -> Option<(&'static str, &'static str)> {
     ))
 }
 
-/// A backup with nowhere safe to go (one member: the repository would be the
-/// primary's own disk), a retention of nothing, no schedule, or two backups
-/// fighting over one cluster's archive_command.
+/// A backup with nowhere safe to go (one member: the backups would be the
+/// primary's own disk), a retention of nothing, no schedule, or two backups of
+/// one server (two archive_commands, two chains fighting over one binary log).
 fn backups(model: &Model, out: &mut Vec<Diag>) {
-    let mut of_cluster: BTreeMap<crate::resolve::InstanceId, &Instance> = BTreeMap::new();
-    for b in model
-        .instances
-        .iter()
-        .filter(|i| i.kind.value == "postgres_backup")
-    {
+    // the kind, the parameter naming its server (also what the server is
+    // called), the server's kind, and what one backup of it keeps
+    const KINDS: [(&str, &str, &str, &str); 2] = [
+        (
+            "postgres_backup",
+            "cluster",
+            "postgres",
+            "it keeps full and incremental backups and the WAL",
+        ),
+        (
+            "mariadb_backup",
+            "server",
+            "mariadb",
+            "it keeps full and incremental backups and the binary log",
+        ),
+    ];
+    let mut of_server: BTreeMap<crate::resolve::InstanceId, &Instance> = BTreeMap::new();
+    for b in model.instances.iter() {
+        let Some(&(kind, param, server_kind, keeps)) = KINDS.iter().find(|k| k.0 == b.kind.value)
+        else {
+            continue;
+        };
         let name = &b.name.value;
-        if let Some(Value::Instance(c)) = b.param("cluster").map(|p| &p.value) {
-            let cluster = &model.instances[*c];
-            if let Some(first) = of_cluster.get(c) {
-                let span = b.param("cluster").map_or(b.name.span, |p| p.span);
+        if let Some(Value::Instance(c)) = b.param(param).map(|p| &p.value) {
+            let server = &model.instances[*c];
+            if let Some(first) = of_server.get(c) {
+                let span = b.param(param).map_or(b.name.span, |p| p.span);
                 out.push(
                     Diag::error(
                         codes::E0521,
                         format!(
-                            "postgres `{}` has two backups, `{}` and `{name}`",
-                            cluster.name.value, first.name.value
+                            "{server_kind} `{}` has two backups, `{}` and `{name}`",
+                            server.name.value, first.name.value
                         ),
                     )
-                    .at(span, "a second archive_command for the same cluster")
+                    .at(span, "a second backup of the same server")
                     .with(first.name.span, "the first")
-                    .help("one postgres_backup per cluster: it keeps full and incremental backups and the WAL"),
+                    .help(format!("one {kind} per {param}: {keeps}")),
                 );
             } else {
-                of_cluster.insert(*c, b);
+                of_server.insert(*c, b);
             }
             let members =
-                group_of(cluster.placement.value).map_or(1, |g| model.groups[g].members.len());
+                group_of(server.placement.value).map_or(1, |g| model.groups[g].members.len());
             if members < 2 {
                 out.push(
                     Diag::error(
                         codes::E0521,
-                        format!("postgres_backup `{name}` would keep its backups on the primary's own disk"),
+                        format!("{kind} `{name}` would keep its backups on the primary's own disk"),
                     )
-                    .at(b.name.span, "its cluster's group has one member")
-                    .help("the repositories are on the members that are not the primary: give the failover group a second member"),
+                    .at(b.name.span, format!("its {param}'s group has one member"))
+                    .help("the backups are kept on the members that are not the primary: give the failover group a second member"),
                 );
             }
         }
         if let Some(p) = b.param("keep_full") {
             if p.value == Value::Int(0) {
                 out.push(
-                    Diag::error(codes::E0521, format!("postgres_backup `{name}` keeps no backup"))
+                    Diag::error(codes::E0521, format!("{kind} `{name}` keeps no backup"))
                         .at(p.span, "keep_full = 0")
-                        .help("keep at least one full backup (2: the last one and the one before, with the WAL between)"),
+                        .help(format!("keep at least one full backup (2: the last one and the one before, with the {} between)", if kind == "postgres_backup" { "WAL" } else { "binary log" })),
                 );
             }
         }
@@ -665,7 +681,7 @@ fn backups(model: &Model, out: &mut Vec<Diag>) {
                     out.push(
                         Diag::error(
                             codes::E0521,
-                            format!("postgres_backup `{name}` has no `{when}` schedule"),
+                            format!("{kind} `{name}` has no `{when}` schedule"),
                         )
                         .at(span, "empty")
                         .help(format!(

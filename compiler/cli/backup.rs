@@ -2,7 +2,7 @@
 //! per member.
 
 use super::deploy::{fleet, show, Connection};
-use crate::backup::{self, Site, Target};
+use crate::backup::{self, Engine, Site, Target};
 use crate::deploy::Fleet;
 use clap::Args;
 use std::path::PathBuf;
@@ -19,14 +19,15 @@ pub struct BackupsArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RestoreArgs {
-    /// The `postgres_backup` to restore from.
+    /// The `postgres_backup` or `mariadb_backup` to restore from.
     pub name: String,
     pub path: Option<PathBuf>,
     /// `latest` (the end of the archive) or a time, e.g. "2026-12-02 10:15:00+00".
     #[arg(long, value_name = "TIME", default_value = "latest")]
     pub to: String,
-    /// The member that runs the scratch instance (default: the first that does
-    /// not hold the VIP).
+    /// The member that runs the scratch instance (default: for PostgreSQL the
+    /// first that does not hold the VIP; for MariaDB the one without the VIP
+    /// holding the newest backup before TIME).
     #[arg(long, value_name = "HOST")]
     pub on: Option<String>,
     #[command(flatten)]
@@ -59,7 +60,7 @@ pub fn list(args: BackupsArgs) -> i32 {
     let sites = backup::sites(&fleet.model);
     let sets = backup::snapshot_sets(&fleet.model);
     if sites.is_empty() && sets.is_empty() {
-        errln!("no postgres_backup or share_snapshots in this configuration (docs/stdlib.md, \"postgres_backup\", \"share_snapshots\")");
+        errln!("no postgres_backup, mariadb_backup or share_snapshots in this configuration (docs/stdlib.md, \"postgres_backup\", \"mariadb_backup\", \"share_snapshots\")");
         return 1;
     }
     let mut failed = false;
@@ -67,11 +68,37 @@ pub fn list(args: BackupsArgs) -> i32 {
     for site in &sites {
         if !args.json {
             outln!(
-                "postgres_backup {} (postgres {} on {}):",
+                "{} {} ({} {} on {}):",
+                site.engine.kind(),
                 site.name,
+                site.engine.server_kind(),
                 site.cluster,
                 site.group
             );
+        }
+        if site.engine == Engine::Mariadb {
+            for (host, r) in site.members.iter().zip(chains(&fleet, site, &site.members)) {
+                match r {
+                    Ok(chains) => {
+                        if args.json {
+                            json.push(serde_json::json!({"backup": site.name, "host": host, "chains": chains}));
+                        } else {
+                            out!("{}", backup::describe_chains(host, &chains, now()));
+                        }
+                    }
+                    Err(e) => {
+                        failed = true;
+                        if args.json {
+                            json.push(
+                                serde_json::json!({"backup": site.name, "host": host, "error": e}),
+                            );
+                        } else {
+                            outln!("  on {host}: {e}");
+                        }
+                    }
+                }
+            }
+            continue;
         }
         let results = crate::transport::in_parallel(&site.members, |h| {
             run(&fleet, h, &backup::info_script(&site.name))
@@ -159,6 +186,22 @@ pub fn list(args: BackupsArgs) -> i32 {
     i32::from(failed)
 }
 
+/// Each of `hosts`' mariadb_backup chains, in order.
+fn chains(fleet: &Fleet, site: &Site, hosts: &[String]) -> Vec<Result<Vec<backup::Chain>, String>> {
+    crate::transport::in_parallel(hosts, |h| {
+        match run(fleet, h, &backup::chains_script(&site.name)) {
+            Ok(out) if out.success() => {
+                Ok(backup::parse_chains(&String::from_utf8_lossy(&out.stdout)))
+            }
+            Ok(out) => Err(format!(
+                "listing the backups failed: {}",
+                out.stderr_text().lines().last().unwrap_or("")
+            )),
+            Err(_) => Err("cannot be reached".into()),
+        }
+    })
+}
+
 /// The member that runs the scratch instance, and the VIP holder (which archives
 /// its current WAL first), by asking each member whether it holds the VIP.
 fn members(fleet: &Fleet, site: &Site) -> (Vec<String>, Option<String>) {
@@ -195,7 +238,7 @@ pub fn restore(args: RestoreArgs) -> i32 {
     let Some(site) = sites.iter().find(|s| s.name == args.name) else {
         let known: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
         errln!(
-            "error: no postgres_backup `{}` in this configuration (there is: {})",
+            "error: no postgres_backup or mariadb_backup `{}` in this configuration (there is: {})",
             args.name,
             if known.is_empty() {
                 "none".to_string()
@@ -205,7 +248,11 @@ pub fn restore(args: RestoreArgs) -> i32 {
         );
         return 1;
     };
-    match restore_run(&fleet, site, &target, args.on.as_deref(), &args.to) {
+    let restored = match site.engine {
+        Engine::Postgres => restore_run(&fleet, site, &target, args.on.as_deref(), &args.to),
+        Engine::Mariadb => mariadb_restore_run(&fleet, site, &target, args.on.as_deref(), &args.to),
+    };
+    match restored {
         Ok(r) => {
             out!("{}", r.output);
             if r.ok {
@@ -324,15 +371,120 @@ fn restore_run(
     })
 }
 
+/// Restore a `mariadb_backup` to `target` on `on` (default: the member without
+/// the VIP holding the newest backup before it: each member has only its own).
+fn mariadb_restore_run(
+    fleet: &Fleet,
+    site: &Site,
+    target: &Target,
+    on: Option<&str>,
+    to: &str,
+) -> Result<Restored, i32> {
+    let (others, holder) = members(fleet, site);
+    let on = match on {
+        Some(h) if site.members.iter().any(|m| m == h) => h.to_string(),
+        Some(h) => {
+            errln!(
+                "error: {h} is not a member of {} ({})",
+                site.group,
+                site.members.join(", ")
+            );
+            return Err(1);
+        }
+        None => {
+            let newest = others
+                .iter()
+                .zip(chains(fleet, site, &others))
+                .filter_map(|(h, r)| match r {
+                    Ok(c) => Some((backup::newest_before(&c, target)?, h)),
+                    Err(e) => {
+                        errln!("warning: {h}: {e}");
+                        None
+                    }
+                })
+                .max();
+            match newest {
+                Some((_, h)) => h.clone(),
+                None => {
+                    let on_holder = holder.as_ref().is_some_and(|h| {
+                        chains(fleet, site, std::slice::from_ref(h))
+                            .pop()
+                            .and_then(Result::ok)
+                            .is_some_and(|c| backup::newest_before(&c, target).is_some())
+                    });
+                    match (&holder, on_holder) {
+                        (Some(h), true) => errln!(
+                            "error: only {h}, the VIP holder of {}, has a backup of {} that ended before {to}: restore there with `--on {h}` if it has the disk space for a second copy",
+                            site.group, site.name
+                        ),
+                        _ => errln!(
+                            "error: no member of {} has a backup of {} that ended before {to} (`infra backups`)",
+                            site.group, site.name
+                        ),
+                    }
+                    return Err(1);
+                }
+            }
+        }
+    };
+    // the primary's position now: the member applies it before the restore, so
+    // `latest` and a time of a few seconds ago include the last commits
+    let gtid = match holder.as_deref() {
+        Some(h) if h != on => match run(fleet, h, &backup::gtid_script()) {
+            Ok(out) if out.success() => {
+                Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+                    .filter(|g| !g.is_empty())
+            }
+            _ => {
+                errln!("warning: {h}: the primary's GTID position could not be read (the restore may end a little earlier)");
+                None
+            }
+        },
+        Some(_) => None,
+        None => {
+            errln!(
+                "warning: no member holds the VIP of {}: the restore ends where {on}'s binary log does",
+                site.group
+            );
+            None
+        }
+    };
+    errln!(
+        "{on}: restoring {} into a scratch server (copying and preparing the backup, replaying the binary log; this takes a while for a large database)",
+        site.name
+    );
+    let out = run(
+        fleet,
+        &on,
+        &backup::mariadb_restore_script(&site.name, target, gtid.as_deref()),
+    )?;
+    let err = out.stderr_text();
+    if !err.is_empty() {
+        errln!("{err}");
+    }
+    Ok(Restored {
+        ok: out.success(),
+        output: String::from_utf8_lossy(&out.stdout).into_owned(),
+        host: on,
+    })
+}
+
 /// `infra drill --fault restore`: rows written on the primary, a moment noted, the
 /// rows deleted, `infra restore` to that moment; exit 0 only when every row is back.
 pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
     const ROWS: u64 = 1000;
     const TABLE: &str = "infra_drill_restore";
     let Some(site) = backup::sites(model).into_iter().next() else {
-        errln!("error: --fault restore needs a `postgres_backup` in the configuration (docs/stdlib.md, \"postgres_backup\")");
+        errln!("error: --fault restore needs a `postgres_backup` or `mariadb_backup` in the configuration (docs/stdlib.md, \"postgres_backup\", \"mariadb_backup\")");
         return 1;
     };
+    if site.database.is_empty() {
+        errln!(
+            "error: --fault restore writes into the first of mariadb `{}`'s `databases`, and it declares none",
+            site.cluster
+        );
+        return 1;
+    }
     let conn = Connection {
         lab: true,
         accept_new_host_keys: false,
@@ -357,8 +509,14 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
         return 1;
     };
     let db = &site.database;
+    let mariadb = site.engine == Engine::Mariadb;
     let sql = |host: &str, q: &str| -> Result<String, i32> {
-        let out = run(&fleet, host, &backup::psql_script(db, q))?;
+        let script = if mariadb {
+            backup::mariadb_sql_script(db, q)
+        } else {
+            backup::psql_script(db, q)
+        };
+        let out = run(&fleet, host, &script)?;
         if out.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
         } else {
@@ -368,7 +526,14 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
     };
     let say = |s: &str| errln!("drill: {s}");
     let steps = || -> Result<i32, i32> {
-        sql(&primary, &format!("DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} (id int PRIMARY KEY, at timestamptz DEFAULT now()); INSERT INTO {TABLE} (id) SELECT generate_series(1, {ROWS})"))?;
+        sql(
+            &primary,
+            &if mariadb {
+                format!("DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} (id INT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6)); INSERT INTO {TABLE} (id) SELECT seq FROM seq_1_to_{ROWS}")
+            } else {
+                format!("DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} (id int PRIMARY KEY, at timestamptz DEFAULT now()); INSERT INTO {TABLE} (id) SELECT generate_series(1, {ROWS})")
+            },
+        )?;
         say(&format!(
             "{ROWS} rows written into {db}.{TABLE} on {primary}"
         ));
@@ -378,7 +543,12 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
             &fleet,
             &standby,
             &format!(
-                "systemctl start infra-pgbackrest-{}@full.service\n",
+                "systemctl start {}-{}@full.service\n",
+                if mariadb {
+                    "infra-mariadb-backup"
+                } else {
+                    "infra-pgbackrest"
+                },
                 site.name
             ),
         )?;
@@ -391,12 +561,17 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
         }
         let backup_s = t.elapsed().as_secs_f64();
         say(&format!(
-            "full backup into {standby}'s repository in {backup_s:.1} s"
+            "full backup into {standby}'s {} in {backup_s:.1} s",
+            if mariadb { "backups" } else { "repository" }
         ));
         std::thread::sleep(std::time::Duration::from_secs(1));
         let moment = sql(
             &primary,
-            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+            if mariadb {
+                "SELECT CONCAT(DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f'), '+00')"
+            } else {
+                "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
+            },
         )?;
         std::thread::sleep(std::time::Duration::from_secs(1));
         sql(&primary, &format!("DELETE FROM {TABLE}"))?;
@@ -409,14 +584,19 @@ pub fn drill(dir: &std::path::Path, model: &crate::resolve::Model) -> i32 {
             }
         };
         let t = std::time::Instant::now();
-        let r = restore_run(&fleet, &site, &target, None, &moment)?;
+        let r = if mariadb {
+            mariadb_restore_run(&fleet, &site, &target, None, &moment)?
+        } else {
+            restore_run(&fleet, &site, &target, None, &moment)?
+        };
         let restore_s = t.elapsed().as_secs_f64();
-        let back = backup::restored_rows(&r.output, db, &format!("public.{TABLE}"));
-        let _ = run(
-            &fleet,
-            &r.host,
-            &format!("/etc/infra/pgbackrest/{}/restore.sh stop\n", site.name),
-        );
+        let table = if mariadb {
+            TABLE.to_string()
+        } else {
+            format!("public.{TABLE}")
+        };
+        let back = backup::restored_rows(&r.output, db, &table);
+        let _ = run(&fleet, &r.host, &backup::stop_restore_script(&site));
         let _ = sql(&primary, &format!("DROP TABLE IF EXISTS {TABLE}"));
         let got = back.unwrap_or(0);
         outln!(

@@ -106,12 +106,12 @@ pub enum Command {
     /// with two primaries, time to heal. Exit 1 over a `--max-*` budget.
     Drill(drill::DrillArgs),
     /// List every member's backups (`postgres_backup`: kind, time, age, size, the
-    /// WAL archived) and share snapshots (`share_snapshots`: time, the room each
+    /// WAL archived; `mariadb_backup`: the chains, the binary log copied) and share snapshots (`share_snapshots`: time, the room each
     /// added). Exit 1 when a repository or a member cannot be read.
     Backups(backup::BackupsArgs),
-    /// Restore a `postgres_backup` into a scratch instance on a member that does
-    /// not hold the VIP (never over the running cluster) and count every table's
-    /// rows.
+    /// Restore a `postgres_backup` or `mariadb_backup` into a scratch instance on
+    /// a member that does not hold the VIP (never over the running server) and
+    /// count every table's rows.
     Restore(backup::RestoreArgs),
     /// The live truth, read-only: who holds each VIP, which database is primary and
     /// which streams (lag), the last share pushes, active-only jobs, failed units,

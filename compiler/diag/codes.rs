@@ -117,7 +117,7 @@ codes! {
     W0518: "a database on a group of two members without a witness (both can become primary)",
     E0519: "a host in two witness clusters (groups with a witness and different hosts)",
     E0520: "an alert without a recipient, sending email without a smarthost, or with a disk threshold that never or always fires",
-    E0521: "a postgres_backup with nowhere safe to keep its backups, no retention, no schedule, or a second one for a cluster",
+    E0521: "a postgres_backup or mariadb_backup with nowhere safe to keep its backups, no retention, no schedule, or a second one for a server",
     E0522: "share_snapshots that keep nothing, or two of them for one share",
     // Rendering and templates.
     E0601: "template not found",

@@ -58,7 +58,8 @@ pub enum Fault {
     /// the VIP holder for the hold. Nothing may fail over.
     Stress,
     /// A mistake instead of a failure: rows deleted on the primary and brought back
-    /// with `infra restore` to the moment before (needs a `postgres_backup`; no
+    /// with `infra restore` to the moment before (needs a `postgres_backup` or a
+    /// `mariadb_backup`; no
     /// writer, nothing breaks).
     Restore,
 }

@@ -279,12 +279,13 @@ pub fn script(model: &Model, host: &str) -> String {
             ));
         }
     }
-    if model
-        .instances
-        .iter()
-        .any(|i| i.kind.value == "postgres_backup")
-    {
-        disks.push("/var/lib/infra-pgbackrest".into());
+    for (kind, dir) in [
+        ("postgres_backup", "/var/lib/infra-pgbackrest"),
+        ("mariadb_backup", "/var/lib/infra-mariadb-backup"),
+    ] {
+        if model.instances.iter().any(|i| i.kind.value == kind) {
+            disks.push(dir.into());
+        }
     }
     disks.dedup();
     let list: Vec<String> = disks.iter().map(|d| quote(d)).collect();

@@ -21,6 +21,7 @@ mod init;
 mod interrupt;
 mod lab;
 mod lsp;
+mod mariadb_backup;
 mod plan;
 mod release_git;
 mod secrets;

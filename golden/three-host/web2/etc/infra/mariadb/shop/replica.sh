@@ -133,7 +133,15 @@ if ! grep -q 'gtid_slave_pos' "$dump"; then
 fi
 sql -e 'STOP SLAVE' 2>/dev/null || :
 sql -e 'RESET SLAVE ALL'
-# this server's own binary log history goes with its old copy of the data
+# this server's own binary log history goes with its old copy of the data:
+# what wants it first (a mariadb_backup copies it into its chain) runs now, and
+# the stamp tells it the log it copied from ends here
+for hook in /etc/infra/mariadb/shop/before-reset.d/*.sh; do
+    if [ -x "$hook" ] && ! "$hook"; then
+        echo "warning: $hook failed; resetting the binary log anyway" >&2
+    fi
+done
+date +%s > "$datadir/infra-shop-binlog-reset"
 sql -e 'RESET MASTER'
 # (its CHANGE MASTER names no host: ours below does, after the position is set)
 { echo 'SET SESSION sql_log_bin = 0;'; grep -v '^CHANGE MASTER TO' "$dump"; } | mariadb --protocol=socket
